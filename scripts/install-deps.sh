@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Installs the host packages Mekha's demo and tests need on Debian 12: QEMU (10.x from
+# bookworm-backports when that suite can be reached, else bookworm's 7.2), busybox-static
+# and cpio for the test guest's initramfs, and zstd. Idempotent; safe to run on every CI run.
+set -euo pipefail
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+have_all() {
+  command -v qemu-system-x86_64 >/dev/null && command -v qemu-img >/dev/null &&
+  [ -x /bin/busybox ] && dpkg -s busybox-static >/dev/null 2>&1 &&
+  command -v cpio >/dev/null && command -v zstd >/dev/null
+}
+
+# Reuse the URI of the machine's own Debian apt source for bookworm-backports, so that no
+# mirror is named here and the machine's mirror choice is respected.
+debian_uri() {
+  local uri=""
+  if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+    uri=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
+  fi
+  if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
+    uri=$(awk '$1=="deb" && $0 ~ /bookworm / {print $2; exit}' /etc/apt/sources.list)
+  fi
+  echo "$uri"
+}
+
+add_backports() {
+  local list=/etc/apt/sources.list.d/mekha-backports.list
+  [ -f "$list" ] && return 0
+  grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/ && return 0
+  local uri
+  uri=$(debian_uri)
+  if [ -z "$uri" ]; then
+    echo "install-deps: no Debian apt source found; using bookworm's own QEMU" >&2
+    return 1
+  fi
+  echo "deb $uri bookworm-backports main" | $SUDO tee "$list" >/dev/null
+}
+
+if have_all && [ "${MEKHA_FORCE_INSTALL:-0}" != 1 ]; then
+  echo "install-deps: QEMU $(qemu-system-x86_64 --version | head -1 | awk '{print $4}') and tools already installed"
+  exit 0
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+backports=0
+if [ "$codename" = bookworm ] && add_backports; then backports=1; fi
+$SUDO apt-get update -q
+base_pkgs="busybox-static cpio zstd xz-utils"
+qemu_pkgs="qemu-system-x86 qemu-utils"
+if [ "$backports" = 1 ] && $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports $qemu_pkgs; then
+  :
+else
+  echo "install-deps: bookworm-backports QEMU not available; installing the distribution's QEMU" >&2
+  $SUDO apt-get install -y -q --no-install-recommends $qemu_pkgs
+fi
+$SUDO apt-get install -y -q --no-install-recommends $base_pkgs
+echo "install-deps: QEMU $(qemu-system-x86_64 --version | head -1 | awk '{print $4}') installed"

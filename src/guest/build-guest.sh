@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Builds Mekha's test guest from Debian packages only: Debian's cloud kernel plus a
+# busybox-static initramfs carrying the project's workload programs (src/guest/workloads).
+# Output (default ~/.cache/mekha/guest, or $MEKHA_GUEST_DIR): vmlinuz, initrd.img, and a stamp
+# holding the hash of every input; the guest is rebuilt only when an input changed.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+out=${MEKHA_GUEST_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mekha/guest}
+modules=(virtio virtio_ring virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci
+         failover net_failover virtio_net virtio_blk virtio_console)
+
+for tool in gcc cpio gzip apt-get dpkg; do
+  command -v "$tool" >/dev/null || { echo "build-guest: $tool is missing (run scripts/install-deps.sh)" >&2; exit 1; }
+done
+[ -x /bin/busybox ] && /bin/busybox --list | grep -qx ip ||
+  { echo "build-guest: /bin/busybox (package busybox-static) is missing (run scripts/install-deps.sh)" >&2; exit 1; }
+
+kernel_pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}')
+[ -n "$kernel_pkg" ] || { echo "build-guest: apt cannot resolve linux-image-cloud-amd64 (run apt-get update)" >&2; exit 1; }
+kernel_ver=$(apt-cache policy "$kernel_pkg" | awk '/Candidate:/ {print $2}')
+
+stamp=$( { echo "$kernel_pkg $kernel_ver"; echo "${modules[*]}"; /bin/busybox | head -1;
+           cat "$here/build-guest.sh" "$here/init" "$here"/workloads/*.c; } | sha256sum | cut -c1-16)
+if [ -f "$out/stamp" ] && [ "$(cat "$out/stamp")" = "$stamp" ] && [ -f "$out/vmlinuz" ] && [ -f "$out/initrd.img" ]; then
+  echo "build-guest: guest $stamp is up to date in $out"
+  exit 0
+fi
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+echo "build-guest: fetching $kernel_pkg $kernel_ver"
+(cd "$work" && apt-get download -q "$kernel_pkg" >/dev/null)
+dpkg -x "$work"/"$kernel_pkg"_*.deb "$work/kernel"
+kver=${kernel_pkg#linux-image-}
+moddir="$work/kernel/lib/modules/$kver"
+
+root="$work/root"
+mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,run,etc,lib/modules}
+cp /bin/busybox "$root/bin/busybox"
+install -m 0755 "$here/init" "$root/init"
+for src in "$here"/workloads/*.c; do
+  name=$(basename "$src" .c)
+  gcc -O2 -static -Wall -Werror -o "$root/bin/$name" "$src"
+done
+
+: > "$root/lib/modules/load-order"
+for m in "${modules[@]}"; do
+  f=$(find "$moddir" -name "$m.ko*" | head -1)
+  if [ -z "$f" ]; then
+    grep -q "/$m.ko" "$moddir/modules.builtin" 2>/dev/null && continue
+    echo "build-guest: module $m is neither a module nor built into $kver" >&2; exit 1
+  fi
+  case "$f" in
+    *.ko.xz) xz -dc "$f" > "$root/lib/modules/$m.ko" ;;
+    *.ko.zst) zstd -qdc "$f" > "$root/lib/modules/$m.ko" ;;
+    *.ko.gz) gzip -dc "$f" > "$root/lib/modules/$m.ko" ;;
+    *) cp "$f" "$root/lib/modules/$m.ko" ;;
+  esac
+  echo "$m" >> "$root/lib/modules/load-order"
+done
+
+mkdir -p "$out"
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -9) > "$out/initrd.img.tmp"
+cp "$work/kernel/boot/vmlinuz-$kver" "$out/vmlinuz.tmp"
+mv "$out/initrd.img.tmp" "$out/initrd.img"
+mv "$out/vmlinuz.tmp" "$out/vmlinuz"
+echo "$stamp" > "$out/stamp"
+echo "build-guest: built guest $stamp ($kver) in $out"

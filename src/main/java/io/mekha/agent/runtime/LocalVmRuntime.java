@@ -1,0 +1,219 @@
+package io.mekha.agent.runtime;
+
+import io.mekha.qmp.QmpClient;
+import io.mekha.qmp.QmpException;
+import java.io.File;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.jboss.logging.Logger;
+
+/**
+ * The local VM runtime: starts QEMU processes on this host for VMs and their shadows, with a
+ * console file and a QMP socket each, and makes sure none outlives its owner.
+ *
+ * <p>Every QEMU is started through {@code setpriv --pdeathsig KILL} from one long-lived launcher
+ * thread: the kernel then kills it if this JVM dies, however it dies. (The death signal follows the
+ * thread that forked, so forking from short-lived threads would kill VMs at random.)
+ */
+public final class LocalVmRuntime implements AutoCloseable {
+    private static final Logger LOG = Logger.getLogger(LocalVmRuntime.class);
+    private static final int UNIX_PATH_MAX = 107;
+    private static final Duration KVM_BOOT_WATCHDOG = Duration.ofSeconds(20);
+    private static final Path SETPRIV = Path.of("/usr/bin/setpriv");
+
+    private final RuntimeConfig config;
+    private final QemuCommandLine commandLine;
+    private final ExecutorService launcher;
+    private final List<QemuVm> instances = new CopyOnWriteArrayList<>();
+    private final AtomicInteger instanceSeq = new AtomicInteger();
+    private final Thread shutdownHook;
+
+    public LocalVmRuntime(RuntimeConfig config) {
+        this.config = config;
+        this.commandLine = new QemuCommandLine(config.qemuBinary());
+        this.launcher = Executors.newSingleThreadExecutor(r -> {
+            Thread t = new Thread(r, "qemu-launcher");
+            t.setDaemon(true);
+            return t;
+        });
+        this.shutdownHook = new Thread(this::killAll, "qemu-reaper");
+        Runtime.getRuntime().addShutdownHook(shutdownHook);
+    }
+
+    public RuntimeConfig config() {
+        return config;
+    }
+
+    /** Starts a VM and waits until its guest has booted (the boot watchdog). */
+    public QemuVm start(VmSpec spec) throws VmStartException, InterruptedException {
+        Accelerator accel = config.accelerator();
+        if (accel == Accelerator.AUTO) {
+            if (kvmAvailable()) {
+                try {
+                    return startAndAwaitBoot(spec, Accelerator.KVM, KVM_BOOT_WATCHDOG);
+                } catch (VmStartException e) {
+                    LOG.warnf("VM '%s' did not boot under KVM (%s); falling back to TCG", spec.name(), firstLine(e.getMessage()));
+                }
+            }
+            accel = Accelerator.TCG;
+        }
+        return startAndAwaitBoot(spec, accel, config.bootTimeout());
+    }
+
+    /** Starts a shadow of {@code source}: same machine and devices, waiting for incoming state, paused. */
+    public QemuVm startShadow(QemuVm source) throws VmStartException, InterruptedException {
+        return launch(source.spec(), QemuVm.Role.SHADOW, source.accelerator(), true);
+    }
+
+    /** Every QEMU this runtime started that is still alive. */
+    public List<QemuVm> running() {
+        return instances.stream().filter(QemuVm::isAlive).toList();
+    }
+
+    private QemuVm startAndAwaitBoot(VmSpec spec, Accelerator accel, Duration watchdog)
+            throws VmStartException, InterruptedException {
+        QemuVm vm = launch(spec, QemuVm.Role.PRIMARY, accel, false);
+        long deadline = System.nanoTime() + watchdog.toNanos();
+        while (System.nanoTime() < deadline) {
+            if (vm.console().text().contains(spec.bootMarker())) {
+                LOG.debugf("VM '%s' booted under %s (pid %d)", spec.name(), accel, vm.pid());
+                return vm;
+            }
+            if (!vm.isAlive()) {
+                vm.kill();
+                throw new VmStartException("VM '" + spec.name() + "': QEMU exited while the guest was booting"
+                        + describeExit(vm.paths().log(), vm.console()));
+            }
+            Thread.sleep(50);
+        }
+        vm.kill();
+        throw new VmStartException("VM '" + spec.name() + "' did not print its boot marker '" + spec.bootMarker()
+                + "' within " + watchdog + " under " + accel + "; QEMU was stopped. Console tail:\n" + vm.console().tail(5));
+    }
+
+    private QemuVm launch(VmSpec spec, QemuVm.Role role, Accelerator accel, boolean incoming)
+            throws VmStartException, InterruptedException {
+        String dirName = spec.name() + (role == QemuVm.Role.SHADOW ? ".shadow" : "") + "-" + instanceSeq.incrementAndGet();
+        QemuCommandLine.InstancePaths paths = QemuCommandLine.InstancePaths.in(config.workDir().resolve(dirName));
+        int socketBytes = paths.qmpSocket().toString().getBytes(StandardCharsets.UTF_8).length;
+        if (socketBytes > UNIX_PATH_MAX) {
+            throw new VmStartException("VM '" + spec.name() + "': QMP socket path " + paths.qmpSocket() + " is " + socketBytes
+                    + " bytes, over the unix socket limit of " + UNIX_PATH_MAX + "; choose a shorter work directory");
+        }
+        try {
+            Files.createDirectories(paths.dir());
+            Files.deleteIfExists(paths.qmpSocket());
+        } catch (IOException e) {
+            throw new VmStartException("VM '" + spec.name() + "': cannot create " + paths.dir() + ": " + e.getMessage(), e);
+        }
+        List<String> args = commandLine.build(spec, accel, paths, incoming);
+        List<String> command = new ArrayList<>();
+        if (Files.isExecutable(SETPRIV)) {
+            command.addAll(List.of(SETPRIV.toString(), "--pdeathsig", "KILL", "--"));
+        }
+        command.addAll(args);
+        Process process = spawn(spec, command, paths);
+        QmpClient qmp;
+        try {
+            qmp = connectMonitor(spec, process, paths);
+        } catch (VmStartException | RuntimeException e) {
+            ProcessKiller.killTree(process);
+            throw e;
+        }
+        QemuVm vm = new QemuVm(spec, role, accel, paths, args, process, qmp);
+        instances.add(vm);
+        return vm;
+    }
+
+    private Process spawn(VmSpec spec, List<String> command, QemuCommandLine.InstancePaths paths)
+            throws VmStartException, InterruptedException {
+        ProcessBuilder builder = new ProcessBuilder(command)
+                .redirectErrorStream(true)
+                .redirectOutput(paths.log().toFile())
+                .redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
+        try {
+            return launcher.submit(builder::start).get();
+        } catch (ExecutionException e) {
+            throw new VmStartException("VM '" + spec.name() + "': cannot run " + command.get(0) + ": "
+                    + e.getCause().getMessage() + " (is QEMU installed? run scripts/install-deps.sh)", e.getCause());
+        }
+    }
+
+    private QmpClient connectMonitor(VmSpec spec, Process process, QemuCommandLine.InstancePaths paths)
+            throws VmStartException, InterruptedException {
+        long deadline = System.nanoTime() + config.qmpTimeout().toNanos();
+        while (!Files.exists(paths.qmpSocket())) {
+            if (!process.isAlive()) {
+                throw new VmStartException("VM '" + spec.name() + "': QEMU exited at start" + describeExit(paths.log(), null));
+            }
+            if (System.nanoTime() > deadline) {
+                throw new VmStartException("VM '" + spec.name() + "': QEMU did not create its monitor socket "
+                        + paths.qmpSocket() + " within " + config.qmpTimeout());
+            }
+            Thread.sleep(20);
+        }
+        Duration left = Duration.ofNanos(Math.max(1, deadline - System.nanoTime()));
+        try {
+            return QmpClient.connect(paths.qmpSocket(), left, Duration.ofSeconds(30));
+        } catch (QmpException e) {
+            String exit = process.isAlive() ? "" : describeExit(paths.log(), null);
+            throw new VmStartException("VM '" + spec.name() + "': QEMU's monitor did not answer: " + e.getMessage()
+                    + exit + "; QEMU was stopped", e);
+        }
+    }
+
+    private static String describeExit(Path log, ConsoleLog console) {
+        StringBuilder text = new StringBuilder();
+        try {
+            String qemuSaid = Files.exists(log) ? Files.readString(log).strip() : "";
+            if (!qemuSaid.isEmpty()) {
+                text.append("; QEMU said: ").append(qemuSaid);
+            }
+        } catch (IOException ignored) {
+            // the message is still useful without QEMU's words
+        }
+        if (console != null && !console.tail(3).isBlank()) {
+            text.append("\nconsole tail:\n").append(console.tail(3));
+        }
+        return text.toString();
+    }
+
+    private static boolean kvmAvailable() {
+        Path kvm = Path.of("/dev/kvm");
+        return Files.isReadable(kvm) && Files.isWritable(kvm);
+    }
+
+    private static String firstLine(String s) {
+        int nl = s.indexOf('\n');
+        return nl < 0 ? s : s.substring(0, nl);
+    }
+
+    private void killAll() {
+        for (QemuVm vm : instances) {
+            vm.kill();
+        }
+    }
+
+    /** Kills every QEMU this runtime started and releases the launcher thread. */
+    @Override
+    public void close() {
+        killAll();
+        instances.clear();
+        launcher.shutdownNow();
+        try {
+            Runtime.getRuntime().removeShutdownHook(shutdownHook);
+        } catch (IllegalStateException e) {
+            // already shutting down: the hook runs anyway
+        }
+    }
+}

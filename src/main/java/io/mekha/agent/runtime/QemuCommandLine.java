@@ -1,0 +1,77 @@
+package io.mekha.agent.runtime;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Builds the QEMU command line of a VM. A shadow gets the very same machine and devices (so the
+ * migration stream fits) plus {@code -incoming defer -S}; only its console and monitor paths differ.
+ */
+public final class QemuCommandLine {
+    private final String qemuBinary;
+
+    public QemuCommandLine(String qemuBinary) {
+        this.qemuBinary = qemuBinary;
+    }
+
+    /** Files a QEMU instance owns in its directory. */
+    public record InstancePaths(Path dir, Path qmpSocket, Path console, Path log) {
+        public static InstancePaths in(Path dir) {
+            return new InstancePaths(dir, dir.resolve("qmp.sock"), dir.resolve("console.log"), dir.resolve("qemu.log"));
+        }
+    }
+
+    public List<String> build(VmSpec spec, Accelerator accel, InstancePaths paths, boolean incoming) {
+        if (accel == Accelerator.AUTO) {
+            throw new IllegalArgumentException("resolve AUTO to TCG or KVM before building a command line");
+        }
+        List<String> args = new ArrayList<>();
+        args.add(qemuBinary);
+        args.addAll(List.of("-name", "guest=" + spec.name() + ",debug-threads=on"));
+        args.addAll(List.of("-machine", "q35"));
+        if (accel == Accelerator.KVM) {
+            args.addAll(List.of("-accel", "kvm", "-cpu", "host"));
+        } else {
+            // a smaller translation cache keeps each TCG VM's host footprint down
+            args.addAll(List.of("-accel", "tcg,tb-size=128"));
+        }
+        args.addAll(List.of("-m", spec.memoryMiB() + "M", "-smp", Integer.toString(spec.cpus())));
+        args.addAll(List.of("-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"));
+        args.addAll(List.of("-chardev", "file,id=serial0,path=" + paths.console(), "-serial", "chardev:serial0"));
+        args.addAll(List.of("-qmp", "unix:" + paths.qmpSocket() + ",server=on,wait=off"));
+        if (spec.kernel() != null) {
+            args.addAll(List.of("-kernel", spec.kernel().toString()));
+            if (spec.initrd() != null) {
+                args.addAll(List.of("-initrd", spec.initrd().toString()));
+            }
+            args.addAll(List.of("-append", kernelArguments(spec)));
+        }
+        if (spec.disk() != null) {
+            args.addAll(List.of("-drive", "file=" + spec.disk() + ",if=virtio,format=qcow2,cache=writeback"));
+        }
+        if (spec.network() != null) {
+            NetworkAttachment net = spec.network();
+            args.addAll(List.of("-netdev", "socket,id=net0,mcast=" + net.multicastGroup() + ",localaddr=127.0.0.1",
+                    "-device", "virtio-net-pci,netdev=net0,mac=" + net.mac()));
+        }
+        if (incoming) {
+            args.addAll(List.of("-incoming", "defer", "-S"));
+        }
+        return args;
+    }
+
+    static String kernelArguments(VmSpec spec) {
+        StringBuilder append = new StringBuilder("console=ttyS0 quiet panic=-1");
+        if (spec.network() != null && spec.network().address() != null) {
+            append.append(" mekha.ip=").append(spec.network().address());
+        }
+        if (spec.workload() != null && !spec.workload().isBlank()) {
+            append.append(" mekha.run=").append(spec.workload().trim().replaceAll("\\s+", ","));
+        }
+        if (spec.append() != null && !spec.append().isBlank()) {
+            append.append(' ').append(spec.append().trim());
+        }
+        return append.toString();
+    }
+}

@@ -1,0 +1,113 @@
+package io.mekha.agent.runtime;
+
+import io.mekha.qmp.QmpClient;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * One QEMU process started by the local runtime, with its monitor connection and console.
+ * A {@code SHADOW} waits for incoming state; after a restart from it, it is the VM.
+ */
+public final class QemuVm implements AutoCloseable {
+
+    /** Whether this process is the VM itself or a shadow holding a checkpoint of it. */
+    public enum Role { PRIMARY, SHADOW }
+
+    private final VmSpec spec;
+    private final Accelerator accelerator;
+    private final QemuCommandLine.InstancePaths paths;
+    private final List<String> commandLine;
+    private final Process process;
+    private final QmpClient qmp;
+    private volatile Role role;
+
+    QemuVm(VmSpec spec, Role role, Accelerator accelerator, QemuCommandLine.InstancePaths paths,
+           List<String> commandLine, Process process, QmpClient qmp) {
+        this.spec = spec;
+        this.role = role;
+        this.accelerator = accelerator;
+        this.paths = paths;
+        this.commandLine = List.copyOf(commandLine);
+        this.process = process;
+        this.qmp = qmp;
+    }
+
+    public String name() {
+        return spec.name();
+    }
+
+    public VmSpec spec() {
+        return spec;
+    }
+
+    public Role role() {
+        return role;
+    }
+
+    /** A shadow that was resumed is the VM from now on. */
+    public void promote() {
+        role = Role.PRIMARY;
+    }
+
+    public Accelerator accelerator() {
+        return accelerator;
+    }
+
+    public QemuCommandLine.InstancePaths paths() {
+        return paths;
+    }
+
+    public List<String> commandLine() {
+        return commandLine;
+    }
+
+    public QmpClient qmp() {
+        return qmp;
+    }
+
+    public ConsoleLog console() {
+        return new ConsoleLog(paths.console());
+    }
+
+    public long pid() {
+        return process.pid();
+    }
+
+    public boolean isAlive() {
+        return process.isAlive();
+    }
+
+    /** Kills the process (and anything it started) at once: the simulated crash, and the last resort. */
+    public void kill() {
+        qmp.close();
+        ProcessKiller.killTree(process);
+    }
+
+    /** Asks QEMU to quit; kills it if it has not exited within {@code grace}. */
+    public void shutdown(Duration grace) {
+        if (process.isAlive() && qmp.state() == QmpClient.State.RUNNING) {
+            try {
+                qmp.execute("quit", null, grace);
+            } catch (Exception e) {
+                // QEMU may close the monitor before it replies to quit; the wait below decides
+            }
+            try {
+                process.waitFor(grace.toMillis(), TimeUnit.MILLISECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        kill();
+    }
+
+    @Override
+    public void close() {
+        kill();
+    }
+
+    @Override
+    public String toString() {
+        return "QemuVm[" + spec.name() + " " + role + " pid=" + process.pid() + "]";
+    }
+}

@@ -1,0 +1,34 @@
+package io.mekha.agent.runtime;
+
+import java.nio.file.Path;
+import java.time.Duration;
+
+/**
+ * Settings of the local VM runtime.
+ *
+ * @param workDir where each QEMU instance gets a directory (console, QMP socket, log)
+ * @param accelerator the accelerator VMs run with
+ * @param bootTimeout how long a guest may take to print its boot marker before it counts as hung
+ * @param qmpTimeout how long QEMU may take to open and answer its monitor
+ */
+public record RuntimeConfig(String qemuBinary, Path workDir, Accelerator accelerator, Duration bootTimeout,
+                            Duration qmpTimeout) {
+
+    public static final String DEFAULT_QEMU = "qemu-system-x86_64";
+
+    public static RuntimeConfig defaults(Path workDir) {
+        return new RuntimeConfig(DEFAULT_QEMU, workDir, Accelerator.TCG, Duration.ofSeconds(90), Duration.ofSeconds(15));
+    }
+
+    public RuntimeConfig withAccelerator(Accelerator accel) {
+        return new RuntimeConfig(qemuBinary, workDir, accel, bootTimeout, qmpTimeout);
+    }
+
+    public RuntimeConfig withQemuBinary(String binary) {
+        return new RuntimeConfig(binary, workDir, accelerator, bootTimeout, qmpTimeout);
+    }
+
+    public RuntimeConfig withTimeouts(Duration boot, Duration qmp) {
+        return new RuntimeConfig(qemuBinary, workDir, accelerator, boot, qmp);
+    }
+}

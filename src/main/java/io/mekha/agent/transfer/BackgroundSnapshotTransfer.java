@@ -1,0 +1,35 @@
+package io.mekha.agent.transfer;
+
+import io.mekha.agent.runtime.QemuVm;
+import io.mekha.qmp.QmpException;
+import java.time.Instant;
+
+/**
+ * QEMU's background snapshot: QEMU pauses the VM for about a millisecond to save device state
+ * and write-protect guest memory, resumes it, and copies each page before the guest first
+ * writes it, so the shadow receives memory as it was at the start. Needs QEMU's
+ * {@code background-snapshot} capability (and userfaultfd write-protection in the host kernel).
+ */
+public final class BackgroundSnapshotTransfer extends ShadowTransfer {
+
+    BackgroundSnapshotTransfer(QemuVm source, QemuVm shadow, LiveStageBounds bounds) {
+        super(source, shadow, bounds);
+    }
+
+    @Override
+    public TransferMode mode() {
+        return TransferMode.BACKGROUND_SNAPSHOT;
+    }
+
+    @Override
+    protected void configure() throws QmpException, TransferException {
+        setParameter("max-bandwidth", UNCAPPED_BANDWIDTH);
+        setCapability("background-snapshot", true, true);
+    }
+
+    @Override
+    public void suspend() throws QmpException {
+        suspended = Instant.now();
+        migrate();
+    }
+}

@@ -1,0 +1,275 @@
+package io.mekha.agent.transfer;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.mekha.agent.runtime.QemuVm;
+import io.mekha.qmp.QmpClient;
+import io.mekha.qmp.QmpEvent;
+import io.mekha.qmp.QmpEventQueue;
+import io.mekha.qmp.QmpException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.Set;
+import org.jboss.logging.Logger;
+
+/**
+ * The transfer of one running VM's state into its shadow, in phases that a coordinator can
+ * spread over time: {@link #startLive}, {@link #pollLive} until the local ending condition,
+ * {@link #suspend} at the chosen instant (the cut), {@link #awaitCaptured}, then
+ * {@link #resumeSource} at the chosen instant. {@link #abort} undoes whatever was done.
+ * One subclass per {@link TransferMode}.
+ */
+public abstract sealed class ShadowTransfer permits MtdTransfer, StopAndCopyTransfer, BackgroundSnapshotTransfer {
+    private static final Logger LOG = Logger.getLogger(ShadowTransfer.class);
+    /** Migration over a local unix socket: do not let QEMU's default 128 MiB/s cap slow it. */
+    static final long UNCAPPED_BANDWIDTH = 64L << 30;
+    /** A downtime limit the final transfer of a stopped VM always fits in. */
+    static final long FINAL_DOWNTIME_MS = 600_000;
+    private static final Duration POLL = Duration.ofMillis(10);
+
+    protected final QemuVm source;
+    protected final QemuVm shadow;
+    protected final Path migrationSocket;
+    protected final LiveStageBounds bounds;
+    private final QmpEventQueue runStateEvents;
+    private final Instant prepared;
+    protected Instant liveStarted;
+    protected Instant stopIssued;
+    protected Instant suspended;
+    protected boolean pausedByMekha;
+    private Instant resumeAcknowledged;
+    private Instant captured;
+    private Instant stopEvent;
+    private Instant resumeEvent;
+    private MigrationStatus finalStatus;
+
+    protected ShadowTransfer(QemuVm source, QemuVm shadow, LiveStageBounds bounds) {
+        this.source = source;
+        this.shadow = shadow;
+        this.bounds = bounds;
+        this.migrationSocket = shadow.paths().dir().resolve("migrate.sock");
+        this.runStateEvents = source.qmp().listen(Set.of("STOP", "RESUME"));
+        this.prepared = Instant.now();
+    }
+
+    /**
+     * Points the shadow at a migration socket and configures the source for {@code mode}.
+     * Refuses, with the reason, a mode this QEMU does not offer.
+     */
+    public static ShadowTransfer prepare(TransferMode mode, QemuVm source, QemuVm shadow, LiveStageBounds bounds)
+            throws TransferException {
+        ShadowTransfer transfer = switch (mode) {
+            case MTD -> new MtdTransfer(source, shadow, bounds);
+            case STOP_AND_COPY -> new StopAndCopyTransfer(source, shadow, bounds);
+            case BACKGROUND_SNAPSHOT -> new BackgroundSnapshotTransfer(source, shadow, bounds);
+        };
+        try {
+            transfer.configure();
+            shadow.qmp().execute("migrate-incoming", QmpClient.args().put("uri", "unix:" + transfer.migrationSocket));
+        } catch (QmpException e) {
+            transfer.abort();
+            throw new TransferException("VM '" + source.name() + "': cannot prepare a " + mode.displayName()
+                    + " transfer to its shadow: " + e.getMessage(), e);
+        }
+        return transfer;
+    }
+
+    public abstract TransferMode mode();
+
+    public QemuVm source() {
+        return source;
+    }
+
+    public QemuVm shadow() {
+        return shadow;
+    }
+
+    /** Sets capabilities and parameters on the source for this mode. */
+    protected void configure() throws QmpException, TransferException {
+        setCapability("background-snapshot", false, false);
+        setParameter("max-bandwidth", UNCAPPED_BANDWIDTH);
+        setParameterIfOffered("avail-switchover-bandwidth", 0);
+    }
+
+    /** Begins copying while the VM runs; modes without a live stage do nothing. */
+    public void startLive() throws QmpException {
+        liveStarted = Instant.now();
+    }
+
+    /** One look at the live stage: the reason it may end now, or NOT_MET. */
+    public LiveEndingCondition.Reason pollLive() throws QmpException, TransferException {
+        return LiveEndingCondition.Reason.DIRTY_SET_STOPPED_SHRINKING;
+    }
+
+    /** Freezes the VM's state now: this is the VM's cut. Returns quickly; the copy may go on. */
+    public abstract void suspend() throws QmpException;
+
+    /** Waits until the shadow holds the whole state, paused. */
+    public void awaitCaptured() throws TransferException, InterruptedException {
+        long deadline = System.nanoTime() + bounds.completionTimeout().toNanos();
+        try {
+            MigrationStatus status;
+            while (true) {
+                status = status(source);
+                if (status.completed()) {
+                    break;
+                }
+                if (status.failed()) {
+                    throw new TransferException("VM '" + source.name() + "': migration to the shadow " + status.status()
+                            + (status.errorDescription() == null ? "" : ": " + status.errorDescription()));
+                }
+                if (System.nanoTime() > deadline) {
+                    throw new TransferException("VM '" + source.name() + "': the transfer to its shadow did not complete within "
+                            + bounds.completionTimeout() + " (" + status.remainingBytes() + " bytes left)");
+                }
+                Thread.sleep(POLL.toMillis());
+            }
+            finalStatus = status;
+            awaitShadowLoaded(deadline);
+            captured = Instant.now();
+        } catch (QmpException e) {
+            throw new TransferException("VM '" + source.name() + "': lost QEMU while capturing: " + e.getMessage(), e);
+        }
+    }
+
+    private void awaitShadowLoaded(long deadline) throws QmpException, TransferException, InterruptedException {
+        while (true) {
+            String run = shadow.qmp().execute("query-status").path("status").asText();
+            MigrationStatus incoming = status(shadow);
+            if (incoming.failed()) {
+                throw new TransferException("VM '" + source.name() + "': the shadow failed to load the state: "
+                        + incoming.errorDescription());
+            }
+            if (!run.equals("inmigrate") && incoming.completed()) {
+                if (!run.equals("paused")) {
+                    throw new TransferException("VM '" + source.name() + "': the shadow is '" + run + "' after loading, expected paused");
+                }
+                return;
+            }
+            if (System.nanoTime() > deadline) {
+                throw new TransferException("VM '" + source.name() + "': the shadow did not finish loading within "
+                        + bounds.completionTimeout());
+            }
+            Thread.sleep(POLL.toMillis());
+        }
+    }
+
+    /** Lets the source run again, if Mekha paused it. */
+    public void resumeSource() throws QmpException {
+        if (pausedByMekha) {
+            source.qmp().execute("cont");
+            resumeAcknowledged = Instant.now();
+            pausedByMekha = false;
+        }
+    }
+
+    /**
+     * Undoes the transfer: cancels the migration, resumes the source if Mekha paused it, kills
+     * the shadow. Best effort and never throws: it runs when something already failed.
+     */
+    public void abort() {
+        QmpClient qmp = source.qmp();
+        try {
+            if (qmp.state() == QmpClient.State.RUNNING && status(source).inProgress()) {
+                qmp.execute("migrate_cancel");
+            }
+        } catch (QmpException e) {
+            LOG.warnf("VM '%s': migrate_cancel during abort failed: %s", source.name(), e.getMessage());
+        }
+        try {
+            if (qmp.state() == QmpClient.State.RUNNING) {
+                String run = qmp.execute("query-status").path("status").asText();
+                if (pausedByMekha || run.equals("postmigrate") || run.equals("finish-migrate")) {
+                    qmp.execute("cont");
+                    pausedByMekha = false;
+                }
+            }
+        } catch (QmpException e) {
+            LOG.errorf("VM '%s': could not resume it during abort: %s", source.name(), e.getMessage());
+        }
+        shadow.kill();
+        runStateEvents.close();
+    }
+
+    /** The figures of a completed transfer; call after {@link #resumeSource}. */
+    public TransferFigures figures(String liveEnd, int passes) throws InterruptedException {
+        collectRunStateEvents();
+        Duration live = liveStarted == null || suspended == null ? Duration.ZERO : Duration.between(liveStarted, suspended);
+        // if QEMU stopped the VM itself before Mekha did (a precopy pass found nothing dirty), the pause began then
+        Instant pausedFrom = stopIssued == null || stopEvent == null || stopIssued.isBefore(stopEvent) ? stopIssued : stopEvent;
+        Duration mekhaPaused = pausedFrom != null && resumeAcknowledged != null ? Duration.between(pausedFrom, resumeAcknowledged) : null;
+        Duration guestPaused = stopEvent != null && resumeEvent != null ? Duration.between(stopEvent, resumeEvent) : null;
+        return new TransferFigures(mode(), mekhaPaused, guestPaused, finalStatus == null ? null : finalStatus.downtime(),
+                finalStatus == null ? 0 : finalStatus.transferredBytes(), live, passes, liveEnd,
+                captured == null ? null : Duration.between(prepared, captured), stopEvent, resumeEvent);
+    }
+
+    private void collectRunStateEvents() throws InterruptedException {
+        QmpEvent event;
+        while ((event = runStateEvents.poll(resumeEvent == null && stopEvent != null ? Duration.ofMillis(500) : Duration.ZERO)) != null) {
+            if (event.name().equals("STOP") && stopEvent == null) {
+                stopEvent = event.timestamp();
+            } else if (event.name().equals("RESUME") && stopEvent != null && resumeEvent == null) {
+                resumeEvent = event.timestamp();
+            }
+        }
+        runStateEvents.close();
+    }
+
+    /** The instant the VM was frozen, as QEMU reported it (falls back to Mekha's stop call). */
+    public Instant cutInstant() {
+        return stopEvent != null ? stopEvent : suspended;
+    }
+
+    protected static MigrationStatus status(QemuVm vm) throws QmpException {
+        return MigrationStatus.parse(vm.qmp().execute("query-migrate"));
+    }
+
+    protected void migrate() throws QmpException {
+        source.qmp().execute("migrate", QmpClient.args().put("uri", "unix:" + migrationSocket));
+    }
+
+    protected void setParameter(String name, long value) throws QmpException {
+        source.qmp().execute("migrate-set-parameters", QmpClient.args().put(name, value));
+    }
+
+    /** Sets a migration parameter that older QEMUs lack; returns whether it was set. */
+    protected boolean setParameterIfOffered(String name, long value) throws QmpException {
+        if (!source.qmp().execute("query-migrate-parameters").has(name)) {
+            return false;
+        }
+        setParameter(name, value);
+        return true;
+    }
+
+    /** Sets a migration capability; with {@code required}, refuses clearly when QEMU lacks it. */
+    protected void setCapability(String name, boolean on, boolean required) throws QmpException, TransferException {
+        if (!offers(source.qmp(), name)) {
+            if (required) {
+                String version = source.qmp().greeting() == null ? "?" : source.qmp().greeting().path("version").path("qemu").toString();
+                throw new TransferException("VM '" + source.name() + "': this QEMU (" + version + ") does not offer the '" + name
+                        + "' migration capability; choose another transfer mode");
+            }
+            return;
+        }
+        ObjectNode capability = QmpClient.args().put("capability", name).put("state", on);
+        ObjectNode args = QmpClient.args();
+        args.putArray("capabilities").add(capability);
+        source.qmp().execute("migrate-set-capabilities", args);
+    }
+
+    /** Whether the QEMU behind {@code qmp} knows the migration capability {@code name}. */
+    public static boolean offers(QmpClient qmp, String name) throws QmpException {
+        JsonNode caps = qmp.execute("query-migrate-capabilities");
+        if (caps instanceof ArrayNode list) {
+            for (JsonNode cap : list) {
+                if (name.equals(cap.path("capability").asText())) {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+}

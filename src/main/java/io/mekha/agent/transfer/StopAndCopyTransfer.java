@@ -1,0 +1,33 @@
+package io.mekha.agent.transfer;
+
+import io.mekha.agent.runtime.QemuVm;
+import io.mekha.qmp.QmpException;
+import java.time.Instant;
+
+/** The classic baseline: stop the VM, copy all of its state, let it run again. */
+public final class StopAndCopyTransfer extends ShadowTransfer {
+
+    StopAndCopyTransfer(QemuVm source, QemuVm shadow, LiveStageBounds bounds) {
+        super(source, shadow, bounds);
+    }
+
+    @Override
+    public TransferMode mode() {
+        return TransferMode.STOP_AND_COPY;
+    }
+
+    @Override
+    protected void configure() throws QmpException, TransferException {
+        super.configure();
+        setParameter("downtime-limit", FINAL_DOWNTIME_MS);
+    }
+
+    @Override
+    public void suspend() throws QmpException {
+        stopIssued = Instant.now();
+        source.qmp().execute("stop");
+        pausedByMekha = true;
+        suspended = Instant.now();
+        migrate();
+    }
+}

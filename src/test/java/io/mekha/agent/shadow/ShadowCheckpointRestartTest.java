@@ -1,0 +1,93 @@
+package io.mekha.agent.shadow;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.mekha.agent.runtime.LocalVmRuntime;
+import io.mekha.agent.runtime.QemuVm;
+import io.mekha.agent.runtime.RuntimeConfig;
+import io.mekha.agent.transfer.LiveStageBounds;
+import io.mekha.agent.transfer.TransferFigures;
+import io.mekha.agent.transfer.TransferMode;
+import io.mekha.testing.DirtierLog;
+import io.mekha.testing.NoQemuLeftBehind;
+import io.mekha.testing.TestVms;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.TreeMap;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/** One real VM, checkpointed into a shadow mid-run in each mode, crashed, and restarted from the shadow. */
+@Tag("qemu")
+@ExtendWith(NoQemuLeftBehind.class)
+class ShadowCheckpointRestartTest {
+
+    @TempDir
+    Path work;
+
+    @ParameterizedTest
+    @EnumSource(TransferMode.class)
+    void restartedShadowContinuesTheWorkloadExactlyFromTheCut(TransferMode mode) throws Exception {
+        try (LocalVmRuntime runtime = new LocalVmRuntime(RuntimeConfig.defaults(work))) {
+            QemuVm vm = runtime.start(TestVms.dirtier("vm1", 256, "-m 96 -d 8 -i 0"));
+            awaitRound(vm, 5);
+
+            ShadowCheckpoint checkpoint = new ShadowCheckpointer(runtime)
+                    .checkpoint(vm, mode, LiveStageBounds.defaults().withMaxLive(Duration.ofSeconds(20)));
+            long roundAfterCheckpoint = DirtierLog.lastRound(vm.console().lines());
+
+            // the source keeps running after the checkpoint...
+            awaitRound(vm, roundAfterCheckpoint + 5);
+            // ...until it crashes
+            vm.kill();
+            TreeMap<Long, String> source = DirtierLog.parse(vm.console().lines());
+
+            QemuVm restarted = checkpoint.restart();
+            long firstShadowRound = awaitFirstRound(restarted);
+            awaitRound(restarted, Math.max(firstShadowRound, source.lastKey()) + 3);
+            TreeMap<Long, String> shadow = DirtierLog.parse(restarted.console().lines());
+
+            assertThat(firstShadowRound)
+                    .as("the shadow resumes from the cut, not later than the source had reached")
+                    .isLessThanOrEqualTo(roundAfterCheckpoint + 1);
+            TreeMap<Long, String[]> both = DirtierLog.overlap(source, shadow);
+            assertThat(both).as("rounds printed by both the source and the restarted shadow").hasSizeGreaterThanOrEqualTo(3);
+            both.forEach((round, hashes) ->
+                    assertThat(hashes[1]).as("hash of round %d after restart", round).isEqualTo(hashes[0]));
+            assertThat(shadow.lastKey() - shadow.firstKey() + 1).as("no round skipped after restart").isEqualTo(shadow.size());
+
+            TransferFigures figures = checkpoint.figures();
+            System.out.println(mode + " " + figures);
+            assertThat(figures.mode()).isEqualTo(mode);
+            assertThat(figures.bytesTransferred()).as("bytes sent to the shadow").isGreaterThan(20L << 20);
+            assertThat(figures.guestPaused()).as("guest paused time from QEMU's events").isNotNull().isPositive();
+            assertThat(figures.total()).isPositive();
+            if (mode == TransferMode.BACKGROUND_SNAPSHOT) {
+                assertThat(figures.mekhaPaused()).as("Mekha itself never pauses a background snapshot").isNull();
+            } else {
+                assertThat(figures.mekhaPaused()).isNotNull().isGreaterThanOrEqualTo(figures.guestPaused());
+            }
+            if (mode == TransferMode.MTD) {
+                assertThat(figures.passes()).as("MTD sent every page at least once before the stop").isGreaterThanOrEqualTo(1);
+                assertThat(figures.liveStage()).isPositive();
+            }
+            restarted.shutdown(Duration.ofSeconds(5));
+        }
+    }
+
+    private static void awaitRound(QemuVm vm, long round) throws InterruptedException {
+        long deadline = System.nanoTime() + Duration.ofSeconds(90).toNanos();
+        while (DirtierLog.lastRound(vm.console().lines()) < round) {
+            assertThat(System.nanoTime()).as("%s reached round %d; console:%n%s", vm, round, vm.console().tail(5)).isLessThan(deadline);
+            Thread.sleep(100);
+        }
+    }
+
+    private static long awaitFirstRound(QemuVm vm) throws InterruptedException {
+        awaitRound(vm, 1);
+        return DirtierLog.parse(vm.console().lines()).firstKey();
+    }
+}
