@@ -10,7 +10,7 @@ SUDO=""
 have_all() {
   command -v qemu-system-x86_64 >/dev/null && command -v qemu-img >/dev/null &&
   [ -x /bin/busybox ] && dpkg -s busybox-static >/dev/null 2>&1 &&
-  command -v cpio >/dev/null && command -v zstd >/dev/null
+  command -v cpio >/dev/null && command -v zstd >/dev/null && command -v socat >/dev/null
 }
 
 # Reuse the URI of the machine's own Debian apt source for bookworm-backports, so that no
@@ -49,7 +49,7 @@ codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
 backports=0
 if [ "$codename" = bookworm ] && add_backports; then backports=1; fi
 $SUDO apt-get update -q
-base_pkgs="busybox-static cpio zstd xz-utils"
+base_pkgs="busybox-static cpio zstd xz-utils socat"
 qemu_pkgs="qemu-system-x86 qemu-utils"
 if [ "$backports" = 1 ] && $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports $qemu_pkgs; then
   :

@@ -304,6 +304,7 @@ public final class QmpClient implements AutoCloseable {
             state.set(State.DISCONNECTING);
         }
         closeQuietly(channel);
+        state.set(State.CLOSED); // before failing callers, so that they see the connection closed
         greeting.completeExceptionally(cause);
         for (String id : pending.keySet()) {
             Pending call = pending.remove(id);
@@ -311,7 +312,6 @@ public final class QmpClient implements AutoCloseable {
                 call.reply().completeExceptionally(cause);
             }
         }
-        state.set(State.CLOSED);
     }
 
     @Override

@@ -116,6 +116,7 @@ public final class LocalVmRuntime implements AutoCloseable {
         } catch (IOException e) {
             throw new VmStartException("VM '" + spec.name() + "': cannot create " + paths.dir() + ": " + e.getMessage(), e);
         }
+        requireExecutable(spec, config.qemuBinary());
         List<String> args = commandLine.build(spec, accel, paths, incoming);
         List<String> command = new ArrayList<>();
         if (Files.isExecutable(SETPRIV)) {
@@ -186,6 +187,16 @@ public final class LocalVmRuntime implements AutoCloseable {
             text.append("\nconsole tail:\n").append(console.tail(3));
         }
         return text.toString();
+    }
+
+    private static void requireExecutable(VmSpec spec, String binary) throws VmStartException {
+        boolean found = binary.contains("/") ? Files.isExecutable(Path.of(binary))
+                : java.util.Arrays.stream(System.getenv().getOrDefault("PATH", "/usr/bin:/bin").split(":"))
+                        .anyMatch(dir -> Files.isExecutable(Path.of(dir, binary)));
+        if (!found) {
+            throw new VmStartException("VM '" + spec.name() + "': QEMU binary '" + binary
+                    + "' not found or not executable (install QEMU with scripts/install-deps.sh)");
+        }
     }
 
     private static boolean kvmAvailable() {
