@@ -39,7 +39,12 @@ add_backports() {
   echo "deb $uri bookworm-backports main" | $SUDO tee "$list" >/dev/null
 }
 
-if have_all && [ "${MEKHA_FORCE_INSTALL:-0}" != 1 ]; then
+# The guest build resolves Debian's cloud kernel through apt's package lists.
+kernel_resolvable() {
+  apt-cache depends linux-image-cloud-amd64 2>/dev/null | grep -q 'Depends: linux-image-'
+}
+
+if have_all && kernel_resolvable && [ "${MEKHA_FORCE_INSTALL:-0}" != 1 ]; then
   echo "install-deps: QEMU $(qemu-system-x86_64 --version | head -1 | awk '{print $4}') and tools already installed"
   exit 0
 fi

@@ -103,8 +103,7 @@ class QmpClientTest {
              QmpClient client = connected(server)) {
             CompletableFuture<JsonNode> reply = CompletableFuture.supplyAsync(() -> call(client, "query-status"));
             server.nextId();
-            server.send("{\"return\": {\"status\": \"running\"");   // cut short
-            server.send("}}} not json");
+            server.send("{\"return\": {\"status\": \"running\"");   // a line cut short: not JSON
 
             assertThatThrownBy(reply::join).cause().cause()
                     .isInstanceOf(QmpProtocolException.class)

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.mekha.local.GuestImage;
+import io.mekha.local.VirtualClusterFile;
 import io.mekha.qmp.QmpEvent;
 import io.mekha.qmp.QmpEventQueue;
 import io.mekha.testing.NoQemuLeftBehind;
@@ -28,9 +29,18 @@ class LocalVmRuntimeTest {
     Path work;
 
     @Test
-    void aVmBootsAnswersQmpAndWritesItsConsoleToAFile() throws Exception {
+    void aVmFromAYamlDescriptionBootsAnswersQmpAndWritesItsConsoleToAFile() throws Exception {
+        Path file = work.resolve("vc.yaml");
+        Files.writeString(file, """
+                name: one
+                vms:
+                  - name: vm1
+                    memory: 256Mi
+                    workload: dirtier -m 16 -d 4 -i 200
+                """);
+        VmSpec spec = VirtualClusterFile.load(file).vm("vm1").orElseThrow();
         try (LocalVmRuntime runtime = new LocalVmRuntime(RuntimeConfig.defaults(work))) {
-            QemuVm vm = runtime.start(TestVms.dirtier("vm1", 256, "-m 16 -d 4 -i 200"));
+            QemuVm vm = runtime.start(spec);
             assertThat(vm.accelerator()).isEqualTo(Accelerator.TCG);
             assertThat(vm.qmp().execute("query-status").path("status").asText()).isEqualTo("running");
             assertThat(vm.console().awaitLine(l -> l.contains("DIRTIER round=2"), Duration.ofSeconds(60))).isPresent();

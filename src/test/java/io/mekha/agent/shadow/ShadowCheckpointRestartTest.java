@@ -8,7 +8,7 @@ import io.mekha.agent.runtime.RuntimeConfig;
 import io.mekha.agent.transfer.LiveStageBounds;
 import io.mekha.agent.transfer.TransferFigures;
 import io.mekha.agent.transfer.TransferMode;
-import io.mekha.testing.DirtierLog;
+import io.mekha.local.DirtierLog;
 import io.mekha.testing.NoQemuLeftBehind;
 import io.mekha.testing.TestVms;
 import java.nio.file.Path;

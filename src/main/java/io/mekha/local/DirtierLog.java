@@ -1,4 +1,4 @@
-package io.mekha.testing;
+package io.mekha.local;
 
 import java.util.List;
 import java.util.Map;

@@ -1,0 +1,11 @@
+package io.mekha.local.cli;
+
+import io.quarkus.picocli.runtime.annotations.TopCommand;
+import picocli.CommandLine.Command;
+
+/** The {@code mekha} command line: the local mode, its demo and its benchmarks. */
+@TopCommand
+@Command(name = "mekha", mixinStandardHelpOptions = true, version = "mekha 0.1.0",
+        description = "Coordinated in-memory checkpoint and restart of virtual clusters of QEMU VMs.",
+        subcommands = {DemoCommand.class, BenchModesCommand.class})
+public class MekhaCommand {}
