@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Builds Mekha's test guest from Debian packages only: Debian's cloud kernel plus a
 # busybox-static initramfs carrying the project's workload programs (src/guest/workloads).
+# Modules are listed in dependency order (insmod has no resolver).
 # Output (default ~/.cache/mekha/guest, or $MEKHA_GUEST_DIR): vmlinuz, initrd.img, and a stamp
 # holding the hash of every input; the guest is rebuilt only when an input changed.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 out=${MEKHA_GUEST_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mekha/guest}
-modules=(virtio virtio_ring virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci
+modules=(virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci
          failover net_failover virtio_net virtio_blk virtio_console)
 
 for tool in gcc cpio gzip apt-get dpkg; do
@@ -29,9 +30,17 @@ fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-echo "build-guest: fetching $kernel_pkg $kernel_ver"
-(cd "$work" && apt-get download -q "$kernel_pkg" >/dev/null)
-dpkg -x "$work"/"$kernel_pkg"_*.deb "$work/kernel"
+debs="$out/debs"
+mkdir -p "$debs"
+deb=$(ls "$debs"/"$kernel_pkg"_"${kernel_ver//:/%3a}"_*.deb 2>/dev/null | head -1 || true)
+if [ -z "$deb" ]; then
+  echo "build-guest: fetching $kernel_pkg $kernel_ver"
+  (cd "$work" && apt-get download -q -o APT::Sandbox::User=root "$kernel_pkg" >/dev/null)
+  rm -f "$debs"/*.deb
+  mv "$work"/"$kernel_pkg"_*.deb "$debs"/
+  deb=$(ls "$debs"/"$kernel_pkg"_*.deb | head -1)
+fi
+dpkg -x "$deb" "$work/kernel"
 kver=${kernel_pkg#linux-image-}
 moddir="$work/kernel/lib/modules/$kver"
 

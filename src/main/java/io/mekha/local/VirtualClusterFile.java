@@ -233,20 +233,16 @@ public final class VirtualClusterFile {
                     return null;
                 }
             }
-            return new NetworkAttachment(multicastGroup(clusterName, net.segment()), mac(clusterName, index), net.address());
+            return new NetworkAttachment(net.segment(), hubPort(clusterName, net.segment()), mac(clusterName, index), net.address());
         }
     }
 
     /**
-     * The multicast group of a VC's segment: derived from the VC and segment names, so that
-     * every VM of a VC (and its shadows) lands on the same segment and different VCs do not meet.
+     * The UDP port of a VC segment's hub on 127.0.0.1: derived from the VC and segment names, so
+     * that every VM of a VC (and its shadows) finds the same hub and different VCs do not meet.
      */
-    static String multicastGroup(String cluster, String segment) {
-        int h = (cluster + "/" + segment).hashCode();
-        int b2 = (h >>> 8) & 0xff;
-        int b3 = h & 0xff;
-        int port = 20000 + Math.floorMod(h >>> 16, 20000);
-        return "230.77." + b2 + "." + b3 + ":" + port;
+    static int hubPort(String cluster, String segment) {
+        return 20000 + Math.floorMod((cluster + "/" + segment).hashCode(), 10000); // below the ephemeral range
     }
 
     static String mac(String cluster, int index) {

@@ -53,7 +53,7 @@ class VirtualClusterFileTest {
         assertThat(vm1.workload()).isEqualTo("dirtier -m 64");
         VmSpec vm2 = vc.vm("vm2").orElseThrow();
         assertThat(vm2.memoryMiB()).isEqualTo(256);
-        assertThat(vm2.network().multicastGroup()).isEqualTo(vm1.network().multicastGroup());
+        assertThat(vm2.network().hubPort()).isEqualTo(vm1.network().hubPort());
         assertThat(vm2.network().mac()).isNotEqualTo(vm1.network().mac());
     }
 

@@ -1,5 +1,6 @@
 package io.mekha.agent.runtime;
 
+import io.mekha.agent.network.SegmentPort;
 import io.mekha.qmp.QmpClient;
 import io.mekha.qmp.QmpException;
 import java.io.File;
@@ -117,7 +118,15 @@ public final class LocalVmRuntime implements AutoCloseable {
             throw new VmStartException("VM '" + spec.name() + "': cannot create " + paths.dir() + ": " + e.getMessage(), e);
         }
         requireExecutable(spec, config.qemuBinary());
-        List<String> args = commandLine.build(spec, accel, paths, incoming);
+        int nicPort = 0;
+        if (spec.network() != null) {
+            try {
+                nicPort = SegmentPort.freeUdpPort();
+            } catch (IOException e) {
+                throw new VmStartException("VM '" + spec.name() + "': no free UDP port for its NIC: " + e.getMessage(), e);
+            }
+        }
+        List<String> args = commandLine.build(spec, accel, paths, nicPort, incoming);
         List<String> command = new ArrayList<>();
         if (Files.isExecutable(SETPRIV)) {
             command.addAll(List.of(SETPRIV.toString(), "--pdeathsig", "KILL", "--"));
@@ -131,8 +140,17 @@ public final class LocalVmRuntime implements AutoCloseable {
             ProcessKiller.killTree(process);
             throw e;
         }
-        QemuVm vm = new QemuVm(spec, role, accel, paths, args, process, qmp);
+        QemuVm vm = new QemuVm(spec, role, accel, paths, args, process, qmp, nicPort);
         instances.add(vm);
+        if (role == QemuVm.Role.PRIMARY) {
+            try {
+                vm.attachNic();
+            } catch (IOException e) {
+                vm.kill();
+                throw new VmStartException("VM '" + spec.name() + "': cannot attach its NIC to segment '"
+                        + spec.network().segment() + "': " + e.getMessage(), e);
+            }
+        }
         return vm;
     }
 

@@ -22,7 +22,10 @@ public final class QemuCommandLine {
         }
     }
 
-    public List<String> build(VmSpec spec, Accelerator accel, InstancePaths paths, boolean incoming) {
+    /**
+     * @param nicPort the local UDP port of this instance's NIC (ignored without a network)
+     */
+    public List<String> build(VmSpec spec, Accelerator accel, InstancePaths paths, int nicPort, boolean incoming) {
         if (accel == Accelerator.AUTO) {
             throw new IllegalArgumentException("resolve AUTO to TCG or KVM before building a command line");
         }
@@ -52,7 +55,8 @@ public final class QemuCommandLine {
         }
         if (spec.network() != null) {
             NetworkAttachment net = spec.network();
-            args.addAll(List.of("-netdev", "socket,id=net0,mcast=" + net.multicastGroup() + ",localaddr=127.0.0.1",
+            args.addAll(List.of("-netdev", "dgram,id=net0,local.type=inet,local.host=127.0.0.1,local.port=" + nicPort
+                            + ",remote.type=inet,remote.host=127.0.0.1,remote.port=" + net.hubPort(),
                     "-device", "virtio-net-pci,netdev=net0,mac=" + net.mac()));
         }
         if (incoming) {

@@ -1,6 +1,8 @@
 package io.mekha.agent.runtime;
 
+import io.mekha.agent.network.SegmentPort;
 import io.mekha.qmp.QmpClient;
+import java.io.IOException;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -20,10 +22,11 @@ public final class QemuVm implements AutoCloseable {
     private final List<String> commandLine;
     private final Process process;
     private final QmpClient qmp;
+    private final int nicPort;
     private volatile Role role;
 
     QemuVm(VmSpec spec, Role role, Accelerator accelerator, QemuCommandLine.InstancePaths paths,
-           List<String> commandLine, Process process, QmpClient qmp) {
+           List<String> commandLine, Process process, QmpClient qmp, int nicPort) {
         this.spec = spec;
         this.role = role;
         this.accelerator = accelerator;
@@ -31,6 +34,7 @@ public final class QemuVm implements AutoCloseable {
         this.commandLine = List.copyOf(commandLine);
         this.process = process;
         this.qmp = qmp;
+        this.nicPort = nicPort;
     }
 
     public String name() {
@@ -45,9 +49,19 @@ public final class QemuVm implements AutoCloseable {
         return role;
     }
 
-    /** A shadow that was resumed is the VM from now on. */
-    public void promote() {
+    /**
+     * A shadow that was resumed is the VM from now on: its NIC takes over the VM's place on the
+     * segment (a paused shadow is never attached, so it never sees frames sent after its cut).
+     */
+    public void promote() throws IOException {
         role = Role.PRIMARY;
+        attachNic();
+    }
+
+    void attachNic() throws IOException {
+        if (spec.network() != null) {
+            SegmentPort.attach(spec.network().hubPort(), spec.network().mac(), nicPort);
+        }
     }
 
     public Accelerator accelerator() {
@@ -82,6 +96,13 @@ public final class QemuVm implements AutoCloseable {
     public void kill() {
         qmp.close();
         ProcessKiller.killTree(process);
+        if (role == Role.PRIMARY && spec.network() != null) {
+            try {
+                SegmentPort.detach(spec.network().hubPort(), spec.network().mac());
+            } catch (IOException e) {
+                // the hub is gone too; nothing to detach from
+            }
+        }
     }
 
     /** Asks QEMU to quit; kills it if it has not exited within {@code grace}. */

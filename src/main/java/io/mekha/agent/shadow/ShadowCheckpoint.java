@@ -3,6 +3,7 @@ package io.mekha.agent.shadow;
 import io.mekha.agent.runtime.QemuVm;
 import io.mekha.agent.transfer.TransferFigures;
 import io.mekha.qmp.QmpException;
+import java.io.IOException;
 import java.time.Instant;
 
 /**
@@ -43,12 +44,12 @@ public final class ShadowCheckpoint {
      * Restarts the VM from this checkpoint: the source (crashed, or still running) is killed first
      * so two copies of the VM never run, then the shadow runs and is the VM from now on.
      */
-    public QemuVm restart() throws QmpException {
+    public QemuVm restart() throws QmpException, IOException {
         if (source.isAlive()) {
             source.kill();
         }
-        shadow.qmp().execute("cont");
         shadow.promote();
+        shadow.qmp().execute("cont");
         return shadow;
     }
 

@@ -1,0 +1,36 @@
+package io.mekha.agent.network;
+
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.DatagramChannel;
+import java.nio.charset.StandardCharsets;
+
+/** Talks to a {@link SegmentHub} from any process: attaches and detaches NICs, finds free ports for them. */
+public final class SegmentPort {
+    private SegmentPort() {}
+
+    /** A free UDP port on 127.0.0.1 for a QEMU dgram netdev to bind. */
+    public static int freeUdpPort() throws IOException {
+        try (DatagramChannel probe = DatagramChannel.open()) {
+            probe.bind(new InetSocketAddress("127.0.0.1", 0));
+            return ((InetSocketAddress) probe.getLocalAddress()).getPort();
+        }
+    }
+
+    /** Makes {@code port} the one NIC port of {@code mac} on the hub at {@code hubPort}. */
+    public static void attach(int hubPort, String mac, int port) throws IOException {
+        send(hubPort, "attach " + mac + " " + port);
+    }
+
+    public static void detach(int hubPort, String mac) throws IOException {
+        send(hubPort, "detach " + mac);
+    }
+
+    private static void send(int hubPort, String command) throws IOException {
+        try (DatagramChannel channel = DatagramChannel.open()) {
+            byte[] bytes = (SegmentHub.CONTROL_MAGIC + command).getBytes(StandardCharsets.US_ASCII);
+            channel.send(ByteBuffer.wrap(bytes), new InetSocketAddress("127.0.0.1", hubPort));
+        }
+    }
+}
