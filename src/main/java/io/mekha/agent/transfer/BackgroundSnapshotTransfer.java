@@ -23,7 +23,7 @@ public final class BackgroundSnapshotTransfer extends ShadowTransfer {
 
     @Override
     protected void configure() throws QmpException, TransferException {
-        setParameter("max-bandwidth", UNCAPPED_BANDWIDTH);
+        setParameter("max-bandwidth", bounds.qemuMaxBandwidth(UNCAPPED_BANDWIDTH));
         setCapability("background-snapshot", true, true);
     }
 

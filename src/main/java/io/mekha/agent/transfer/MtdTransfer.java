@@ -11,18 +11,31 @@ import java.time.Instant;
  * (or the coordinator) chose, raises the limit, and the last dirty pages flow into the shadow.
  * The limit is never 0: QEMU 7.2 then skips the dirty-bitmap sync and finishes after the bulk pass.
  *
- * <p>QEMU still completes by itself when a pass leaves less than "bandwidth x 1 ms" dirty, which a
- * guest that idles between bursts does. Where QEMU offers {@code avail-switchover-bandwidth}
- * (8.2+), Mekha declares a switchover bandwidth so small that only an empty dirty set would fit,
- * which a running guest never has. On older QEMU a self-completion can still happen: the VM is
- * then paused from that instant (still a consistent cut) and the figures say "QEMU completed".
+ * <p>Stock QEMU finishes a migration by itself, stopping the VM, whenever a pass over the dirty
+ * set ends with (next to) nothing newly dirty. Mekha makes that unlikely in three ways: where
+ * QEMU offers {@code avail-switchover-bandwidth} (8.2+) it declares a switchover bandwidth so
+ * small that only an empty dirty set fits; after the bulk pass it paces the copy so that each pass
+ * lasts about {@link #PASS_TARGET} (a guest that is busy at all dirties something in that time,
+ * whereas at full speed a pass over a small dirty set takes microseconds, and a guest idle for
+ * those has an empty dirty set); and once the local ending condition is met it slows the copy to a
+ * trickle ({@link #hold}). A guest idle for longer than a pass can still be finished by QEMU: it is
+ * then paused from that instant, which keeps the cut consistent, and its figures say "QEMU completed".
  */
 public final class MtdTransfer extends ShadowTransfer {
     static final long LIVE_DOWNTIME_MS = 1;
     /** bytes/s: 1 ms of it is under one page, so QEMU switches over only with nothing dirty. */
     static final long HOLD_SWITCHOVER_BANDWIDTH = 1 << 20;
+    /** How long a pass over the dirty set should last once the bulk pass is done. */
+    static final Duration PASS_TARGET = Duration.ofMillis(250);
+    /** Pacing never goes below this, so a large dirty set still converges. */
+    static final long MIN_PACED_BANDWIDTH = 4L << 20;
+    /** bytes/s while holding: about one page per rate-limit window of 100 ms. */
+    static final long HOLD_BANDWIDTH = 48 << 10;
 
     private final LiveEndingCondition condition;
+    private volatile MigrationStatus lastStatus;
+    private volatile boolean held;
+    private long pacedForPass = -1;
 
     MtdTransfer(QemuVm source, QemuVm shadow, LiveStageBounds bounds) {
         super(source, shadow, bounds);
@@ -50,15 +63,54 @@ public final class MtdTransfer extends ShadowTransfer {
     @Override
     public LiveEndingCondition.Reason pollLive() throws QmpException, TransferException {
         MigrationStatus status = status(source);
+        lastStatus = status;
         if (status.failed()) {
             throw new TransferException("VM '" + source.name() + "': live transfer to the shadow " + status.status()
                     + (status.errorDescription() == null ? "" : ": " + status.errorDescription()));
         }
-        return condition.observe(status, Duration.between(liveStarted, Instant.now()));
+        if (status.completed()) {
+            // QEMU finished by itself and paused the VM, even after the condition was met (held)
+            return LiveEndingCondition.Reason.COMPLETED_BY_QEMU;
+        }
+        LiveEndingCondition.Reason reason = condition.observe(status, Duration.between(liveStarted, Instant.now()));
+        if (reason == LiveEndingCondition.Reason.NOT_MET) {
+            pace(status);
+        }
+        return reason;
+    }
+
+    /** At each new pass after the bulk pass, sets the bandwidth that makes the pass last about PASS_TARGET. */
+    private void pace(MigrationStatus status) throws QmpException {
+        if (held || status.dirtySyncCount() < 2 || status.dirtySyncCount() == pacedForPass) {
+            return;
+        }
+        pacedForPass = status.dirtySyncCount();
+        long perSecond = status.remainingBytes() * 1000 / PASS_TARGET.toMillis();
+        long paced = Math.max(MIN_PACED_BANDWIDTH, perSecond);
+        setParameter("max-bandwidth", Math.min(paced, bounds.qemuMaxBandwidth(UNCAPPED_BANDWIDTH)));
+    }
+
+    /** The last query-migrate reading of the live stage (null before the first poll). */
+    public MigrationStatus lastStatus() {
+        return lastStatus;
     }
 
     public LiveEndingCondition condition() {
         return condition;
+    }
+
+    /**
+     * Keeps a VM that met its local ending condition live while the others catch up (the global
+     * ending condition), without letting QEMU finish by itself: copying slows to a trickle, so a
+     * pass over the small dirty set lasts seconds, and a running guest always dirties something in
+     * that time. At full speed a pass takes milliseconds, and a guest idle for those milliseconds
+     * has an empty dirty set, which QEMU takes as the moment to stop the VM and finish.
+     */
+    public void hold() throws QmpException {
+        if (!held) {
+            setParameter("max-bandwidth", HOLD_BANDWIDTH);
+            held = true;
+        }
     }
 
     @Override
@@ -67,6 +119,7 @@ public final class MtdTransfer extends ShadowTransfer {
         source.qmp().execute("stop");
         pausedByMekha = true;
         suspended = Instant.now();
+        setParameter("max-bandwidth", bounds.qemuMaxBandwidth(UNCAPPED_BANDWIDTH));
         setParameter("downtime-limit", FINAL_DOWNTIME_MS);
         setParameterIfOffered("avail-switchover-bandwidth", 0);
     }

@@ -86,10 +86,14 @@ public abstract sealed class ShadowTransfer permits MtdTransfer, StopAndCopyTran
         return shadow;
     }
 
+    public LiveStageBounds bounds() {
+        return bounds;
+    }
+
     /** Sets capabilities and parameters on the source for this mode. */
     protected void configure() throws QmpException, TransferException {
         setCapability("background-snapshot", false, false);
-        setParameter("max-bandwidth", UNCAPPED_BANDWIDTH);
+        setParameter("max-bandwidth", bounds.qemuMaxBandwidth(UNCAPPED_BANDWIDTH));
         setParameterIfOffered("avail-switchover-bandwidth", 0);
     }
 

@@ -1,0 +1,513 @@
+package io.mekha.agent;
+
+import io.mekha.agent.api.AgentDtos.CheckpointStatus;
+import io.mekha.agent.api.AgentDtos.PrepareRequest;
+import io.mekha.agent.api.AgentDtos.RestartStatus;
+import io.mekha.agent.api.AgentDtos.VmInfo;
+import io.mekha.agent.api.AgentDtos.VmRestartStatus;
+import io.mekha.agent.api.VmPhase;
+import io.mekha.agent.runtime.LocalVmRuntime;
+import io.mekha.agent.runtime.QemuVm;
+import io.mekha.agent.runtime.VmSpec;
+import io.mekha.agent.runtime.VmStartException;
+import io.mekha.agent.shadow.ShadowCheckpointer;
+import io.mekha.agent.transfer.LiveEndingCondition;
+import io.mekha.agent.transfer.LiveStageBounds;
+import io.mekha.agent.transfer.MtdTransfer;
+import io.mekha.agent.transfer.ShadowTransfer;
+import io.mekha.agent.transfer.TransferException;
+import io.mekha.agent.transfer.TransferMode;
+import io.mekha.qmp.QmpClient;
+import io.mekha.qmp.QmpEvent;
+import io.mekha.qmp.QmpEventQueue;
+import io.mekha.qmp.QmpException;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Pattern;
+import org.jboss.logging.Logger;
+
+/**
+ * Everything a node does for Mekha, apart from HTTP: runs VMs, and carries out its part of the
+ * checkpoint protocol (prepare, live stage, suspend at Ts, capture, resume at Tr, abort) and of
+ * the restart protocol. It never leaves a VM paused: a watchdog resumes what it paused when
+ * the coordinator goes silent.
+ */
+public final class AgentService implements AutoCloseable {
+    private static final Logger LOG = Logger.getLogger(AgentService.class);
+    private static final Pattern ID = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]{0,62}");
+    private static final Duration POLL = Duration.ofMillis(20);
+    /** With no suspend this long after the live stage's own bound, the coordinator is presumed gone. */
+    private static final Duration SUSPEND_GRACE = Duration.ofSeconds(60);
+    /** After this many, a VM that QEMU finishes early stays paused until Tr (still a consistent cut). */
+    private static final int MAX_LIVE_RESTARTS = 5;
+
+    private final String node;
+    private final LocalVmRuntime runtime;
+    private final ShadowCheckpointer checkpointer;
+    private final RendezvousClock clock;
+    private final Map<String, QemuVm> vms = new ConcurrentHashMap<>();
+    private final Set<String> starting = ConcurrentHashMap.newKeySet();
+    private final Map<String, String> locks = new ConcurrentHashMap<>();
+    private final Map<String, CheckpointSession> sessions = new ConcurrentHashMap<>();
+    private final Map<String, Map<String, VmRestartStatus>> restarts = new ConcurrentHashMap<>();
+    private final ScheduledExecutorService timers = Executors.newScheduledThreadPool(2, daemon("agent-timer"));
+    private final ExecutorService workers = Executors.newCachedThreadPool(daemon("agent-worker"));
+
+    public AgentService(String node, LocalVmRuntime runtime, RendezvousClock clock) {
+        this.node = node;
+        this.runtime = runtime;
+        this.checkpointer = new ShadowCheckpointer(runtime);
+        this.clock = clock;
+    }
+
+    public String node() {
+        return node;
+    }
+
+    public Instant now() {
+        return clock.now();
+    }
+
+    // ---------------------------------------------------------------- VMs
+
+    public VmInfo startVm(VmSpec spec) throws AgentException, InterruptedException {
+        if (spec == null || spec.name() == null || !ID.matcher(spec.name()).matches()) {
+            throw AgentException.badRequest("a VM needs a name of letters, digits, '.', '_' or '-'");
+        }
+        if (vms.containsKey(spec.name()) || !starting.add(spec.name())) {
+            throw AgentException.conflict("VM '" + spec.name() + "' already runs on node " + node);
+        }
+        try {
+            QemuVm vm = runtime.start(spec);
+            vms.put(spec.name(), vm);
+            return info(vm);
+        } catch (VmStartException e) {
+            throw new AgentException(422, e.getMessage(), e);
+        } finally {
+            starting.remove(spec.name());
+        }
+    }
+
+    public List<VmInfo> vms() {
+        return vms.values().stream().map(this::info).toList();
+    }
+
+    public VmInfo vm(String name) throws AgentException {
+        return info(requireVm(name));
+    }
+
+    /** Stops a VM (QEMU quits, or is killed after a grace period). Refused while it is in a checkpoint. */
+    public void stopVm(String name) throws AgentException {
+        QemuVm vm = requireVm(name);
+        String lock = locks.get(name);
+        if (lock != null) {
+            throw AgentException.conflict("VM '" + name + "' is in checkpoint " + lock + "; abort it first");
+        }
+        vms.remove(name);
+        vm.shutdown(Duration.ofSeconds(5));
+    }
+
+    private VmInfo info(QemuVm vm) {
+        String state;
+        try {
+            state = vm.isAlive() ? vm.qmp().execute("query-status", null, Duration.ofSeconds(5)).path("status").asText() : "dead";
+        } catch (QmpException e) {
+            state = vm.isAlive() ? "unreachable" : "dead";
+        }
+        return new VmInfo(vm.name(), node, state, vm.pid(), vm.accelerator().name(), locks.get(vm.name()),
+                vm.paths().console().toString());
+    }
+
+    private QemuVm requireVm(String name) throws AgentException {
+        QemuVm vm = vms.get(name);
+        if (vm == null) {
+            throw AgentException.notFound("no VM '" + name + "' on node " + node + " (it runs " + vms.keySet() + ")");
+        }
+        return vm;
+    }
+
+    // ---------------------------------------------------------------- checkpoint protocol
+
+    /** Locks the VMs, starts a shadow for each and starts the live stage. */
+    public CheckpointStatus prepare(String id, PrepareRequest request) throws AgentException, InterruptedException {
+        requireId(id);
+        if (sessions.containsKey(id)) {
+            throw AgentException.conflict("checkpoint " + id + " already exists on node " + node);
+        }
+        if (request.vms() == null || request.vms().isEmpty()) {
+            throw AgentException.badRequest("checkpoint " + id + ": name at least one VM");
+        }
+        TransferMode mode;
+        LiveStageBounds bounds;
+        try {
+            mode = TransferMode.parse(request.mode() == null ? "MTD" : request.mode());
+            bounds = LiveStageBounds.defaults();
+            if (request.maxLive() != null) {
+                bounds = bounds.withMaxLive(request.maxLive());
+            }
+            if (request.completionTimeout() != null) {
+                bounds = bounds.withCompletionTimeout(request.completionTimeout());
+            }
+            for (Long limit : request.bandwidthLimits() == null ? List.<Long>of() : request.bandwidthLimits().values()) {
+                bounds.withBandwidthLimit(limit); // validates
+            }
+        } catch (IllegalArgumentException e) {
+            throw AgentException.badRequest("checkpoint " + id + ": " + e.getMessage());
+        }
+        List<QemuVm> sources = new ArrayList<>();
+        for (String name : request.vms()) {
+            sources.add(requireVm(name));
+        }
+        List<String> locked = new ArrayList<>();
+        try {
+            for (QemuVm vm : sources) {
+                String holder = locks.putIfAbsent(vm.name(), id);
+                if (holder != null) {
+                    throw AgentException.conflict("VM '" + vm.name() + "' is already in checkpoint " + holder
+                            + "; one checkpoint or restore at a time per VM");
+                }
+                locked.add(vm.name());
+            }
+            List<CheckpointSession.VmTransfer> transfers = new ArrayList<>();
+            try {
+                for (QemuVm vm : sources) {
+                    long limit = request.bandwidthLimits() == null ? 0 : request.bandwidthLimits().getOrDefault(vm.name(), 0L);
+                    ShadowTransfer transfer = checkpointer.prepare(vm, mode, bounds.withBandwidthLimit(limit));
+                    transfers.add(new CheckpointSession.VmTransfer(vm, transfer));
+                }
+                for (CheckpointSession.VmTransfer t : transfers) {
+                    t.transfer.startLive();
+                    if (mode == TransferMode.MTD) {
+                        t.phase = VmPhase.LIVE;
+                    } else {
+                        t.liveDoneAt = clock.now();
+                        t.phase = VmPhase.LIVE_DONE;
+                    }
+                }
+            } catch (TransferException | QmpException | RuntimeException e) {
+                transfers.forEach(t -> t.transfer.abort());
+                throw new AgentException(500, "checkpoint " + id + " on node " + node + ": prepare failed: " + e.getMessage(), e);
+            }
+            Duration pauseDeadline = request.pauseDeadline() == null ? Duration.ofSeconds(60) : request.pauseDeadline();
+            CheckpointSession session = new CheckpointSession(id, transfers, pauseDeadline);
+            sessions.put(id, session);
+            session.poller = timers.scheduleWithFixedDelay(() -> pollLive(session), 0, POLL.toMillis(), TimeUnit.MILLISECONDS);
+            Duration noSuspendLimit = bounds.maxLive().multipliedBy(2).plus(SUSPEND_GRACE);
+            session.watchdog = timers.schedule(() -> abandonIfNotSuspended(session, noSuspendLimit),
+                    noSuspendLimit.toMillis(), TimeUnit.MILLISECONDS);
+            LOG.infof("checkpoint %s: %s live stage started for %s on node %s", id, mode.displayName(), request.vms(), node);
+            return status(session);
+        } catch (AgentException | RuntimeException e) {
+            locked.forEach(locks::remove);
+            throw e;
+        }
+    }
+
+    private void pollLive(CheckpointSession session) {
+        synchronized (session.pollLock) {
+            for (CheckpointSession.VmTransfer t : session.vms) {
+                if (t.phase != VmPhase.LIVE && t.phase != VmPhase.LIVE_DONE) {
+                    continue;
+                }
+                try {
+                    LiveEndingCondition.Reason reason = t.transfer.pollLive();
+                    if (reason == LiveEndingCondition.Reason.COMPLETED_BY_QEMU && t.liveRestarts < MAX_LIVE_RESTARTS) {
+                        restartLiveStage(session, t);
+                        continue;
+                    }
+                    if (reason != LiveEndingCondition.Reason.NOT_MET && t.phase == VmPhase.LIVE) {
+                        t.liveEnd = reason;
+                        if (t.transfer instanceof MtdTransfer mtd && reason != LiveEndingCondition.Reason.COMPLETED_BY_QEMU) {
+                            mtd.hold();
+                        }
+                        t.liveDoneAt = clock.now();
+                        t.phase = VmPhase.LIVE_DONE;
+                    }
+                } catch (QmpException | TransferException | RuntimeException e) {
+                    fail(t, "live stage failed: " + e.getMessage());
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return;
+                }
+            }
+        }
+    }
+
+    /**
+     * QEMU finished the migration by itself (a pass found nothing dirty) and so paused the VM long
+     * before Ts. Rather than keep it paused while the other VMs finish their live stage, resume it
+     * at once and start its live stage over with a fresh shadow.
+     */
+    private void restartLiveStage(CheckpointSession session, CheckpointSession.VmTransfer t)
+            throws TransferException, QmpException, InterruptedException {
+        t.liveRestarts++;
+        LOG.infof("checkpoint %s: QEMU finished VM '%s' early (idle guest); resuming it and restarting its live stage (%d)",
+                session.id, t.source.name(), t.liveRestarts);
+        ShadowTransfer old = t.transfer;
+        old.abort();
+        ShadowTransfer fresh = checkpointer.prepare(t.source, old.mode(), old.bounds());
+        t.transfer = fresh;
+        t.liveEnd = LiveEndingCondition.Reason.NOT_MET;
+        t.liveDoneAt = null;
+        t.phase = VmPhase.LIVE;
+        fresh.startLive();
+    }
+
+    /** Stops every VM of the checkpoint at {@code at} (this agent's clock), then waits for the shadows to fill. */
+    public CheckpointStatus suspend(String id, Instant at) throws AgentException {
+        CheckpointSession session = requireSession(id);
+        synchronized (session.pollLock) {
+            for (CheckpointSession.VmTransfer t : session.vms) {
+                if (t.phase != VmPhase.LIVE && t.phase != VmPhase.LIVE_DONE) {
+                    throw AgentException.conflict("checkpoint " + id + ": VM '" + t.source.name() + "' is " + t.phase
+                            + ", cannot suspend" + (t.error == null ? "" : " (" + t.error + ")"));
+                }
+            }
+            session.cancelTimers();
+            session.vms.forEach(t -> t.phase = VmPhase.SUSPENDING);
+        }
+        for (CheckpointSession.VmTransfer t : session.vms) {
+            workers.submit(() -> suspendOne(session, t, at));
+        }
+        // the watchdog: never leave a VM paused if the coordinator does not come back with a resume
+        Duration untilDeadline = Duration.between(clock.now(), at).plus(session.pauseDeadline);
+        session.watchdog = timers.schedule(() -> resumeOnSilence(session), Math.max(0, untilDeadline.toMillis()), TimeUnit.MILLISECONDS);
+        return status(session);
+    }
+
+    private void suspendOne(CheckpointSession session, CheckpointSession.VmTransfer t, Instant at) {
+        try {
+            clock.sleepUntil(at);
+            t.stopIssuedAt = clock.now();
+            t.transfer.suspend();
+            t.phase = VmPhase.SUSPENDED;
+            t.transfer.awaitCaptured();
+            t.capturedAt = clock.now();
+            t.phase = VmPhase.CAPTURED;
+        } catch (Exception e) {
+            fail(t, "suspend/capture failed: " + e.getMessage());
+        }
+    }
+
+    /** Lets every VM of the checkpoint run again at {@code at}: only once all of them are captured (the barrier). */
+    public CheckpointStatus resume(String id, Instant at) throws AgentException {
+        CheckpointSession session = requireSession(id);
+        if (!session.all(VmPhase.CAPTURED)) {
+            throw AgentException.conflict("checkpoint " + id + ": cannot resume before every VM on node " + node
+                    + " is captured: " + phases(session));
+        }
+        ScheduledFuture<?> w = session.watchdog;
+        if (w != null) {
+            w.cancel(false);
+        }
+        for (CheckpointSession.VmTransfer t : session.vms) {
+            workers.submit(() -> resumeOne(session, t, at));
+        }
+        return status(session);
+    }
+
+    private void resumeOne(CheckpointSession session, CheckpointSession.VmTransfer t, Instant at) {
+        try {
+            clock.sleepUntil(at);
+            t.transfer.resumeSource();
+            t.resumedAt = clock.now();
+            t.figures = t.transfer.figures(t.liveEndText(), t.passes());
+            t.phase = VmPhase.RESUMED;
+        } catch (Exception e) {
+            fail(t, "resume failed: " + e.getMessage());
+        } finally {
+            locks.remove(t.source.name(), session.id);
+        }
+    }
+
+    /** Undoes the checkpoint: cancels transfers, resumes what Mekha paused, removes the shadows. */
+    public CheckpointStatus abort(String id, String reason) throws AgentException {
+        CheckpointSession session = requireSession(id);
+        synchronized (session.pollLock) {
+            session.cancelTimers();
+            for (CheckpointSession.VmTransfer t : session.vms) {
+                if (t.phase == VmPhase.RESUMED) {
+                    continue; // complete: the checkpoint of this VM stays until discarded
+                }
+                t.transfer.abort();
+                if (!t.phase.terminal()) {
+                    t.phase = VmPhase.ABORTED;
+                    t.error = "aborted: " + (reason == null ? "by the coordinator" : reason);
+                }
+                locks.remove(t.source.name(), id);
+            }
+        }
+        LOG.infof("checkpoint %s aborted on node %s: %s", id, node, reason);
+        return status(session);
+    }
+
+    public CheckpointStatus status(String id) throws AgentException {
+        return status(requireSession(id));
+    }
+
+    private CheckpointStatus status(CheckpointSession session) {
+        return new CheckpointStatus(session.id, node, session.vms.stream().map(CheckpointSession.VmTransfer::status).toList());
+    }
+
+    /** Drops a checkpoint's shadows (its level-0 copy) on this node. */
+    public void discard(String id) throws AgentException {
+        CheckpointSession session = requireSession(id);
+        if (session.vms.stream().anyMatch(t -> !t.phase.terminal())) {
+            abort(id, "discarded");
+        }
+        sessions.remove(id);
+        for (CheckpointSession.VmTransfer t : session.vms) {
+            if (t.transfer.shadow().role() == QemuVm.Role.SHADOW) {
+                t.transfer.shadow().kill();
+            }
+        }
+    }
+
+    private void fail(CheckpointSession.VmTransfer t, String why) {
+        LOG.errorf("VM '%s' on node %s: %s", t.source.name(), node, why);
+        t.error = why;
+        t.phase = VmPhase.FAILED;
+        t.transfer.abort();
+    }
+
+    private void resumeOnSilence(CheckpointSession session) {
+        if (session.vms.stream().anyMatch(t -> t.phase == VmPhase.RESUMED)) {
+            return;
+        }
+        LOG.errorf("checkpoint %s: no resume within %s of the suspend; resuming every VM this node paused",
+                session.id, session.pauseDeadline);
+        try {
+            abort(session.id, "no resume from the coordinator within " + session.pauseDeadline + " of the suspend; VMs resumed by the agent");
+        } catch (AgentException e) {
+            LOG.error("watchdog abort failed", e);
+        }
+    }
+
+    private void abandonIfNotSuspended(CheckpointSession session, Duration limit) {
+        if (session.any(VmPhase.LIVE) || session.any(VmPhase.LIVE_DONE)) {
+            try {
+                abort(session.id, "no suspend from the coordinator within " + limit + "; shadows removed");
+            } catch (AgentException e) {
+                LOG.error("watchdog abort failed", e);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- restart protocol
+
+    /**
+     * Restarts VMs from a complete checkpoint's shadows, resuming them together at {@code at}:
+     * each VM's current QEMU (crashed or not) is killed first, so two copies never run.
+     */
+    public RestartStatus restart(String id, Instant at) throws AgentException {
+        CheckpointSession session = requireSession(id);
+        if (!session.complete()) {
+            throw AgentException.conflict("checkpoint " + id + " is not complete on node " + node + ": " + phases(session));
+        }
+        for (CheckpointSession.VmTransfer t : session.vms) {
+            if (!t.transfer.shadow().isAlive()) {
+                throw AgentException.conflict("checkpoint " + id + ": the shadow of VM '" + t.source.name()
+                        + "' is gone; this checkpoint can no longer restart from memory");
+            }
+            if (t.transfer.shadow().role() != QemuVm.Role.SHADOW) {
+                throw AgentException.conflict("checkpoint " + id + ": VM '" + t.source.name() + "' was already restarted from it");
+            }
+        }
+        Map<String, VmRestartStatus> states = new ConcurrentHashMap<>();
+        restarts.put(id, states);
+        for (CheckpointSession.VmTransfer t : session.vms) {
+            states.put(t.source.name(), new VmRestartStatus(t.source.name(), "restarting", null, null, null));
+            workers.submit(() -> restartOne(t, at, states));
+        }
+        return restartStatus(id);
+    }
+
+    private void restartOne(CheckpointSession.VmTransfer t, Instant at, Map<String, VmRestartStatus> states) {
+        String name = t.source.name();
+        QemuVm shadow = t.transfer.shadow();
+        try {
+            QemuVm current = vms.get(name);
+            if (current != null && current.isAlive()) {
+                current.kill();
+            }
+            if (t.source.isAlive()) {
+                t.source.kill();
+            }
+            try (QmpEventQueue events = shadow.qmp().listen(Set.of("RESUME"))) {
+                shadow.promote();
+                clock.sleepUntil(at);
+                shadow.qmp().execute("cont");
+                Instant resumedAt = clock.now();
+                QmpEvent resume = events.poll(Duration.ofSeconds(2));
+                vms.put(name, shadow);
+                states.put(name, new VmRestartStatus(name, "running", resumedAt, resume == null ? null : resume.timestamp(), null));
+            }
+        } catch (Exception e) {
+            LOG.errorf("restart of VM '%s' on node %s failed: %s", name, node, e.getMessage());
+            states.put(name, new VmRestartStatus(name, "failed", null, null, e.getMessage()));
+        }
+    }
+
+    public RestartStatus restartStatus(String id) throws AgentException {
+        Map<String, VmRestartStatus> states = restarts.get(id);
+        if (states == null) {
+            throw AgentException.notFound("no restart from checkpoint " + id + " on node " + node);
+        }
+        return new RestartStatus(id, node, List.copyOf(states.values()));
+    }
+
+    // ---------------------------------------------------------------- helpers
+
+    private CheckpointSession requireSession(String id) throws AgentException {
+        requireId(id);
+        CheckpointSession session = sessions.get(id);
+        if (session == null) {
+            throw AgentException.notFound("no checkpoint " + id + " on node " + node);
+        }
+        return session;
+    }
+
+    private static void requireId(String id) throws AgentException {
+        if (id == null || !ID.matcher(id).matches()) {
+            throw AgentException.badRequest("checkpoint id '" + id + "' must be letters, digits, '.', '_' or '-' (at most 63)");
+        }
+    }
+
+    private static String phases(CheckpointSession session) {
+        StringBuilder s = new StringBuilder();
+        for (CheckpointSession.VmTransfer t : session.vms) {
+            s.append(s.length() == 0 ? "" : ", ").append(t.source.name()).append('=').append(t.phase);
+        }
+        return s.toString();
+    }
+
+    public Collection<String> checkpointIds() {
+        return sessions.keySet();
+    }
+
+    private static java.util.concurrent.ThreadFactory daemon(String name) {
+        return r -> {
+            Thread t = new Thread(r, name);
+            t.setDaemon(true);
+            return t;
+        };
+    }
+
+    @Override
+    public void close() {
+        timers.shutdownNow();
+        workers.shutdownNow();
+        runtime.close();
+    }
+}

@@ -1,0 +1,58 @@
+package io.mekha.agent.api;
+
+import io.mekha.agent.runtime.VmSpec;
+import io.mekha.agent.transfer.TransferFigures;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import java.util.Map;
+
+/** The agent's HTTP API model: requests and replies as JSON records. */
+public final class AgentDtos {
+    private AgentDtos() {}
+
+    /** The agent's clock, for estimating the offset between it and the coordinator. */
+    public record TimeReply(Instant now, String node) {}
+
+    /** A refusal or failure, with what to do about it. */
+    public record ErrorReply(String error) {}
+
+    /** One VM this agent runs. */
+    public record VmInfo(String name, String node, String state, long pid, String accelerator, String checkpoint,
+                         String consolePath) {}
+
+    public record StartVmRequest(VmSpec spec) {}
+
+    /**
+     * Prepares a checkpoint of some of this agent's VMs: shadows started, transfers configured,
+     * the live stage started (MTD).
+     *
+     * @param pauseDeadline the agent's watchdog resumes every VM it paused for this checkpoint if
+     *     no resume arrives within this time after the stop
+     * @param bandwidthLimits bytes/s for a VM's transfer, by VM name (absent: uncapped)
+     */
+    public record PrepareRequest(List<String> vms, String mode, Duration maxLive, Duration completionTimeout,
+                                 Duration pauseDeadline, Map<String, Long> bandwidthLimits) {}
+
+    /** A rendezvous instant, in the agent's own clock. */
+    public record AtRequest(Instant at) {}
+
+    public record AbortRequest(String reason) {}
+
+    /**
+     * One VM's progress in a checkpoint. Instants are the agent's clock.
+     *
+     * @param liveRestarts how often the live stage started over because QEMU finished the migration by
+     *     itself (pausing the VM) before the global ending condition; the VM was resumed at once each time
+     */
+    public record VmCheckpointStatus(String vm, VmPhase phase, String liveEnd, int passes, int liveRestarts, long bytesTransferred,
+                                     Instant liveDoneAt, Instant stopIssuedAt, Instant capturedAt, Instant resumedAt,
+                                     TransferFigures figures, String error) {}
+
+    public record CheckpointStatus(String id, String node, List<VmCheckpointStatus> vms) {}
+
+    /** One VM's restart from a checkpoint's shadow. */
+    public record VmRestartStatus(String vm, String state, Instant resumedAt, Instant resumeEvent, String error) {}
+
+    public record RestartStatus(String id, String node, List<VmRestartStatus> vms) {}
+}

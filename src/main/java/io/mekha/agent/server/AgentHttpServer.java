@@ -1,0 +1,180 @@
+package io.mekha.agent.server;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.sun.net.httpserver.HttpExchange;
+import com.sun.net.httpserver.HttpServer;
+import io.mekha.agent.AgentException;
+import io.mekha.agent.AgentService;
+import io.mekha.agent.api.AgentDtos.AbortRequest;
+import io.mekha.agent.api.AgentDtos.AtRequest;
+import io.mekha.agent.api.AgentDtos.ErrorReply;
+import io.mekha.agent.api.AgentDtos.PrepareRequest;
+import io.mekha.agent.api.AgentDtos.StartVmRequest;
+import io.mekha.agent.api.AgentDtos.TimeReply;
+import io.mekha.agent.api.Json;
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.InetSocketAddress;
+import java.net.URI;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.jboss.logging.Logger;
+
+/**
+ * The agent's HTTP/JSON API, the wire between coordinator and agent. Every request must carry
+ * the agent's bearer token; errors come back as {@code {"error": "..."}} with a status that says
+ * whose fault it was (400 bad request, 401 unauthenticated, 404 unknown, 409 conflict, 422 VM
+ * could not start, 500 failure).
+ */
+public final class AgentHttpServer implements AutoCloseable {
+    private static final Logger LOG = Logger.getLogger(AgentHttpServer.class);
+    private static final Pattern VM = Pattern.compile("^/v1/vms/([^/]+)$");
+    private static final Pattern CHECKPOINT = Pattern.compile("^/v1/checkpoints/([^/]+)(?:/([a-z]+))?$");
+    private static final int MAX_BODY = 1 << 20;
+
+    private final AgentService agent;
+    private final BearerToken token;
+    private final HttpServer server;
+    private final ExecutorService executor = Executors.newCachedThreadPool(r -> {
+        Thread t = new Thread(r, "agent-http");
+        t.setDaemon(true);
+        return t;
+    });
+    private final ObjectMapper json = Json.mapper();
+
+    public AgentHttpServer(AgentService agent, BearerToken token, InetSocketAddress listen) throws IOException {
+        this.agent = agent;
+        this.token = token;
+        this.server = HttpServer.create(listen, 64);
+        server.createContext("/", this::handle);
+        server.setExecutor(executor);
+    }
+
+    public AgentHttpServer start() {
+        server.start();
+        return this;
+    }
+
+    public URI uri() {
+        InetSocketAddress a = server.getAddress();
+        return URI.create("http://" + a.getHostString() + ":" + a.getPort());
+    }
+
+    private void handle(HttpExchange exchange) throws IOException {
+        try (exchange) {
+            if (!token.matches(exchange.getRequestHeaders().getFirst("Authorization"))) {
+                exchange.getResponseHeaders().add("WWW-Authenticate", "Bearer realm=\"mekha-agent\"");
+                LOG.warnf("refused unauthenticated %s %s from %s", exchange.getRequestMethod(), exchange.getRequestURI().getPath(),
+                        exchange.getRemoteAddress());
+                reply(exchange, 401, new ErrorReply("unauthenticated: this Mekha agent (node " + agent.node()
+                        + ") needs 'Authorization: Bearer <token>' with its token"));
+                return;
+            }
+            try {
+                Object result = route(exchange);
+                reply(exchange, result == null ? 204 : 200, result);
+            } catch (AgentException e) {
+                reply(exchange, e.status(), new ErrorReply(e.getMessage()));
+            } catch (JsonProcessingException e) {
+                reply(exchange, 400, new ErrorReply("malformed request body: " + e.getOriginalMessage()));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                reply(exchange, 503, new ErrorReply("agent on node " + agent.node() + " is shutting down"));
+            } catch (RuntimeException e) {
+                LOG.error("agent request failed", e);
+                reply(exchange, 500, new ErrorReply("agent on node " + agent.node() + " failed: " + e));
+            }
+        }
+    }
+
+    private Object route(HttpExchange exchange) throws AgentException, IOException, InterruptedException {
+        String method = exchange.getRequestMethod();
+        String path = exchange.getRequestURI().getPath();
+        if (path.equals("/v1/time") && method.equals("GET")) {
+            return new TimeReply(agent.now(), agent.node());
+        }
+        if (path.equals("/v1/vms")) {
+            return switch (method) {
+                case "GET" -> agent.vms();
+                case "POST" -> agent.startVm(body(exchange, StartVmRequest.class).spec());
+                default -> throw methodNotAllowed(method, path);
+            };
+        }
+        Matcher vm = VM.matcher(path);
+        if (vm.matches()) {
+            return switch (method) {
+                case "GET" -> agent.vm(vm.group(1));
+                case "DELETE" -> {
+                    agent.stopVm(vm.group(1));
+                    yield null;
+                }
+                default -> throw methodNotAllowed(method, path);
+            };
+        }
+        Matcher cp = CHECKPOINT.matcher(path);
+        if (cp.matches()) {
+            String id = cp.group(1);
+            String action = cp.group(2) == null ? "" : cp.group(2);
+            return switch (method + " " + action) {
+                case "GET " -> agent.status(id);
+                case "DELETE " -> {
+                    agent.discard(id);
+                    yield null;
+                }
+                case "POST prepare" -> agent.prepare(id, body(exchange, PrepareRequest.class));
+                case "POST suspend" -> agent.suspend(id, at(exchange));
+                case "POST resume" -> agent.resume(id, at(exchange));
+                case "POST abort" -> agent.abort(id, body(exchange, AbortRequest.class).reason());
+                case "POST restart" -> agent.restart(id, at(exchange));
+                case "GET restart" -> agent.restartStatus(id);
+                default -> throw methodNotAllowed(method, path);
+            };
+        }
+        throw AgentException.notFound("no such endpoint: " + method + " " + path);
+    }
+
+    private java.time.Instant at(HttpExchange exchange) throws IOException, AgentException {
+        AtRequest request = body(exchange, AtRequest.class);
+        if (request.at() == null) {
+            throw AgentException.badRequest("the request needs 'at', the rendezvous instant");
+        }
+        return request.at();
+    }
+
+    private <T> T body(HttpExchange exchange, Class<T> type) throws IOException, AgentException {
+        try (InputStream in = exchange.getRequestBody()) {
+            byte[] bytes = in.readNBytes(MAX_BODY + 1);
+            if (bytes.length > MAX_BODY) {
+                throw AgentException.badRequest("request body over " + MAX_BODY + " bytes");
+            }
+            if (bytes.length == 0) {
+                throw AgentException.badRequest("the request needs a JSON body (" + type.getSimpleName() + ")");
+            }
+            return json.readValue(bytes, type);
+        }
+    }
+
+    private static AgentException methodNotAllowed(String method, String path) {
+        return new AgentException(405, method + " is not allowed on " + path);
+    }
+
+    private void reply(HttpExchange exchange, int status, Object body) throws IOException {
+        if (body == null) {
+            exchange.sendResponseHeaders(status, -1);
+            return;
+        }
+        byte[] bytes = json.writeValueAsBytes(body);
+        exchange.getResponseHeaders().add("Content-Type", "application/json");
+        exchange.sendResponseHeaders(status, bytes.length);
+        exchange.getResponseBody().write(bytes);
+    }
+
+    @Override
+    public void close() {
+        server.stop(0);
+        executor.shutdownNow();
+    }
+}

@@ -1,0 +1,157 @@
+package io.mekha.protocol;
+
+import com.fasterxml.jackson.databind.JavaType;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.mekha.agent.api.AgentDtos.AbortRequest;
+import io.mekha.agent.api.AgentDtos.AtRequest;
+import io.mekha.agent.api.AgentDtos.CheckpointStatus;
+import io.mekha.agent.api.AgentDtos.ErrorReply;
+import io.mekha.agent.api.AgentDtos.PrepareRequest;
+import io.mekha.agent.api.AgentDtos.RestartStatus;
+import io.mekha.agent.api.AgentDtos.StartVmRequest;
+import io.mekha.agent.api.AgentDtos.TimeReply;
+import io.mekha.agent.api.AgentDtos.VmInfo;
+import io.mekha.agent.api.Json;
+import io.mekha.agent.runtime.VmSpec;
+import java.io.IOException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+
+/** The coordinator's side of the agent API: one agent, over HTTP/JSON, authenticated with a bearer token. */
+public final class AgentClient {
+    private static final Duration CONNECT_TIMEOUT = Duration.ofSeconds(5);
+
+    private final String node;
+    private final URI base;
+    private final String authorization;
+    private final Duration timeout;
+    private final HttpClient http;
+    private final ObjectMapper json = Json.mapper();
+
+    /**
+     * @param node the node's name, for messages
+     * @param authorization the Authorization header value (e.g. {@code Bearer <token>}), or null to send none
+     */
+    public AgentClient(String node, URI base, String authorization, Duration timeout) {
+        this.node = node;
+        this.base = base;
+        this.authorization = authorization;
+        this.timeout = timeout;
+        this.http = HttpClient.newBuilder().connectTimeout(CONNECT_TIMEOUT).build();
+    }
+
+    public String node() {
+        return node;
+    }
+
+    public URI base() {
+        return base;
+    }
+
+    public TimeReply time() throws AgentCallException {
+        return call("GET", "/v1/time", null, TimeReply.class);
+    }
+
+    public List<VmInfo> vms() throws AgentCallException {
+        return call("GET", "/v1/vms", null, json.getTypeFactory().constructCollectionType(List.class, VmInfo.class));
+    }
+
+    public VmInfo startVm(VmSpec spec) throws AgentCallException {
+        return call("POST", "/v1/vms", new StartVmRequest(spec), VmInfo.class, Duration.ofMinutes(3));
+    }
+
+    public void stopVm(String name) throws AgentCallException {
+        call("DELETE", "/v1/vms/" + name, null, Void.class);
+    }
+
+    public CheckpointStatus prepare(String id, PrepareRequest request) throws AgentCallException {
+        return call("POST", "/v1/checkpoints/" + id + "/prepare", request, CheckpointStatus.class, Duration.ofMinutes(2));
+    }
+
+    public CheckpointStatus status(String id) throws AgentCallException {
+        return call("GET", "/v1/checkpoints/" + id, null, CheckpointStatus.class);
+    }
+
+    public CheckpointStatus suspend(String id, Instant at) throws AgentCallException {
+        return call("POST", "/v1/checkpoints/" + id + "/suspend", new AtRequest(at), CheckpointStatus.class);
+    }
+
+    public CheckpointStatus resume(String id, Instant at) throws AgentCallException {
+        return call("POST", "/v1/checkpoints/" + id + "/resume", new AtRequest(at), CheckpointStatus.class);
+    }
+
+    public CheckpointStatus abort(String id, String reason) throws AgentCallException {
+        return call("POST", "/v1/checkpoints/" + id + "/abort", new AbortRequest(reason), CheckpointStatus.class);
+    }
+
+    public void discard(String id) throws AgentCallException {
+        call("DELETE", "/v1/checkpoints/" + id, null, Void.class);
+    }
+
+    public RestartStatus restart(String id, Instant at) throws AgentCallException {
+        return call("POST", "/v1/checkpoints/" + id + "/restart", new AtRequest(at), RestartStatus.class);
+    }
+
+    public RestartStatus restartStatus(String id) throws AgentCallException {
+        return call("GET", "/v1/checkpoints/" + id + "/restart", null, RestartStatus.class);
+    }
+
+    private <T> T call(String method, String path, Object body, Class<T> type) throws AgentCallException {
+        return call(method, path, body, json.getTypeFactory().constructType(type), timeout);
+    }
+
+    private <T> T call(String method, String path, Object body, Class<T> type, Duration callTimeout) throws AgentCallException {
+        return call(method, path, body, json.getTypeFactory().constructType(type), callTimeout);
+    }
+
+    private <T> T call(String method, String path, Object body, JavaType type) throws AgentCallException {
+        return call(method, path, body, type, timeout);
+    }
+
+    private <T> T call(String method, String path, Object body, JavaType type, Duration callTimeout) throws AgentCallException {
+        String what = method + " " + path + " on agent " + node + " (" + base + ")";
+        HttpResponse<byte[]> response;
+        try {
+            HttpRequest.Builder request = HttpRequest.newBuilder(base.resolve(path)).timeout(callTimeout)
+                    .header("Accept", "application/json");
+            if (authorization != null) {
+                request.header("Authorization", authorization);
+            }
+            if (body != null) {
+                request.header("Content-Type", "application/json")
+                        .method(method, HttpRequest.BodyPublishers.ofByteArray(json.writeValueAsBytes(body)));
+            } else {
+                request.method(method, HttpRequest.BodyPublishers.noBody());
+            }
+            response = http.send(request.build(), HttpResponse.BodyHandlers.ofByteArray());
+        } catch (IOException e) {
+            throw new AgentCallException(0, what + ": agent unreachable: " + e, e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new AgentCallException(0, what + ": interrupted", e);
+        }
+        int status = response.statusCode();
+        if (status >= 300) {
+            String message;
+            try {
+                message = json.readValue(response.body(), ErrorReply.class).error();
+            } catch (IOException e) {
+                message = new String(response.body());
+            }
+            throw new AgentCallException(status, message + " [" + status + " from " + what + "]", null);
+        }
+        if (type.getRawClass() == Void.class || response.body().length == 0) {
+            return null;
+        }
+        try {
+            return json.readValue(response.body(), type);
+        } catch (IOException e) {
+            throw new AgentCallException(status, what + ": unreadable reply: " + e.getMessage(), e);
+        }
+    }
+}

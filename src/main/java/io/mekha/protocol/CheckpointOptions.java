@@ -1,0 +1,40 @@
+package io.mekha.protocol;
+
+import io.mekha.agent.transfer.TransferMode;
+import java.time.Duration;
+import java.util.Map;
+
+/**
+ * How a coordinated checkpoint runs.
+ *
+ * @param maxLivePerVm each VM's own live-stage bound (its local ending condition's time bound)
+ * @param globalLiveBound the live stage ends for all VMs together at the latest after this
+ * @param completionTimeout how long capturing (the final transfer after the stop) may take
+ * @param pauseDeadline each agent resumes the VMs it paused if no resume arrives within this
+ * @param rendezvousLead how far ahead Ts and Tr are set, at least (grown to cover the clock uncertainty)
+ * @param bandwidthLimits bytes/s per VM transfer, by VM name (absent: uncapped)
+ */
+public record CheckpointOptions(TransferMode mode, Duration maxLivePerVm, Duration globalLiveBound, Duration completionTimeout,
+                                Duration pauseDeadline, Duration rendezvousLead, Map<String, Long> bandwidthLimits) {
+
+    public static CheckpointOptions defaults() {
+        return new CheckpointOptions(TransferMode.MTD, Duration.ofSeconds(30), Duration.ofSeconds(45), Duration.ofSeconds(120),
+                Duration.ofSeconds(60), Duration.ofMillis(50), Map.of());
+    }
+
+    public CheckpointOptions {
+        bandwidthLimits = Map.copyOf(bandwidthLimits);
+    }
+
+    public CheckpointOptions withMode(TransferMode m) {
+        return new CheckpointOptions(m, maxLivePerVm, globalLiveBound, completionTimeout, pauseDeadline, rendezvousLead, bandwidthLimits);
+    }
+
+    public CheckpointOptions withLiveBounds(Duration perVm, Duration global) {
+        return new CheckpointOptions(mode, perVm, global, completionTimeout, pauseDeadline, rendezvousLead, bandwidthLimits);
+    }
+
+    public CheckpointOptions withBandwidthLimits(Map<String, Long> limits) {
+        return new CheckpointOptions(mode, maxLivePerVm, globalLiveBound, completionTimeout, pauseDeadline, rendezvousLead, limits);
+    }
+}

@@ -1,0 +1,336 @@
+package io.mekha.protocol;
+
+import io.mekha.agent.api.AgentDtos.CheckpointStatus;
+import io.mekha.agent.api.AgentDtos.PrepareRequest;
+import io.mekha.agent.api.AgentDtos.RestartStatus;
+import io.mekha.agent.api.AgentDtos.VmCheckpointStatus;
+import io.mekha.agent.api.AgentDtos.VmRestartStatus;
+import io.mekha.agent.api.VmPhase;
+import io.mekha.agent.transfer.TransferMode;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.function.Predicate;
+import org.jboss.logging.Logger;
+
+/**
+ * Runs the coordinated checkpoint and restart protocols over a set of agents; knows nothing of
+ * Kubernetes. Checkpoint: lock and prepare every VM, MTD live stage everywhere, the global
+ * ending condition, suspend every VM at a rendezvous instant Ts, the barrier (every VM captured),
+ * then resume every VM at Tr chosen only after the barrier. Any failure before the barrier
+ * aborts the checkpoint on every agent, which resumes every VM Mekha paused.
+ */
+public final class Coordinator implements AutoCloseable {
+    private static final Logger LOG = Logger.getLogger(Coordinator.class);
+    private static final Duration POLL = Duration.ofMillis(25);
+    private static final int CLOCK_SAMPLES = 5;
+
+    private final List<AgentClient> agents;
+    private final Clock clock;
+    private final ExecutorService calls = Executors.newCachedThreadPool(r -> {
+        Thread t = new Thread(r, "coordinator-call");
+        t.setDaemon(true);
+        return t;
+    });
+
+    public Coordinator(List<AgentClient> agents, Clock clock) {
+        this.agents = List.copyOf(agents);
+        this.clock = clock;
+    }
+
+    // ---------------------------------------------------------------- checkpoint
+
+    public CheckpointReport checkpoint(String id, List<String> vmNames, CheckpointOptions options, ProtocolListener listener)
+            throws CheckpointFailedException, InterruptedException {
+        Instant started = clock.instant();
+        if (options.mode() == TransferMode.BACKGROUND_SNAPSHOT && vmNames.size() > 1) {
+            throw new CheckpointFailedException("BackgroundSnapshot checkpoints one VM at a time for now: QEMU resumes each VM by"
+                    + " itself right after its snapshot starts, so across VMs the cut would not be consistent; use MTD or StopAndCopy");
+        }
+        VirtualClusterMembers members = VirtualClusterMembers.resolve(vmNames, agents);
+        Map<AgentClient, ClockOffset> offsets = offsets(members.agents());
+        listener.step("preparing shadows for " + vmNames.size() + " VMs on " + members.agents().size() + " node(s)");
+
+        Map<AgentClient, CheckpointStatus> prepared = new LinkedHashMap<>();
+        List<String> prepareErrors = new ArrayList<>();
+        parallel(members.agents(), agent -> agent.prepare(id, prepareRequest(options, members.vmsByAgent().get(agent))))
+                .forEach((agent, result) -> {
+                    if (result.error() == null) {
+                        prepared.put(agent, result.value());
+                    } else {
+                        prepareErrors.add(result.error().getMessage());
+                    }
+                });
+        if (!prepareErrors.isEmpty()) {
+            abortAll(id, prepared.keySet(), "prepare failed elsewhere: " + String.join("; ", prepareErrors));
+            throw new CheckpointFailedException("checkpoint " + id + " aborted, every VM left running: " + String.join("; ", prepareErrors));
+        }
+
+        try {
+            listener.step(options.mode().displayName() + " live stage on every VM");
+            String liveEnd = awaitGlobalEndingCondition(id, members, options);
+            listener.step("global ending condition: " + liveEnd);
+
+            Instant ts = rendezvous(options, offsets);
+            listener.step("suspending every VM at Ts = " + ts);
+            requireAll(parallel(members.agents(), agent -> agent.suspend(id, offsets.get(agent).toAgent(ts))), "suspend");
+            awaitPhase(id, members, VmPhase.CAPTURED, Duration.between(clock.instant(), ts).plus(options.completionTimeout()), "capture");
+            listener.step("barrier: every VM captured");
+
+            Instant tr = rendezvous(options, offsets);
+            listener.step("resuming every VM at Tr = " + tr);
+            requireAll(parallel(members.agents(), agent -> agent.resume(id, offsets.get(agent).toAgent(tr))), "resume");
+            Map<AgentClient, CheckpointStatus> done = awaitPhase(id, members, VmPhase.RESUMED,
+                    Duration.between(clock.instant(), tr).plus(Duration.ofSeconds(30)), "resume");
+            CheckpointReport report = report(id, members, done, offsets, ts, tr, liveEnd, Duration.between(started, clock.instant()));
+            listener.step("checkpoint " + id + " complete: suspend skew " + report.suspendSkew().toNanos() / 1e6
+                    + " ms, resume skew " + report.resumeSkew().toNanos() / 1e6 + " ms");
+            return report;
+        } catch (CheckpointFailedException e) {
+            abortAll(id, members.agents(), e.getMessage());
+            throw new CheckpointFailedException("checkpoint " + id + " aborted, surviving VMs resumed: " + e.getMessage(), e);
+        } catch (InterruptedException | RuntimeException e) {
+            abortAll(id, members.agents(), "coordinator interrupted: " + e);
+            throw e;
+        }
+    }
+
+    private static PrepareRequest prepareRequest(CheckpointOptions options, List<String> vms) {
+        Map<String, Long> limits = new HashMap<>();
+        vms.forEach(v -> {
+            if (options.bandwidthLimits().containsKey(v)) {
+                limits.put(v, options.bandwidthLimits().get(v));
+            }
+        });
+        return new PrepareRequest(vms, options.mode().name(), options.maxLivePerVm(), options.completionTimeout(),
+                options.pauseDeadline(), limits);
+    }
+
+    private String awaitGlobalEndingCondition(String id, VirtualClusterMembers members, CheckpointOptions options)
+            throws CheckpointFailedException, InterruptedException {
+        Instant deadline = clock.instant().plus(options.globalLiveBound());
+        while (true) {
+            Map<AgentClient, CheckpointStatus> statuses = statuses(id, members);
+            failOnBrokenVm(statuses);
+            if (allVms(statuses, v -> v.phase() == VmPhase.LIVE_DONE)) {
+                return "every VM met its local ending condition";
+            }
+            if (!clock.instant().isBefore(deadline)) {
+                return "global live-stage bound of " + options.globalLiveBound() + " reached";
+            }
+            Thread.sleep(POLL.toMillis());
+        }
+    }
+
+    private Map<AgentClient, CheckpointStatus> awaitPhase(String id, VirtualClusterMembers members, VmPhase phase, Duration timeout,
+                                                          String step) throws CheckpointFailedException, InterruptedException {
+        Instant deadline = clock.instant().plus(timeout);
+        while (true) {
+            Map<AgentClient, CheckpointStatus> statuses = statuses(id, members);
+            failOnBrokenVm(statuses);
+            if (allVms(statuses, v -> v.phase() == phase)) {
+                return statuses;
+            }
+            if (clock.instant().isAfter(deadline)) {
+                throw new CheckpointFailedException(step + " did not finish within " + timeout + ": " + describe(statuses));
+            }
+            Thread.sleep(POLL.toMillis());
+        }
+    }
+
+    private Map<AgentClient, CheckpointStatus> statuses(String id, VirtualClusterMembers members) throws CheckpointFailedException {
+        return requireAll(parallel(members.agents(), agent -> agent.status(id)), "status");
+    }
+
+    private static void failOnBrokenVm(Map<AgentClient, CheckpointStatus> statuses) throws CheckpointFailedException {
+        for (var entry : statuses.entrySet()) {
+            for (VmCheckpointStatus vm : entry.getValue().vms()) {
+                if (vm.phase() == VmPhase.FAILED || vm.phase() == VmPhase.ABORTED) {
+                    throw new CheckpointFailedException("VM '" + vm.vm() + "' on node " + entry.getKey().node() + " " + vm.phase()
+                            + ": " + vm.error());
+                }
+            }
+        }
+    }
+
+    private static boolean allVms(Map<AgentClient, CheckpointStatus> statuses, Predicate<VmCheckpointStatus> test) {
+        return statuses.values().stream().flatMap(s -> s.vms().stream()).allMatch(test);
+    }
+
+    private static String describe(Map<AgentClient, CheckpointStatus> statuses) {
+        List<String> parts = new ArrayList<>();
+        statuses.forEach((agent, status) -> status.vms().forEach(v -> parts.add(v.vm() + "@" + agent.node() + "=" + v.phase())));
+        return String.join(", ", parts);
+    }
+
+    /** A rendezvous instant far enough ahead for every agent to hear it in time. */
+    private Instant rendezvous(CheckpointOptions options, Map<AgentClient, ClockOffset> offsets) {
+        Duration worst = offsets.values().stream().map(ClockOffset::uncertainty).max(Duration::compareTo).orElse(Duration.ZERO);
+        Duration lead = options.rendezvousLead().plus(worst.multipliedBy(8));
+        return clock.instant().plus(lead);
+    }
+
+    private CheckpointReport report(String id, VirtualClusterMembers members, Map<AgentClient, CheckpointStatus> done,
+                                    Map<AgentClient, ClockOffset> offsets, Instant ts, Instant tr, String liveEnd, Duration took) {
+        List<VmCheckpointReport> vms = new ArrayList<>();
+        done.forEach((agent, status) -> {
+            ClockOffset offset = offsets.get(agent);
+            for (VmCheckpointStatus vm : status.vms()) {
+                var f = vm.figures();
+                vms.add(new VmCheckpointReport(vm.vm(), agent.node(), f, offset.toCoordinator(vm.liveDoneAt()),
+                        offset.toCoordinator(f != null && f.stopAt() != null ? f.stopAt() : vm.stopIssuedAt()),
+                        offset.toCoordinator(vm.capturedAt()),
+                        offset.toCoordinator(f != null && f.resumeAt() != null ? f.resumeAt() : vm.resumedAt())));
+            }
+        });
+        vms.sort((a, b) -> a.vm().compareTo(b.vm()));
+        return new CheckpointReport(id, vms, ts, tr, liveEnd, took);
+    }
+
+    private void abortAll(String id, Collection<AgentClient> targets, String reason) {
+        parallel(List.copyOf(targets), agent -> agent.abort(id, reason)).forEach((agent, result) -> {
+            if (result.error() != null && result.error().status() != 404) {
+                LOG.warnf("abort of checkpoint %s on node %s failed: %s", id, agent.node(), result.error().getMessage());
+            }
+        });
+    }
+
+    // ---------------------------------------------------------------- restart
+
+    /** Restarts every VM of checkpoint {@code id} from its shadow, all resumed together at a rendezvous instant. */
+    public RestartReport restart(String id, ProtocolListener listener) throws CheckpointFailedException, InterruptedException {
+        Instant started = clock.instant();
+        Map<AgentClient, CheckpointStatus> holders = new LinkedHashMap<>();
+        List<String> unreachable = new ArrayList<>();
+        parallel(agents, agent -> agent.status(id)).forEach((agent, result) -> {
+            if (result.error() == null) {
+                holders.put(agent, result.value());
+            } else if (result.error().status() != 404) {
+                unreachable.add(agent.node() + ": " + result.error().getMessage());
+            }
+        });
+        if (!unreachable.isEmpty()) {
+            throw new CheckpointFailedException("cannot restart from checkpoint " + id + ": " + String.join("; ", unreachable));
+        }
+        if (holders.isEmpty()) {
+            throw new CheckpointFailedException("no agent holds checkpoint " + id);
+        }
+        for (var entry : holders.entrySet()) {
+            for (VmCheckpointStatus vm : entry.getValue().vms()) {
+                if (vm.phase() != VmPhase.RESUMED) {
+                    throw new CheckpointFailedException("checkpoint " + id + " is not complete: VM '" + vm.vm() + "' on node "
+                            + entry.getKey().node() + " is " + vm.phase());
+                }
+            }
+        }
+        Map<AgentClient, ClockOffset> offsets = offsets(List.copyOf(holders.keySet()));
+        Instant tr = rendezvous(CheckpointOptions.defaults(), offsets);
+        listener.step("restarting " + holders.values().stream().mapToInt(s -> s.vms().size()).sum() + " VMs from checkpoint " + id
+                + ", resuming together at Tr = " + tr);
+        requireAll(parallel(List.copyOf(holders.keySet()), agent -> agent.restart(id, offsets.get(agent).toAgent(tr))), "restart");
+        Instant deadline = clock.instant().plus(Duration.ofSeconds(60));
+        while (true) {
+            Map<AgentClient, RestartStatus> states = requireAll(parallel(List.copyOf(holders.keySet()), agent -> agent.restartStatus(id)),
+                    "restart status");
+            List<String> failed = new ArrayList<>();
+            boolean allRunning = true;
+            for (var entry : states.entrySet()) {
+                for (VmRestartStatus vm : entry.getValue().vms()) {
+                    if (vm.state().equals("failed")) {
+                        failed.add(vm.vm() + " on node " + entry.getKey().node() + ": " + vm.error());
+                    }
+                    allRunning &= vm.state().equals("running");
+                }
+            }
+            if (!failed.isEmpty()) {
+                throw new CheckpointFailedException("restart from checkpoint " + id + " failed: " + String.join("; ", failed));
+            }
+            if (allRunning) {
+                Map<String, String> nodes = new HashMap<>();
+                Map<String, Instant> resumed = new HashMap<>();
+                states.forEach((agent, status) -> status.vms().forEach(vm -> {
+                    nodes.put(vm.vm(), agent.node());
+                    resumed.put(vm.vm(), offsets.get(agent).toCoordinator(vm.resumeEvent() != null ? vm.resumeEvent() : vm.resumedAt()));
+                }));
+                RestartReport report = new RestartReport(id, nodes, tr, resumed, Duration.between(started, clock.instant()));
+                listener.step("restart complete: resume skew " + report.resumeSkew().toNanos() / 1e6 + " ms");
+                return report;
+            }
+            if (clock.instant().isAfter(deadline)) {
+                throw new CheckpointFailedException("restart from checkpoint " + id + " did not finish within 60 s");
+            }
+            Thread.sleep(POLL.toMillis());
+        }
+    }
+
+    /** Drops a checkpoint's shadows on every agent that holds it. */
+    public void discard(String id) {
+        parallel(agents, agent -> {
+            agent.discard(id);
+            return Boolean.TRUE;
+        });
+    }
+
+    // ---------------------------------------------------------------- plumbing
+
+    private Map<AgentClient, ClockOffset> offsets(List<AgentClient> targets) throws CheckpointFailedException {
+        return requireAll(parallel(targets, agent -> ClockOffset.estimate(agent, clock, CLOCK_SAMPLES)), "clock exchange");
+    }
+
+    @FunctionalInterface
+    private interface AgentCall<T> {
+        T call(AgentClient agent) throws AgentCallException;
+    }
+
+    private record Result<T>(T value, AgentCallException error) {}
+
+    private <T> Map<AgentClient, Result<T>> parallel(List<AgentClient> targets, AgentCall<T> call) {
+        Map<AgentClient, Future<T>> futures = new LinkedHashMap<>();
+        for (AgentClient agent : targets) {
+            futures.put(agent, calls.submit(() -> call.call(agent)));
+        }
+        Map<AgentClient, Result<T>> results = new LinkedHashMap<>();
+        futures.forEach((agent, future) -> {
+            try {
+                results.put(agent, new Result<>(future.get(), null));
+            } catch (ExecutionException e) {
+                AgentCallException error = e.getCause() instanceof AgentCallException a ? a
+                        : new AgentCallException(0, "agent " + agent.node() + ": " + e.getCause(), e.getCause());
+                results.put(agent, new Result<>(null, error));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                results.put(agent, new Result<>(null, new AgentCallException(0, "interrupted", e)));
+            }
+        });
+        return results;
+    }
+
+    private static <T> Map<AgentClient, T> requireAll(Map<AgentClient, Result<T>> results, String step) throws CheckpointFailedException {
+        Map<AgentClient, T> values = new LinkedHashMap<>();
+        for (var entry : results.entrySet()) {
+            AgentCallException error = entry.getValue().error();
+            if (error != null) {
+                String what = error.unreachable() ? "agent on node " + entry.getKey().node() + " unreachable during " + step
+                        : step + " refused by node " + entry.getKey().node();
+                throw new CheckpointFailedException(what + ": " + error.getMessage(), error);
+            }
+            values.put(entry.getKey(), entry.getValue().value());
+        }
+        return values;
+    }
+
+    @Override
+    public void close() {
+        calls.shutdownNow();
+    }
+}

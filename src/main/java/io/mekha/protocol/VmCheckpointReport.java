@@ -1,0 +1,15 @@
+package io.mekha.protocol;
+
+import io.mekha.agent.transfer.TransferFigures;
+import java.time.Instant;
+
+/**
+ * One VM's part of a coordinated checkpoint. Instants are on the coordinator's clock.
+ *
+ * @param liveDoneAt when the VM met its local ending condition
+ * @param stoppedAt when QEMU stopped the VM (its STOP event): this VM's cut
+ * @param capturedAt when its shadow held the whole state
+ * @param resumedAt when QEMU ran the VM again (its RESUME event)
+ */
+public record VmCheckpointReport(String vm, String node, TransferFigures figures, Instant liveDoneAt, Instant stoppedAt, Instant capturedAt,
+                                 Instant resumedAt) {}

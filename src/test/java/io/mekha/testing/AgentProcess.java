@@ -1,0 +1,86 @@
+package io.mekha.testing;
+
+import io.mekha.agent.server.AgentMain;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.net.URI;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+
+/** A Mekha agent running as a separate JVM process, so the wire protocol is exercised for real. */
+public final class AgentProcess implements AutoCloseable {
+    private final Process process;
+    private final URI uri;
+
+    private AgentProcess(Process process, URI uri) {
+        this.process = process;
+        this.uri = uri;
+    }
+
+    public static AgentProcess start(String node, Path workDir, Path tokenFile) throws Exception {
+        String java = Paths.get(System.getProperty("java.home"), "bin", "java").toString();
+        Process process = new ProcessBuilder(List.of(java, "-cp", System.getProperty("java.class.path"),
+                AgentMain.class.getName(), "--node", node, "--listen", "127.0.0.1:0",
+                "--work-dir", workDir.toString(), "--token-file", tokenFile.toString()))
+                .redirectErrorStream(true)
+                .redirectOutput(ProcessBuilder.Redirect.PIPE)
+                .start();
+        BufferedReader out = new BufferedReader(new InputStreamReader(process.getInputStream()));
+        CompletableFuture<URI> listening = CompletableFuture.supplyAsync(() -> {
+            try {
+                String line;
+                while ((line = out.readLine()) != null) {
+                    if (line.startsWith("MEKHA-AGENT listening ")) {
+                        URI found = URI.create(line.split(" ")[2]);
+                        Thread drain = new Thread(() -> drain(out), "agent-" + node + "-output");
+                        drain.setDaemon(true);
+                        drain.start();
+                        return found;
+                    }
+                }
+                throw new IllegalStateException("agent process exited before listening");
+            } catch (IOException e) {
+                throw new IllegalStateException(e);
+            }
+        });
+        try {
+            return new AgentProcess(process, listening.get(60, TimeUnit.SECONDS));
+        } catch (Exception e) {
+            process.destroyForcibly();
+            throw e;
+        }
+    }
+
+    private static void drain(BufferedReader out) {
+        try {
+            while (out.readLine() != null) {
+                // keep the pipe flowing; the agent's log is not needed here
+            }
+        } catch (IOException ignored) {
+            // the process ended
+        }
+    }
+
+    public URI uri() {
+        return uri;
+    }
+
+    public long pid() {
+        return process.pid();
+    }
+
+    /** Kills the agent process at once (SIGKILL), as a crashing node would. */
+    public void kill() throws InterruptedException {
+        process.destroyForcibly();
+        process.waitFor(10, TimeUnit.SECONDS);
+    }
+
+    @Override
+    public void close() throws InterruptedException {
+        kill();
+    }
+}

@@ -1,0 +1,137 @@
+package io.mekha.testing;
+
+import io.mekha.agent.AgentService;
+import io.mekha.agent.RendezvousClock;
+import io.mekha.agent.api.AgentDtos.VmInfo;
+import io.mekha.agent.network.SegmentHub;
+import io.mekha.agent.runtime.LocalVmRuntime;
+import io.mekha.agent.runtime.RuntimeConfig;
+import io.mekha.agent.runtime.VmSpec;
+import io.mekha.agent.server.AgentHttpServer;
+import io.mekha.agent.server.BearerToken;
+import io.mekha.local.RingReference;
+import io.mekha.protocol.AgentClient;
+import io.mekha.protocol.Coordinator;
+import java.net.InetSocketAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+
+/**
+ * A local virtual cluster for tests: a ring of VMs on one segment, spread over two agents —
+ * node n1 in this JVM and node n2 in a process of its own — and a coordinator that reaches both
+ * over authenticated HTTP.
+ */
+public final class TestCluster implements AutoCloseable {
+    public static final int NODES = 3;
+
+    public final SegmentHub hub;
+    public final BearerToken token = BearerToken.random();
+    public final AgentService agent1;
+    public final AgentHttpServer server1;
+    public final AgentProcess agent2;
+    public final AgentClient client1;
+    public final AgentClient client2;
+    public final Coordinator coordinator;
+    public final List<VmSpec> specs;
+    public final String ringArgs;
+    private final int steps;
+    private final int mib;
+    private final int dirtyMib;
+
+    /** vm1 and vm2 on n1 (this JVM), vm3 on n2 (its own process). */
+    public TestCluster(Path work, int steps, int intervalMs) throws Exception {
+        this.steps = steps;
+        this.mib = 16;
+        this.dirtyMib = 4;
+        this.ringArgs = "-m " + mib + " -d " + dirtyMib + " -s " + steps + " -t " + intervalMs;
+        hub = SegmentHub.open("lan", 0);
+        Path tokenFile = work.resolve("agent.token");
+        token.write(tokenFile);
+        agent1 = new AgentService("n1", new LocalVmRuntime(RuntimeConfig.defaults(Files.createDirectories(work.resolve("n1")))),
+                new RendezvousClock(Clock.systemUTC()));
+        server1 = new AgentHttpServer(agent1, token, new InetSocketAddress("127.0.0.1", 0)).start();
+        agent2 = AgentProcess.start("n2", Files.createDirectories(work.resolve("n2")), tokenFile);
+        client1 = new AgentClient("n1", server1.uri(), token.header(), Duration.ofSeconds(30));
+        client2 = new AgentClient("n2", agent2.uri(), token.header(), Duration.ofSeconds(30));
+        coordinator = new Coordinator(List.of(client1, client2), Clock.systemUTC());
+        specs = TestVcs.ring(NODES, hub.port(), 256, ringArgs);
+    }
+
+    public void bootAll() throws Exception {
+        client1.startVm(specs.get(0));
+        client1.startVm(specs.get(1));
+        client2.startVm(specs.get(2));
+    }
+
+    public List<String> vmNames() {
+        return specs.stream().map(VmSpec::name).toList();
+    }
+
+    public AgentClient clientOf(String vm) {
+        return vm.equals("vm3") ? client2 : client1;
+    }
+
+    public VmInfo info(String vm) throws Exception {
+        return clientOf(vm).vms().stream().filter(v -> v.name().equals(vm)).findFirst().orElseThrow();
+    }
+
+    /** The console of the VM's current QEMU. */
+    public List<String> console(String vm) throws Exception {
+        return Files.readAllLines(Path.of(info(vm).consolePath()));
+    }
+
+    public static int node(String vm) {
+        return Integer.parseInt(vm.substring(2)) - 1;
+    }
+
+    /** The highest step every VM has printed in its current console. */
+    public long minStep() throws Exception {
+        long min = Long.MAX_VALUE;
+        for (String vm : vmNames()) {
+            TreeMap<Long, Long> printed = RingReference.printed(console(vm), node(vm));
+            min = Math.min(min, printed.isEmpty() ? 0 : printed.lastKey());
+        }
+        return min;
+    }
+
+    public void awaitStep(long step, Duration timeout) throws Exception {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (minStep() < step) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("the ring did not reach step " + step + " within " + timeout + " (at " + minStep() + ")");
+            }
+            Thread.sleep(200);
+        }
+    }
+
+    public long[][] reference() {
+        return RingReference.sums(NODES, steps, mib, dirtyMib);
+    }
+
+    public int steps() {
+        return steps;
+    }
+
+    /** Every mismatch between what the VMs printed (in the given consoles) and an uninterrupted run. */
+    public List<String> mismatches(Map<String, List<String>> consoles) {
+        long[][] reference = reference();
+        List<String> out = new ArrayList<>();
+        consoles.forEach((vm, lines) -> out.addAll(RingReference.mismatches(RingReference.printed(lines, node(vm)), reference, node(vm))));
+        return out;
+    }
+
+    @Override
+    public void close() throws Exception {
+        coordinator.close();
+        agent2.close();
+        server1.close();
+        agent1.close();
+        hub.close();
+    }
+}
