@@ -235,7 +235,9 @@ public final class AgentService implements AutoCloseable {
                         t.phase = VmPhase.LIVE_DONE;
                     }
                 } catch (QmpException | TransferException | RuntimeException e) {
-                    fail(t, "live stage failed: " + e.getMessage());
+                    fail(t, !t.source.isAlive() ? "its QEMU (pid " + t.source.pid() + ") exited during the live stage"
+                            : !t.transfer.shadow().isAlive() ? "its shadow QEMU exited during the live stage (" + e.getMessage() + ")"
+                            : "live stage failed: " + e.getMessage());
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
                     return;
