@@ -6,6 +6,7 @@ import io.mekha.agent.api.AgentDtos.RestartStatus;
 import io.mekha.agent.api.AgentDtos.VmInfo;
 import io.mekha.agent.api.AgentDtos.VmRestartStatus;
 import io.mekha.agent.api.VmPhase;
+import io.mekha.agent.network.SegmentHub;
 import io.mekha.agent.runtime.LocalVmRuntime;
 import io.mekha.agent.runtime.QemuVm;
 import io.mekha.agent.runtime.VmSpec;
@@ -61,6 +62,8 @@ public final class AgentService implements AutoCloseable {
     private final Map<String, String> locks = new ConcurrentHashMap<>();
     private final Map<String, CheckpointSession> sessions = new ConcurrentHashMap<>();
     private final Map<String, Map<String, VmRestartStatus>> restarts = new ConcurrentHashMap<>();
+    private final Map<Integer, SegmentHub> hostedSegments = new ConcurrentHashMap<>();
+    private volatile boolean hostSegments;
     private final ScheduledExecutorService timers = Executors.newScheduledThreadPool(2, daemon("agent-timer"));
     private final ExecutorService workers = Executors.newCachedThreadPool(daemon("agent-worker"));
 
@@ -73,6 +76,32 @@ public final class AgentService implements AutoCloseable {
 
     public String node() {
         return node;
+    }
+
+    /**
+     * Makes this agent host the L2 segment hub of every VM it starts, as in local mode where one
+     * agent runs the whole VC. (With several agents, whoever owns the VC hosts the hubs.)
+     */
+    public AgentService hostingSegments() {
+        this.hostSegments = true;
+        return this;
+    }
+
+    private void ensureSegment(VmSpec spec) throws AgentException {
+        if (!hostSegments || spec.network() == null) {
+            return;
+        }
+        try {
+            hostedSegments.computeIfAbsent(spec.network().hubPort(), port -> {
+                try {
+                    return SegmentHub.open(spec.network().segment(), port);
+                } catch (java.io.IOException e) {
+                    throw new java.io.UncheckedIOException(e);
+                }
+            });
+        } catch (java.io.UncheckedIOException e) {
+            throw new AgentException(422, "VM '" + spec.name() + "': " + e.getCause().getMessage(), e.getCause());
+        }
     }
 
     public Instant now() {
@@ -89,6 +118,7 @@ public final class AgentService implements AutoCloseable {
             throw AgentException.conflict("VM '" + spec.name() + "' already runs on node " + node);
         }
         try {
+            ensureSegment(spec);
             QemuVm vm = runtime.start(spec);
             vms.put(spec.name(), vm);
             return info(vm);
@@ -511,5 +541,12 @@ public final class AgentService implements AutoCloseable {
         timers.shutdownNow();
         workers.shutdownNow();
         runtime.close();
+        for (SegmentHub hub : hostedSegments.values()) {
+            try {
+                hub.close();
+            } catch (java.io.IOException e) {
+                LOG.warnf("closing segment hub %s: %s", hub.name(), e.getMessage());
+            }
+        }
     }
 }

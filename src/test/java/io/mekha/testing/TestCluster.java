@@ -9,6 +9,7 @@ import io.mekha.agent.runtime.RuntimeConfig;
 import io.mekha.agent.runtime.VmSpec;
 import io.mekha.agent.server.AgentHttpServer;
 import io.mekha.agent.server.BearerToken;
+import io.mekha.local.RingCluster;
 import io.mekha.local.RingReference;
 import io.mekha.protocol.AgentClient;
 import io.mekha.protocol.Coordinator;
@@ -39,17 +40,11 @@ public final class TestCluster implements AutoCloseable {
     public final AgentClient client2;
     public final Coordinator coordinator;
     public final List<VmSpec> specs;
-    public final String ringArgs;
-    private final int steps;
-    private final int mib;
-    private final int dirtyMib;
+    public final RingCluster ring;
 
     /** vm1 and vm2 on n1 (this JVM), vm3 on n2 (its own process). */
     public TestCluster(Path work, int steps, int intervalMs) throws Exception {
-        this.steps = steps;
-        this.mib = 16;
-        this.dirtyMib = 4;
-        this.ringArgs = "-m " + mib + " -d " + dirtyMib + " -s " + steps + " -t " + intervalMs;
+        this.ring = new RingCluster(NODES, steps, intervalMs, 16, 4);
         hub = SegmentHub.open("lan", 0);
         Path tokenFile = work.resolve("agent.token");
         token.write(tokenFile);
@@ -60,7 +55,7 @@ public final class TestCluster implements AutoCloseable {
         client1 = new AgentClient("n1", server1.uri(), token.header(), Duration.ofSeconds(30));
         client2 = new AgentClient("n2", agent2.uri(), token.header(), Duration.ofSeconds(30));
         coordinator = new Coordinator(List.of(client1, client2), Clock.systemUTC());
-        specs = TestVcs.ring(NODES, hub.port(), 256, ringArgs);
+        specs = TestVcs.ring(ring, hub.port(), 256);
     }
 
     public void bootAll() throws Exception {
@@ -87,7 +82,7 @@ public final class TestCluster implements AutoCloseable {
     }
 
     public static int node(String vm) {
-        return Integer.parseInt(vm.substring(2)) - 1;
+        return RingCluster.node(vm);
     }
 
     /** The highest step every VM has printed in its current console. */
@@ -111,11 +106,11 @@ public final class TestCluster implements AutoCloseable {
     }
 
     public long[][] reference() {
-        return RingReference.sums(NODES, steps, mib, dirtyMib);
+        return ring.reference();
     }
 
     public int steps() {
-        return steps;
+        return ring.steps();
     }
 
     /** Every mismatch between what the VMs printed (in the given consoles) and an uninterrupted run. */

@@ -13,7 +13,7 @@ import java.util.concurrent.CountDownLatch;
 
 /**
  * Runs an agent as a process of its own: {@code --node NAME --listen HOST:PORT --work-dir DIR
- * --token-file FILE [--accelerator tcg|kvm|auto]}. Prints {@code MEKHA-AGENT listening <uri> node=<name>}
+ * --token-file FILE [--accelerator tcg|kvm|auto] [--host-segments]}. Prints {@code MEKHA-AGENT listening <uri> node=<name>}
  * once it serves. Its QEMU processes die with it. Also what {@code mekha agent} runs.
  */
 public final class AgentMain {
@@ -25,7 +25,12 @@ public final class AgentMain {
         Path workDir = null;
         Path tokenFile = null;
         Accelerator accel = Accelerator.TCG;
+        boolean segments = false;
         for (int i = 0; i < args.length; i++) {
+            if (args[i].equals("--host-segments")) {
+                segments = true;
+                continue;
+            }
             String value = i + 1 < args.length ? args[i + 1] : null;
             switch (args[i]) {
                 case "--node" -> node = value;
@@ -35,7 +40,8 @@ public final class AgentMain {
                 case "--accelerator" -> accel = Accelerator.parse(value);
                 default -> {
                     System.err.println("unknown argument " + args[i]
-                            + "; usage: --node NAME --listen HOST:PORT --work-dir DIR --token-file FILE [--accelerator tcg|kvm|auto]");
+                            + "; usage: --node NAME --listen HOST:PORT --work-dir DIR --token-file FILE [--accelerator tcg|kvm|auto]"
+                            + " [--host-segments]");
                     System.exit(2);
                 }
             }
@@ -45,16 +51,20 @@ public final class AgentMain {
             System.err.println("--work-dir and --token-file are required");
             System.exit(2);
         }
-        run(node, listen, workDir, BearerToken.read(tokenFile), accel);
+        run(node, listen, workDir, BearerToken.read(tokenFile), accel, segments);
     }
 
     /** Serves until the process is ended. */
-    public static void run(String node, String listen, Path workDir, BearerToken token, Accelerator accel) throws Exception {
+    public static void run(String node, String listen, Path workDir, BearerToken token, Accelerator accel, boolean hostSegments)
+            throws Exception {
         int colon = listen.lastIndexOf(':');
         InetSocketAddress address = new InetSocketAddress(listen.substring(0, colon), Integer.parseInt(listen.substring(colon + 1)));
         Files.createDirectories(workDir);
         LocalVmRuntime runtime = new LocalVmRuntime(RuntimeConfig.defaults(workDir).withAccelerator(accel));
         AgentService service = new AgentService(node, runtime, new RendezvousClock(Clock.systemUTC()));
+        if (hostSegments) {
+            service.hostingSegments();
+        }
         AgentHttpServer server = new AgentHttpServer(service, token, address).start();
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             server.close();

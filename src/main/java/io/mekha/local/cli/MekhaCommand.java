@@ -7,5 +7,6 @@ import picocli.CommandLine.Command;
 @TopCommand
 @Command(name = "mekha", mixinStandardHelpOptions = true, version = "mekha 0.1.0",
         description = "Coordinated in-memory checkpoint and restart of virtual clusters of QEMU VMs.",
-        subcommands = {DemoCommand.class, BenchModesCommand.class})
+        subcommands = {DemoCommand.class, UpCommand.class, StatusCommand.class, CheckpointCommand.class, RestoreCommand.class,
+                DownCommand.class, SingleVmDemoCommand.class, BenchModesCommand.class, AgentCommand.class})
 public class MekhaCommand {}

@@ -6,6 +6,7 @@ import io.mekha.agent.runtime.LocalVmRuntime;
 import io.mekha.agent.runtime.QemuVm;
 import io.mekha.agent.runtime.RuntimeConfig;
 import io.mekha.agent.runtime.VmSpec;
+import io.mekha.local.RingCluster;
 import io.mekha.local.RingReference;
 import io.mekha.testing.NoQemuLeftBehind;
 import io.mekha.testing.TestVcs;
@@ -31,7 +32,7 @@ class SegmentHubTest {
         try (SegmentHub hub = SegmentHub.open("lan", 0);
              LocalVmRuntime runtime = new LocalVmRuntime(RuntimeConfig.defaults(work))) {
             List<QemuVm> vms = new ArrayList<>();
-            for (VmSpec spec : TestVcs.ring(3, hub.port(), 256, "-m 8 -d 2 -s 30 -t 20")) {
+            for (VmSpec spec : TestVcs.ring(new RingCluster(3, 30, 20, 8, 2), hub.port(), 256)) {
                 vms.add(runtime.start(spec));
             }
             for (QemuVm vm : vms) {

@@ -1,0 +1,52 @@
+package io.mekha.local;
+
+import io.mekha.agent.transfer.TransferFigures;
+import io.mekha.protocol.CheckpointReport;
+import io.mekha.protocol.RestartReport;
+import io.mekha.protocol.VmCheckpointReport;
+import java.time.Duration;
+import java.time.Instant;
+
+/** Renders checkpoint and restart results as tables a person reads. */
+public final class Reports {
+    private Reports() {}
+
+    public static String checkpoint(CheckpointReport report) {
+        TextTable vms = new TextTable("vm", "node", "paused", "bytes", "live stage", "passes", "live stage ended", "stopped (vs Ts)",
+                "resumed (vs Tr)");
+        for (VmCheckpointReport vm : report.vms()) {
+            TransferFigures f = vm.figures();
+            vms.row(vm.vm(), vm.node(), TextTable.ms(f.mekhaPaused() != null ? f.mekhaPaused() : f.guestPaused()),
+                    TextTable.mib(f.bytesTransferred()), TextTable.seconds(f.liveStage()), f.passes(), f.liveEnd(),
+                    relative(vm.stoppedAt(), report.suspendAt()), relative(vm.resumedAt(), report.resumeAt()));
+        }
+        TextTable vc = new TextTable("virtual cluster", "value")
+                .row("checkpoint", report.id())
+                .row("live stage ended", report.liveEnd())
+                .row("suspend skew (spread of stop instants)", TextTable.ms(report.suspendSkew()))
+                .row("resume skew (spread of resume instants)", TextTable.ms(report.resumeSkew()))
+                .row("barrier held (no VM resumed before all captured)", report.barrierHeld() ? "yes" : "NO")
+                .row("time to checkpoint", TextTable.seconds(report.timeToCheckpoint()));
+        return vms.render() + "\n" + vc.render();
+    }
+
+    public static String restart(RestartReport report) {
+        TextTable vms = new TextTable("vm", "node", "resumed (vs Tr)");
+        report.resumedAt().keySet().stream().sorted().forEach(vm ->
+                vms.row(vm, report.nodes().get(vm), relative(report.resumedAt().get(vm), report.resumeAt())));
+        TextTable vc = new TextTable("virtual cluster", "value")
+                .row("restarted from", report.checkpointId())
+                .row("resume skew", TextTable.ms(report.resumeSkew()))
+                .row("time to restart", TextTable.seconds(report.timeToRestart()));
+        return vms.render() + "\n" + vc.render();
+    }
+
+    /** {@code +0.4 ms}: how far an instant lies from a reference instant. */
+    static String relative(Instant at, Instant reference) {
+        if (at == null || reference == null) {
+            return "-";
+        }
+        Duration d = Duration.between(reference, at);
+        return String.format("%+.1f ms", d.toNanos() / 1e6);
+    }
+}

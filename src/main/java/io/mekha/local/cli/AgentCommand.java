@@ -1,0 +1,38 @@
+package io.mekha.local.cli;
+
+import io.mekha.agent.runtime.Accelerator;
+import io.mekha.agent.server.AgentMain;
+import io.mekha.agent.server.BearerToken;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code mekha agent}: runs a node agent in the foreground (what {@code mekha up} starts in the background). */
+@Command(name = "agent", mixinStandardHelpOptions = true, description = "Run a Mekha node agent (HTTP API for the coordinator).")
+public class AgentCommand implements Callable<Integer> {
+
+    @Option(names = "--node", defaultValue = "local", description = "this node's name (default: ${DEFAULT-VALUE})")
+    String node;
+
+    @Option(names = "--listen", defaultValue = "127.0.0.1:0", description = "host:port to serve on (default: ${DEFAULT-VALUE})")
+    String listen;
+
+    @Option(names = "--work-dir", required = true, description = "where VM consoles, sockets and logs go")
+    Path workDir;
+
+    @Option(names = "--token-file", required = true, description = "file holding the shared bearer token (mode 600)")
+    Path tokenFile;
+
+    @Option(names = "--accelerator", defaultValue = "tcg", description = "tcg, kvm or auto (default: ${DEFAULT-VALUE})")
+    String accelerator;
+
+    @Option(names = "--host-segments", description = "host the L2 segment hubs of the VMs this agent starts")
+    boolean hostSegments;
+
+    @Override
+    public Integer call() throws Exception {
+        AgentMain.run(node, listen, workDir, BearerToken.read(tokenFile), Accelerator.parse(accelerator), hostSegments);
+        return 0;
+    }
+}
