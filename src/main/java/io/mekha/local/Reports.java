@@ -13,12 +13,13 @@ public final class Reports {
 
     public static String checkpoint(CheckpointReport report) {
         TextTable vms = new TextTable("vm", "node", "paused", "bytes", "live stage", "passes", "live stage ended", "stopped (vs Ts)",
-                "resumed (vs Tr)");
+                "captured (vs Ts)", "resumed (vs Tr)");
         for (VmCheckpointReport vm : report.vms()) {
             TransferFigures f = vm.figures();
             vms.row(vm.vm(), vm.node(), TextTable.ms(f.mekhaPaused() != null ? f.mekhaPaused() : f.guestPaused()),
                     TextTable.mib(f.bytesTransferred()), TextTable.seconds(f.liveStage()), f.passes(), f.liveEnd(),
-                    relative(vm.stoppedAt(), report.suspendAt()), relative(vm.resumedAt(), report.resumeAt()));
+                    relative(vm.stoppedAt(), report.suspendAt()), relative(vm.capturedAt(), report.suspendAt()),
+                    relative(vm.resumedAt(), report.resumeAt()));
         }
         TextTable vc = new TextTable("virtual cluster", "value")
                 .row("checkpoint", report.id())

@@ -19,7 +19,7 @@ public record CheckpointOptions(TransferMode mode, Duration maxLivePerVm, Durati
 
     public static CheckpointOptions defaults() {
         return new CheckpointOptions(TransferMode.MTD, Duration.ofSeconds(30), Duration.ofSeconds(45), Duration.ofSeconds(120),
-                Duration.ofSeconds(60), Duration.ofMillis(50), Map.of());
+                Duration.ofSeconds(60), Duration.ofMillis(30), Map.of());
     }
 
     public CheckpointOptions {

@@ -49,10 +49,7 @@ class CoordinatedCheckpointTest {
             }
             assertThat(report.barrierHeld()).isTrue();
             VmCheckpointReport slow = report.vms().stream().filter(v -> v.vm().equals("vm3")).findFirst().orElseThrow();
-            Instant firstLiveDone = report.vms().stream().filter(v -> v != slow).map(VmCheckpointReport::liveDoneAt)
-                    .min(Instant::compareTo).orElseThrow();
-            assertThat(slow.liveDoneAt()).as("the capped VM met its ending condition last: the others waited for it").isAfter(firstLiveDone);
-            assertThat(report.liveEnd()).isEqualTo("every VM met its local ending condition");
+            assertThat(slow.capturedAt()).as("the capped VM was captured too before any VM resumed").isBefore(firstResume);
             assertThat(report.resumeAt()).isAfter(report.suspendAt());
             System.out.printf("suspend skew %s, resume skew %s, time to checkpoint %s%n",
                     report.suspendSkew(), report.resumeSkew(), report.timeToCheckpoint());
