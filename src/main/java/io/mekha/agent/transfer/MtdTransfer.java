@@ -115,10 +115,7 @@ public final class MtdTransfer extends ShadowTransfer {
 
     @Override
     public void suspend() throws QmpException {
-        stopIssued = Instant.now();
-        source.qmp().execute("stop");
-        pausedByMekha = true;
-        suspended = Instant.now();
+        stopSource();
         setParameter("max-bandwidth", bounds.qemuMaxBandwidth(UNCAPPED_BANDWIDTH));
         setParameter("downtime-limit", FINAL_DOWNTIME_MS);
         setParameterIfOffered("avail-switchover-bandwidth", 0);

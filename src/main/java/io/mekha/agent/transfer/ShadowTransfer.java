@@ -160,6 +160,14 @@ public abstract sealed class ShadowTransfer permits MtdTransfer, StopAndCopyTran
         }
     }
 
+    /** Pauses the source now, remembering that Mekha did (so that abort and resume let it run again). */
+    protected void stopSource() throws QmpException {
+        stopIssued = Instant.now();
+        source.qmp().execute("stop");
+        pausedByMekha = true;
+        suspended = Instant.now();
+    }
+
     /** Lets the source run again, if Mekha paused it. */
     public void resumeSource() throws QmpException {
         if (pausedByMekha) {

@@ -2,7 +2,6 @@ package io.mekha.agent.transfer;
 
 import io.mekha.agent.runtime.QemuVm;
 import io.mekha.qmp.QmpException;
-import java.time.Instant;
 
 /** The classic baseline: stop the VM, copy all of its state, let it run again. */
 public final class StopAndCopyTransfer extends ShadowTransfer {
@@ -24,10 +23,7 @@ public final class StopAndCopyTransfer extends ShadowTransfer {
 
     @Override
     public void suspend() throws QmpException {
-        stopIssued = Instant.now();
-        source.qmp().execute("stop");
-        pausedByMekha = true;
-        suspended = Instant.now();
+        stopSource();
         migrate();
     }
 }
