@@ -21,7 +21,10 @@ kernel_pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depen
 [ -n "$kernel_pkg" ] || { echo "build-guest: apt cannot resolve linux-image-cloud-amd64 (run apt-get update)" >&2; exit 1; }
 kernel_ver=$(apt-cache policy "$kernel_pkg" | awk '/Candidate:/ {print $2}')
 
-stamp=$( { echo "$kernel_pkg $kernel_ver"; echo "${modules[*]}"; /bin/busybox | head -1;
+qga_ver=$(apt-cache policy qemu-guest-agent | awk '/Candidate:/ {print $2}')
+[ -n "$qga_ver" ] && [ "$qga_ver" != "(none)" ] || { echo "build-guest: apt cannot resolve qemu-guest-agent (run apt-get update)" >&2; exit 1; }
+
+stamp=$( { echo "$kernel_pkg $kernel_ver qemu-guest-agent $qga_ver"; echo "${modules[*]}"; /bin/busybox | head -1;
            cat "$here/build-guest.sh" "$here/init" "$here"/workloads/*.c; } | sha256sum | cut -c1-16)
 if [ -f "$out/stamp" ] && [ "$(cat "$out/stamp")" = "$stamp" ] && [ -f "$out/vmlinuz" ] && [ -f "$out/initrd.img" ]; then
   echo "build-guest: guest $stamp is up to date in $out"
@@ -41,17 +44,35 @@ if [ -z "$deb" ]; then
   deb=$(ls "$debs"/"$kernel_pkg"_*.deb | head -1)
 fi
 dpkg -x "$deb" "$work/kernel"
+(cd "$work" && apt-get download -q -o APT::Sandbox::User=root qemu-guest-agent >/dev/null)
+dpkg -x "$work"/qemu-guest-agent_*.deb "$work/qga"
 kver=${kernel_pkg#linux-image-}
 moddir="$work/kernel/lib/modules/$kver"
 
 root="$work/root"
 mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,run,etc,lib/modules}
 cp /bin/busybox "$root/bin/busybox"
+# every applet at its usual path (the guest agent runs /sbin/hwclock, for one)
+for applet in $(/bin/busybox --list-full); do
+  [ -e "$root/$applet" ] || ln -s /bin/busybox "$root/$applet"
+done
 install -m 0755 "$here/init" "$root/init"
 for src in "$here"/workloads/*.c; do
   name=$(basename "$src" .c)
   gcc -O2 -static -Wall -Werror -o "$root/bin/$name" "$src"
 done
+
+# The guest agent (for the Step and Slew time policies) and the shared libraries it needs,
+# taken from this host, where QEMU brought them.
+install -m 0755 "$work/qga/usr/sbin/qemu-ga" "$root/usr/sbin/qemu-ga"
+missing=$(ldd "$root/usr/sbin/qemu-ga" | awk '/not found/ {print $1}')
+[ -z "$missing" ] || { echo "build-guest: qemu-ga needs libraries this host lacks: $missing (run scripts/install-deps.sh)" >&2; exit 1; }
+for lib in $(ldd "$root/usr/sbin/qemu-ga" | awk '/=>/ {print $3} /ld-linux/ {print $1}'); do
+  mkdir -p "$root$(dirname "$lib")"
+  cp -L "$lib" "$root$lib"
+done
+mkdir -p "$root/lib64" "$root/var/run"
+[ -e "$root/lib64/ld-linux-x86-64.so.2" ] || cp -L /lib64/ld-linux-x86-64.so.2 "$root/lib64/"
 
 : > "$root/lib/modules/load-order"
 for m in "${modules[@]}"; do

@@ -12,6 +12,8 @@ import io.mekha.agent.runtime.QemuVm;
 import io.mekha.agent.runtime.VmSpec;
 import io.mekha.agent.runtime.VmStartException;
 import io.mekha.agent.shadow.ShadowCheckpointer;
+import io.mekha.agent.time.GuestClock;
+import io.mekha.agent.time.TimePolicy;
 import io.mekha.agent.transfer.LiveEndingCondition;
 import io.mekha.agent.transfer.LiveStageBounds;
 import io.mekha.agent.transfer.MtdTransfer;
@@ -57,6 +59,7 @@ public final class AgentService implements AutoCloseable {
     private final LocalVmRuntime runtime;
     private final ShadowCheckpointer checkpointer;
     private final RendezvousClock clock;
+    private final GuestClock guestClock;
     private final Map<String, QemuVm> vms = new ConcurrentHashMap<>();
     private final Set<String> starting = ConcurrentHashMap.newKeySet();
     private final Map<String, String> locks = new ConcurrentHashMap<>();
@@ -72,6 +75,7 @@ public final class AgentService implements AutoCloseable {
         this.runtime = runtime;
         this.checkpointer = new ShadowCheckpointer(runtime);
         this.clock = clock;
+        this.guestClock = new GuestClock(java.time.Clock.systemUTC());
     }
 
     public String node() {
@@ -199,6 +203,8 @@ public final class AgentService implements AutoCloseable {
         for (String name : request.vms()) {
             sources.add(requireVm(name));
         }
+        TimePolicy policy = timePolicy(id, request.timePolicy());
+        requireGuestAgents(id, policy, sources, true);
         List<String> locked = new ArrayList<>();
         try {
             for (QemuVm vm : sources) {
@@ -209,12 +215,23 @@ public final class AgentService implements AutoCloseable {
                 }
                 locked.add(vm.name());
             }
+            // the guest clocks, read while every VM surely runs (a paused guest's agent cannot answer, and nothing
+            // may delay the stop at Ts); extrapolated to the cut, over a live stage of seconds
+            Map<String, GuestClock.Reading> clocksBefore = new ConcurrentHashMap<>();
+            for (QemuVm vm : sources) {
+                GuestClock.Reading reading = readGuestClock(vm);
+                if (reading != null) {
+                    clocksBefore.put(vm.name(), reading);
+                }
+            }
             List<CheckpointSession.VmTransfer> transfers = new ArrayList<>();
             try {
                 for (QemuVm vm : sources) {
                     long limit = request.bandwidthLimits() == null ? 0 : request.bandwidthLimits().getOrDefault(vm.name(), 0L);
                     ShadowTransfer transfer = checkpointer.prepare(vm, mode, bounds.withBandwidthLimit(limit));
-                    transfers.add(new CheckpointSession.VmTransfer(vm, transfer));
+                    CheckpointSession.VmTransfer t = new CheckpointSession.VmTransfer(vm, transfer);
+                    t.clockBeforeLive = clocksBefore.get(vm.name());
+                    transfers.add(t);
                 }
                 for (CheckpointSession.VmTransfer t : transfers) {
                     t.transfer.startLive();
@@ -230,7 +247,7 @@ public final class AgentService implements AutoCloseable {
                 throw new AgentException(500, "checkpoint " + id + " on node " + node + ": prepare failed: " + e.getMessage(), e);
             }
             Duration pauseDeadline = request.pauseDeadline() == null ? Duration.ofSeconds(60) : request.pauseDeadline();
-            CheckpointSession session = new CheckpointSession(id, transfers, pauseDeadline);
+            CheckpointSession session = new CheckpointSession(id, transfers, pauseDeadline, policy);
             sessions.put(id, session);
             session.poller = timers.scheduleWithFixedDelay(() -> pollLive(session), 0, POLL.toMillis(), TimeUnit.MILLISECONDS);
             Duration noSuspendLimit = bounds.maxLive().multipliedBy(2).plus(SUSPEND_GRACE);
@@ -241,6 +258,33 @@ public final class AgentService implements AutoCloseable {
         } catch (AgentException | RuntimeException e) {
             locked.forEach(locks::remove);
             throw e;
+        }
+    }
+
+    private static TimePolicy timePolicy(String id, String text) throws AgentException {
+        try {
+            return text == null ? TimePolicy.VIRTUAL : TimePolicy.parse(text);
+        } catch (IllegalArgumentException e) {
+            throw AgentException.badRequest("checkpoint " + id + ": " + e.getMessage());
+        }
+    }
+
+    /** Step and Slew act through the guest agent: refuse them up front, before anything is paused, where there is none. */
+    private void requireGuestAgents(String id, TimePolicy policy, List<QemuVm> vms, boolean probe) throws AgentException {
+        if (!policy.needsGuestAgent()) {
+            return;
+        }
+        for (QemuVm vm : vms) {
+            if (!vm.spec().guestAgent()) {
+                throw new AgentException(422, "checkpoint " + id + ": VM '" + vm.name() + "' has no guest agent port, and the "
+                        + policy.displayName() + " time policy sets the guest clock through qemu-guest-agent; use Virtual, or give"
+                        + " the VM 'guestAgent: true' and run qemu-guest-agent in it. Nothing was paused.");
+            }
+            if (probe && !guestClock.agentAnswers(vm)) {
+                throw new AgentException(422, "checkpoint " + id + ": the guest agent of VM '" + vm.name() + "' does not answer, and the "
+                        + policy.displayName() + " time policy needs it; start qemu-guest-agent in the guest or use Virtual."
+                        + " Nothing was paused.");
+            }
         }
     }
 
@@ -322,6 +366,9 @@ public final class AgentService implements AutoCloseable {
         try {
             clock.sleepUntil(at);
             t.stopIssuedAt = clock.now();
+            if (t.clockBeforeLive != null) {
+                t.guestClockAtCut = t.clockBeforeLive.guestAt(t.stopIssuedAt);
+            }
             t.transfer.suspend();
             t.phase = VmPhase.SUSPENDED;
             t.transfer.awaitCaptured();
@@ -329,6 +376,19 @@ public final class AgentService implements AutoCloseable {
             t.phase = VmPhase.CAPTURED;
         } catch (Exception e) {
             fail(t, "suspend/capture failed: " + e.getMessage());
+        }
+    }
+
+    /** The guest's clock, or null when the VM has no agent or it does not answer: the clock is a figure, not a must. */
+    private GuestClock.Reading readGuestClock(QemuVm vm) {
+        if (!vm.spec().guestAgent()) {
+            return null;
+        }
+        try {
+            return guestClock.read(vm);
+        } catch (QmpException e) {
+            LOG.debugf("VM '%s': no guest clock reading: %s", vm.name(), e.getMessage());
+            return null;
         }
     }
 
@@ -442,8 +502,11 @@ public final class AgentService implements AutoCloseable {
      * Restarts VMs from a complete checkpoint's shadows, resuming them together at {@code at}:
      * each VM's current QEMU (crashed or not) is killed first, so two copies never run.
      */
-    public RestartStatus restart(String id, Instant at) throws AgentException {
+    public RestartStatus restart(String id, Instant at, String timePolicy, Duration slewPeriod) throws AgentException {
         CheckpointSession session = requireSession(id);
+        TimePolicy policy = timePolicy == null ? session.timePolicy : timePolicy(id, timePolicy);
+        Duration slew = slewPeriod == null ? Duration.ofSeconds(30) : slewPeriod;
+        requireGuestAgents(id, policy, session.vms.stream().map(t -> t.source).toList(), false);
         if (!session.complete()) {
             throw AgentException.conflict("checkpoint " + id + " is not complete on node " + node + ": " + phases(session));
         }
@@ -459,13 +522,15 @@ public final class AgentService implements AutoCloseable {
         Map<String, VmRestartStatus> states = new ConcurrentHashMap<>();
         restarts.put(id, states);
         for (CheckpointSession.VmTransfer t : session.vms) {
-            states.put(t.source.name(), new VmRestartStatus(t.source.name(), "restarting", null, null, null));
-            workers.submit(() -> restartOne(t, at, states));
+            states.put(t.source.name(), new VmRestartStatus(t.source.name(), "restarting", null, null, null, policy.displayName(),
+                    t.guestClockAtCut, t.stopIssuedAt, null, null, null));
+            workers.submit(() -> restartOne(t, at, policy, slew, states));
         }
         return restartStatus(id);
     }
 
-    private void restartOne(CheckpointSession.VmTransfer t, Instant at, Map<String, VmRestartStatus> states) {
+    private void restartOne(CheckpointSession.VmTransfer t, Instant at, TimePolicy policy, Duration slewPeriod,
+                            Map<String, VmRestartStatus> states) {
         String name = t.source.name();
         QemuVm shadow = t.transfer.shadow();
         try {
@@ -483,12 +548,31 @@ public final class AgentService implements AutoCloseable {
                 Instant resumedAt = clock.now();
                 QmpEvent resume = events.poll(Duration.ofSeconds(2));
                 vms.put(name, shadow);
-                states.put(name, new VmRestartStatus(name, "running", resumedAt, resume == null ? null : resume.timestamp(), null));
+                String note = applyTimePolicy(shadow, policy, slewPeriod);
+                GuestClock.Reading after = readGuestClock(shadow);
+                states.put(name, new VmRestartStatus(name, "running", resumedAt, resume == null ? null : resume.timestamp(), null,
+                        policy.displayName(), t.guestClockAtCut, t.stopIssuedAt, after == null ? null : after.guest(),
+                        after == null ? null : after.host(), note));
             }
         } catch (Exception e) {
             LOG.errorf("restart of VM '%s' on node %s failed: %s", name, node, e.getMessage());
-            states.put(name, new VmRestartStatus(name, "failed", null, null, e.getMessage()));
+            states.put(name, new VmRestartStatus(name, "failed", null, null, e.getMessage(), policy.displayName(), t.guestClockAtCut,
+                    t.stopIssuedAt, null, null, null));
         }
+    }
+
+    private String applyTimePolicy(QemuVm vm, TimePolicy policy, Duration slewPeriod) throws QmpException {
+        return switch (policy) {
+            case VIRTUAL -> "guest clocks continue from the cut";
+            case STEP -> {
+                guestClock.step(vm);
+                yield "guest realtime stepped to host time";
+            }
+            case SLEW -> {
+                Duration gap = guestClock.slew(vm, slewPeriod);
+                yield "guest realtime slewing forward " + gap.toMillis() + " ms over " + slewPeriod.toMillis() + " ms";
+            }
+        };
     }
 
     public RestartStatus restartStatus(String id) throws AgentException {

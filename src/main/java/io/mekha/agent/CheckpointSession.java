@@ -3,6 +3,8 @@ package io.mekha.agent;
 import io.mekha.agent.api.AgentDtos.VmCheckpointStatus;
 import io.mekha.agent.api.VmPhase;
 import io.mekha.agent.runtime.QemuVm;
+import io.mekha.agent.time.GuestClock;
+import io.mekha.agent.time.TimePolicy;
 import io.mekha.agent.transfer.LiveEndingCondition;
 import io.mekha.agent.transfer.MigrationStatus;
 import io.mekha.agent.transfer.MtdTransfer;
@@ -25,6 +27,9 @@ final class CheckpointSession {
         volatile VmPhase phase = VmPhase.PREPARED;
         volatile LiveEndingCondition.Reason liveEnd = LiveEndingCondition.Reason.NOT_MET;
         volatile Instant liveDoneAt;
+        volatile Instant guestClockAtCut;
+        /** The guest clock read just before the live stage, extrapolated to the cut when the VM stops. */
+        volatile GuestClock.Reading clockBeforeLive;
         volatile Instant stopIssuedAt;
         volatile Instant capturedAt;
         volatile Instant resumedAt;
@@ -54,21 +59,23 @@ final class CheckpointSession {
 
         VmCheckpointStatus status() {
             return new VmCheckpointStatus(source.name(), phase, liveEndText(), passes(), liveRestarts, bytes(), liveDoneAt, stopIssuedAt,
-                    capturedAt, resumedAt, figures, error);
+                    capturedAt, resumedAt, figures, error, guestClockAtCut);
         }
     }
 
     final String id;
     final List<VmTransfer> vms;
     final Duration pauseDeadline;
+    final TimePolicy timePolicy;
     volatile ScheduledFuture<?> poller;
     volatile ScheduledFuture<?> watchdog;
     final Object pollLock = new Object();
 
-    CheckpointSession(String id, List<VmTransfer> vms, Duration pauseDeadline) {
+    CheckpointSession(String id, List<VmTransfer> vms, Duration pauseDeadline, TimePolicy timePolicy) {
         this.id = id;
         this.vms = List.copyOf(vms);
         this.pauseDeadline = pauseDeadline;
+        this.timePolicy = timePolicy;
     }
 
     boolean all(VmPhase phase) {

@@ -6,6 +6,7 @@ import io.mekha.protocol.RestartReport;
 import io.mekha.protocol.VmCheckpointReport;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.List;
 
 /** Renders checkpoint and restart results as tables a person reads. */
 public final class Reports {
@@ -13,13 +14,13 @@ public final class Reports {
 
     public static String checkpoint(CheckpointReport report) {
         TextTable vms = new TextTable("vm", "node", "paused", "bytes", "live stage", "passes", "live stage ended", "stopped (vs Ts)",
-                "captured (vs Ts)", "resumed (vs Tr)");
+                "captured (vs Ts)", "resumed (vs Tr)", "guest-host clock at cut");
         for (VmCheckpointReport vm : report.vms()) {
             TransferFigures f = vm.figures();
             vms.row(vm.vm(), vm.node(), TextTable.ms(f.mekhaPaused() != null ? f.mekhaPaused() : f.guestPaused()),
                     TextTable.mib(f.bytesTransferred()), TextTable.seconds(f.liveStage()), f.passes(), f.liveEnd(),
                     relative(vm.stoppedAt(), report.suspendAt()), relative(vm.capturedAt(), report.suspendAt()),
-                    relative(vm.resumedAt(), report.resumeAt()));
+                    relative(vm.resumedAt(), report.resumeAt()), TextTable.ms(vm.guestOffsetAtCut()));
         }
         TextTable vc = new TextTable("virtual cluster", "value")
                 .row("checkpoint", report.id())
@@ -35,11 +36,20 @@ public final class Reports {
         TextTable vms = new TextTable("vm", "node", "resumed (vs Tr)");
         report.resumedAt().keySet().stream().sorted().forEach(vm ->
                 vms.row(vm, report.nodes().get(vm), relative(report.resumedAt().get(vm), report.resumeAt())));
+        List<String> names = report.clocks().keySet().stream().sorted().toList();
+        String first = names.isEmpty() ? null : names.get(0);
+        TextTable clocks = new TextTable("vm", "time policy", "clock jump", "guest-host at cut", "guest-host after",
+                "vs " + first + " at cut", "vs " + first + " after", "what the policy did");
+        for (String vm : names) {
+            RestartReport.VmClock c = report.clocks().get(vm);
+            clocks.row(vm, c.timePolicy(), TextTable.ms(c.jump()), TextTable.ms(c.offsetBefore()), TextTable.ms(c.offsetAfter()),
+                    TextTable.ms(report.interVmOffsetBefore(vm, first)), TextTable.ms(report.interVmOffsetAfter(vm, first)), c.note());
+        }
         TextTable vc = new TextTable("virtual cluster", "value")
                 .row("restarted from", report.checkpointId())
                 .row("resume skew", TextTable.ms(report.resumeSkew()))
                 .row("time to restart", TextTable.seconds(report.timeToRestart()));
-        return vms.render() + "\n" + vc.render();
+        return vms.render() + "\n" + clocks.render() + "\n" + vc.render();
     }
 
     /** {@code +0.4 ms}: how far an instant lies from a reference instant. */

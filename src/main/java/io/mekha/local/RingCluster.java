@@ -20,7 +20,7 @@ public record RingCluster(int nodes, int steps, int intervalMs, int bufferMib, i
         for (int i = 0; i < nodes; i++) {
             NetworkAttachment nic = new NetworkAttachment("lan", hubPort, String.format("52:54:00:77:00:%02x", i + 1),
                     "10.77.0." + (i + 1) + "/24");
-            vms.add(new VmSpec(vmName(i), memoryMiB, 1, guest.kernel(), guest.initrd(), null, workload(i), null, nic, null));
+            vms.add(new VmSpec(vmName(i), memoryMiB, 1, guest.kernel(), guest.initrd(), null, workload(i), null, nic, null, true));
         }
         return vms;
     }

@@ -34,6 +34,7 @@ import java.util.stream.Collectors;
  *     cpus: 1
  *     workload: dirtier -m 64 -d 16 -i 0      # run by the test guest's init (optional)
  *     network: {segment: lan, address: 10.77.0.1/24}
+ *     guestAgent: true        # a virtio-serial port for qemu-guest-agent (Step and Slew time policies)
  *     # kernel/initrd default to the project's test guest; disk: a qcow2 image instead
  * </pre>
  */
@@ -49,7 +50,7 @@ public final class VirtualClusterFile {
     record RawCluster(String name, String accelerator, List<RawVm> vms) {}
 
     record RawVm(String name, String memory, Integer cpus, String kernel, String initrd, String append, String workload,
-                 String disk, RawNetwork network, @JsonProperty("bootMarker") String bootMarker) {}
+                 String disk, RawNetwork network, @JsonProperty("bootMarker") String bootMarker, Boolean guestAgent) {}
 
     record RawNetwork(String segment, String address) {}
 
@@ -198,7 +199,8 @@ public final class VirtualClusterFile {
             if (problems.size() > before) {
                 return null;
             }
-            return new VmSpec(vm.name(), memory, cpus, kernel, initrd, vm.append(), vm.workload(), disk, network, vm.bootMarker());
+            return new VmSpec(vm.name(), memory, cpus, kernel, initrd, vm.append(), vm.workload(), disk, network, vm.bootMarker(),
+                    vm.guestAgent() != null && vm.guestAgent());
         }
 
         private Path file(String field, String value) {

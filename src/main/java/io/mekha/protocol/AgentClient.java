@@ -7,6 +7,7 @@ import io.mekha.agent.api.AgentDtos.AtRequest;
 import io.mekha.agent.api.AgentDtos.CheckpointStatus;
 import io.mekha.agent.api.AgentDtos.ErrorReply;
 import io.mekha.agent.api.AgentDtos.PrepareRequest;
+import io.mekha.agent.api.AgentDtos.RestartRequest;
 import io.mekha.agent.api.AgentDtos.RestartStatus;
 import io.mekha.agent.api.AgentDtos.StartVmRequest;
 import io.mekha.agent.api.AgentDtos.TimeReply;
@@ -93,8 +94,8 @@ public final class AgentClient {
         call("DELETE", "/v1/checkpoints/" + id, null, Void.class);
     }
 
-    public RestartStatus restart(String id, Instant at) throws AgentCallException {
-        return call("POST", "/v1/checkpoints/" + id + "/restart", new AtRequest(at), RestartStatus.class);
+    public RestartStatus restart(String id, RestartRequest request) throws AgentCallException {
+        return call("POST", "/v1/checkpoints/" + id + "/restart", request, RestartStatus.class);
     }
 
     public RestartStatus restartStatus(String id) throws AgentCallException {

@@ -1,5 +1,6 @@
 package io.mekha.protocol;
 
+import io.mekha.agent.time.TimePolicy;
 import io.mekha.agent.transfer.TransferMode;
 import java.time.Duration;
 import java.util.Map;
@@ -13,13 +14,15 @@ import java.util.Map;
  * @param pauseDeadline each agent resumes the VMs it paused if no resume arrives within this
  * @param rendezvousLead how far ahead Ts and Tr are set, at least (grown to cover the clock uncertainty)
  * @param bandwidthLimits bytes/s per VM transfer, by VM name (absent: uncapped)
+ * @param timePolicy the default time policy of restarts from this checkpoint
  */
 public record CheckpointOptions(TransferMode mode, Duration maxLivePerVm, Duration globalLiveBound, Duration completionTimeout,
-                                Duration pauseDeadline, Duration rendezvousLead, Map<String, Long> bandwidthLimits) {
+                                Duration pauseDeadline, Duration rendezvousLead, Map<String, Long> bandwidthLimits,
+                                TimePolicy timePolicy) {
 
     public static CheckpointOptions defaults() {
         return new CheckpointOptions(TransferMode.MTD, Duration.ofSeconds(30), Duration.ofSeconds(45), Duration.ofSeconds(120),
-                Duration.ofSeconds(60), Duration.ofMillis(30), Map.of());
+                Duration.ofSeconds(60), Duration.ofMillis(30), Map.of(), TimePolicy.VIRTUAL);
     }
 
     public CheckpointOptions {
@@ -27,14 +30,19 @@ public record CheckpointOptions(TransferMode mode, Duration maxLivePerVm, Durati
     }
 
     public CheckpointOptions withMode(TransferMode m) {
-        return new CheckpointOptions(m, maxLivePerVm, globalLiveBound, completionTimeout, pauseDeadline, rendezvousLead, bandwidthLimits);
+        return new CheckpointOptions(m, maxLivePerVm, globalLiveBound, completionTimeout, pauseDeadline, rendezvousLead, bandwidthLimits, timePolicy);
     }
 
     public CheckpointOptions withLiveBounds(Duration perVm, Duration global) {
-        return new CheckpointOptions(mode, perVm, global, completionTimeout, pauseDeadline, rendezvousLead, bandwidthLimits);
+        return new CheckpointOptions(mode, perVm, global, completionTimeout, pauseDeadline, rendezvousLead, bandwidthLimits, timePolicy);
+    }
+
+    public CheckpointOptions withTimePolicy(TimePolicy policy) {
+        return new CheckpointOptions(mode, maxLivePerVm, globalLiveBound, completionTimeout, pauseDeadline, rendezvousLead, bandwidthLimits,
+                policy);
     }
 
     public CheckpointOptions withBandwidthLimits(Map<String, Long> limits) {
-        return new CheckpointOptions(mode, maxLivePerVm, globalLiveBound, completionTimeout, pauseDeadline, rendezvousLead, limits);
+        return new CheckpointOptions(mode, maxLivePerVm, globalLiveBound, completionTimeout, pauseDeadline, rendezvousLead, limits, timePolicy);
     }
 }

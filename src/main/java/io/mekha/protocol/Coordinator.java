@@ -2,10 +2,12 @@ package io.mekha.protocol;
 
 import io.mekha.agent.api.AgentDtos.CheckpointStatus;
 import io.mekha.agent.api.AgentDtos.PrepareRequest;
+import io.mekha.agent.api.AgentDtos.RestartRequest;
 import io.mekha.agent.api.AgentDtos.RestartStatus;
 import io.mekha.agent.api.AgentDtos.VmCheckpointStatus;
 import io.mekha.agent.api.AgentDtos.VmRestartStatus;
 import io.mekha.agent.api.VmPhase;
+import io.mekha.agent.time.TimePolicy;
 import io.mekha.agent.transfer.TransferMode;
 import java.time.Clock;
 import java.time.Duration;
@@ -115,7 +117,7 @@ public final class Coordinator implements AutoCloseable {
             }
         });
         return new PrepareRequest(vms, options.mode().name(), options.maxLivePerVm(), options.completionTimeout(),
-                options.pauseDeadline(), limits);
+                options.pauseDeadline(), limits, options.timePolicy().name());
     }
 
     private String awaitGlobalEndingCondition(String id, VirtualClusterMembers members, CheckpointOptions options)
@@ -193,7 +195,7 @@ public final class Coordinator implements AutoCloseable {
                 vms.add(new VmCheckpointReport(vm.vm(), agent.node(), f, offset.toCoordinator(vm.liveDoneAt()),
                         offset.toCoordinator(f != null && f.stopAt() != null ? f.stopAt() : vm.stopIssuedAt()),
                         offset.toCoordinator(vm.capturedAt()),
-                        offset.toCoordinator(f != null && f.resumeAt() != null ? f.resumeAt() : vm.resumedAt())));
+                        offset.toCoordinator(f != null && f.resumeAt() != null ? f.resumeAt() : vm.resumedAt()), vm.guestClockAtCut()));
             }
         });
         vms.sort((a, b) -> a.vm().compareTo(b.vm()));
@@ -210,8 +212,17 @@ public final class Coordinator implements AutoCloseable {
 
     // ---------------------------------------------------------------- restart
 
-    /** Restarts every VM of checkpoint {@code id} from its shadow, all resumed together at a rendezvous instant. */
+    /** Restarts every VM of checkpoint {@code id} from its shadow with the checkpoint's time policy. */
     public RestartReport restart(String id, ProtocolListener listener) throws CheckpointFailedException, InterruptedException {
+        return restart(id, null, null, listener);
+    }
+
+    /**
+     * Restarts every VM of checkpoint {@code id} from its shadow, all resumed together at a
+     * rendezvous instant, then applies {@code policy} to their clocks (null: the checkpoint's own).
+     */
+    public RestartReport restart(String id, TimePolicy policy, Duration slewPeriod, ProtocolListener listener)
+            throws CheckpointFailedException, InterruptedException {
         Instant started = clock.instant();
         Map<AgentClient, CheckpointStatus> holders = new LinkedHashMap<>();
         List<String> unreachable = new ArrayList<>();
@@ -240,7 +251,9 @@ public final class Coordinator implements AutoCloseable {
         Instant tr = rendezvous(CheckpointOptions.defaults(), offsets);
         listener.step("restarting " + holders.values().stream().mapToInt(s -> s.vms().size()).sum() + " VMs from checkpoint " + id
                 + ", resuming together at Tr = " + tr);
-        requireAll(parallel(List.copyOf(holders.keySet()), agent -> agent.restart(id, offsets.get(agent).toAgent(tr))), "restart");
+        String policyName = policy == null ? null : policy.name();
+        requireAll(parallel(List.copyOf(holders.keySet()),
+                agent -> agent.restart(id, new RestartRequest(offsets.get(agent).toAgent(tr), policyName, slewPeriod))), "restart");
         Instant deadline = clock.instant().plus(Duration.ofSeconds(60));
         while (true) {
             Map<AgentClient, RestartStatus> states = requireAll(parallel(List.copyOf(holders.keySet()), agent -> agent.restartStatus(id)),
@@ -261,11 +274,17 @@ public final class Coordinator implements AutoCloseable {
             if (allRunning) {
                 Map<String, String> nodes = new HashMap<>();
                 Map<String, Instant> resumed = new HashMap<>();
+                Map<String, RestartReport.VmClock> clocks = new HashMap<>();
                 states.forEach((agent, status) -> status.vms().forEach(vm -> {
+                    ClockOffset offset = offsets.get(agent);
                     nodes.put(vm.vm(), agent.node());
-                    resumed.put(vm.vm(), offsets.get(agent).toCoordinator(vm.resumeEvent() != null ? vm.resumeEvent() : vm.resumedAt()));
+                    Instant resumedAt = offset.toCoordinator(vm.resumeEvent() != null ? vm.resumeEvent() : vm.resumedAt());
+                    resumed.put(vm.vm(), resumedAt);
+                    clocks.put(vm.vm(), new RestartReport.VmClock(vm.timePolicy(), vm.guestClockAtCut(),
+                            offset.toCoordinator(vm.hostTimeAtCut()), vm.guestClockAfter(), offset.toCoordinator(vm.hostTimeAfter()),
+                            resumedAt, vm.timeNote()));
                 }));
-                RestartReport report = new RestartReport(id, nodes, tr, resumed, Duration.between(started, clock.instant()));
+                RestartReport report = new RestartReport(id, nodes, tr, resumed, clocks, Duration.between(started, clock.instant()));
                 listener.step("restart complete: resume skew " + report.resumeSkew().toNanos() / 1e6 + " ms");
                 return report;
             }

@@ -10,6 +10,14 @@ import java.time.Instant;
  * @param stoppedAt when QEMU stopped the VM (its STOP event): this VM's cut
  * @param capturedAt when its shadow held the whole state
  * @param resumedAt when QEMU ran the VM again (its RESUME event)
+ * @param guestClockAtCut the guest's realtime clock at the cut (needs a guest agent; null without):
+ *     with {@code stoppedAt}, the host time of the cut, what restarts apply their time policy from
  */
 public record VmCheckpointReport(String vm, String node, TransferFigures figures, Instant liveDoneAt, Instant stoppedAt, Instant capturedAt,
-                                 Instant resumedAt) {}
+                                 Instant resumedAt, Instant guestClockAtCut) {
+
+    /** Guest clock minus host clock at the cut. */
+    public java.time.Duration guestOffsetAtCut() {
+        return guestClockAtCut == null || stoppedAt == null ? null : java.time.Duration.between(stoppedAt, guestClockAtCut);
+    }
+}

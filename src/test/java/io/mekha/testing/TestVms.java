@@ -10,6 +10,6 @@ public final class TestVms {
     public static VmSpec dirtier(String name, long memoryMiB, String dirtierArgs) {
         GuestImage guest = GuestImage.locate().requireBuilt();
         return new VmSpec(name, memoryMiB, 1, guest.kernel(), guest.initrd(), null,
-                "dirtier " + dirtierArgs, null, null, null);
+                "dirtier " + dirtierArgs, null, null, null, false);
     }
 }

@@ -30,9 +30,18 @@ public final class AgentDtos {
      * @param pauseDeadline the agent's watchdog resumes every VM it paused for this checkpoint if
      *     no resume arrives within this time after the stop
      * @param bandwidthLimits bytes/s for a VM's transfer, by VM name (absent: uncapped)
+     * @param timePolicy the checkpoint's default time policy for restarts (Virtual, Step, Slew; null: Virtual)
      */
     public record PrepareRequest(List<String> vms, String mode, Duration maxLive, Duration completionTimeout,
-                                 Duration pauseDeadline, Map<String, Long> bandwidthLimits) {}
+                                 Duration pauseDeadline, Map<String, Long> bandwidthLimits, String timePolicy) {}
+
+    /**
+     * Restart from a checkpoint's shadows at {@code at} (the agent's clock).
+     *
+     * @param timePolicy null: the checkpoint's default
+     * @param slewPeriod how long the Slew policy may take to reach host time (null: 30 s)
+     */
+    public record RestartRequest(Instant at, String timePolicy, Duration slewPeriod) {}
 
     /** A rendezvous instant, in the agent's own clock. */
     public record AtRequest(Instant at) {}
@@ -47,12 +56,21 @@ public final class AgentDtos {
      */
     public record VmCheckpointStatus(String vm, VmPhase phase, String liveEnd, int passes, int liveRestarts, long bytesTransferred,
                                      Instant liveDoneAt, Instant stopIssuedAt, Instant capturedAt, Instant resumedAt,
-                                     TransferFigures figures, String error) {}
+                                     TransferFigures figures, String error, Instant guestClockAtCut) {}
 
     public record CheckpointStatus(String id, String node, List<VmCheckpointStatus> vms) {}
 
-    /** One VM's restart from a checkpoint's shadow. */
-    public record VmRestartStatus(String vm, String state, Instant resumedAt, Instant resumeEvent, String error) {}
+    /**
+     * One VM's restart from a checkpoint's shadow.
+     *
+     * @param guestClockAtCut the guest's realtime clock at the cut (null without a guest agent)
+     * @param hostTimeAtCut the host's time at the cut
+     * @param guestClockAfter the guest's realtime clock read just after the restart, at {@code hostTimeAfter}
+     * @param timeNote what the time policy did
+     */
+    public record VmRestartStatus(String vm, String state, Instant resumedAt, Instant resumeEvent, String error,
+                                  String timePolicy, Instant guestClockAtCut, Instant hostTimeAtCut, Instant guestClockAfter,
+                                  Instant hostTimeAfter, String timeNote) {}
 
     public record RestartStatus(String id, String node, List<VmRestartStatus> vms) {}
 }

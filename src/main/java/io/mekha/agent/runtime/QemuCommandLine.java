@@ -16,9 +16,10 @@ public final class QemuCommandLine {
     }
 
     /** Files a QEMU instance owns in its directory. */
-    public record InstancePaths(Path dir, Path qmpSocket, Path console, Path log) {
+    public record InstancePaths(Path dir, Path qmpSocket, Path console, Path log, Path guestAgentSocket) {
         public static InstancePaths in(Path dir) {
-            return new InstancePaths(dir, dir.resolve("qmp.sock"), dir.resolve("console.log"), dir.resolve("qemu.log"));
+            return new InstancePaths(dir, dir.resolve("qmp.sock"), dir.resolve("console.log"), dir.resolve("qemu.log"),
+                    dir.resolve("qga.sock"));
         }
     }
 
@@ -58,6 +59,11 @@ public final class QemuCommandLine {
             args.addAll(List.of("-netdev", "dgram,id=net0,local.type=inet,local.host=127.0.0.1,local.port=" + nicPort
                             + ",remote.type=inet,remote.host=127.0.0.1,remote.port=" + net.hubPort(),
                     "-device", "virtio-net-pci,netdev=net0,mac=" + net.mac()));
+        }
+        if (spec.guestAgent()) {
+            args.addAll(List.of("-device", "virtio-serial-pci,id=mekha-serial0",
+                    "-chardev", "socket,id=qga0,path=" + paths.guestAgentSocket() + ",server=on,wait=off",
+                    "-device", "virtserialport,bus=mekha-serial0.0,chardev=qga0,name=org.qemu.guest_agent.0"));
         }
         if (incoming) {
             args.addAll(List.of("-incoming", "defer", "-S"));

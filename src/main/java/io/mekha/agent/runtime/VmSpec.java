@@ -12,6 +12,8 @@ import java.util.Objects;
  * @param disk a qcow2 disk image, or null
  * @param network the VM's NIC, or null for none
  * @param bootMarker console text that proves the guest booted (the boot watchdog's signal)
+ * @param guestAgent whether the VM gets a virtio-serial port for qemu-guest-agent (needed by the
+ *     Step and Slew time policies)
  */
 public record VmSpec(
         String name,
@@ -23,7 +25,8 @@ public record VmSpec(
         String workload,
         Path disk,
         NetworkAttachment network,
-        String bootMarker) {
+        String bootMarker,
+        boolean guestAgent) {
 
     public static final String DEFAULT_BOOT_MARKER = "MEKHA-GUEST READY";
 
@@ -35,6 +38,10 @@ public record VmSpec(
     }
 
     public VmSpec withWorkload(String newWorkload) {
-        return new VmSpec(name, memoryMiB, cpus, kernel, initrd, append, newWorkload, disk, network, bootMarker);
+        return new VmSpec(name, memoryMiB, cpus, kernel, initrd, append, newWorkload, disk, network, bootMarker, guestAgent);
+    }
+
+    public VmSpec withGuestAgent(boolean agent) {
+        return new VmSpec(name, memoryMiB, cpus, kernel, initrd, append, workload, disk, network, bootMarker, agent);
     }
 }

@@ -10,6 +10,7 @@ import io.mekha.agent.api.AgentDtos.AbortRequest;
 import io.mekha.agent.api.AgentDtos.AtRequest;
 import io.mekha.agent.api.AgentDtos.ErrorReply;
 import io.mekha.agent.api.AgentDtos.PrepareRequest;
+import io.mekha.agent.api.AgentDtos.RestartRequest;
 import io.mekha.agent.api.AgentDtos.StartVmRequest;
 import io.mekha.agent.api.AgentDtos.TimeReply;
 import io.mekha.agent.api.Json;
@@ -128,7 +129,13 @@ public final class AgentHttpServer implements AutoCloseable {
                 case "POST suspend" -> agent.suspend(id, at(exchange));
                 case "POST resume" -> agent.resume(id, at(exchange));
                 case "POST abort" -> agent.abort(id, body(exchange, AbortRequest.class).reason());
-                case "POST restart" -> agent.restart(id, at(exchange));
+                case "POST restart" -> {
+                    RestartRequest request = body(exchange, RestartRequest.class);
+                    if (request.at() == null) {
+                        throw AgentException.badRequest("the request needs 'at', the rendezvous instant");
+                    }
+                    yield agent.restart(id, request.at(), request.timePolicy(), request.slewPeriod());
+                }
                 case "GET restart" -> agent.restartStatus(id);
                 default -> throw methodNotAllowed(method, path);
             };

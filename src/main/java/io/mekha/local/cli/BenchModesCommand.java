@@ -58,7 +58,7 @@ public class BenchModesCommand implements Callable<Integer> {
         Path work = Files.createTempDirectory("mekha-bench-");
         RuntimeConfig config = RuntimeConfig.defaults(work).withAccelerator(Accelerator.parse(accelerator));
         VmSpec spec = new VmSpec("bench", memoryMiB, 1, guest.kernel(), guest.initrd(), null,
-                "dirtier -m " + dirtyMiB + " -d 16 -i 0", null, null, null);
+                "dirtier -m " + dirtyMiB + " -d 16 -i 0", null, null, null, false);
         out.printf("Transfer modes: one %d MiB VM (%s) rewriting %d MiB continuously, %d checkpoints per mode, medians.%n",
                 memoryMiB, config.accelerator(), dirtyMiB, repeat);
         TextTable table = new TextTable("mode", "paused (Mekha)", "paused (QEMU events)", "QEMU downtime", "bytes", "live stage", "total");

@@ -1,6 +1,7 @@
 package io.mekha.local.cli;
 
 import io.mekha.agent.api.AgentDtos.VmInfo;
+import io.mekha.agent.time.TimePolicy;
 import io.mekha.agent.transfer.TransferMode;
 import io.mekha.local.LocalVcState;
 import io.mekha.local.Reports;
@@ -32,6 +33,10 @@ public class CheckpointCommand extends CliCommand implements Callable<Integer> {
     @Option(names = "--id", description = "the checkpoint's id (default: cp-<time>)")
     String id;
 
+    @Option(names = "--time-policy", defaultValue = "Virtual",
+            description = "default time policy of restarts from this checkpoint: Virtual, Step or Slew (default: ${DEFAULT-VALUE})")
+    String timePolicy;
+
     @Option(names = "--max-live", defaultValue = "30s", description = "live-stage bound per VM, e.g. 30s (default: ${DEFAULT-VALUE})")
     String maxLive;
 
@@ -43,7 +48,8 @@ public class CheckpointCommand extends CliCommand implements Callable<Integer> {
         String checkpointId = id != null ? id
                 : "cp-" + DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss").withZone(ZoneOffset.UTC).format(Clock.systemUTC().instant());
         Duration live = Duration.parse("PT" + maxLive.toUpperCase());
-        CheckpointOptions options = CheckpointOptions.defaults().withMode(TransferMode.parse(mode)).withLiveBounds(live, live.plusSeconds(15));
+        CheckpointOptions options = CheckpointOptions.defaults().withMode(TransferMode.parse(mode)).withLiveBounds(live, live.plusSeconds(15))
+                .withTimePolicy(TimePolicy.parse(timePolicy));
         try (Coordinator coordinator = new Coordinator(List.of(agent), Clock.systemUTC())) {
             CheckpointReport report = coordinator.checkpoint(checkpointId, vms, options, step -> out().println("==> " + step));
             state.saveCheckpoint(report);

@@ -55,7 +55,7 @@ public class SingleVmDemoCommand implements Callable<Integer> {
         RuntimeConfig config = RuntimeConfig.defaults(work).withAccelerator(Accelerator.parse(accelerator));
         long dirtyMiB = Math.max(16, memoryMiB * 3 / 8);
         VmSpec spec = new VmSpec("vm1", memoryMiB, 1, guest.kernel(), guest.initrd(), null,
-                "dirtier -m " + dirtyMiB + " -d 8 -i 0", null, null, null);
+                "dirtier -m " + dirtyMiB + " -d 8 -i 0", null, null, null, true);
 
         out.println("Mekha local demo: one VM checkpointed into an in-memory shadow (" + transferMode.displayName()
                 + "), crashed, and restarted from the shadow.");

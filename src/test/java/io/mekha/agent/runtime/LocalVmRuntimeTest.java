@@ -78,7 +78,7 @@ class LocalVmRuntimeTest {
     @Test
     void aMissingKernelFileGetsQemusOwnWordsAndNoProcessIsLeft() {
         GuestImage guest = GuestImage.locate().requireBuilt();
-        VmSpec spec = new VmSpec("vm1", 256, 1, work.resolve("no-such-vmlinuz"), guest.initrd(), null, null, null, null, null);
+        VmSpec spec = new VmSpec("vm1", 256, 1, work.resolve("no-such-vmlinuz"), guest.initrd(), null, null, null, null, null, false);
         try (LocalVmRuntime runtime = new LocalVmRuntime(RuntimeConfig.defaults(work))) {
             assertThatThrownBy(() -> runtime.start(spec))
                     .isInstanceOf(VmStartException.class)
