@@ -23,6 +23,19 @@ public final class DirtierLog {
         return rounds;
     }
 
+    /**
+     * The last round the workload had got to in a console's text, counting a line cut short: a cut
+     * can fall in the middle of a line, whose rest the restored VM then prints.
+     */
+    public static long lastRoundReached(String consoleText) {
+        Matcher m = Pattern.compile("DIRTIER round=(\\d+)").matcher(consoleText);
+        long last = 0;
+        while (m.find()) {
+            last = Math.max(last, Long.parseLong(m.group(1)));
+        }
+        return last;
+    }
+
     public static long lastRound(List<String> lines) {
         TreeMap<Long, String> rounds = parse(lines);
         return rounds.isEmpty() ? 0 : rounds.lastKey();

@@ -81,6 +81,16 @@ public final class RingReference {
         return out;
     }
 
+    /** The last step a node had got to in its console's text, counting a line cut short by the cut. */
+    public static long lastStepReached(String consoleText) {
+        Matcher m = Pattern.compile("RING step=(\\d+)").matcher(consoleText);
+        long last = 0;
+        while (m.find()) {
+            last = Math.max(last, Long.parseLong(m.group(1)));
+        }
+        return last;
+    }
+
     /** Steps whose printed sum differs from the reference, described; empty when all match. */
     public static List<String> mismatches(Map<Long, Long> printed, long[][] reference, int node) {
         return printed.entrySet().stream()

@@ -73,7 +73,7 @@ public class SingleVmDemoCommand implements Callable<Integer> {
 
             progress.begin(transferMode.displayName() + " checkpoint into a shadow QEMU");
             ShadowCheckpoint checkpoint = new ShadowCheckpointer(runtime).checkpoint(vm, transferMode, LiveStageBounds.defaults());
-            long roundAtCheckpoint = DirtierLog.lastRound(vm.console().lines());
+            long roundAtCheckpoint = DirtierLog.lastRoundReached(vm.console().text());
             TransferFigures f = checkpoint.figures();
             progress.done("paused " + TextTable.ms(f.mekhaPaused() != null ? f.mekhaPaused() : f.guestPaused())
                     + ", " + TextTable.mib(f.bytesTransferred()) + " sent");

@@ -37,7 +37,7 @@ class ShadowCheckpointRestartTest {
 
             ShadowCheckpoint checkpoint = new ShadowCheckpointer(runtime)
                     .checkpoint(vm, mode, LiveStageBounds.defaults().withMaxLive(Duration.ofSeconds(20)));
-            long roundAfterCheckpoint = DirtierLog.lastRound(vm.console().lines());
+            long roundAfterCheckpoint = DirtierLog.lastRoundReached(vm.console().text());
 
             // the source keeps running after the checkpoint...
             awaitRound(vm, roundAfterCheckpoint + 5);
