@@ -16,8 +16,11 @@ public record RuntimeConfig(String qemuBinary, Path workDir, Accelerator acceler
 
     public static final String DEFAULT_QEMU = "qemu-system-x86_64";
 
+    /** Defaults; {@code $MEKHA_QEMU} names another QEMU binary (e.g. to run everything on an older QEMU). */
     public static RuntimeConfig defaults(Path workDir) {
-        return new RuntimeConfig(DEFAULT_QEMU, workDir, Accelerator.TCG, Duration.ofSeconds(90), Duration.ofSeconds(15));
+        String qemu = System.getenv("MEKHA_QEMU");
+        return new RuntimeConfig(qemu == null || qemu.isBlank() ? DEFAULT_QEMU : qemu, workDir, Accelerator.TCG,
+                Duration.ofSeconds(90), Duration.ofSeconds(15));
     }
 
     public RuntimeConfig withAccelerator(Accelerator accel) {

@@ -49,6 +49,14 @@ public final class MtdTransfer extends ShadowTransfer {
 
     @Override
     protected void configure() throws QmpException, TransferException {
+        int major = source.qmp().greeting() == null ? 0 : source.qmp().greeting().path("version").path("qemu").path("major").asInt(0);
+        if (major > 0 && major < 8 && source.accelerator() == io.mekha.agent.runtime.Accelerator.TCG) {
+            // measured here: on QEMU 7.2 under TCG, a VM stopped in the middle of a precopy restored
+            // with corrupt memory (its kernel oopsed), every time; StopAndCopy and BackgroundSnapshot were exact
+            throw new TransferException("VM '" + source.name() + "': MTD needs QEMU 8 or later under TCG (this is QEMU " + major
+                    + "): on QEMU 7.2 a VM stopped during its precopy restores with corrupt memory; use StopAndCopy or"
+                    + " BackgroundSnapshot, or install QEMU 10 (scripts/install-deps.sh takes it from bookworm-backports)");
+        }
         super.configure();
         setParameter("downtime-limit", LIVE_DOWNTIME_MS);
         setParameterIfOffered("avail-switchover-bandwidth", HOLD_SWITCHOVER_BANDWIDTH);

@@ -1,6 +1,7 @@
 package io.mekha.agent.shadow;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.mekha.agent.runtime.LocalVmRuntime;
 import io.mekha.agent.runtime.QemuVm;
@@ -34,6 +35,13 @@ class ShadowCheckpointRestartTest {
         try (LocalVmRuntime runtime = new LocalVmRuntime(RuntimeConfig.defaults(work))) {
             QemuVm vm = runtime.start(TestVms.dirtier("vm1", 256, "-m 96 -d 8 -i 0"));
             awaitRound(vm, 5);
+            if (mode == TransferMode.MTD && vm.qmp().greeting().path("version").path("qemu").path("major").asInt() < 8) {
+                // QEMU 7.2 under TCG restores a VM stopped mid-precopy with corrupt memory: MTD is refused there
+                assertThatThrownBy(() -> new ShadowCheckpointer(runtime).checkpoint(vm, mode, LiveStageBounds.defaults()))
+                        .hasMessageContaining("MTD needs QEMU 8 or later");
+                assertThat(vm.qmp().execute("query-status").path("status").asText()).isEqualTo("running");
+                return;
+            }
 
             ShadowCheckpoint checkpoint = new ShadowCheckpointer(runtime)
                     .checkpoint(vm, mode, LiveStageBounds.defaults().withMaxLive(Duration.ofSeconds(20)));
