@@ -55,7 +55,7 @@ class TimePolicyTest {
     private static VmSpec vm(String name, boolean agent) {
         GuestImage guest = GuestImage.locate().requireBuilt();
         // a guest that keeps busy: an idle one lets QEMU finish its precopy early, pausing it briefly (see MtdTransfer)
-        return new VmSpec(name, 256, 1, guest.kernel(), guest.initrd(), null, "dirtier -m 32 -d 2 -i 20", null, null, null, agent);
+        return new VmSpec(name, 256, 1, guest.kernel(), guest.initrd(), null, "dirtier -m 32 -d 2 -i 0", null, null, null, agent);
     }
 
     @ParameterizedTest
