@@ -331,7 +331,11 @@ public final class AgentService implements AutoCloseable {
         LOG.infof("checkpoint %s: QEMU finished VM '%s' early (idle guest); resuming it and restarting its live stage (%d)",
                 session.id, t.source.name(), t.liveRestarts);
         ShadowTransfer old = t.transfer;
+        Instant stoppedAt = old.stoppedByQemuAt();
         old.abort();
+        if (stoppedAt != null) {
+            t.pausedDuringLive = t.pausedDuringLive.plus(Duration.between(stoppedAt, clock.now()));
+        }
         ShadowTransfer fresh = checkpointer.prepare(t.source, old.mode(), old.bounds());
         t.transfer = fresh;
         t.liveEnd = LiveEndingCondition.Reason.NOT_MET;
@@ -367,7 +371,7 @@ public final class AgentService implements AutoCloseable {
             clock.sleepUntil(at);
             t.stopIssuedAt = clock.now();
             if (t.clockBeforeLive != null) {
-                t.guestClockAtCut = t.clockBeforeLive.guestAt(t.stopIssuedAt);
+                t.guestClockAtCut = t.clockBeforeLive.guestAt(t.stopIssuedAt).minus(t.pausedDuringLive);
             }
             t.transfer.suspend();
             t.phase = VmPhase.SUSPENDED;

@@ -30,6 +30,8 @@ final class CheckpointSession {
         volatile Instant guestClockAtCut;
         /** The guest clock read just before the live stage, extrapolated to the cut when the VM stops. */
         volatile GuestClock.Reading clockBeforeLive;
+        /** How long QEMU kept the VM paused by finishing early during the live stage: its guest clock stood still. */
+        volatile java.time.Duration pausedDuringLive = java.time.Duration.ZERO;
         volatile Instant stopIssuedAt;
         volatile Instant capturedAt;
         volatile Instant resumedAt;

@@ -230,6 +230,20 @@ public abstract sealed class ShadowTransfer permits MtdTransfer, StopAndCopyTran
         runStateEvents.close();
     }
 
+    /**
+     * When QEMU itself stopped the source (it finished the migration early), from its STOP event;
+     * null if it has not. Consumes the run-state events: only for a transfer about to be abandoned.
+     */
+    public Instant stoppedByQemuAt() throws InterruptedException {
+        QmpEvent event;
+        while ((event = runStateEvents.poll(Duration.ZERO)) != null) {
+            if (event.name().equals("STOP")) {
+                return event.timestamp();
+            }
+        }
+        return null;
+    }
+
     /** The instant the VM was frozen, as QEMU reported it (falls back to Mekha's stop call). */
     public Instant cutInstant() {
         return stopEvent != null ? stopEvent : suspended;
