@@ -108,8 +108,10 @@ class TimePolicyTest {
                     case VIRTUAL -> assertThat(jump.abs()).as("%s: clock continued from the cut (jump %s)", name, jump).isLessThan(TOLERANCE);
                     case STEP -> assertThat(jump.minus(wallGap).abs()).as("%s: jumped by the wall gap %s (jump %s)", name, wallGap, jump)
                             .isLessThan(TOLERANCE);
-                    case SLEW -> assertThat(jump.abs()).as("%s: slewing starts from the cut, no step (jump %s)", name, jump)
-                            .isLessThan(Duration.ofSeconds(1));
+                    // by the time this test reads the clock the slew has been running for a moment: the no-step check uses
+                    // the reading Mekha takes right as the slew starts, and the slew itself is checked below
+                    case SLEW -> assertThat(restart.clocks().get(name).jump().abs())
+                            .as("%s: slewing starts from the cut, no step", name).isLessThan(TOLERANCE);
                 }
                 assertThat(restart.clocks().get(name).jump()).as("Mekha's own report of %s's jump", name).isNotNull();
             }
