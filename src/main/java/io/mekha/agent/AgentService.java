@@ -309,8 +309,10 @@ public final class AgentService implements AutoCloseable {
                         t.phase = VmPhase.LIVE_DONE;
                     }
                 } catch (QmpException | TransferException | RuntimeException e) {
-                    fail(t, !t.source.isAlive() ? "its QEMU (pid " + t.source.pid() + ") exited during the live stage"
-                            : !t.transfer.shadow().isAlive() ? "its shadow QEMU exited during the live stage (" + e.getMessage() + ")"
+                    Duration grace = Duration.ofSeconds(1);
+                    fail(t, t.source.exitedWithin(grace) ? "its QEMU (pid " + t.source.pid() + ") exited during the live stage"
+                            : t.transfer.shadow().exitedWithin(Duration.ZERO) ? "its shadow QEMU exited during the live stage ("
+                            + e.getMessage() + ")"
                             : "live stage failed: " + e.getMessage());
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();

@@ -92,6 +92,16 @@ public final class QemuVm implements AutoCloseable {
         return process.isAlive();
     }
 
+    /** Whether the process has exited or does so within {@code grace} (a lost monitor often precedes the exit by a moment). */
+    public boolean exitedWithin(Duration grace) {
+        try {
+            return process.waitFor(grace.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return !process.isAlive();
+        }
+    }
+
     /** Kills the process (and anything it started) at once: the simulated crash, and the last resort. */
     public void kill() {
         qmp.close();
