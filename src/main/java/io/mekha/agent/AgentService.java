@@ -27,7 +27,6 @@ import io.mekha.qmp.QmpException;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
-import java.util.Collection;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -612,10 +611,6 @@ public final class AgentService implements AutoCloseable {
             s.append(s.length() == 0 ? "" : ", ").append(t.source.name()).append('=').append(t.phase);
         }
         return s.toString();
-    }
-
-    public Collection<String> checkpointIds() {
-        return sessions.keySet();
     }
 
     private static java.util.concurrent.ThreadFactory daemon(String name) {

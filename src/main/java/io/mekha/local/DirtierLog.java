@@ -9,6 +9,7 @@ import java.util.regex.Pattern;
 /** The rounds and hashes the dirtier workload printed on a console: round number to hash. */
 public final class DirtierLog {
     private static final Pattern ROUND = Pattern.compile("DIRTIER round=(\\d+) hash=([0-9a-f]{16})");
+    private static final Pattern ROUND_STARTED = Pattern.compile("DIRTIER round=(\\d+)");
 
     private DirtierLog() {}
 
@@ -28,12 +29,7 @@ public final class DirtierLog {
      * can fall in the middle of a line, whose rest the restored VM then prints.
      */
     public static long lastRoundReached(String consoleText) {
-        Matcher m = Pattern.compile("DIRTIER round=(\\d+)").matcher(consoleText);
-        long last = 0;
-        while (m.find()) {
-            last = Math.max(last, Long.parseLong(m.group(1)));
-        }
-        return last;
+        return ConsoleProgress.lastReached(consoleText, ROUND_STARTED);
     }
 
     public static long lastRound(List<String> lines) {

@@ -13,6 +13,7 @@ import java.util.regex.Pattern;
  */
 public final class RingReference {
     private static final Pattern STEP = Pattern.compile("RING step=(\\d+) node=(\\d+) sum=([0-9a-f]{16})");
+    private static final Pattern STEP_STARTED = Pattern.compile("RING step=(\\d+)");
     private static final int PAGE = 4096;
     private static final int WORDS_PER_PAGE_TOUCHED = 8;
 
@@ -83,12 +84,7 @@ public final class RingReference {
 
     /** The last step a node had got to in its console's text, counting a line cut short by the cut. */
     public static long lastStepReached(String consoleText) {
-        Matcher m = Pattern.compile("RING step=(\\d+)").matcher(consoleText);
-        long last = 0;
-        while (m.find()) {
-            last = Math.max(last, Long.parseLong(m.group(1)));
-        }
-        return last;
+        return ConsoleProgress.lastReached(consoleText, STEP_STARTED);
     }
 
     /** Steps whose printed sum differs from the reference, described; empty when all match. */

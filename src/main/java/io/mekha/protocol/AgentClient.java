@@ -59,11 +59,11 @@ public final class AgentClient {
     }
 
     public List<VmInfo> vms() throws AgentCallException {
-        return call("GET", "/v1/vms", null, json.getTypeFactory().constructCollectionType(List.class, VmInfo.class));
+        return call("GET", "/v1/vms", null, json.getTypeFactory().constructCollectionType(List.class, VmInfo.class), timeout);
     }
 
     public VmInfo startVm(VmSpec spec) throws AgentCallException {
-        return call("POST", "/v1/vms", new StartVmRequest(spec), VmInfo.class, Duration.ofMinutes(3));
+        return call("POST", "/v1/vms", new StartVmRequest(spec), json.constructType(VmInfo.class), Duration.ofMinutes(3));
     }
 
     public void stopVm(String name) throws AgentCallException {
@@ -71,7 +71,7 @@ public final class AgentClient {
     }
 
     public CheckpointStatus prepare(String id, PrepareRequest request) throws AgentCallException {
-        return call("POST", "/v1/checkpoints/" + id + "/prepare", request, CheckpointStatus.class, Duration.ofMinutes(2));
+        return call("POST", "/v1/checkpoints/" + id + "/prepare", request, json.constructType(CheckpointStatus.class), Duration.ofMinutes(2));
     }
 
     public CheckpointStatus status(String id) throws AgentCallException {
@@ -104,14 +104,6 @@ public final class AgentClient {
 
     private <T> T call(String method, String path, Object body, Class<T> type) throws AgentCallException {
         return call(method, path, body, json.getTypeFactory().constructType(type), timeout);
-    }
-
-    private <T> T call(String method, String path, Object body, Class<T> type, Duration callTimeout) throws AgentCallException {
-        return call(method, path, body, json.getTypeFactory().constructType(type), callTimeout);
-    }
-
-    private <T> T call(String method, String path, Object body, JavaType type) throws AgentCallException {
-        return call(method, path, body, type, timeout);
     }
 
     private <T> T call(String method, String path, Object body, JavaType type, Duration callTimeout) throws AgentCallException {

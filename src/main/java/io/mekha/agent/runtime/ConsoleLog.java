@@ -10,8 +10,6 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Optional;
 import java.util.function.Predicate;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 /** A VM's serial console as QEMU writes it to a file: read it, or wait for a line. */
 public record ConsoleLog(Path file) {
@@ -54,13 +52,5 @@ public record ConsoleLog(Path file) {
             Thread.sleep(50);
         } while (System.nanoTime() < deadline);
         return Optional.empty();
-    }
-
-    public Optional<Matcher> awaitMatch(Pattern pattern, Duration timeout) throws InterruptedException {
-        return awaitLine(l -> pattern.matcher(l).find(), timeout).map(l -> {
-            Matcher m = pattern.matcher(l);
-            m.find();
-            return m;
-        });
     }
 }

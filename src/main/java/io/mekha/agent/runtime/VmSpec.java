@@ -37,10 +37,6 @@ public record VmSpec(
         }
     }
 
-    public VmSpec withWorkload(String newWorkload) {
-        return new VmSpec(name, memoryMiB, cpus, kernel, initrd, append, newWorkload, disk, network, bootMarker, guestAgent);
-    }
-
     public VmSpec withGuestAgent(boolean agent) {
         return new VmSpec(name, memoryMiB, cpus, kernel, initrd, append, workload, disk, network, bootMarker, agent);
     }

@@ -2,6 +2,7 @@ package io.mekha.agent.time;
 
 import io.mekha.agent.runtime.QemuVm;
 import io.mekha.qmp.QgaClient;
+import io.mekha.qmp.QmpClient;
 import io.mekha.qmp.QmpException;
 import java.time.Clock;
 import java.time.Duration;
@@ -56,7 +57,7 @@ public final class GuestClock {
         try (QgaClient qga = connect(vm)) {
             Instant now = clock.instant();
             long ns = now.getEpochSecond() * 1_000_000_000L + now.getNano();
-            qga.execute("guest-set-time", QgaArgs.object().put("time", ns), TIMEOUT);
+            qga.execute("guest-set-time", QmpClient.args().put("time", ns), TIMEOUT);
         }
     }
 
@@ -68,7 +69,7 @@ public final class GuestClock {
         Reading now = read(vm);
         Duration gap = now.offset().negated();
         try (QgaClient qga = connect(vm)) {
-            var args = QgaArgs.object().put("path", "/bin/clockslew");
+            var args = QmpClient.args().put("path", "/bin/clockslew");
             args.putArray("arg").add(Long.toString(gap.toMillis())).add(Long.toString(period.toMillis()));
             qga.execute("guest-exec", args, TIMEOUT);
         }
@@ -80,12 +81,5 @@ public final class GuestClock {
             throw new QmpException("VM '" + vm.name() + "' has no guest agent port");
         }
         return QgaClient.connect(vm.paths().guestAgentSocket(), TIMEOUT);
-    }
-
-    /** JSON argument objects for guest agent commands. */
-    private static final class QgaArgs {
-        static com.fasterxml.jackson.databind.node.ObjectNode object() {
-            return io.mekha.qmp.QmpClient.args();
-        }
     }
 }

@@ -1,6 +1,5 @@
 package io.mekha.local.cli;
 
-import io.mekha.agent.runtime.Accelerator;
 import io.mekha.agent.runtime.LocalVmRuntime;
 import io.mekha.agent.runtime.QemuVm;
 import io.mekha.agent.runtime.RuntimeConfig;
@@ -17,8 +16,6 @@ import io.mekha.local.GuestImage;
 import io.mekha.local.MemorySize;
 import io.mekha.local.TextTable;
 import java.io.PrintStream;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -26,6 +23,7 @@ import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.function.Function;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
@@ -45,8 +43,8 @@ public class BenchModesCommand implements Callable<Integer> {
     @Option(names = "--repeat", defaultValue = "3", description = "checkpoints per mode; medians are printed (default: ${DEFAULT-VALUE})")
     int repeat;
 
-    @Option(names = "--accelerator", defaultValue = "tcg", description = "tcg, kvm or auto (default: ${DEFAULT-VALUE})")
-    String accelerator;
+    @Mixin
+    RuntimeOptions runtime;
 
     private final PrintStream out = System.out;
 
@@ -55,8 +53,7 @@ public class BenchModesCommand implements Callable<Integer> {
         long memoryMiB = MemorySize.parseMiB(memory);
         long dirtyMiB = MemorySize.parseMiB(dirty);
         GuestImage guest = GuestImage.locate().requireBuilt();
-        Path work = Files.createTempDirectory("mekha-bench-");
-        RuntimeConfig config = RuntimeConfig.defaults(work).withAccelerator(Accelerator.parse(accelerator));
+        RuntimeConfig config = runtime.config("mekha-bench-");
         VmSpec spec = new VmSpec("bench", memoryMiB, 1, guest.kernel(), guest.initrd(), null,
                 "dirtier -m " + dirtyMiB + " -d 16 -i 0", null, null, null, false);
         out.printf("Transfer modes: one %d MiB VM (%s) rewriting %d MiB continuously, %d checkpoints per mode, medians.%n",

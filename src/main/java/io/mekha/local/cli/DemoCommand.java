@@ -4,7 +4,6 @@ import io.mekha.agent.AgentService;
 import io.mekha.agent.RendezvousClock;
 import io.mekha.agent.api.AgentDtos.VmInfo;
 import io.mekha.agent.network.SegmentHub;
-import io.mekha.agent.runtime.Accelerator;
 import io.mekha.agent.runtime.LocalVmRuntime;
 import io.mekha.agent.runtime.RuntimeConfig;
 import io.mekha.agent.runtime.VmSpec;
@@ -32,6 +31,7 @@ import java.util.Map;
 import java.util.TreeMap;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
@@ -53,11 +53,8 @@ public class DemoCommand implements Callable<Integer> {
     @Option(names = "--mode", defaultValue = "MTD", description = "MTD or StopAndCopy (default: ${DEFAULT-VALUE})")
     String mode;
 
-    @Option(names = "--accelerator", defaultValue = "tcg", description = "tcg, kvm or auto (default: ${DEFAULT-VALUE})")
-    String accelerator;
-
-    @Option(names = "--work-dir", description = "where VM consoles, sockets and logs go (default: a new directory under /tmp)")
-    Path workDir;
+    @Mixin
+    RuntimeOptions runtime;
 
     private final PrintStream out = System.out;
 
@@ -68,10 +65,10 @@ public class DemoCommand implements Callable<Integer> {
         }
         TransferMode transferMode = TransferMode.parse(mode);
         GuestImage guest = GuestImage.locate().requireBuilt();
-        Path work = workDir != null ? Files.createDirectories(workDir) : Files.createTempDirectory("mekha-demo-");
+        RuntimeConfig config = runtime.config("mekha-demo-");
+        Path work = config.workDir();
         RingCluster ring = new RingCluster(vmCount, steps, 30, 16, 4);
         BearerToken token = BearerToken.random();
-        RuntimeConfig config = RuntimeConfig.defaults(work).withAccelerator(Accelerator.parse(accelerator));
 
         out.println("Mekha local demo: a " + vmCount + "-VM virtual cluster running a TCP ring workload, checkpointed at one"
                 + " consistent cut (" + transferMode.displayName() + "), crashed, and restarted from the checkpoint.");

@@ -1,6 +1,5 @@
 package io.mekha.local.cli;
 
-import io.mekha.agent.runtime.Accelerator;
 import io.mekha.agent.runtime.LocalVmRuntime;
 import io.mekha.agent.runtime.QemuVm;
 import io.mekha.agent.runtime.RuntimeConfig;
@@ -15,12 +14,12 @@ import io.mekha.local.GuestImage;
 import io.mekha.local.MemorySize;
 import io.mekha.local.TextTable;
 import java.io.PrintStream;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.TreeMap;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
@@ -38,11 +37,8 @@ public class SingleVmDemoCommand implements Callable<Integer> {
     @Option(names = "--memory", defaultValue = "256Mi", description = "guest memory (default: ${DEFAULT-VALUE})")
     String memory;
 
-    @Option(names = "--accelerator", defaultValue = "tcg", description = "tcg, kvm or auto (default: ${DEFAULT-VALUE})")
-    String accelerator;
-
-    @Option(names = "--work-dir", description = "where VM consoles, sockets and logs go (default: a new directory under /tmp)")
-    Path workDir;
+    @Mixin
+    RuntimeOptions runtime;
 
     private final PrintStream out = System.out;
 
@@ -51,8 +47,8 @@ public class SingleVmDemoCommand implements Callable<Integer> {
         TransferMode transferMode = TransferMode.parse(mode);
         long memoryMiB = MemorySize.parseMiB(memory);
         GuestImage guest = GuestImage.locate().requireBuilt();
-        Path work = workDir != null ? Files.createDirectories(workDir) : Files.createTempDirectory("mekha-demo-");
-        RuntimeConfig config = RuntimeConfig.defaults(work).withAccelerator(Accelerator.parse(accelerator));
+        RuntimeConfig config = runtime.config("mekha-demo-");
+        Path work = config.workDir();
         long dirtyMiB = Math.max(16, memoryMiB * 3 / 8);
         VmSpec spec = new VmSpec("vm1", memoryMiB, 1, guest.kernel(), guest.initrd(), null,
                 "dirtier -m " + dirtyMiB + " -d 8 -i 0", null, null, null, true);

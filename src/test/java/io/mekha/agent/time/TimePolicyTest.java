@@ -4,15 +4,10 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.mekha.agent.AgentService;
-import io.mekha.agent.RendezvousClock;
 import io.mekha.agent.runtime.LocalVmRuntime;
 import io.mekha.agent.runtime.QemuVm;
-import io.mekha.agent.runtime.RuntimeConfig;
 import io.mekha.agent.runtime.VmSpec;
-import io.mekha.agent.server.AgentHttpServer;
-import io.mekha.agent.server.BearerToken;
 import io.mekha.local.GuestImage;
-import io.mekha.protocol.AgentClient;
 import io.mekha.protocol.CheckpointFailedException;
 import io.mekha.protocol.CheckpointOptions;
 import io.mekha.protocol.CheckpointReport;
@@ -20,7 +15,7 @@ import io.mekha.protocol.Coordinator;
 import io.mekha.protocol.RestartReport;
 import io.mekha.protocol.VmCheckpointReport;
 import io.mekha.testing.NoQemuLeftBehind;
-import java.net.InetSocketAddress;
+import io.mekha.testing.SingleAgent;
 import java.nio.file.Path;
 import java.time.Clock;
 import java.time.Duration;
@@ -61,12 +56,10 @@ class TimePolicyTest {
     @ParameterizedTest
     @EnumSource(TimePolicy.class)
     void guestClocksAcrossARestartTwentySecondsLater(TimePolicy policy) throws Exception {
-        BearerToken token = BearerToken.random();
-        LocalVmRuntime runtime = new LocalVmRuntime(RuntimeConfig.defaults(work));
-        try (AgentService agent = new AgentService("n1", runtime, new RendezvousClock(Clock.systemUTC()));
-             AgentHttpServer server = new AgentHttpServer(agent, token, new InetSocketAddress("127.0.0.1", 0)).start();
-             Coordinator coordinator = new Coordinator(List.of(new AgentClient("n1", server.uri(), token.header(), Duration.ofSeconds(30))),
-                     Clock.systemUTC())) {
+        try (SingleAgent node = new SingleAgent(work)) {
+            LocalVmRuntime runtime = node.runtime;
+            AgentService agent = node.agent;
+            Coordinator coordinator = node.coordinator;
             agent.startVm(vm("vm1", true));
             agent.startVm(vm("vm2", true));
             Map<String, QemuVm> vms = Map.of("vm1", runtime.running().get(0), "vm2", runtime.running().get(1));
@@ -148,12 +141,10 @@ class TimePolicyTest {
 
     @Test
     void stepOnAGuestWithoutAnAgentIsRefusedBeforeAnythingIsPaused() throws Exception {
-        BearerToken token = BearerToken.random();
-        LocalVmRuntime runtime = new LocalVmRuntime(RuntimeConfig.defaults(work));
-        try (AgentService agent = new AgentService("n1", runtime, new RendezvousClock(Clock.systemUTC()));
-             AgentHttpServer server = new AgentHttpServer(agent, token, new InetSocketAddress("127.0.0.1", 0)).start();
-             Coordinator coordinator = new Coordinator(List.of(new AgentClient("n1", server.uri(), token.header(), Duration.ofSeconds(30))),
-                     Clock.systemUTC())) {
+        try (SingleAgent node = new SingleAgent(work)) {
+            LocalVmRuntime runtime = node.runtime;
+            AgentService agent = node.agent;
+            Coordinator coordinator = node.coordinator;
             agent.startVm(vm("vm1", true));
             agent.startVm(vm("vm2", false));
             assertThatThrownBy(() -> coordinator.checkpoint("cp1", List.of("vm1", "vm2"),

@@ -10,7 +10,6 @@ import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.List;
 import java.util.TreeMap;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -127,10 +126,5 @@ class LocalModeCliTest {
             assertThat(System.nanoTime()).as("ring reached step %d", step).isLessThan(deadline);
             Thread.sleep(200);
         }
-    }
-
-    @SuppressWarnings("unused")
-    private static List<String> lines(String text) {
-        return text.lines().toList();
     }
 }
