@@ -1,6 +1,15 @@
 package io.mekha.agent;
 
 import io.mekha.agent.api.AgentDtos.CheckpointStatus;
+import io.mekha.agent.api.AgentDtos.FlushRequest;
+import io.mekha.agent.api.AgentDtos.FlushResult;
+import io.mekha.agent.api.AgentDtos.PublishManifestRequest;
+import io.mekha.agent.api.AgentDtos.StoredCheckpoint;
+import io.mekha.agent.api.AgentDtos.StoredRequest;
+import io.mekha.agent.api.AgentDtos.StoredVmResult;
+import io.mekha.agent.api.AgentDtos.StoredVmsRequest;
+import io.mekha.storage.CheckpointManifest;
+import io.mekha.storage.StorageLevel;
 import io.mekha.agent.api.AgentDtos.PrepareRequest;
 import io.mekha.agent.api.AgentDtos.RestartStatus;
 import io.mekha.agent.api.AgentDtos.VmInfo;
@@ -68,13 +77,20 @@ public final class AgentService implements AutoCloseable {
     private volatile boolean hostSegments;
     private final ScheduledExecutorService timers = Executors.newScheduledThreadPool(2, daemon("agent-timer"));
     private final ExecutorService workers = Executors.newCachedThreadPool(daemon("agent-worker"));
+    private final AgentStorage storage;
 
     public AgentService(String node, LocalVmRuntime runtime, RendezvousClock clock) {
+        this(node, runtime, clock, runtime.config().workDir().resolve("level1"));
+    }
+
+    /** @param level1 this node's level-1 directory (node-local disk) for stored checkpoints */
+    public AgentService(String node, LocalVmRuntime runtime, RendezvousClock clock, java.nio.file.Path level1) {
         this.node = node;
         this.runtime = runtime;
         this.checkpointer = new ShadowCheckpointer(runtime);
         this.clock = clock;
         this.guestClock = new GuestClock(java.time.Clock.systemUTC());
+        this.storage = new AgentStorage(node, runtime, level1, this::completeShadow);
     }
 
     public String node() {
@@ -508,43 +524,72 @@ public final class AgentService implements AutoCloseable {
      * each VM's current QEMU (crashed or not) is killed first, so two copies never run.
      */
     public RestartStatus restart(String id, Instant at, String timePolicy, Duration slewPeriod) throws AgentException {
-        CheckpointSession session = requireSession(id);
-        TimePolicy policy = timePolicy == null ? session.timePolicy : timePolicy(id, timePolicy);
+        return restart(id, at, timePolicy, slewPeriod, StorageLevel.L0);
+    }
+
+    /**
+     * Restarts VMs from a checkpoint, resuming them together at {@code at}: from L0 its shadows,
+     * from L1/L2 the QEMUs {@link #loadStored loaded} from storage. Each VM's current QEMU
+     * (crashed or not) is killed first, so two copies never run.
+     */
+    public RestartStatus restart(String id, Instant at, String timePolicy, Duration slewPeriod, StorageLevel level) throws AgentException {
         Duration slew = slewPeriod == null ? Duration.ofSeconds(30) : slewPeriod;
-        requireGuestAgents(id, policy, session.vms.stream().map(t -> t.source).toList(), false);
-        if (!session.complete()) {
-            throw AgentException.conflict("checkpoint " + id + " is not complete on node " + node + ": " + phases(session));
-        }
-        for (CheckpointSession.VmTransfer t : session.vms) {
-            if (!t.transfer.shadow().isAlive()) {
-                throw AgentException.conflict("checkpoint " + id + ": the shadow of VM '" + t.source.name()
-                        + "' is gone; this checkpoint can no longer restart from memory");
+        List<RestartSource> sources = new ArrayList<>();
+        TimePolicy policy;
+        if (level == null || level == StorageLevel.L0) {
+            CheckpointSession session = requireSession(id);
+            policy = timePolicy == null ? session.timePolicy : timePolicy(id, timePolicy);
+            requireGuestAgents(id, policy, session.vms.stream().map(t -> t.source).toList(), false);
+            if (!session.complete()) {
+                throw AgentException.conflict("checkpoint " + id + " is not complete on node " + node + ": " + phases(session));
             }
-            if (t.transfer.shadow().role() != QemuVm.Role.SHADOW) {
-                throw AgentException.conflict("checkpoint " + id + ": VM '" + t.source.name() + "' was already restarted from it");
+            for (CheckpointSession.VmTransfer t : session.vms) {
+                if (!t.transfer.shadow().isAlive()) {
+                    throw AgentException.conflict("checkpoint " + id + ": the shadow of VM '" + t.source.name()
+                            + "' is gone; this checkpoint can no longer restart from memory");
+                }
+                if (t.transfer.shadow().role() != QemuVm.Role.SHADOW) {
+                    throw AgentException.conflict("checkpoint " + id + ": VM '" + t.source.name() + "' was already restarted from it");
+                }
+                sources.add(new RestartSource(t.source.name(), t.transfer.shadow(), t.source, t.guestClockAtCut, t.stopIssuedAt));
+            }
+        } else {
+            List<AgentStorage.LoadedVm> loaded = storage.takeLoaded(id);
+            try {
+                policy = timePolicy(id, timePolicy != null ? timePolicy : loaded.get(0).checkpointTimePolicy());
+                requireGuestAgents(id, policy, loaded.stream().map(AgentStorage.LoadedVm::qemu).toList(), false);
+            } catch (AgentException e) {
+                loaded.forEach(l -> l.qemu().kill());
+                throw e;
+            }
+            for (AgentStorage.LoadedVm l : loaded) {
+                sources.add(new RestartSource(l.entry().name(), l.qemu(), null, l.entry().guestClockAtCut(), l.entry().stoppedAt()));
             }
         }
         Map<String, VmRestartStatus> states = new ConcurrentHashMap<>();
         restarts.put(id, states);
-        for (CheckpointSession.VmTransfer t : session.vms) {
-            states.put(t.source.name(), new VmRestartStatus(t.source.name(), "restarting", null, null, null, policy.displayName(),
-                    t.guestClockAtCut, t.stopIssuedAt, null, null, null));
-            workers.submit(() -> restartOne(t, at, policy, slew, states));
+        for (RestartSource source : sources) {
+            states.put(source.vm(), new VmRestartStatus(source.vm(), "restarting", null, null, null, policy.displayName(),
+                    source.guestClockAtCut(), source.hostTimeAtCut(), null, null, null));
+            workers.submit(() -> restartOne(source, at, policy, slew, states));
         }
         return restartStatus(id);
     }
 
-    private void restartOne(CheckpointSession.VmTransfer t, Instant at, TimePolicy policy, Duration slewPeriod,
+    /** One VM to restart: its paused, loaded QEMU and what it needs for the time policy. */
+    private record RestartSource(String vm, QemuVm shadow, QemuVm previous, Instant guestClockAtCut, Instant hostTimeAtCut) {}
+
+    private void restartOne(RestartSource source, Instant at, TimePolicy policy, Duration slewPeriod,
                             Map<String, VmRestartStatus> states) {
-        String name = t.source.name();
-        QemuVm shadow = t.transfer.shadow();
+        String name = source.vm();
+        QemuVm shadow = source.shadow();
         try {
             QemuVm current = vms.get(name);
             if (current != null && current.isAlive()) {
                 current.kill();
             }
-            if (t.source.isAlive()) {
-                t.source.kill();
+            if (source.previous() != null && source.previous().isAlive()) {
+                source.previous().kill();
             }
             try (QmpEventQueue events = shadow.qmp().listen(Set.of("RESUME"))) {
                 shadow.promote();
@@ -556,13 +601,13 @@ public final class AgentService implements AutoCloseable {
                 String note = applyTimePolicy(shadow, policy, slewPeriod);
                 GuestClock.Reading after = readGuestClock(shadow);
                 states.put(name, new VmRestartStatus(name, "running", resumedAt, resume == null ? null : resume.timestamp(), null,
-                        policy.displayName(), t.guestClockAtCut, t.stopIssuedAt, after == null ? null : after.guest(),
+                        policy.displayName(), source.guestClockAtCut(), source.hostTimeAtCut(), after == null ? null : after.guest(),
                         after == null ? null : after.host(), note));
             }
         } catch (Exception e) {
             LOG.errorf("restart of VM '%s' on node %s failed: %s", name, node, e.getMessage());
-            states.put(name, new VmRestartStatus(name, "failed", null, null, e.getMessage(), policy.displayName(), t.guestClockAtCut,
-                    t.stopIssuedAt, null, null, null));
+            states.put(name, new VmRestartStatus(name, "failed", null, null, e.getMessage(), policy.displayName(), source.guestClockAtCut(),
+                    source.hostTimeAtCut(), null, null, null));
         }
     }
 
@@ -586,6 +631,64 @@ public final class AgentService implements AutoCloseable {
             throw AgentException.notFound("no restart from checkpoint " + id + " on node " + node);
         }
         return new RestartStatus(id, node, List.copyOf(states.values()));
+    }
+
+    // ---------------------------------------------------------------- stored checkpoints
+
+    /** A complete checkpoint's shadow of {@code vm} on this node, for saving it to storage. */
+    private QemuVm completeShadow(String id, String vm) throws AgentException {
+        CheckpointSession session = requireSession(id);
+        CheckpointSession.VmTransfer t = session.vms.stream().filter(v -> v.source.name().equals(vm)).findFirst()
+                .orElseThrow(() -> AgentException.notFound("checkpoint " + id + " has no VM '" + vm + "' on node " + node));
+        if (t.phase != VmPhase.RESUMED) {
+            throw AgentException.conflict("checkpoint " + id + " is not complete for VM '" + vm + "' (" + t.phase + "); nothing to save");
+        }
+        return t.transfer.shadow();
+    }
+
+    public FlushResult flush(String id, FlushRequest request) throws AgentException, InterruptedException {
+        requireId(id);
+        return storage.flush(id, request);
+    }
+
+    public void publishManifest(PublishManifestRequest request) throws AgentException {
+        storage.publishManifest(request);
+    }
+
+    public CheckpointManifest readManifest(StoredRequest request) throws AgentException {
+        return storage.readManifest(request).orElseThrow(() -> AgentException.notFound("no complete checkpoint " + request.checkpoint()
+                + " of " + request.virtualCluster() + " at " + request.level() + " on node " + node));
+    }
+
+    public List<StoredCheckpoint> listStored(StoredRequest request) throws AgentException {
+        return storage.list(request);
+    }
+
+    public void deleteStored(StoredRequest request) throws AgentException {
+        storage.delete(request);
+    }
+
+    public List<StoredVmResult> verifyStored(StoredVmsRequest request) throws AgentException {
+        return storage.verify(request);
+    }
+
+    public List<StoredVmResult> loadStored(StoredVmsRequest request) throws AgentException, InterruptedException {
+        for (String vm : request.vms() == null ? List.<String>of() : request.vms()) {
+            String holder = locks.get(vm);
+            if (holder != null) {
+                throw AgentException.conflict("VM '" + vm + "' is in checkpoint " + holder + "; one checkpoint or restore at a time per VM");
+            }
+        }
+        return storage.load(request);
+    }
+
+    public void dropLoaded(String id) {
+        storage.dropLoaded(id);
+    }
+
+    /** This node's level-1 directory. */
+    public java.nio.file.Path level1() {
+        return storage.level1();
     }
 
     // ---------------------------------------------------------------- helpers

@@ -5,6 +5,14 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import io.mekha.agent.api.AgentDtos.AbortRequest;
 import io.mekha.agent.api.AgentDtos.AtRequest;
 import io.mekha.agent.api.AgentDtos.CheckpointStatus;
+import io.mekha.agent.api.AgentDtos.FlushRequest;
+import io.mekha.agent.api.AgentDtos.FlushResult;
+import io.mekha.agent.api.AgentDtos.PublishManifestRequest;
+import io.mekha.agent.api.AgentDtos.StoredCheckpoint;
+import io.mekha.agent.api.AgentDtos.StoredRequest;
+import io.mekha.agent.api.AgentDtos.StoredVmResult;
+import io.mekha.agent.api.AgentDtos.StoredVmsRequest;
+import io.mekha.storage.CheckpointManifest;
 import io.mekha.agent.api.AgentDtos.ErrorReply;
 import io.mekha.agent.api.AgentDtos.PrepareRequest;
 import io.mekha.agent.api.AgentDtos.RestartRequest;
@@ -100,6 +108,42 @@ public final class AgentClient {
 
     public RestartStatus restartStatus(String id) throws AgentCallException {
         return call("GET", "/v1/checkpoints/" + id + "/restart", null, RestartStatus.class);
+    }
+
+    /** Saves one VM of a checkpoint to a level; waits as long as the write may take. */
+    public FlushResult flush(String id, FlushRequest request, Duration callTimeout) throws AgentCallException {
+        return call("POST", "/v1/checkpoints/" + id + "/flush", request, json.constructType(FlushResult.class), callTimeout);
+    }
+
+    public void publishManifest(PublishManifestRequest request) throws AgentCallException {
+        call("POST", "/v1/stored/manifest", request, json.constructType(Void.class), Duration.ofMinutes(1));
+    }
+
+    public CheckpointManifest readManifest(StoredRequest request) throws AgentCallException {
+        return call("POST", "/v1/stored/manifest/read", request, json.constructType(CheckpointManifest.class), Duration.ofMinutes(1));
+    }
+
+    public List<StoredCheckpoint> listStored(StoredRequest request) throws AgentCallException {
+        return call("POST", "/v1/stored/list", request,
+                json.getTypeFactory().constructCollectionType(List.class, StoredCheckpoint.class), Duration.ofMinutes(1));
+    }
+
+    public void deleteStored(StoredRequest request) throws AgentCallException {
+        call("POST", "/v1/stored/delete", request, json.constructType(Void.class), Duration.ofMinutes(5));
+    }
+
+    public List<StoredVmResult> verifyStored(StoredVmsRequest request) throws AgentCallException {
+        return call("POST", "/v1/stored/verify", request,
+                json.getTypeFactory().constructCollectionType(List.class, StoredVmResult.class), Duration.ofMinutes(30));
+    }
+
+    public List<StoredVmResult> loadStored(StoredVmsRequest request) throws AgentCallException {
+        return call("POST", "/v1/stored/load", request,
+                json.getTypeFactory().constructCollectionType(List.class, StoredVmResult.class), Duration.ofMinutes(30));
+    }
+
+    public void dropLoaded(String id) throws AgentCallException {
+        call("DELETE", "/v1/checkpoints/" + id + "/loaded", null, Void.class);
     }
 
     private <T> T call(String method, String path, Object body, Class<T> type) throws AgentCallException {

@@ -9,6 +9,7 @@ import io.mekha.agent.api.AgentDtos.VmRestartStatus;
 import io.mekha.agent.api.VmPhase;
 import io.mekha.agent.time.TimePolicy;
 import io.mekha.agent.transfer.TransferMode;
+import io.mekha.storage.StorageLevel;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
@@ -41,11 +42,7 @@ public final class Coordinator implements AutoCloseable {
 
     private final List<AgentClient> agents;
     private final Clock clock;
-    private final ExecutorService calls = Executors.newCachedThreadPool(r -> {
-        Thread t = new Thread(r, "coordinator-call");
-        t.setDaemon(true);
-        return t;
-    });
+    private final AgentCalls calls = new AgentCalls("coordinator-call");
 
     public Coordinator(List<AgentClient> agents, Clock clock) {
         this.agents = List.copyOf(agents);
@@ -247,16 +244,29 @@ public final class Coordinator implements AutoCloseable {
                 }
             }
         }
-        Map<AgentClient, ClockOffset> offsets = offsets(List.copyOf(holders.keySet()));
+        return restartHolders(id, List.copyOf(holders.keySet()), StorageLevel.L0, policy, slewPeriod, listener, started);
+    }
+
+    /**
+     * Restarts a checkpoint's VMs that {@code holders} have loaded from {@code level} (paused, waiting), all
+     * resumed together at a rendezvous instant.
+     */
+    public RestartReport restartLoaded(String id, List<AgentClient> holders, StorageLevel level, TimePolicy policy, Duration slewPeriod,
+                                       ProtocolListener listener) throws CheckpointFailedException, InterruptedException {
+        return restartHolders(id, holders, level, policy, slewPeriod, listener, clock.instant());
+    }
+
+    private RestartReport restartHolders(String id, List<AgentClient> holders, StorageLevel level, TimePolicy policy, Duration slewPeriod,
+                                         ProtocolListener listener, Instant started) throws CheckpointFailedException, InterruptedException {
+        Map<AgentClient, ClockOffset> offsets = offsets(holders);
         Instant tr = rendezvous(CheckpointOptions.defaults(), offsets);
-        listener.step("restarting " + holders.values().stream().mapToInt(s -> s.vms().size()).sum() + " VMs from checkpoint " + id
-                + ", resuming together at Tr = " + tr);
+        listener.step("restarting checkpoint " + id + " from " + level + " on " + holders.size() + " node(s), resuming together at Tr = " + tr);
         String policyName = policy == null ? null : policy.name();
-        requireAll(parallel(List.copyOf(holders.keySet()),
-                agent -> agent.restart(id, new RestartRequest(offsets.get(agent).toAgent(tr), policyName, slewPeriod))), "restart");
+        requireAll(parallel(holders,
+                agent -> agent.restart(id, new RestartRequest(offsets.get(agent).toAgent(tr), policyName, slewPeriod, level))), "restart");
         Instant deadline = clock.instant().plus(Duration.ofSeconds(60));
         while (true) {
-            Map<AgentClient, RestartStatus> states = requireAll(parallel(List.copyOf(holders.keySet()), agent -> agent.restartStatus(id)),
+            Map<AgentClient, RestartStatus> states = requireAll(parallel(holders, agent -> agent.restartStatus(id)),
                     "restart status");
             List<String> failed = new ArrayList<>();
             boolean allRunning = true;
@@ -309,50 +319,17 @@ public final class Coordinator implements AutoCloseable {
         return requireAll(parallel(targets, agent -> ClockOffset.estimate(agent, clock, CLOCK_SAMPLES)), "clock exchange");
     }
 
-    @FunctionalInterface
-    private interface AgentCall<T> {
-        T call(AgentClient agent) throws AgentCallException;
+    private <T> Map<AgentClient, AgentCalls.Result<T>> parallel(List<AgentClient> targets, AgentCalls.Call<T> call) {
+        return calls.parallel(targets, call);
     }
 
-    private record Result<T>(T value, AgentCallException error) {}
-
-    private <T> Map<AgentClient, Result<T>> parallel(List<AgentClient> targets, AgentCall<T> call) {
-        Map<AgentClient, Future<T>> futures = new LinkedHashMap<>();
-        for (AgentClient agent : targets) {
-            futures.put(agent, calls.submit(() -> call.call(agent)));
-        }
-        Map<AgentClient, Result<T>> results = new LinkedHashMap<>();
-        futures.forEach((agent, future) -> {
-            try {
-                results.put(agent, new Result<>(future.get(), null));
-            } catch (ExecutionException e) {
-                AgentCallException error = e.getCause() instanceof AgentCallException a ? a
-                        : new AgentCallException(0, "agent " + agent.node() + ": " + e.getCause(), e.getCause());
-                results.put(agent, new Result<>(null, error));
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                results.put(agent, new Result<>(null, new AgentCallException(0, "interrupted", e)));
-            }
-        });
-        return results;
-    }
-
-    private static <T> Map<AgentClient, T> requireAll(Map<AgentClient, Result<T>> results, String step) throws CheckpointFailedException {
-        Map<AgentClient, T> values = new LinkedHashMap<>();
-        for (var entry : results.entrySet()) {
-            AgentCallException error = entry.getValue().error();
-            if (error != null) {
-                String what = error.unreachable() ? "agent on node " + entry.getKey().node() + " unreachable during " + step
-                        : step + " refused by node " + entry.getKey().node();
-                throw new CheckpointFailedException(what + ": " + error.getMessage(), error);
-            }
-            values.put(entry.getKey(), entry.getValue().value());
-        }
-        return values;
+    private static <T> Map<AgentClient, T> requireAll(Map<AgentClient, AgentCalls.Result<T>> results, String step)
+            throws CheckpointFailedException {
+        return AgentCalls.requireAll(results, step);
     }
 
     @Override
     public void close() {
-        calls.shutdownNow();
+        calls.close();
     }
 }

@@ -2,6 +2,10 @@ package io.mekha.agent.api;
 
 import io.mekha.agent.runtime.VmSpec;
 import io.mekha.agent.transfer.TransferFigures;
+import io.mekha.storage.CheckpointManifest;
+import io.mekha.storage.StorageLevel;
+import io.mekha.storage.StorageTarget;
+import io.mekha.storage.StoredStream;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
@@ -41,7 +45,11 @@ public final class AgentDtos {
      * @param timePolicy null: the checkpoint's default
      * @param slewPeriod how long the Slew policy may take to reach host time (null: 30 s)
      */
-    public record RestartRequest(Instant at, String timePolicy, Duration slewPeriod) {}
+    public record RestartRequest(Instant at, String timePolicy, Duration slewPeriod, StorageLevel level) {
+        public RestartRequest(Instant at, String timePolicy, Duration slewPeriod) {
+            this(at, timePolicy, slewPeriod, null);
+        }
+    }
 
     /** A rendezvous instant, in the agent's own clock. */
     public record AtRequest(Instant at) {}
@@ -53,10 +61,11 @@ public final class AgentDtos {
      *
      * @param liveRestarts how often the live stage started over because QEMU finished the migration by
      *     itself (pausing the VM) before the global ending condition; the VM was resumed at once each time
+     * @param shadowHeld whether the level-0 copy (the paused shadow) is still there to restart from
      */
     public record VmCheckpointStatus(String vm, VmPhase phase, String liveEnd, int passes, int liveRestarts, long bytesTransferred,
                                      Instant liveDoneAt, Instant stopIssuedAt, Instant capturedAt, Instant resumedAt,
-                                     TransferFigures figures, String error, Instant guestClockAtCut) {}
+                                     TransferFigures figures, String error, Instant guestClockAtCut, boolean shadowHeld) {}
 
     public record CheckpointStatus(String id, String node, List<VmCheckpointStatus> vms) {}
 
@@ -73,4 +82,33 @@ public final class AgentDtos {
                                   Instant hostTimeAfter, String timeNote) {}
 
     public record RestartStatus(String id, String node, List<VmRestartStatus> vms) {}
+
+    // ---------------------------------------------------------------- stored checkpoints
+
+    /**
+     * Saves one VM of a complete checkpoint to a storage level.
+     *
+     * @param level L1 (this node's own directory; {@code target} ignored) or L2 ({@code target} required)
+     * @param from L0 (stream the shadow) or L1 (copy this node's level-1 file, {@code stream} says what it must be)
+     * @param writeTimeout the target's timeout for one VM's write (null: 10 minutes)
+     */
+    public record FlushRequest(String vm, String virtualCluster, StorageLevel level, StorageTarget target, StorageLevel from,
+                               String compression, Duration writeTimeout, StoredStream stream) {}
+
+    /** One VM's state, saved and verified at a level. Instants are the agent's clock. */
+    public record FlushResult(String vm, String node, StorageLevel level, String target, StoredStream stream, VmSpec spec, String accelerator,
+                              Instant startedAt, Instant finishedAt) {}
+
+    /** Names stored checkpoints at a level: one ({@code checkpoint}) or all of a VC (null). */
+    public record StoredRequest(StorageLevel level, StorageTarget target, String virtualCluster, String checkpoint) {}
+
+    public record PublishManifestRequest(StorageLevel level, StorageTarget target, CheckpointManifest manifest) {}
+
+    /** Verify or load the named VMs of a stored checkpoint from a level. */
+    public record StoredVmsRequest(StorageLevel level, StorageTarget target, CheckpointManifest manifest, List<String> vms) {}
+
+    public record StoredVmResult(String vm, String node, boolean ok, String error) {}
+
+    /** A checkpoint found at a level: complete when its manifest is there and readable. */
+    public record StoredCheckpoint(String checkpoint, CheckpointManifest manifest, String problem) {}
 }

@@ -76,6 +76,14 @@ public final class LocalVmRuntime implements AutoCloseable {
         return launch(source.spec(), QemuVm.Role.SHADOW, source.accelerator(), true);
     }
 
+    /**
+     * Starts a QEMU for {@code spec} that waits, paused, for a stored state ({@code -incoming defer -S}):
+     * a restart from disk. {@code accel} must be what the state was saved under.
+     */
+    public QemuVm startIncoming(VmSpec spec, Accelerator accel) throws VmStartException, InterruptedException {
+        return launch(spec, QemuVm.Role.SHADOW, accel == Accelerator.AUTO ? Accelerator.TCG : accel, true);
+    }
+
     /** Every QEMU this runtime started that is still alive. */
     public List<QemuVm> running() {
         return instances.stream().filter(QemuVm::isAlive).toList();

@@ -7,6 +7,10 @@ import com.sun.net.httpserver.HttpServer;
 import io.mekha.agent.AgentException;
 import io.mekha.agent.AgentService;
 import io.mekha.agent.api.AgentDtos.AbortRequest;
+import io.mekha.agent.api.AgentDtos.FlushRequest;
+import io.mekha.agent.api.AgentDtos.PublishManifestRequest;
+import io.mekha.agent.api.AgentDtos.StoredRequest;
+import io.mekha.agent.api.AgentDtos.StoredVmsRequest;
 import io.mekha.agent.api.AgentDtos.AtRequest;
 import io.mekha.agent.api.AgentDtos.ErrorReply;
 import io.mekha.agent.api.AgentDtos.PrepareRequest;
@@ -134,10 +138,32 @@ public final class AgentHttpServer implements AutoCloseable {
                     if (request.at() == null) {
                         throw AgentException.badRequest("the request needs 'at', the rendezvous instant");
                     }
-                    yield agent.restart(id, request.at(), request.timePolicy(), request.slewPeriod());
+                    yield agent.restart(id, request.at(), request.timePolicy(), request.slewPeriod(), request.level());
                 }
                 case "GET restart" -> agent.restartStatus(id);
+                case "POST flush" -> agent.flush(id, body(exchange, FlushRequest.class));
+                case "DELETE loaded" -> {
+                    agent.dropLoaded(id);
+                    yield null;
+                }
                 default -> throw methodNotAllowed(method, path);
+            };
+        }
+        if (path.startsWith("/v1/stored/") && method.equals("POST")) {
+            return switch (path.substring("/v1/stored/".length())) {
+                case "manifest" -> {
+                    agent.publishManifest(body(exchange, PublishManifestRequest.class));
+                    yield null;
+                }
+                case "manifest/read" -> agent.readManifest(body(exchange, StoredRequest.class));
+                case "list" -> agent.listStored(body(exchange, StoredRequest.class));
+                case "delete" -> {
+                    agent.deleteStored(body(exchange, StoredRequest.class));
+                    yield null;
+                }
+                case "verify" -> agent.verifyStored(body(exchange, StoredVmsRequest.class));
+                case "load" -> agent.loadStored(body(exchange, StoredVmsRequest.class));
+                default -> throw AgentException.notFound("no such endpoint: " + method + " " + path);
             };
         }
         throw AgentException.notFound("no such endpoint: " + method + " " + path);

@@ -1,0 +1,312 @@
+package io.mekha.agent;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.mekha.agent.api.AgentDtos.FlushRequest;
+import io.mekha.agent.api.AgentDtos.FlushResult;
+import io.mekha.agent.api.AgentDtos.PublishManifestRequest;
+import io.mekha.agent.api.AgentDtos.StoredCheckpoint;
+import io.mekha.agent.api.AgentDtos.StoredRequest;
+import io.mekha.agent.api.AgentDtos.StoredVmResult;
+import io.mekha.agent.api.AgentDtos.StoredVmsRequest;
+import io.mekha.agent.api.Json;
+import io.mekha.agent.runtime.Accelerator;
+import io.mekha.agent.runtime.LocalVmRuntime;
+import io.mekha.agent.runtime.QemuVm;
+import io.mekha.agent.runtime.VmStartException;
+import io.mekha.agent.storage.StoredStateException;
+import io.mekha.agent.storage.VmStateStreams;
+import io.mekha.storage.CheckpointManifest;
+import io.mekha.storage.CheckpointStore;
+import io.mekha.storage.StorageLevel;
+import io.mekha.storage.StorageTarget;
+import io.mekha.storage.StoredStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
+import org.jboss.logging.Logger;
+
+/**
+ * A node's part in stored checkpoints: saves shadows to level 1 (this node's directory) and
+ * level 2 (shared), publishes manifests, verifies stored copies, and loads them into fresh
+ * QEMUs waiting for incoming state, ready for a coordinated restart.
+ */
+final class AgentStorage {
+    private static final Logger LOG = Logger.getLogger(AgentStorage.class);
+    private static final Duration DEFAULT_WRITE_TIMEOUT = Duration.ofMinutes(10);
+    private static final Duration LOAD_TIMEOUT = Duration.ofMinutes(5);
+
+    /** How the agent finds a complete checkpoint's shadow of a VM. */
+    interface Shadows {
+        QemuVm shadowOf(String checkpoint, String vm) throws AgentException;
+    }
+
+    /** A VM loaded from storage, paused, waiting for the restart's {@code cont}. */
+    record LoadedVm(CheckpointManifest.VmEntry entry, QemuVm qemu, String checkpointTimePolicy) {}
+
+    private final String node;
+    private final LocalVmRuntime runtime;
+    private final Path level1;
+    private final Path staging;
+    private final VmStateStreams streams;
+    private final Shadows shadows;
+    private final ObjectMapper json = Json.mapper();
+    private final Map<String, Object> vmLocks = new ConcurrentHashMap<>();
+    private final Map<String, List<LoadedVm>> loaded = new ConcurrentHashMap<>();
+
+    AgentStorage(String node, LocalVmRuntime runtime, Path level1, Shadows shadows) {
+        this.node = node;
+        this.runtime = runtime;
+        this.level1 = level1;
+        this.staging = runtime.config().workDir().resolve("staging");
+        this.streams = new VmStateStreams(runtime.config().workDir().resolve("s"));
+        this.shadows = shadows;
+    }
+
+    Path level1() {
+        return level1;
+    }
+
+    /** The store for a level: L1 is always this node's own directory; L2 is what the request names. */
+    private CheckpointStore store(StorageLevel level, StorageTarget target) throws AgentException {
+        if (level == null || level == StorageLevel.L0) {
+            throw AgentException.badRequest("name a storage level to use: L1 (this node's disk) or L2 (shared storage)");
+        }
+        if (level == StorageLevel.L1) {
+            return CheckpointStore.open(new StorageTarget.Filesystem(level1));
+        }
+        if (target == null) {
+            throw AgentException.badRequest("level L2 needs a 'target': {kind: filesystem, path: ...} or {kind: s3, bucket: ..., region: ...}");
+        }
+        try {
+            return CheckpointStore.open(target);
+        } catch (IllegalArgumentException e) {
+            throw AgentException.badRequest("level L2 target: " + e.getMessage());
+        }
+    }
+
+    // ---------------------------------------------------------------- save
+
+    FlushResult flush(String checkpoint, FlushRequest request) throws AgentException, InterruptedException {
+        if (request.vm() == null || request.virtualCluster() == null) {
+            throw AgentException.badRequest("a flush needs 'vm' and 'virtualCluster'");
+        }
+        StoredStream.Compression compression;
+        try {
+            compression = StoredStream.Compression.parse(request.compression());
+            CheckpointStore.requireName("virtual cluster", request.virtualCluster());
+        } catch (IllegalArgumentException e) {
+            throw AgentException.badRequest("flush of VM '" + request.vm() + "': " + e.getMessage());
+        }
+        Duration timeout = request.writeTimeout() == null ? DEFAULT_WRITE_TIMEOUT : request.writeTimeout();
+        StorageLevel from = request.from() == null ? StorageLevel.L0 : request.from();
+        if (from == StorageLevel.L2 || from == request.level()) {
+            throw AgentException.badRequest("flush of VM '" + request.vm() + "' from " + from + " to " + request.level()
+                    + ": a flush goes from L0 (memory) or L1 (this node's disk) to a slower level");
+        }
+        QemuVm shadow = shadows.shadowOf(checkpoint, request.vm());
+        Instant started = Instant.now();
+        StoredStream stream;
+        // one save per VM at a time: a shadow's QEMU migrates out to one place at once
+        synchronized (vmLocks.computeIfAbsent(checkpoint + "/" + request.vm(), k -> new Object())) {
+            try (CheckpointStore to = store(request.level(), request.target())) {
+                if (from == StorageLevel.L0) {
+                    if (!shadow.isAlive()) {
+                        throw AgentException.conflict("checkpoint " + checkpoint + ": the shadow of VM '" + request.vm()
+                                + "' is gone; save from L1 instead");
+                    }
+                    stream = streams.save(shadow, to, request.virtualCluster(), checkpoint, compression, timeout);
+                } else {
+                    if (request.stream() == null) {
+                        throw AgentException.badRequest("a flush from L1 needs 'stream': the level-1 file, size and checksum to copy");
+                    }
+                    try (CheckpointStore l1 = store(StorageLevel.L1, null)) {
+                        stream = streams.copy(l1, to, request.virtualCluster(), checkpoint, request.stream(), request.vm(), timeout);
+                    }
+                }
+            } catch (StoredStateException e) {
+                LOG.errorf("checkpoint %s: %s", checkpoint, e.getMessage());
+                throw new AgentException(507, e.getMessage(), e);
+            } catch (IOException e) {
+                throw new AgentException(500, "checkpoint " + checkpoint + ": " + e.getMessage(), e);
+            }
+        }
+        Instant finished = Instant.now();
+        LOG.infof("checkpoint %s: VM '%s' saved to %s (%d bytes) in %d ms", checkpoint, request.vm(), request.level(), stream.bytes(),
+                Duration.between(started, finished).toMillis());
+        String target = request.level() == StorageLevel.L1 ? "node " + node + " " + level1 : request.target().describe();
+        return new FlushResult(request.vm(), node, request.level(), target, stream, shadow.spec(), shadow.accelerator().name(),
+                started, finished);
+    }
+
+    void publishManifest(PublishManifestRequest request) throws AgentException {
+        CheckpointManifest manifest = request.manifest();
+        try {
+            manifest.validate();
+        } catch (IllegalArgumentException e) {
+            throw AgentException.badRequest("manifest: " + e.getMessage());
+        }
+        try (CheckpointStore store = store(request.level(), request.target())) {
+            store.publishManifest(manifest.virtualCluster(), manifest.checkpoint(), json.writerWithDefaultPrettyPrinter().writeValueAsBytes(manifest));
+        } catch (IOException e) {
+            throw new AgentException(507, "publishing the manifest of checkpoint " + manifest.checkpoint() + " at " + request.level()
+                    + " failed: " + e.getMessage(), e);
+        }
+    }
+
+    // ---------------------------------------------------------------- find, delete
+
+    Optional<CheckpointManifest> readManifest(StoredRequest request) throws AgentException {
+        try (CheckpointStore store = store(request.level(), request.target())) {
+            return read(store, request.virtualCluster(), request.checkpoint());
+        } catch (IOException e) {
+            throw new AgentException(500, e.getMessage(), e);
+        }
+    }
+
+    List<StoredCheckpoint> list(StoredRequest request) throws AgentException {
+        List<StoredCheckpoint> found = new ArrayList<>();
+        try (CheckpointStore store = store(request.level(), request.target())) {
+            for (String checkpoint : store.checkpoints(request.virtualCluster())) {
+                try {
+                    Optional<CheckpointManifest> manifest = read(store, request.virtualCluster(), checkpoint);
+                    found.add(new StoredCheckpoint(checkpoint, manifest.orElse(null), manifest.isPresent() ? null : "no manifest: incomplete"));
+                } catch (AgentException e) {
+                    found.add(new StoredCheckpoint(checkpoint, null, e.getMessage()));
+                }
+            }
+        } catch (IOException e) {
+            throw new AgentException(500, e.getMessage(), e);
+        }
+        return found;
+    }
+
+    void delete(StoredRequest request) throws AgentException {
+        try (CheckpointStore store = store(request.level(), request.target())) {
+            store.delete(request.virtualCluster(), request.checkpoint());
+            LOG.infof("checkpoint %s of %s deleted from %s on node %s", request.checkpoint(), request.virtualCluster(), request.level(), node);
+        } catch (IOException | IllegalArgumentException e) {
+            throw new AgentException(500, "deleting checkpoint " + request.checkpoint() + " at " + request.level() + ": " + e.getMessage(), e);
+        }
+    }
+
+    private Optional<CheckpointManifest> read(CheckpointStore store, String vc, String checkpoint) throws AgentException, IOException {
+        Optional<byte[]> bytes = store.readManifest(vc, checkpoint);
+        if (bytes.isEmpty()) {
+            return Optional.empty();
+        }
+        try {
+            CheckpointManifest manifest = json.readValue(bytes.get(), CheckpointManifest.class);
+            manifest.validate();
+            return Optional.of(manifest);
+        } catch (IOException | IllegalArgumentException e) {
+            throw AgentException.conflict(store.target().describe() + " " + vc + "/" + checkpoint + "/" + CheckpointManifest.FILE
+                    + " is unreadable: " + e.getMessage());
+        }
+    }
+
+    // ---------------------------------------------------------------- verify, load
+
+    /** Reads every named VM's stream whole and checks it against the manifest; starts nothing. */
+    List<StoredVmResult> verify(StoredVmsRequest request) throws AgentException {
+        CheckpointManifest manifest = requireManifest(request);
+        List<StoredVmResult> results = new ArrayList<>();
+        try (CheckpointStore store = store(request.level(), request.target())) {
+            for (String vm : request.vms()) {
+                CheckpointManifest.VmEntry entry = entry(manifest, vm);
+                try {
+                    if (request.level() == StorageLevel.L2 && request.target() instanceof StorageTarget.S3) {
+                        streams.stage(store, manifest.virtualCluster(), manifest.checkpoint(), entry.stream(), vm, stagedFile(manifest, entry));
+                    } else {
+                        streams.verify(store, manifest.virtualCluster(), manifest.checkpoint(), entry.stream(), vm);
+                    }
+                    results.add(new StoredVmResult(vm, node, true, null));
+                } catch (StoredStateException e) {
+                    results.add(new StoredVmResult(vm, node, false, e.getMessage()));
+                }
+            }
+        } catch (IOException e) {
+            throw new AgentException(500, e.getMessage(), e);
+        }
+        return results;
+    }
+
+    /**
+     * Starts a QEMU per named VM waiting for incoming state and feeds it the stored stream; they
+     * stay paused until the restart. On any failure every QEMU this call started is stopped.
+     */
+    List<StoredVmResult> load(StoredVmsRequest request) throws AgentException, InterruptedException {
+        CheckpointManifest manifest = requireManifest(request);
+        String checkpoint = manifest.checkpoint();
+        if (loaded.containsKey(checkpoint)) {
+            throw AgentException.conflict("checkpoint " + checkpoint + " is already loaded on node " + node + "; restart or drop it first");
+        }
+        List<LoadedVm> started = new ArrayList<>();
+        try (CheckpointStore store = store(request.level(), request.target())) {
+            for (String vm : request.vms()) {
+                CheckpointManifest.VmEntry entry = entry(manifest, vm);
+                QemuVm qemu = runtime.startIncoming(entry.spec(), Accelerator.parse(entry.accelerator()));
+                started.add(new LoadedVm(entry, qemu, manifest.timePolicy()));
+                Path staged = stagedFile(manifest, entry);
+                try (InputStream in = Files.exists(staged) ? Files.newInputStream(staged)
+                        : store.open(manifest.virtualCluster(), checkpoint, entry.stream().file())) {
+                    streams.load(qemu, in, entry.stream(), LOAD_TIMEOUT);
+                } finally {
+                    Files.deleteIfExists(staged);
+                }
+            }
+        } catch (StoredStateException | VmStartException | IOException e) {
+            started.forEach(l -> l.qemu().kill());
+            throw new AgentException(500, "loading checkpoint " + checkpoint + " from " + request.level() + " on node " + node
+                    + " failed, nothing started: " + e.getMessage(), e);
+        }
+        loaded.put(checkpoint, started);
+        LOG.infof("checkpoint %s: %d VM(s) loaded from %s on node %s, paused until the restart", checkpoint, started.size(),
+                request.level(), node);
+        return started.stream().map(l -> new StoredVmResult(l.entry().name(), node, true, null)).toList();
+    }
+
+    /** Hands over the loaded VMs for the restart (they leave this registry). */
+    List<LoadedVm> takeLoaded(String checkpoint) throws AgentException {
+        List<LoadedVm> vms = loaded.remove(checkpoint);
+        if (vms == null) {
+            throw AgentException.conflict("checkpoint " + checkpoint + " is not loaded from storage on node " + node + "; load it first");
+        }
+        return vms;
+    }
+
+    /** Stops QEMUs loaded for a restart that will not happen (another node failed). */
+    void dropLoaded(String checkpoint) {
+        List<LoadedVm> vms = loaded.remove(checkpoint);
+        if (vms != null) {
+            vms.forEach(l -> l.qemu().kill());
+        }
+    }
+
+    private static CheckpointManifest requireManifest(StoredVmsRequest request) throws AgentException {
+        if (request.manifest() == null || request.vms() == null || request.vms().isEmpty()) {
+            throw AgentException.badRequest("the request needs the checkpoint's 'manifest' and the 'vms' to act on");
+        }
+        try {
+            request.manifest().validate();
+        } catch (IllegalArgumentException e) {
+            throw AgentException.badRequest("manifest: " + e.getMessage());
+        }
+        return request.manifest();
+    }
+
+    private static CheckpointManifest.VmEntry entry(CheckpointManifest manifest, String vm) throws AgentException {
+        return manifest.vm(vm).orElseThrow(() -> AgentException.badRequest("checkpoint " + manifest.checkpoint() + " has no VM '" + vm + "'"));
+    }
+
+    private Path stagedFile(CheckpointManifest manifest, CheckpointManifest.VmEntry entry) {
+        return staging.resolve(manifest.virtualCluster()).resolve(manifest.checkpoint()).resolve(entry.stream().file());
+    }
+}

@@ -1,0 +1,390 @@
+package io.mekha.agent.storage;
+
+import com.github.luben.zstd.ZstdInputStream;
+import com.github.luben.zstd.ZstdOutputStream;
+import io.mekha.agent.runtime.QemuVm;
+import io.mekha.agent.transfer.MigrationStatus;
+import io.mekha.qmp.QmpClient;
+import io.mekha.qmp.QmpException;
+import io.mekha.storage.CheckpointStore;
+import io.mekha.storage.StoredStream;
+import io.mekha.storage.StoredStream.Compression;
+import java.io.FilterOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.channels.Channels;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.time.Duration;
+import java.util.HexFormat;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * Moves one VM's state between QEMU and a checkpoint store as a QEMU migration stream, a chunk
+ * at a time: QEMU writes into (or reads from) a unix socket the agent holds, and the agent
+ * compresses, checksums and writes the bytes as they come. No step holds the whole state in
+ * memory: a paused shadow's RAM is the only full copy.
+ */
+public final class VmStateStreams {
+    private static final int CHUNK = 1 << 20;
+    private static final int ZSTD_LEVEL = 3;
+    private static final long UNCAPPED_BANDWIDTH = 64L << 30;
+    private static final long NO_DOWNTIME_LIMIT_MS = 600_000;
+    private static final AtomicLong SEQ = new AtomicLong();
+
+    private final Path socketDir;
+
+    /** @param socketDir where the per-transfer unix sockets go (a short path: unix socket paths end at 108 bytes) */
+    public VmStateStreams(Path socketDir) {
+        this.socketDir = socketDir;
+    }
+
+    /**
+     * Saves a paused, loaded shadow's state into {@code store} as {@code file}: committed and
+     * read back to check its checksum before this returns. The shadow stays paused and can
+     * still be restarted ({@code cont}) afterwards.
+     *
+     * @param timeout the target's write timeout: a save that takes longer fails and leaves nothing behind
+     */
+    public StoredStream save(QemuVm shadow, CheckpointStore store, String vc, String checkpoint, Compression compression,
+                             Duration timeout) throws StoredStateException, InterruptedException {
+        String file = StoredStream.fileName(shadow.name(), compression.text());
+        String where = store.target().describe() + " " + vc + "/" + checkpoint + "/" + file;
+        long deadline = System.nanoTime() + timeout.toNanos();
+        Path socket = socketDir.resolve("save-" + SEQ.incrementAndGet() + ".sock");
+        long raw = 0;
+        Digest digest;
+        try (ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX)) {
+            Files.createDirectories(socketDir);
+            Files.deleteIfExists(socket);
+            server.bind(UnixDomainSocketAddress.of(socket));
+            QmpClient qmp = shadow.qmp();
+            qmp.execute("migrate-set-parameters", QmpClient.args().put("max-bandwidth", UNCAPPED_BANDWIDTH)
+                    .put("downtime-limit", NO_DOWNTIME_LIMIT_MS));
+            qmp.execute("migrate", QmpClient.args().put("uri", "unix:" + socket));
+            try (SocketChannel from = acceptWithin(server, Duration.ofSeconds(30), shadow);
+                 CheckpointStore.StreamSink sink = store.create(vc, checkpoint, file)) {
+                digest = new Digest(sink.stream());
+                try (OutputStream out = compression == Compression.ZSTD ? new ZstdOutputStream(digest, ZSTD_LEVEL) : new Unclosed(digest)) {
+                    InputStream in = Channels.newInputStream(from);
+                    byte[] buffer = new byte[CHUNK];
+                    int n;
+                    while ((n = in.read(buffer)) > 0) {
+                        out.write(buffer, 0, n);
+                        raw += n;
+                        if (System.nanoTime() > deadline) {
+                            throw new StoredStateException("saving VM '" + shadow.name() + "' to " + where + " exceeded the target's write timeout of "
+                                    + timeout.toMillis() + " ms after " + raw + " bytes; nothing was published");
+                        }
+                    }
+                }
+                awaitSaved(shadow, deadline);
+                sink.commit();
+            }
+        } catch (QmpException e) {
+            cancelMigration(shadow);
+            throw new StoredStateException("saving VM '" + shadow.name() + "': its shadow's QEMU refused: " + e.getMessage(), e);
+        } catch (IOException e) {
+            cancelMigration(shadow);
+            throw new StoredStateException("saving VM '" + shadow.name() + "' to " + where + " failed: " + e.getMessage()
+                    + "; nothing was published", e);
+        } catch (StoredStateException e) {
+            cancelMigration(shadow);
+            throw e;
+        } finally {
+            deleteQuietly(socket);
+        }
+        StoredStream stored = new StoredStream(file, compression.text(), digest.count, raw, digest.hex());
+        verify(store, vc, checkpoint, stored, shadow.name());
+        return stored;
+    }
+
+    /** Copies a stored stream from one store to another, checking the source's checksum on the way; the copy is verified too. */
+    public StoredStream copy(CheckpointStore from, CheckpointStore to, String vc, String checkpoint, StoredStream stream, String vm,
+                             Duration timeout) throws StoredStateException {
+        String where = to.target().describe() + " " + vc + "/" + checkpoint + "/" + stream.file();
+        long deadline = System.nanoTime() + timeout.toNanos();
+        try (InputStream in = from.open(vc, checkpoint, stream.file());
+             CheckpointStore.StreamSink sink = to.create(vc, checkpoint, stream.file())) {
+            Digest digest = new Digest(sink.stream());
+            byte[] buffer = new byte[CHUNK];
+            int n;
+            while ((n = in.read(buffer)) > 0) {
+                digest.write(buffer, 0, n);
+                if (System.nanoTime() > deadline) {
+                    throw new StoredStateException("copying VM '" + vm + "' to " + where + " exceeded the target's write timeout of "
+                            + timeout.toMillis() + " ms; nothing was published");
+                }
+            }
+            check(stream, digest.count, digest.hex(), from.target().describe() + " " + vc + "/" + checkpoint + "/" + stream.file(), vm);
+            sink.commit();
+        } catch (NoSuchFileException e) {
+            throw new StoredStateException("VM '" + vm + "': " + from.target().describe() + " has no " + stream.file() + " in " + vc + "/" + checkpoint);
+        } catch (IOException e) {
+            throw new StoredStateException("copying VM '" + vm + "' to " + where + " failed: " + e.getMessage() + "; nothing was published", e);
+        }
+        verify(to, vc, checkpoint, stream, vm);
+        return stream;
+    }
+
+    /** Reads a stored stream whole and checks its size and SHA-256 against the manifest's. */
+    public void verify(CheckpointStore store, String vc, String checkpoint, StoredStream stream, String vm) throws StoredStateException {
+        String where = store.target().describe() + " " + vc + "/" + checkpoint + "/" + stream.file();
+        try (InputStream in = store.open(vc, checkpoint, stream.file())) {
+            Digest digest = new Digest(OutputStream.nullOutputStream());
+            in.transferTo(digest);
+            check(stream, digest.count, digest.hex(), where, vm);
+        } catch (NoSuchFileException e) {
+            throw new StoredStateException("VM '" + vm + "': " + where + " is missing");
+        } catch (IOException e) {
+            throw new StoredStateException("VM '" + vm + "': cannot read " + where + ": " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * Copies a stored stream to a local file, checking it on the way (for a restart from remote
+     * storage: the state is checked whole before any QEMU starts, then fed from local disk).
+     */
+    public void stage(CheckpointStore store, String vc, String checkpoint, StoredStream stream, String vm, Path local)
+            throws StoredStateException {
+        String where = store.target().describe() + " " + vc + "/" + checkpoint + "/" + stream.file();
+        try (InputStream in = store.open(vc, checkpoint, stream.file())) {
+            Files.createDirectories(local.getParent());
+            try (OutputStream file = Files.newOutputStream(local)) {
+                Digest digest = new Digest(file);
+                in.transferTo(digest);
+                check(stream, digest.count, digest.hex(), where, vm);
+            }
+        } catch (NoSuchFileException e) {
+            deleteQuietly(local);
+            throw new StoredStateException("VM '" + vm + "': " + where + " is missing");
+        } catch (IOException e) {
+            deleteQuietly(local);
+            throw new StoredStateException("VM '" + vm + "': cannot fetch " + where + ": " + e.getMessage(), e);
+        } catch (StoredStateException e) {
+            deleteQuietly(local);
+            throw e;
+        }
+    }
+
+    /**
+     * Feeds a stored stream into a QEMU started with {@code -incoming defer -S}; returns once it
+     * has loaded the whole state and is paused, ready for {@code cont}. The bytes are checksummed
+     * again on the way in: a file changed since it was verified fails the load.
+     */
+    public void load(QemuVm incoming, InputStream stored, StoredStream stream, Duration timeout) throws StoredStateException, InterruptedException {
+        String vm = incoming.name();
+        long deadline = System.nanoTime() + timeout.toNanos();
+        Path socket = socketDir.resolve("load-" + SEQ.incrementAndGet() + ".sock");
+        try {
+            Files.createDirectories(socketDir);
+            Files.deleteIfExists(socket);
+            incoming.qmp().execute("migrate-incoming", QmpClient.args().put("uri", "unix:" + socket));
+            try (SocketChannel to = connectWithin(socket, Duration.ofSeconds(10), incoming)) {
+                OutputStream out = Channels.newOutputStream(to);
+                Digest digest = new Digest(OutputStream.nullOutputStream());
+                InputStream checked = new java.io.FilterInputStream(stored) {
+                    @Override
+                    public int read(byte[] b, int off, int len) throws IOException {
+                        int n = super.read(b, off, len);
+                        if (n > 0) {
+                            digest.write(b, off, n);
+                        }
+                        return n;
+                    }
+                };
+                InputStream state = Compression.parse(stream.compression()) == Compression.ZSTD ? new ZstdInputStream(checked) : checked;
+                byte[] buffer = new byte[CHUNK];
+                int n;
+                while ((n = state.read(buffer)) > 0) {
+                    out.write(buffer, 0, n);
+                }
+                out.flush();
+                check(stream, digest.count, digest.hex(), "the stream fed to VM '" + vm + "'", vm);
+            }
+            awaitLoaded(incoming, deadline);
+        } catch (QmpException e) {
+            throw new StoredStateException("VM '" + vm + "': the restarted QEMU refused its stored state: " + e.getMessage()
+                    + qemuSays(incoming), e);
+        } catch (IOException e) {
+            throw new StoredStateException("VM '" + vm + "': feeding its stored state to QEMU failed: " + e.getMessage()
+                    + qemuSays(incoming), e);
+        } finally {
+            deleteQuietly(socket);
+        }
+    }
+
+    // ---------------------------------------------------------------- helpers
+
+    private static void check(StoredStream expected, long bytes, String sha256, String where, String vm) throws StoredStateException {
+        if (bytes != expected.bytes()) {
+            throw new StoredStateException("VM '" + vm + "': " + where + " failed the size check: " + bytes + " bytes, the manifest says "
+                    + expected.bytes());
+        }
+        if (!sha256.equals(expected.sha256())) {
+            throw new StoredStateException("VM '" + vm + "': " + where + " failed the SHA-256 check: " + sha256 + ", the manifest says "
+                    + expected.sha256());
+        }
+    }
+
+    private static void awaitSaved(QemuVm shadow, long deadline) throws QmpException, StoredStateException, InterruptedException {
+        while (true) {
+            MigrationStatus status = MigrationStatus.parse(shadow.qmp().execute("query-migrate"));
+            if (status.completed()) {
+                return;
+            }
+            if (status.failed()) {
+                throw new StoredStateException("saving VM '" + shadow.name() + "': QEMU's migration " + status.status()
+                        + (status.errorDescription() == null ? "" : ": " + status.errorDescription()));
+            }
+            if (System.nanoTime() > deadline) {
+                throw new StoredStateException("saving VM '" + shadow.name() + "': QEMU did not report the save complete in time");
+            }
+            Thread.sleep(10);
+        }
+    }
+
+    private static void awaitLoaded(QemuVm vm, long deadline) throws QmpException, StoredStateException, InterruptedException {
+        while (true) {
+            if (!vm.isAlive()) {
+                throw new StoredStateException("VM '" + vm.name() + "': QEMU exited while loading its stored state" + qemuSays(vm));
+            }
+            String run = vm.qmp().execute("query-status").path("status").asText();
+            MigrationStatus incoming = MigrationStatus.parse(vm.qmp().execute("query-migrate"));
+            if (incoming.failed()) {
+                throw new StoredStateException("VM '" + vm.name() + "': QEMU failed to load its stored state: " + incoming.errorDescription());
+            }
+            if (!run.equals("inmigrate") && incoming.completed()) {
+                if (!run.equals("paused")) {
+                    throw new StoredStateException("VM '" + vm.name() + "' is '" + run + "' after loading its state, expected paused");
+                }
+                return;
+            }
+            if (System.nanoTime() > deadline) {
+                throw new StoredStateException("VM '" + vm.name() + "': QEMU did not finish loading its stored state in time");
+            }
+            Thread.sleep(10);
+        }
+    }
+
+    private static String qemuSays(QemuVm vm) {
+        try {
+            String log = Files.exists(vm.paths().log()) ? Files.readString(vm.paths().log()).strip() : "";
+            return log.isEmpty() ? "" : " (QEMU: " + log.lines().reduce((a, b) -> b).orElse("") + ")";
+        } catch (IOException e) {
+            return "";
+        }
+    }
+
+    private static void cancelMigration(QemuVm shadow) {
+        try {
+            if (shadow.isAlive()) {
+                shadow.qmp().execute("migrate_cancel");
+            }
+        } catch (QmpException ignored) {
+            // the shadow is gone or not migrating: nothing to cancel
+        }
+    }
+
+    private static SocketChannel acceptWithin(ServerSocketChannel server, Duration limit, QemuVm shadow) throws IOException {
+        CompletableFuture<Void> closer = CompletableFuture.runAsync(() -> {
+            try {
+                server.close();
+            } catch (IOException ignored) {
+                // closing only to break the accept
+            }
+        }, CompletableFuture.delayedExecutor(limit.toMillis(), TimeUnit.MILLISECONDS));
+        try {
+            return server.accept();
+        } catch (IOException e) {
+            throw new IOException("QEMU of VM '" + shadow.name() + "' did not connect to save its state within " + limit.toSeconds() + " s", e);
+        } finally {
+            closer.cancel(false);
+        }
+    }
+
+    private static SocketChannel connectWithin(Path socket, Duration limit, QemuVm vm) throws IOException, InterruptedException {
+        long deadline = System.nanoTime() + limit.toNanos();
+        while (true) {
+            try {
+                return SocketChannel.open(UnixDomainSocketAddress.of(socket));
+            } catch (IOException e) {
+                if (System.nanoTime() > deadline || !vm.isAlive()) {
+                    throw new IOException("cannot connect to the restarted QEMU's incoming socket " + socket + ": " + e.getMessage(), e);
+                }
+                Thread.sleep(10);
+            }
+        }
+    }
+
+    private static void deleteQuietly(Path path) {
+        try {
+            Files.deleteIfExists(path);
+        } catch (IOException ignored) {
+            // a leftover socket or staging file is harmless and replaced next time
+        }
+    }
+
+    /** Counts and hashes what passes through. */
+    private static final class Digest extends FilterOutputStream {
+        private final MessageDigest sha;
+        long count;
+
+        Digest(OutputStream out) {
+            super(out);
+            try {
+                sha = MessageDigest.getInstance("SHA-256");
+            } catch (NoSuchAlgorithmException e) {
+                throw new IllegalStateException(e);
+            }
+        }
+
+        @Override
+        public void write(int b) throws IOException {
+            write(new byte[] {(byte) b}, 0, 1);
+        }
+
+        @Override
+        public void write(byte[] b, int off, int len) throws IOException {
+            out.write(b, off, len);
+            sha.update(b, off, len);
+            count += len;
+        }
+
+        @Override
+        public void close() throws IOException {
+            out.flush();
+        }
+
+        String hex() {
+            return HexFormat.of().formatHex(sha.digest());
+        }
+    }
+
+    /** Passes writes on; closing only flushes (the sink is committed or discarded by its owner). */
+    private static final class Unclosed extends FilterOutputStream {
+        Unclosed(OutputStream out) {
+            super(out);
+        }
+
+        @Override
+        public void write(byte[] b, int off, int len) throws IOException {
+            out.write(b, off, len);
+        }
+
+        @Override
+        public void close() throws IOException {
+            out.flush();
+        }
+    }
+}
