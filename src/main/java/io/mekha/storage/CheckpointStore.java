@@ -18,6 +18,9 @@ public interface CheckpointStore extends Closeable {
 
     StorageTarget target();
 
+    /** Where a file is, for people: a path or an s3:// URL. */
+    String locate(String vc, String checkpoint, String file);
+
     /** Starts writing {@code file} of a checkpoint; nothing is visible until {@link StreamSink#commit()}. */
     StreamSink create(String vc, String checkpoint, String file) throws IOException;
 

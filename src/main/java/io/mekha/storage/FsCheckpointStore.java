@@ -39,6 +39,11 @@ public final class FsCheckpointStore implements CheckpointStore {
         return target;
     }
 
+    @Override
+    public String locate(String vc, String checkpoint, String file) {
+        return dir(vc, checkpoint).resolve(file).toString();
+    }
+
     Path dir(String vc, String checkpoint) {
         return target.path().resolve(CheckpointStore.requireName("virtual cluster", vc))
                 .resolve(CheckpointStore.requireName("checkpoint", checkpoint));

@@ -64,6 +64,11 @@ public final class S3CheckpointStore implements CheckpointStore {
         return target;
     }
 
+    @Override
+    public String locate(String vc, String checkpoint, String file) {
+        return describe(key(vc, checkpoint, file)) + (target.endpoint() == null ? "" : " at " + target.endpoint());
+    }
+
     private String dir(String vc, String checkpoint) {
         return prefix + CheckpointStore.requireName("virtual cluster", vc) + "/" + CheckpointStore.requireName("checkpoint", checkpoint) + "/";
     }

@@ -59,7 +59,7 @@ public final class VmStateStreams {
     public StoredStream save(QemuVm shadow, CheckpointStore store, String vc, String checkpoint, Compression compression,
                              Duration timeout) throws StoredStateException, InterruptedException {
         String file = StoredStream.fileName(shadow.name(), compression.text());
-        String where = store.target().describe() + " " + vc + "/" + checkpoint + "/" + file;
+        String where = store.locate(vc, checkpoint, file);
         long deadline = System.nanoTime() + timeout.toNanos();
         Path socket = socketDir.resolve("save-" + SEQ.incrementAndGet() + ".sock");
         long raw = 0;
@@ -112,7 +112,7 @@ public final class VmStateStreams {
     /** Copies a stored stream from one store to another, checking the source's checksum on the way; the copy is verified too. */
     public StoredStream copy(CheckpointStore from, CheckpointStore to, String vc, String checkpoint, StoredStream stream, String vm,
                              Duration timeout) throws StoredStateException {
-        String where = to.target().describe() + " " + vc + "/" + checkpoint + "/" + stream.file();
+        String where = to.locate(vc, checkpoint, stream.file());
         long deadline = System.nanoTime() + timeout.toNanos();
         try (InputStream in = from.open(vc, checkpoint, stream.file());
              CheckpointStore.StreamSink sink = to.create(vc, checkpoint, stream.file())) {
@@ -126,10 +126,10 @@ public final class VmStateStreams {
                             + timeout.toMillis() + " ms; nothing was published");
                 }
             }
-            check(stream, digest.count, digest.hex(), from.target().describe() + " " + vc + "/" + checkpoint + "/" + stream.file(), vm);
+            check(stream, digest.count, digest.hex(), from.locate(vc, checkpoint, stream.file()), vm);
             sink.commit();
         } catch (NoSuchFileException e) {
-            throw new StoredStateException("VM '" + vm + "': " + from.target().describe() + " has no " + stream.file() + " in " + vc + "/" + checkpoint);
+            throw new StoredStateException("VM '" + vm + "': " + from.locate(vc, checkpoint, stream.file()) + " is missing");
         } catch (IOException e) {
             throw new StoredStateException("copying VM '" + vm + "' to " + where + " failed: " + e.getMessage() + "; nothing was published", e);
         }
@@ -139,7 +139,7 @@ public final class VmStateStreams {
 
     /** Reads a stored stream whole and checks its size and SHA-256 against the manifest's. */
     public void verify(CheckpointStore store, String vc, String checkpoint, StoredStream stream, String vm) throws StoredStateException {
-        String where = store.target().describe() + " " + vc + "/" + checkpoint + "/" + stream.file();
+        String where = store.locate(vc, checkpoint, stream.file());
         try (InputStream in = store.open(vc, checkpoint, stream.file())) {
             Digest digest = new Digest(OutputStream.nullOutputStream());
             in.transferTo(digest);
@@ -157,7 +157,7 @@ public final class VmStateStreams {
      */
     public void stage(CheckpointStore store, String vc, String checkpoint, StoredStream stream, String vm, Path local)
             throws StoredStateException {
-        String where = store.target().describe() + " " + vc + "/" + checkpoint + "/" + stream.file();
+        String where = store.locate(vc, checkpoint, stream.file());
         try (InputStream in = store.open(vc, checkpoint, stream.file())) {
             Files.createDirectories(local.getParent());
             try (OutputStream file = Files.newOutputStream(local)) {
