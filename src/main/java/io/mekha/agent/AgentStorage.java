@@ -60,6 +60,8 @@ final class AgentStorage {
     private final ObjectMapper json = Json.mapper();
     private final Map<String, Object> vmLocks = new ConcurrentHashMap<>();
     private final Map<String, List<LoadedVm>> loaded = new ConcurrentHashMap<>();
+    /** Shadows already streamed out, by checkpoint/VM, with where to: QEMU migrates a VM out only once. */
+    private final Map<String, StorageLevel> saved = new ConcurrentHashMap<>();
 
     AgentStorage(String node, LocalVmRuntime runtime, Path level1, Shadows shadows) {
         this.node = node;
@@ -122,7 +124,13 @@ final class AgentStorage {
                         throw AgentException.conflict("checkpoint " + checkpoint + ": the shadow of VM '" + request.vm()
                                 + "' is gone; save from L1 instead");
                     }
+                    StorageLevel already = saved.get(checkpoint + "/" + request.vm());
+                    if (already != null) {
+                        throw AgentException.conflict("checkpoint " + checkpoint + ": the shadow of VM '" + request.vm() + "' was already saved to "
+                                + already + " and QEMU streams a paused VM out only once; copy from L1 instead");
+                    }
                     stream = streams.save(shadow, to, request.virtualCluster(), checkpoint, compression, timeout);
+                    saved.put(checkpoint + "/" + request.vm(), request.level());
                 } else {
                     if (request.stream() == null) {
                         throw AgentException.badRequest("a flush from L1 needs 'stream': the level-1 file, size and checksum to copy");
@@ -207,7 +215,7 @@ final class AgentStorage {
             manifest.validate();
             return Optional.of(manifest);
         } catch (IOException | IllegalArgumentException e) {
-            throw AgentException.conflict(store.target().describe() + " " + vc + "/" + checkpoint + "/" + CheckpointManifest.FILE
+            throw AgentException.conflict(store.locate(vc, checkpoint, CheckpointManifest.FILE)
                     + " is unreadable: " + e.getMessage());
         }
     }

@@ -66,10 +66,16 @@ class StoredCheckpointTest {
             assertThat(storage.holdings("ring", l2, Map.of()).get(0).complete())
                     .containsExactly(StorageLevel.L0, StorageLevel.L1, StorageLevel.L2);
 
-            // the VC runs on, then every VM crashes and the memory copy is given up
+            // the VC runs on and every VM crashes: the shadows, streamed out to L1, still restart in place
             vc.awaitStep(Math.min(vc.minStep() + 15, vc.steps()), RUN);
             killEveryVm(vc);
-            storage.release("ring", "cp1", StorageLevel.L0, l2, false);
+            CheckpointStorage.RestoreReport fromMemory = storage.restore("ring", "cp1", null, l2, null, null, System.out::println);
+            assertThat(fromMemory.level()).isEqualTo(StorageLevel.L0);
+            assertRingFinishesExactly(vc, reached);
+
+            // every VM crashes again and the memory copy is gone (the restart used it up)
+            killEveryVm(vc);
+            assertThat(storage.holdings("ring", l2, Map.of()).get(0).complete()).containsExactly(StorageLevel.L1, StorageLevel.L2);
 
             CheckpointStorage.RestoreReport fromDisk = storage.restore("ring", "cp1", null, l2, null, null, System.out::println);
             assertThat(fromDisk.level()).isEqualTo(StorageLevel.L1);
