@@ -116,6 +116,26 @@ public record LocalVcState(String name, Path dir) {
         Files.move(tmp, checkpointsDir().resolve(report.id() + ".json"), java.nio.file.StandardCopyOption.ATOMIC_MOVE);
     }
 
+    /** Remembers where a checkpoint's level-2 copy went (secret-free), so a restore need not be told again. */
+    public void saveLevel2(String checkpoint, io.mekha.storage.StorageTarget target) throws IOException {
+        Files.createDirectories(checkpointsDir());
+        Path tmp = checkpointsDir().resolve(checkpoint + ".level2.tmp");
+        Json.mapper().writerWithDefaultPrettyPrinter().writeValue(tmp.toFile(), target);
+        Files.move(tmp, checkpointsDir().resolve(checkpoint + ".level2"), java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+    }
+
+    public java.util.Optional<io.mekha.storage.StorageTarget> level2(String checkpoint) throws IOException {
+        Path file = checkpointsDir().resolve(checkpoint + ".level2");
+        return Files.exists(file) ? java.util.Optional.of(Json.mapper().readValue(file.toFile(), io.mekha.storage.StorageTarget.class))
+                : java.util.Optional.empty();
+    }
+
+    /** Forgets a checkpoint this VC took (after it was deleted everywhere). */
+    public void forgetCheckpoint(String checkpoint) throws IOException {
+        Files.deleteIfExists(checkpointsDir().resolve(checkpoint + ".json"));
+        Files.deleteIfExists(checkpointsDir().resolve(checkpoint + ".level2"));
+    }
+
     public List<CheckpointReport> checkpoints() throws IOException {
         if (!Files.isDirectory(checkpointsDir())) {
             return List.of();

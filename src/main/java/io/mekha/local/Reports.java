@@ -60,4 +60,19 @@ public final class Reports {
         Duration d = Duration.between(reference, at);
         return String.format("%+.1f ms", d.toNanos() / 1e6);
     }
+
+    public static String flush(io.mekha.protocol.FlushReport report) {
+        TextTable writes = new TextTable("vm", "node", "level", "from", "stored", "stream", "queued", "took", "error");
+        for (io.mekha.protocol.FlushReport.Write w : report.writes()) {
+            writes.row(w.vm(), w.node(), w.level().name(), w.from() == null ? "-" : w.from().name(), TextTable.mib(w.bytes()),
+                    TextTable.mib(w.rawBytes()), TextTable.seconds(w.queued()), TextTable.seconds(w.took()), w.error() == null ? "" : w.error());
+        }
+        StringBuilder out = new StringBuilder(writes.render());
+        report.published().forEach((level, manifest) -> out.append("held whole at ").append(level).append(" (").append(level.description())
+                .append("): ").append(manifest.target()).append('\n'));
+        report.failures().forEach((level, why) -> out.append("NOT at ").append(level).append(": ").append(why).append('\n'));
+        out.append(report.durable() ? "durable after " + TextTable.seconds(report.timeToDurable()) : "not durable: the checkpoint stays in memory (L0)")
+                .append(report.level0Released() ? "; shadows released" : "").append('\n');
+        return out.toString();
+    }
 }

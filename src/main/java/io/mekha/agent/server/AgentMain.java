@@ -24,6 +24,7 @@ public final class AgentMain {
         String listen = "127.0.0.1:0";
         Path workDir = null;
         Path tokenFile = null;
+        Path level1 = null;
         Accelerator accel = Accelerator.TCG;
         boolean segments = false;
         for (int i = 0; i < args.length; i++) {
@@ -37,10 +38,11 @@ public final class AgentMain {
                 case "--listen" -> listen = value;
                 case "--work-dir" -> workDir = Path.of(value);
                 case "--token-file" -> tokenFile = Path.of(value);
+                case "--level1-dir" -> level1 = Path.of(value).toAbsolutePath();
                 case "--accelerator" -> accel = Accelerator.parse(value);
                 default -> {
                     System.err.println("unknown argument " + args[i]
-                            + "; usage: --node NAME --listen HOST:PORT --work-dir DIR --token-file FILE [--accelerator tcg|kvm|auto]"
+                            + "; usage: --node NAME --listen HOST:PORT --work-dir DIR --token-file FILE [--level1-dir DIR] [--accelerator tcg|kvm|auto]"
                             + " [--host-segments]");
                     System.exit(2);
                 }
@@ -51,17 +53,17 @@ public final class AgentMain {
             System.err.println("--work-dir and --token-file are required");
             System.exit(2);
         }
-        run(node, listen, workDir, BearerToken.read(tokenFile), accel, segments);
+        run(node, listen, workDir, level1 == null ? workDir.resolve("level1") : level1, BearerToken.read(tokenFile), accel, segments);
     }
 
     /** Serves until the process is ended. */
-    public static void run(String node, String listen, Path workDir, BearerToken token, Accelerator accel, boolean hostSegments)
+    public static void run(String node, String listen, Path workDir, Path level1, BearerToken token, Accelerator accel, boolean hostSegments)
             throws Exception {
         int colon = listen.lastIndexOf(':');
         InetSocketAddress address = new InetSocketAddress(listen.substring(0, colon), Integer.parseInt(listen.substring(colon + 1)));
         Files.createDirectories(workDir);
         LocalVmRuntime runtime = new LocalVmRuntime(RuntimeConfig.defaults(workDir).withAccelerator(accel));
-        AgentService service = new AgentService(node, runtime, new RendezvousClock(Clock.systemUTC()));
+        AgentService service = new AgentService(node, runtime, new RendezvousClock(Clock.systemUTC()), level1);
         if (hostSegments) {
             service.hostingSegments();
         }
@@ -70,7 +72,7 @@ public final class AgentMain {
             server.close();
             service.close();
         }, "agent-shutdown"));
-        System.out.println("MEKHA-AGENT listening " + server.uri() + " node=" + node);
+        System.out.println("MEKHA-AGENT listening " + server.uri() + " node=" + node + " level1=" + level1);
         System.out.flush();
         new CountDownLatch(1).await();
     }

@@ -24,6 +24,9 @@ public class AgentCommand implements Callable<Integer> {
     @Option(names = "--token-file", required = true, description = "file holding the shared bearer token (mode 600)")
     Path tokenFile;
 
+    @Option(names = "--level1-dir", description = "this node's level-1 checkpoint directory (default: <work-dir>/level1)")
+    java.nio.file.Path level1;
+
     @Option(names = "--accelerator", defaultValue = "tcg", description = "tcg, kvm or auto (default: ${DEFAULT-VALUE})")
     String accelerator;
 
@@ -32,7 +35,7 @@ public class AgentCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        AgentMain.run(node, listen, workDir, BearerToken.read(tokenFile), Accelerator.parse(accelerator), hostSegments);
+        AgentMain.run(node, listen, workDir, level1 != null ? level1.toAbsolutePath() : workDir.toAbsolutePath().resolve("level1"), BearerToken.read(tokenFile), Accelerator.parse(accelerator), hostSegments);
         return 0;
     }
 }

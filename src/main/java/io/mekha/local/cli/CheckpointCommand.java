@@ -1,5 +1,17 @@
 package io.mekha.local.cli;
 
+import io.mekha.local.InvalidSpecException;
+import io.mekha.protocol.CheckpointStorage;
+import io.mekha.protocol.FlushPlan;
+import io.mekha.protocol.FlushReport;
+import io.mekha.storage.StorageLevel;
+import io.mekha.storage.StorageTarget;
+import io.mekha.storage.StoredStream;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.Map;
+import picocli.CommandLine.Mixin;
+
 import io.mekha.agent.api.AgentDtos.VmInfo;
 import io.mekha.agent.time.TimePolicy;
 import io.mekha.agent.transfer.TransferMode;
@@ -40,8 +52,45 @@ public class CheckpointCommand extends CliCommand implements Callable<Integer> {
     @Option(names = "--max-live", defaultValue = "30s", description = "live-stage bound per VM, e.g. 30s (default: ${DEFAULT-VALUE})")
     String maxLive;
 
+    @Option(names = "--flush", split = ",", paramLabel = "LEVEL",
+            description = "after the checkpoint, save it to L1 (this node's disk) and/or L2 (--level2), e.g. --flush L1,L2")
+    List<String> flush = List.of();
+
+    @Option(names = "--compress", defaultValue = "none", description = "stored streams: none or zstd (default: ${DEFAULT-VALUE})")
+    String compress;
+
+    @Option(names = "--keep", description = "after saving, keep only the newest N checkpoints of this VC (deleted everywhere)")
+    Integer keep;
+
+    @Option(names = "--release-memory", description = "free the shadows (L0) once the slowest --flush level holds the checkpoint")
+    boolean releaseMemory;
+
+    @Mixin
+    Level2Options level2;
+
     @Override
     public Integer call() throws Exception {
+        List<StorageLevel> levels = new ArrayList<>();
+        for (String level : flush) {
+            try {
+                levels.add(StorageLevel.parse(level));
+            } catch (IllegalArgumentException e) {
+                throw new InvalidSpecException("--flush: " + e.getMessage());
+            }
+        }
+        StorageTarget shared = level2.target();
+        FlushPlan plan = null;
+        if (!levels.isEmpty()) {
+            try {
+                plan = FlushPlan.level1().withLevels(levels, shared).withCompression(StoredStream.Compression.parse(compress).text())
+                        .withLevel0(releaseMemory ? FlushPlan.Level0Policy.RELEASE_WHEN_DURABLE : FlushPlan.Level0Policy.KEEP);
+            } catch (IllegalArgumentException e) {
+                throw new InvalidSpecException(e.getMessage() + (levels.contains(StorageLevel.L2) && shared == null
+                        ? " (give --level2 DIR or --level2 s3://BUCKET/PREFIX)" : ""));
+            }
+        } else if (keep != null || releaseMemory) {
+            throw new InvalidSpecException("--keep and --release-memory act on saved checkpoints: add --flush L1 (and/or L2)");
+        }
         LocalVcState state = LocalVcState.find(vc);
         AgentClient agent = state.client();
         List<String> vms = agent.vms().stream().map(VmInfo::name).toList();
@@ -55,7 +104,34 @@ public class CheckpointCommand extends CliCommand implements Callable<Integer> {
             state.saveCheckpoint(report);
             out().println();
             out().print(Reports.checkpoint(report));
-            out().println("\nRestart the VC from it with: mekha restore " + state.name() + " " + checkpointId);
+            if (plan != null) {
+                try (CheckpointStorage storage = new CheckpointStorage(List.of(agent), coordinator, Clock.systemUTC())) {
+                    Map<String, Long> sizes = new HashMap<>();
+                    report.vms().forEach(v -> sizes.put(v.vm(), v.figures().bytesTransferred()));
+                    if (shared != null) {
+                        state.saveLevel2(checkpointId, Level2Options.withoutCredentials(shared));
+                    }
+                    FlushReport flushed = storage.flush(CheckpointStorage.draft(state.name(), report, options, Clock.systemUTC().instant()),
+                            sizes, plan, step -> out().println("==> " + step));
+                    out().println();
+                    out().print(Reports.flush(flushed));
+                    if (keep != null && flushed.durable()) {
+                        Map<String, java.time.Instant> known = new HashMap<>();
+                        for (CheckpointReport taken : state.checkpoints()) {
+                            known.put(taken.id(), taken.suspendAt());
+                        }
+                        for (String gone : storage.keepNewest(state.name(), keep, shared, known)) {
+                            state.forgetCheckpoint(gone);
+                            out().println("deleted older checkpoint " + gone + " (keeping the newest " + keep + ")");
+                        }
+                    }
+                    if (!flushed.durable()) {
+                        return 1;
+                    }
+                }
+            }
+            out().println("\nRestart the VC from it with: mekha restore " + state.name() + " " + checkpointId
+                    + (levels.isEmpty() ? "" : " [--from L0|L1|L2]"));
         }
         return 0;
     }

@@ -1,5 +1,12 @@
 package io.mekha.local.cli;
 
+import io.mekha.local.InvalidSpecException;
+import io.mekha.protocol.AgentClient;
+import io.mekha.protocol.CheckpointStorage;
+import io.mekha.storage.StorageLevel;
+import io.mekha.storage.StorageTarget;
+import picocli.CommandLine.Mixin;
+
 import io.mekha.local.LocalVcState;
 import io.mekha.local.Reports;
 import io.mekha.protocol.Coordinator;
@@ -23,6 +30,13 @@ public class RestoreCommand extends CliCommand implements Callable<Integer> {
     @Option(names = "--slew-period", defaultValue = "30s", description = "how long Slew may take to reach host time (default: ${DEFAULT-VALUE})")
     String slewPeriod;
 
+    @Option(names = "--from", description = "the level to try first: L0 (memory), L1 (node disk) or L2 (shared); slower levels are"
+            + " tried if it cannot serve (default: the fastest that holds the checkpoint)")
+    String from;
+
+    @Mixin
+    Level2Options level2;
+
     @Parameters(arity = "1..2", description = "[VC] CHECKPOINT: the VC (default: the only one up) and the checkpoint id")
     List<String> args;
 
@@ -30,12 +44,28 @@ public class RestoreCommand extends CliCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         String vc = args.size() == 2 ? args.get(0) : null;
         String checkpoint = args.get(args.size() - 1);
+        StorageLevel first;
+        try {
+            first = from == null ? null : StorageLevel.parse(from);
+        } catch (IllegalArgumentException e) {
+            throw new InvalidSpecException("--from: " + e.getMessage());
+        }
         LocalVcState state = LocalVcState.find(vc);
-        try (Coordinator coordinator = new Coordinator(List.of(state.client()), Clock.systemUTC())) {
-            RestartReport report = coordinator.restart(checkpoint, timePolicy == null ? null : TimePolicy.parse(timePolicy),
-                    java.time.Duration.parse("PT" + slewPeriod.toUpperCase()), step -> out().println("==> " + step));
+        StorageTarget shared = level2.target();
+        if (shared == null) {
+            shared = state.level2(checkpoint).orElse(null);
+            shared = shared == null ? null : Level2Options.withCredentials(shared);
+        }
+        AgentClient agent = state.client();
+        try (Coordinator coordinator = new Coordinator(List.of(agent), Clock.systemUTC());
+             CheckpointStorage storage = new CheckpointStorage(List.of(agent), coordinator, Clock.systemUTC())) {
+            CheckpointStorage.RestoreReport report = storage.restore(state.name(), checkpoint, first, shared,
+                    timePolicy == null ? null : TimePolicy.parse(timePolicy), java.time.Duration.parse("PT" + slewPeriod.toUpperCase()),
+                    step -> out().println("==> " + step));
             out().println();
-            out().print(Reports.restart(report));
+            report.skipped().forEach((level, why) -> out().println("passed over " + level + ": " + why));
+            out().println("restarted from " + report.level() + " (" + report.level().description() + ")");
+            out().print(Reports.restart(report.restart()));
         }
         return 0;
     }

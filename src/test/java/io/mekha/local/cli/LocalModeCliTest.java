@@ -69,7 +69,11 @@ class LocalModeCliTest {
         assertThat(run("status")).as(err.toString()).isZero();
         assertThat(out.toString()).contains("vm1").contains("vm3").contains("running");
 
-        assertThat(run("checkpoint", "--id", "cp1")).as(err.toString()).isZero();
+        Path shared = work.resolve("shared");
+        assertThat(run("checkpoint", "--id", "cp1", "--flush", "L1,L2", "--level2", shared.toString(), "--compress", "zstd",
+                "--release-memory")).as(err.toString()).isZero();
+        assertThat(out.toString()).contains("held whole at L1").contains("held whole at L2").contains("shadows released");
+        assertThat(shared.resolve("ring/cp1/manifest.json")).exists();
         assertThat(state.checkpoints()).hasSize(1);
         assertThat(state.checkpoints().get(0).barrierHeld()).isTrue();
         long atCheckpoint = minStep(state);
@@ -86,7 +90,7 @@ class LocalModeCliTest {
             });
         }
         assertThat(run("restore", "cp1")).as(err.toString()).isZero();
-        assertThat(out.toString()).contains("restarted from").contains("cp1");
+        assertThat(out.toString()).contains("passed over L0").contains("restarted from L1").contains("cp1");
         awaitStep(state, atCheckpoint + 60);
 
         long[][] reference = ring.reference();
@@ -95,6 +99,14 @@ class LocalModeCliTest {
             assertThat(printed.firstKey()).as("%s resumed from the cut", vm.name()).isLessThanOrEqualTo(reached.get(vm.name()) + 1);
             assertThat(RingReference.mismatches(printed, reference, RingCluster.node(vm.name()))).isEmpty();
         }
+
+        // a newer checkpoint, keeping only one: cp1 goes from every level and from the VC's records
+        assertThat(run("checkpoint", "--id", "cp2", "--flush", "L2", "--level2", shared.toString(), "--keep", "1"))
+                .as(err.toString()).isZero();
+        assertThat(out.toString()).contains("deleted older checkpoint cp1");
+        assertThat(state.checkpoints()).extracting(r -> r.id()).containsExactly("cp2");
+        assertThat(shared.resolve("ring/cp1")).doesNotExist();
+        assertThat(shared.resolve("ring/cp2/manifest.json")).exists();
 
         assertThat(run("down")).as(err.toString()).isZero();
         assertThat(state.isUp()).isFalse();
@@ -109,6 +121,12 @@ class LocalModeCliTest {
         assertThat(err.toString()).contains("mekha up:").contains("duplicate VM name 'vm1'").doesNotContain("at io.mekha");
         assertThat(run("status")).isNotZero();
         assertThat(err.toString()).contains("no VC is up");
+        assertThat(run("checkpoint", "--flush", "L2")).isEqualTo(2);
+        assertThat(err.toString()).contains("needs a level-2 target").contains("--level2 DIR");
+        assertThat(run("checkpoint", "--flush", "L5")).isEqualTo(2);
+        assertThat(err.toString()).contains("unknown storage level 'L5'");
+        assertThat(run("restore", "--from", "L9", "cp1")).isEqualTo(2);
+        assertThat(err.toString()).contains("--from: unknown storage level 'L9'");
     }
 
     private static long minStep(LocalVcState state) throws Exception {
