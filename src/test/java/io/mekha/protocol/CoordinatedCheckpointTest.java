@@ -54,7 +54,7 @@ class CoordinatedCheckpointTest {
             System.out.printf("suspend skew %s, resume skew %s, time to checkpoint %s%n",
                     report.suspendSkew(), report.resumeSkew(), report.timeToCheckpoint());
 
-            Map<String, List<String>> consoles = awaitRingDone(vc);
+            Map<String, List<String>> consoles = vc.awaitRingDone(RUN);
             consoles.forEach((vm, lines) -> {
                 assertThat(lines).as("%s: no connection broke", vm).noneMatch(l -> l.contains("RING error"));
                 assertThat(io.mekha.local.RingReference.printed(lines, TestCluster.node(vm))).as("%s printed every step", vm).hasSize(vc.steps());
@@ -90,7 +90,7 @@ class CoordinatedCheckpointTest {
             assertThat(restart.resumedAt()).hasSize(3);
             System.out.printf("restart resume skew %s, time to restart %s%n", restart.resumeSkew(), restart.timeToRestart());
 
-            Map<String, List<String>> consoles = awaitRingDone(vc);
+            Map<String, List<String>> consoles = vc.awaitRingDone(RUN);
             consoles.forEach((vm, lines) -> {
                 var printed = io.mekha.local.RingReference.printed(lines, TestCluster.node(vm));
                 assertThat(printed.firstKey()).as("%s resumed from the cut, not later", vm).isLessThanOrEqualTo(reached.get(vm) + 1);
@@ -101,21 +101,4 @@ class CoordinatedCheckpointTest {
         }
     }
 
-    private static Map<String, List<String>> awaitRingDone(TestCluster vc) throws Exception {
-        long deadline = System.nanoTime() + RUN.toNanos();
-        Map<String, List<String>> consoles = new LinkedHashMap<>();
-        for (String vm : vc.vmNames()) {
-            while (true) {
-                List<String> lines = Files.readAllLines(Path.of(vc.info(vm).consolePath()));
-                if (lines.stream().anyMatch(l -> l.startsWith("RING done") || l.contains("RING error"))) {
-                    consoles.put(vm, lines);
-                    break;
-                }
-                assertThat(System.nanoTime()).as("%s finished the ring; console tail: %s", vm,
-                        lines.subList(Math.max(0, lines.size() - 3), lines.size())).isLessThan(deadline);
-                Thread.sleep(250);
-            }
-        }
-        return consoles;
-    }
 }

@@ -226,20 +226,7 @@ class StoredCheckpointTest {
     }
 
     private static void assertRingFinishesExactly(TestCluster vc, Map<String, Long> reached) throws Exception {
-        long deadline = System.nanoTime() + RUN.toNanos();
-        Map<String, List<String>> consoles = new LinkedHashMap<>();
-        for (String vm : vc.vmNames()) {
-            while (true) {
-                List<String> lines = vc.console(vm);
-                if (lines.stream().anyMatch(l -> l.startsWith("RING done") || l.contains("RING error"))) {
-                    consoles.put(vm, lines);
-                    break;
-                }
-                assertThat(System.nanoTime()).as("%s finished the ring; console tail: %s", vm,
-                        lines.subList(Math.max(0, lines.size() - 3), lines.size())).isLessThan(deadline);
-                Thread.sleep(250);
-            }
-        }
+        Map<String, List<String>> consoles = vc.awaitRingDone(RUN);
         consoles.forEach((vm, lines) -> {
             var printed = RingReference.printed(lines, TestCluster.node(vm));
             assertThat(printed.firstKey()).as("%s resumed from the cut, not later", vm).isLessThanOrEqualTo(reached.get(vm) + 1);

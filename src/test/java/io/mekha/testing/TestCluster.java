@@ -121,6 +121,27 @@ public final class TestCluster implements AutoCloseable {
         return out;
     }
 
+    /** Waits until every VM's current console says the ring is done (or broke); returns the consoles. */
+    public Map<String, List<String>> awaitRingDone(Duration timeout) throws Exception {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        Map<String, List<String>> consoles = new java.util.LinkedHashMap<>();
+        for (String vm : vmNames()) {
+            while (true) {
+                List<String> lines = console(vm);
+                if (lines.stream().anyMatch(l -> l.startsWith("RING done") || l.contains("RING error"))) {
+                    consoles.put(vm, lines);
+                    break;
+                }
+                if (System.nanoTime() > deadline) {
+                    throw new AssertionError(vm + " did not finish the ring within " + timeout + "; console tail: "
+                            + lines.subList(Math.max(0, lines.size() - 3), lines.size()));
+                }
+                Thread.sleep(250);
+            }
+        }
+        return consoles;
+    }
+
     @Override
     public void close() throws Exception {
         coordinator.close();
