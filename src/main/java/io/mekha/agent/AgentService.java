@@ -3,6 +3,9 @@ package io.mekha.agent;
 import io.mekha.agent.api.AgentDtos.CheckpointStatus;
 import io.mekha.agent.api.AgentDtos.FlushRequest;
 import io.mekha.agent.api.AgentDtos.FlushResult;
+import io.mekha.agent.api.AgentDtos.PartnerShadow;
+import io.mekha.agent.api.AgentDtos.PartnerShadowRequest;
+import io.mekha.agent.api.AgentDtos.ReplicateRequest;
 import io.mekha.agent.api.AgentDtos.PublishManifestRequest;
 import io.mekha.agent.api.AgentDtos.StoredCheckpoint;
 import io.mekha.agent.api.AgentDtos.StoredRequest;
@@ -175,7 +178,7 @@ public final class AgentService implements AutoCloseable {
             state = vm.isAlive() ? "unreachable" : "dead";
         }
         return new VmInfo(vm.name(), node, state, vm.pid(), vm.accelerator().name(), locks.get(vm.name()),
-                vm.paths().console().toString());
+                vm.paths().console().toString(), vm.spec());
     }
 
     private QemuVm requireVm(String name) throws AgentException {
@@ -524,7 +527,7 @@ public final class AgentService implements AutoCloseable {
      * each VM's current QEMU (crashed or not) is killed first, so two copies never run.
      */
     public RestartStatus restart(String id, Instant at, String timePolicy, Duration slewPeriod) throws AgentException {
-        return restart(id, at, timePolicy, slewPeriod, StorageLevel.L0);
+        return restart(id, at, timePolicy, slewPeriod, StorageLevel.L0, null);
     }
 
     /**
@@ -532,18 +535,42 @@ public final class AgentService implements AutoCloseable {
      * from L1/L2 the QEMUs {@link #loadStored loaded} from storage. Each VM's current QEMU
      * (crashed or not) is killed first, so two copies never run.
      */
-    public RestartStatus restart(String id, Instant at, String timePolicy, Duration slewPeriod, StorageLevel level) throws AgentException {
+    /**
+     * @param only the VMs to restart here (null: every VM this node holds the checkpoint of); from L0 a VM's copy may be
+     *     this node's own shadow or a partner copy it holds for another node
+     */
+    public RestartStatus restart(String id, Instant at, String timePolicy, Duration slewPeriod, StorageLevel level, List<String> only)
+            throws AgentException {
         Duration slew = slewPeriod == null ? Duration.ofSeconds(30) : slewPeriod;
         List<RestartSource> sources = new ArrayList<>();
         TimePolicy policy;
         if (level == null || level == StorageLevel.L0) {
-            CheckpointSession session = requireSession(id);
-            policy = timePolicy == null ? session.timePolicy : timePolicy(id, timePolicy);
-            requireGuestAgents(id, policy, session.vms.stream().map(t -> t.source).toList(), false);
-            if (!session.complete()) {
-                throw AgentException.conflict("checkpoint " + id + " is not complete on node " + node + ": " + phases(session));
+            CheckpointSession session = sessions.get(id);
+            Map<String, PartnerCopy> held = partners.getOrDefault(id, Map.of());
+            if (session == null && held.isEmpty()) {
+                requireSession(id);
             }
-            for (CheckpointSession.VmTransfer t : session.vms) {
+            String defaultPolicy = session != null ? session.timePolicy.name()
+                    : held.values().iterator().next().request.timePolicy();
+            policy = timePolicy(id, timePolicy != null ? timePolicy : defaultPolicy);
+            List<CheckpointSession.VmTransfer> mine = session == null ? List.of()
+                    : session.vms.stream().filter(t -> only == null || only.contains(t.source.name())).toList();
+            List<PartnerCopy> copies = held.values().stream().filter(c -> only != null && only.contains(c.request.vm())
+                    && mine.stream().noneMatch(t -> t.source.name().equals(c.request.vm()))).toList();
+            requireGuestAgents(id, policy, mine.stream().map(t -> t.source).toList(), false);
+            for (CheckpointSession.VmTransfer t : mine) {
+                if (t.phase != VmPhase.RESUMED) {
+                    throw AgentException.conflict("checkpoint " + id + " is not complete on node " + node + ": " + phases(session));
+                }
+            }
+            for (PartnerCopy c : copies) {
+                if (!"held".equals(c.state) || !c.qemu.isAlive() || c.qemu.role() != QemuVm.Role.SHADOW) {
+                    throw AgentException.conflict("checkpoint " + id + ": the copy of VM '" + c.request.vm() + "' on node " + node
+                            + " is " + (c.qemu.isAlive() ? c.state : "gone"));
+                }
+                sources.add(new RestartSource(c.request.vm(), c.qemu, null, c.request.guestClockAtCut(), c.request.stoppedAt()));
+            }
+            for (CheckpointSession.VmTransfer t : mine) {
                 if (!t.transfer.shadow().isAlive()) {
                     throw AgentException.conflict("checkpoint " + id + ": the shadow of VM '" + t.source.name()
                             + "' is gone; this checkpoint can no longer restart from memory");
@@ -635,15 +662,165 @@ public final class AgentService implements AutoCloseable {
 
     // ---------------------------------------------------------------- stored checkpoints
 
-    /** A complete checkpoint's shadow of {@code vm} on this node, for saving it to storage. */
-    private QemuVm completeShadow(String id, String vm) throws AgentException {
-        CheckpointSession session = requireSession(id);
-        CheckpointSession.VmTransfer t = session.vms.stream().filter(v -> v.source.name().equals(vm)).findFirst()
-                .orElseThrow(() -> AgentException.notFound("checkpoint " + id + " has no VM '" + vm + "' on node " + node));
-        if (t.phase != VmPhase.RESUMED) {
-            throw AgentException.conflict("checkpoint " + id + " is not complete for VM '" + vm + "' (" + t.phase + "); nothing to save");
+    /** A complete checkpoint's in-memory copy of {@code vm} on this node (its own shadow or a partner copy), for saving it. */
+    private AgentStorage.ShadowRef completeShadow(String id, String vm) throws AgentException {
+        requireId(id);
+        CheckpointSession session = sessions.get(id);
+        CheckpointSession.VmTransfer t = session == null ? null
+                : session.vms.stream().filter(v -> v.source.name().equals(vm)).findFirst().orElse(null);
+        if (t != null) {
+            if (t.phase != VmPhase.RESUMED) {
+                throw AgentException.conflict("checkpoint " + id + " is not complete for VM '" + vm + "' (" + t.phase + "); nothing to save");
+            }
+            return new AgentStorage.ShadowRef(t.transfer.shadow(), t.streamedTo, where -> t.streamedTo = where);
         }
-        return t.transfer.shadow();
+        PartnerCopy copy = partners.getOrDefault(id, Map.of()).get(vm);
+        if (copy != null) {
+            if (!"held".equals(copy.state)) {
+                throw AgentException.conflict("checkpoint " + id + ": the copy of VM '" + vm + "' on node " + node + " is " + copy.state);
+            }
+            return new AgentStorage.ShadowRef(copy.qemu, copy.streamedTo, where -> copy.streamedTo = where);
+        }
+        throw AgentException.notFound("no checkpoint " + id + " of VM '" + vm + "' in memory on node " + node);
+    }
+
+    // ---------------------------------------------------------------- level 0 on a partner node
+
+    /** A copy of another node's shadow, held here so that the checkpoint survives the loss of that node. */
+    private static final class PartnerCopy {
+        final PartnerShadowRequest request;
+        final QemuVm qemu;
+        final String uri;
+        volatile String state = "loading";
+        volatile String error;
+        volatile String streamedTo;
+
+        PartnerCopy(PartnerShadowRequest request, QemuVm qemu, String uri) {
+            this.request = request;
+            this.qemu = qemu;
+            this.uri = uri;
+        }
+
+        PartnerShadow view() {
+            return new PartnerShadow(request.vm(), request.sourceNode(), uri, state, error, streamedTo != null);
+        }
+    }
+
+    private final Map<String, Map<String, PartnerCopy>> partners = new ConcurrentHashMap<>();
+
+    /**
+     * Starts a QEMU here that waits on a TCP port for another node's shadow of {@code vm}, after
+     * checking that this node can lend the memory; the copy is held paused once loaded.
+     */
+    public PartnerShadow hostPartner(String id, PartnerShadowRequest request) throws AgentException, InterruptedException {
+        requireId(id);
+        if (request.vm() == null || request.spec() == null || request.listenHost() == null) {
+            throw AgentException.badRequest("a partner copy needs 'vm', 'spec' and 'listenHost'");
+        }
+        Map<String, PartnerCopy> held = partners.computeIfAbsent(id, k -> new ConcurrentHashMap<>());
+        if (held.containsKey(request.vm())) {
+            throw AgentException.conflict("node " + node + " already holds a copy of VM '" + request.vm() + "' for checkpoint " + id);
+        }
+        long need = request.spec().memoryMiB() + 192;
+        long available = io.mekha.agent.shadow.HostMemory.availableMiB();
+        if (need > available) {
+            throw new AgentException(507, "node " + node + " cannot hold a copy of VM '" + request.vm() + "': it needs " + need
+                    + " MiB and " + available + " MiB is available");
+        }
+        QemuVm qemu;
+        String uri;
+        try {
+            qemu = runtime.startIncoming(request.spec(), io.mekha.agent.runtime.Accelerator.parse(request.accelerator()));
+        } catch (VmStartException e) {
+            throw new AgentException(500, "node " + node + ": cannot start a QEMU for the copy of VM '" + request.vm() + "': " + e.getMessage(), e);
+        }
+        try {
+            qemu.qmp().execute("migrate-incoming", QmpClient.args().put("uri", "tcp:" + request.listenHost() + ":0"));
+            com.fasterxml.jackson.databind.JsonNode addresses = qemu.qmp().execute("query-migrate").path("socket-address");
+            String port = addresses.isArray() && addresses.size() > 0 ? addresses.get(0).path("port").asText() : "";
+            if (port.isEmpty()) {
+                throw AgentException.conflict("this QEMU does not report the port it listens on for incoming state (query-migrate"
+                        + " socket-address); partner copies need QEMU 4.0 or newer");
+            }
+            uri = "tcp:" + request.listenHost() + ":" + port;
+        } catch (QmpException e) {
+            qemu.kill();
+            throw new AgentException(500, "node " + node + ": the QEMU for the copy of VM '" + request.vm() + "' refused: " + e.getMessage(), e);
+        } catch (AgentException e) {
+            qemu.kill();
+            throw e;
+        }
+        PartnerCopy copy = new PartnerCopy(request, qemu, uri);
+        held.put(request.vm(), copy);
+        workers.submit(() -> {
+            try {
+                io.mekha.agent.storage.VmStateStreams.awaitLoaded(qemu, System.nanoTime() + Duration.ofMinutes(10).toNanos());
+                copy.state = "held";
+                LOG.infof("checkpoint %s: node %s holds a copy of VM '%s' (from node %s)", id, node, request.vm(), request.sourceNode());
+            } catch (Exception e) {
+                copy.state = "failed";
+                copy.error = e.getMessage();
+                qemu.kill();
+            }
+        });
+        return copy.view();
+    }
+
+    public List<PartnerShadow> partners(String id) throws AgentException {
+        requireId(id);
+        return partners.getOrDefault(id, Map.of()).values().stream().map(PartnerCopy::view).toList();
+    }
+
+    /** Drops every partner copy this node holds for checkpoint {@code id}. */
+    public void dropPartners(String id) {
+        Map<String, PartnerCopy> held = partners.remove(id);
+        if (held != null) {
+            held.values().forEach(c -> {
+                if (c.qemu.role() == QemuVm.Role.SHADOW) {
+                    c.qemu.kill();
+                }
+            });
+        }
+    }
+
+    /** Streams this node's shadow of {@code vm} to a partner's waiting QEMU; returns once QEMU reports it sent. */
+    public void replicate(String id, ReplicateRequest request) throws AgentException, InterruptedException {
+        CheckpointSession session = requireSession(id);
+        CheckpointSession.VmTransfer t = session.vms.stream().filter(v -> v.source.name().equals(request.vm())).findFirst()
+                .orElseThrow(() -> AgentException.notFound("checkpoint " + id + " has no VM '" + request.vm() + "' on node " + node));
+        if (t.phase != VmPhase.RESUMED) {
+            throw AgentException.conflict("checkpoint " + id + " is not complete for VM '" + request.vm() + "' (" + t.phase + ")");
+        }
+        if (t.streamedTo != null) {
+            throw AgentException.conflict("the shadow of VM '" + request.vm() + "' was already streamed to " + t.streamedTo
+                    + "; QEMU streams a paused VM out only once");
+        }
+        QemuVm shadow = t.transfer.shadow();
+        if (!shadow.isAlive() || shadow.role() != QemuVm.Role.SHADOW) {
+            throw AgentException.conflict("the shadow of VM '" + request.vm() + "' on node " + node + " is gone");
+        }
+        synchronized (t) {
+            try {
+                shadow.qmp().execute("migrate-set-parameters", QmpClient.args().put("max-bandwidth", 64L << 30).put("downtime-limit", 600_000));
+                shadow.qmp().execute("migrate", QmpClient.args().put("uri", request.uri()));
+                long deadline = System.nanoTime() + Duration.ofMinutes(10).toNanos();
+                while (true) {
+                    io.mekha.agent.transfer.MigrationStatus status = io.mekha.agent.transfer.MigrationStatus.parse(
+                            shadow.qmp().execute("query-migrate", null, Duration.ofMinutes(2)));
+                    if (status.completed()) {
+                        break;
+                    }
+                    if (status.failed() || System.nanoTime() > deadline) {
+                        throw AgentException.conflict("streaming the shadow of VM '" + request.vm() + "' to " + request.uri() + " "
+                                + (status.failed() ? status.status() + ": " + status.errorDescription() : "did not finish in 10 minutes"));
+                    }
+                    Thread.sleep(20);
+                }
+                t.streamedTo = "a partner (" + request.uri() + ")";
+            } catch (QmpException e) {
+                throw new AgentException(500, "streaming the shadow of VM '" + request.vm() + "' to its partner failed: " + e.getMessage(), e);
+            }
+        }
     }
 
     public FlushResult flush(String id, FlushRequest request) throws AgentException, InterruptedException {

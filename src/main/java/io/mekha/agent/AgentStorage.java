@@ -43,10 +43,17 @@ final class AgentStorage {
     private static final Duration DEFAULT_WRITE_TIMEOUT = Duration.ofMinutes(10);
     private static final Duration LOAD_TIMEOUT = Duration.ofMinutes(5);
 
-    /** How the agent finds a complete checkpoint's shadow of a VM. */
+    /** How the agent finds a complete checkpoint's in-memory copy of a VM (its own shadow, or a partner's copy it holds). */
     interface Shadows {
-        QemuVm shadowOf(String checkpoint, String vm) throws AgentException;
+        ShadowRef shadowOf(String checkpoint, String vm) throws AgentException;
     }
+
+    /**
+     * A paused, loaded copy of a VM at the cut.
+     *
+     * @param streamedTo where it was streamed out to already, or null (QEMU streams a paused VM out only once)
+     */
+    record ShadowRef(QemuVm qemu, String streamedTo, java.util.function.Consumer<String> markStreamed) {}
 
     /** A VM loaded from storage, paused, waiting for the restart's {@code cont}. */
     record LoadedVm(CheckpointManifest.VmEntry entry, QemuVm qemu, String checkpointTimePolicy) {}
@@ -60,8 +67,6 @@ final class AgentStorage {
     private final ObjectMapper json = Json.mapper();
     private final Map<String, Object> vmLocks = new ConcurrentHashMap<>();
     private final Map<String, List<LoadedVm>> loaded = new ConcurrentHashMap<>();
-    /** Shadows already streamed out, by checkpoint/VM, with where to: QEMU migrates a VM out only once. */
-    private final Map<String, StorageLevel> saved = new ConcurrentHashMap<>();
 
     AgentStorage(String node, LocalVmRuntime runtime, Path level1, Shadows shadows) {
         this.node = node;
@@ -76,22 +81,27 @@ final class AgentStorage {
         return level1;
     }
 
-    /** The store for a level: L1 is always this node's own directory; L2 is what the request names. */
-    private CheckpointStore store(StorageLevel level, StorageTarget target) throws AgentException {
+    /** The target of a level: L1 is always this node's own directory; L2 is what the request names (checked). */
+    private StorageTarget resolve(StorageLevel level, StorageTarget target) throws AgentException {
         if (level == null || level == StorageLevel.L0) {
             throw AgentException.badRequest("name a storage level to use: L1 (this node's disk) or L2 (shared storage)");
         }
         if (level == StorageLevel.L1) {
-            return CheckpointStore.open(new StorageTarget.Filesystem(level1));
+            return new StorageTarget.Filesystem(level1);
         }
         if (target == null) {
             throw AgentException.badRequest("level L2 needs a 'target': {kind: filesystem, path: ...} or {kind: s3, bucket: ..., region: ...}");
         }
         try {
-            return CheckpointStore.open(target);
+            target.validate();
         } catch (IllegalArgumentException e) {
             throw AgentException.badRequest("level L2 target: " + e.getMessage());
         }
+        return target;
+    }
+
+    private CheckpointStore store(StorageLevel level, StorageTarget target) throws AgentException {
+        return CheckpointStore.open(resolve(level, target));
     }
 
     // ---------------------------------------------------------------- save
@@ -113,7 +123,9 @@ final class AgentStorage {
             throw AgentException.badRequest("flush of VM '" + request.vm() + "' from " + from + " to " + request.level()
                     + ": a flush goes from L0 (memory) or L1 (this node's disk) to a slower level");
         }
-        QemuVm shadow = shadows.shadowOf(checkpoint, request.vm());
+        resolve(request.level(), request.target()); // a bad level or target is refused before anything else
+        ShadowRef ref = shadows.shadowOf(checkpoint, request.vm());
+        QemuVm shadow = ref.qemu();
         Instant started = Instant.now();
         StoredStream stream;
         // one save per VM at a time: a shadow's QEMU migrates out to one place at once
@@ -124,13 +136,13 @@ final class AgentStorage {
                         throw AgentException.conflict("checkpoint " + checkpoint + ": the shadow of VM '" + request.vm()
                                 + "' is gone; save from L1 instead");
                     }
-                    StorageLevel already = saved.get(checkpoint + "/" + request.vm());
-                    if (already != null) {
-                        throw AgentException.conflict("checkpoint " + checkpoint + ": the shadow of VM '" + request.vm() + "' was already saved to "
-                                + already + " and QEMU streams a paused VM out only once; copy from L1 instead");
+                    if (ref.streamedTo() != null) {
+                        throw AgentException.conflict("checkpoint " + checkpoint + ": the in-memory copy of VM '" + request.vm()
+                                + "' on node " + node + " was already streamed to " + ref.streamedTo()
+                                + " and QEMU streams a paused VM out only once; copy from L1, or save the copy held elsewhere");
                     }
                     stream = streams.save(shadow, to, request.virtualCluster(), checkpoint, compression, timeout);
-                    saved.put(checkpoint + "/" + request.vm(), request.level());
+                    ref.markStreamed().accept(request.level().name());
                 } else {
                     if (request.stream() == null) {
                         throw AgentException.badRequest("a flush from L1 needs 'stream': the level-1 file, size and checksum to copy");

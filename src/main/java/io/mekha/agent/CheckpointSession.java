@@ -37,6 +37,8 @@ final class CheckpointSession {
         volatile Instant resumedAt;
         volatile TransferFigures figures;
         volatile String error;
+        /** Where the shadow was streamed out to (a level or a partner), or null; QEMU streams a paused VM only once. */
+        volatile String streamedTo;
 
         VmTransfer(QemuVm source, ShadowTransfer transfer) {
             this.source = source;
@@ -62,7 +64,7 @@ final class CheckpointSession {
         VmCheckpointStatus status() {
             return new VmCheckpointStatus(source.name(), phase, liveEndText(), passes(), liveRestarts, bytes(), liveDoneAt, stopIssuedAt,
                     capturedAt, resumedAt, figures, error, guestClockAtCut,
-                    transfer.shadow().isAlive() && transfer.shadow().role() == QemuVm.Role.SHADOW);
+                    transfer.shadow().isAlive() && transfer.shadow().role() == QemuVm.Role.SHADOW, streamedTo != null);
         }
     }
 

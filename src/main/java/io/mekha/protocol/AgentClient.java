@@ -7,6 +7,9 @@ import io.mekha.agent.api.AgentDtos.AtRequest;
 import io.mekha.agent.api.AgentDtos.CheckpointStatus;
 import io.mekha.agent.api.AgentDtos.FlushRequest;
 import io.mekha.agent.api.AgentDtos.FlushResult;
+import io.mekha.agent.api.AgentDtos.PartnerShadow;
+import io.mekha.agent.api.AgentDtos.PartnerShadowRequest;
+import io.mekha.agent.api.AgentDtos.ReplicateRequest;
 import io.mekha.agent.api.AgentDtos.PublishManifestRequest;
 import io.mekha.agent.api.AgentDtos.StoredCheckpoint;
 import io.mekha.agent.api.AgentDtos.StoredRequest;
@@ -140,6 +143,23 @@ public final class AgentClient {
     public List<StoredVmResult> loadStored(StoredVmsRequest request) throws AgentCallException {
         return call("POST", "/v1/stored/load", request,
                 json.getTypeFactory().constructCollectionType(List.class, StoredVmResult.class), Duration.ofMinutes(30));
+    }
+
+    public PartnerShadow hostPartner(String id, PartnerShadowRequest request) throws AgentCallException {
+        return call("POST", "/v1/checkpoints/" + id + "/partners", request, json.constructType(PartnerShadow.class), Duration.ofMinutes(2));
+    }
+
+    public List<PartnerShadow> partners(String id) throws AgentCallException {
+        return call("GET", "/v1/checkpoints/" + id + "/partners", null,
+                json.getTypeFactory().constructCollectionType(List.class, PartnerShadow.class), timeout);
+    }
+
+    public void dropPartners(String id) throws AgentCallException {
+        call("DELETE", "/v1/checkpoints/" + id + "/partners", null, Void.class);
+    }
+
+    public void replicate(String id, ReplicateRequest request) throws AgentCallException {
+        call("POST", "/v1/checkpoints/" + id + "/replicate", request, json.constructType(Void.class), Duration.ofMinutes(15));
     }
 
     public void dropLoaded(String id) throws AgentCallException {

@@ -96,9 +96,18 @@ public final class CheckpointStorage implements AutoCloseable {
         Instant started = clock.instant();
         Map<String, AgentClient> byNode = new HashMap<>();
         agents.forEach(a -> byNode.put(a.node(), a));
+        // a VM whose shadow went to a partner node is saved from the partner's copy (QEMU streams a paused VM out only once)
+        Map<String, AgentClient> partnerCopies = new HashMap<>();
+        calls.parallel(agents, agent -> agent.partners(draft.checkpoint())).forEach((agent, r) -> {
+            if (r.error() == null) {
+                r.value().stream().filter(p -> p.state().equals("held") && !p.streamed()).forEach(p -> partnerCopies.put(p.vm(), agent));
+            }
+        });
         List<Job> jobs = new ArrayList<>();
-        for (CheckpointManifest.VmEntry vm : draft.vms()) {
-            AgentClient agent = byNode.get(vm.node());
+        for (CheckpointManifest.VmEntry listed : draft.vms()) {
+            AgentClient agent = partnerCopies.containsKey(listed.name()) ? partnerCopies.get(listed.name()) : byNode.get(listed.node());
+            CheckpointManifest.VmEntry vm = agent == null ? listed : new CheckpointManifest.VmEntry(listed.name(), agent.node(), listed.spec(),
+                    listed.accelerator(), listed.stoppedAt(), listed.guestClockAtCut(), listed.stream());
             if (agent == null) {
                 throw new CheckpointFailedException("checkpoint " + draft.checkpoint() + ": no agent for node " + vm.node() + " (VM '" + vm.name() + "')");
             }
@@ -237,7 +246,7 @@ public final class CheckpointStorage implements AutoCloseable {
         written.forEach(j -> results.put(j.vm.name(), j.result));
         List<CheckpointManifest.VmEntry> entries = draft.vms().stream().map(v -> {
             FlushResult r = results.get(v.name());
-            return new CheckpointManifest.VmEntry(v.name(), v.node(), r.spec(), r.accelerator(), v.stoppedAt(), v.guestClockAtCut(), r.stream());
+            return new CheckpointManifest.VmEntry(v.name(), r.node(), r.spec(), r.accelerator(), v.stoppedAt(), v.guestClockAtCut(), r.stream());
         }).toList();
         CheckpointManifest manifest = new CheckpointManifest(draft.format(), draft.virtualCluster(), draft.checkpoint(), level,
                 level == StorageLevel.L1 ? "node-local directories" : plan.level2().describe(), draft.createdAt(), draft.suspendAt(),
@@ -252,12 +261,105 @@ public final class CheckpointStorage implements AutoCloseable {
         return manifest;
     }
 
-    /** Drops a checkpoint's shadows on every agent. */
+    /** Drops a checkpoint's shadows, and the partner copies of them, on every agent. */
     public void releaseLevel0(String checkpoint) {
         calls.parallel(agents, agent -> {
             agent.discard(checkpoint);
             return Boolean.TRUE;
         });
+        calls.parallel(agents, agent -> {
+            agent.dropPartners(checkpoint);
+            return Boolean.TRUE;
+        });
+    }
+
+    // ---------------------------------------------------------------- level 0 on partner nodes
+
+    /**
+     * Where each VM's partner copy went.
+     *
+     * @param partners VM to the node that now also holds it in memory
+     */
+    public record PartnerReport(String checkpoint, Map<String, String> partners, Duration took) {}
+
+    /**
+     * Copies every VM's shadow of a complete checkpoint into the memory of another node (the next
+     * node in the agent list, round robin), so that losing any one node leaves a copy of every
+     * VM: the VM's own shadow on its node, and the partner copy elsewhere. The VMs run on
+     * meanwhile. Costs each node the memory of the copies it holds for others; each partner
+     * checks that it can lend it before it accepts. Needs two nodes or more.
+     */
+    public PartnerReport replicateLevel0(String checkpoint, ProtocolListener listener) throws CheckpointFailedException, InterruptedException {
+        Instant started = clock.instant();
+        if (agents.size() < 2) {
+            throw new CheckpointFailedException("a partner copy needs a second node; this VC has only node " + agents.get(0).node());
+        }
+        Map<AgentClient, CheckpointStatus> statuses = new LinkedHashMap<>();
+        calls.parallel(agents, agent -> agent.status(checkpoint)).forEach((agent, r) -> {
+            if (r.value() != null) {
+                statuses.put(agent, r.value());
+            }
+        });
+        if (statuses.isEmpty()) {
+            throw new CheckpointFailedException("no agent holds checkpoint " + checkpoint);
+        }
+        Map<String, String> placed = new LinkedHashMap<>();
+        Map<AgentClient, List<String>> hosted = new LinkedHashMap<>();
+        try {
+            for (var entry : statuses.entrySet()) {
+                AgentClient source = entry.getKey();
+                AgentClient partner = agents.get((agents.indexOf(source) + 1) % agents.size());
+                Map<String, io.mekha.agent.api.AgentDtos.VmInfo> infos = new HashMap<>();
+                source.vms().forEach(v -> infos.put(v.name(), v));
+                for (VmCheckpointStatus vm : entry.getValue().vms()) {
+                    io.mekha.agent.api.AgentDtos.VmInfo info = infos.get(vm.vm());
+                    if (info == null || info.spec() == null) {
+                        throw new CheckpointFailedException("node " + source.node() + " no longer describes VM '" + vm.vm() + "'");
+                    }
+                    var f = vm.figures();
+                    var copy = partner.hostPartner(checkpoint, new io.mekha.agent.api.AgentDtos.PartnerShadowRequest(vm.vm(), source.node(),
+                            info.spec(), info.accelerator(), partner.base().getHost(), f != null && f.stopAt() != null ? f.stopAt() : vm.stopIssuedAt(),
+                            vm.guestClockAtCut(), null));
+                    hosted.computeIfAbsent(partner, a -> new ArrayList<>()).add(vm.vm());
+                    listener.step("copying VM '" + vm.vm() + "' from node " + source.node() + " into the memory of node " + partner.node());
+                    source.replicate(checkpoint, new io.mekha.agent.api.AgentDtos.ReplicateRequest(vm.vm(), copy.uri()));
+                    placed.put(vm.vm(), partner.node());
+                }
+            }
+            Instant deadline = clock.instant().plus(Duration.ofMinutes(10));
+            for (var entry : hosted.entrySet()) {
+                while (true) {
+                    List<io.mekha.agent.api.AgentDtos.PartnerShadow> copies = entry.getKey().partners(checkpoint);
+                    List<String> failed = copies.stream().filter(c -> c.state().equals("failed")).map(c -> c.vm() + ": " + c.error()).toList();
+                    if (!failed.isEmpty()) {
+                        throw new CheckpointFailedException("node " + entry.getKey().node() + " could not load its partner copies: "
+                                + String.join("; ", failed));
+                    }
+                    if (copies.stream().filter(c -> entry.getValue().contains(c.vm())).allMatch(c -> c.state().equals("held"))) {
+                        break;
+                    }
+                    if (clock.instant().isAfter(deadline)) {
+                        throw new CheckpointFailedException("partner copies on node " + entry.getKey().node() + " did not load in 10 minutes");
+                    }
+                    Thread.sleep(50);
+                }
+            }
+        } catch (AgentCallException e) {
+            hosted.keySet().forEach(a -> calls.parallel(List.of(a), x -> {
+                x.dropPartners(checkpoint);
+                return Boolean.TRUE;
+            }));
+            throw new CheckpointFailedException("copying checkpoint " + checkpoint + " to partner nodes failed, partner copies dropped"
+                    + " (the shadows on the VMs' own nodes stay): " + e.getMessage(), e);
+        } catch (CheckpointFailedException e) {
+            hosted.keySet().forEach(a -> calls.parallel(List.of(a), x -> {
+                x.dropPartners(checkpoint);
+                return Boolean.TRUE;
+            }));
+            throw e;
+        }
+        listener.step("every VM of checkpoint " + checkpoint + " is in the memory of two nodes: " + placed);
+        return new PartnerReport(checkpoint, placed, Duration.between(started, clock.instant()));
     }
 
     // ---------------------------------------------------------------- restore
@@ -337,27 +439,12 @@ public final class CheckpointStorage implements AutoCloseable {
     }
 
     private String level0Problem(String checkpoint) {
-        List<String> holders = new ArrayList<>();
-        List<String> problems = new ArrayList<>();
-        calls.parallel(agents, agent -> agent.status(checkpoint)).forEach((agent, r) -> {
-            if (r.error() != null) {
-                if (r.error().status() != 404) {
-                    problems.add("node " + agent.node() + ": " + r.error().getMessage());
-                }
-                return;
-            }
-            CheckpointStatus status = r.value();
-            holders.add(agent.node());
-            for (VmCheckpointStatus vm : status.vms()) {
-                if (!vm.shadowHeld()) {
-                    problems.add("the shadow of VM '" + vm.vm() + "' on node " + agent.node() + " is gone");
-                }
-            }
-        });
-        if (holders.isEmpty() && problems.isEmpty()) {
-            return "no agent holds its shadows";
+        try {
+            coordinator.level0Placement(checkpoint);
+            return null;
+        } catch (CheckpointFailedException e) {
+            return e.getMessage();
         }
-        return problems.isEmpty() ? null : String.join("; ", problems);
     }
 
     /** Finds the level's manifest and decides which agent restarts which VM. */

@@ -221,30 +221,73 @@ public final class Coordinator implements AutoCloseable {
     public RestartReport restart(String id, TimePolicy policy, Duration slewPeriod, ProtocolListener listener)
             throws CheckpointFailedException, InterruptedException {
         Instant started = clock.instant();
-        Map<AgentClient, CheckpointStatus> holders = new LinkedHashMap<>();
+        Map<String, AgentClient> chosen = level0Placement(id);
+        Map<AgentClient, List<String>> byAgent = new LinkedHashMap<>();
+        chosen.forEach((vm, agent) -> byAgent.computeIfAbsent(agent, a -> new ArrayList<>()).add(vm));
+        return restartHolders(id, byAgent, StorageLevel.L0, policy, slewPeriod, listener, started);
+    }
+
+    /**
+     * Which node restarts each VM from memory: the node holding the VM's own shadow if it answers,
+     * else a node holding a partner copy. Refuses when a VM has no copy, or when a node that does
+     * not answer may have held VMs no partner copy covers.
+     */
+    Map<String, AgentClient> level0Placement(String id) throws CheckpointFailedException {
+        Map<String, AgentClient> local = new LinkedHashMap<>();
+        Map<String, AgentClient> partner = new LinkedHashMap<>();
         List<String> unreachable = new ArrayList<>();
+        List<String> problems = new ArrayList<>();
         parallel(agents, agent -> agent.status(id)).forEach((agent, result) -> {
-            if (result.error() == null) {
-                holders.put(agent, result.value());
-            } else if (result.error().status() != 404) {
-                unreachable.add(agent.node() + ": " + result.error().getMessage());
+            if (result.error() != null) {
+                if (result.error().unreachable()) {
+                    unreachable.add(agent.node());
+                } else if (result.error().status() != 404) {
+                    problems.add(agent.node() + ": " + result.error().getMessage());
+                }
+                return;
             }
-        });
-        if (!unreachable.isEmpty()) {
-            throw new CheckpointFailedException("cannot restart from checkpoint " + id + ": " + String.join("; ", unreachable));
-        }
-        if (holders.isEmpty()) {
-            throw new CheckpointFailedException("no agent holds checkpoint " + id);
-        }
-        for (var entry : holders.entrySet()) {
-            for (VmCheckpointStatus vm : entry.getValue().vms()) {
+            for (VmCheckpointStatus vm : result.value().vms()) {
                 if (vm.phase() != VmPhase.RESUMED) {
-                    throw new CheckpointFailedException("checkpoint " + id + " is not complete: VM '" + vm.vm() + "' on node "
-                            + entry.getKey().node() + " is " + vm.phase());
+                    problems.add("checkpoint " + id + " is not complete: VM '" + vm.vm() + "' on node " + agent.node() + " is " + vm.phase());
+                } else if (vm.shadowHeld()) {
+                    local.put(vm.vm(), agent);
+                } else {
+                    local.putIfAbsent(vm.vm(), null);
                 }
             }
+        });
+        Map<String, String> partnerSources = new HashMap<>();
+        parallel(agents, agent -> agent.partners(id)).forEach((agent, result) -> {
+            if (result.error() == null) {
+                result.value().stream().filter(p -> p.state().equals("held")).forEach(p -> {
+                    partner.putIfAbsent(p.vm(), agent);
+                    partnerSources.put(p.vm(), p.sourceNode());
+                });
+            }
+        });
+        if (!problems.isEmpty()) {
+            throw new CheckpointFailedException("cannot restart from checkpoint " + id + ": " + String.join("; ", problems));
         }
-        return restartHolders(id, List.copyOf(holders.keySet()), StorageLevel.L0, policy, slewPeriod, listener, started);
+        for (String lost : unreachable) {
+            if (!partnerSources.containsValue(lost)) {
+                throw new CheckpointFailedException("cannot restart from checkpoint " + id + ": the agent on node " + lost
+                        + " does not answer and no other node holds a copy of its VMs");
+            }
+        }
+        Map<String, AgentClient> chosen = new LinkedHashMap<>();
+        partner.keySet().forEach(vm -> local.putIfAbsent(vm, null));
+        for (var entry : local.entrySet()) {
+            AgentClient holder = entry.getValue() != null ? entry.getValue() : partner.get(entry.getKey());
+            if (holder == null) {
+                throw new CheckpointFailedException("cannot restart from checkpoint " + id + ": no node holds VM '" + entry.getKey()
+                        + "' in memory any more");
+            }
+            chosen.put(entry.getKey(), holder);
+        }
+        if (chosen.isEmpty()) {
+            throw new CheckpointFailedException("no agent holds checkpoint " + id);
+        }
+        return chosen;
     }
 
     /**
@@ -253,17 +296,22 @@ public final class Coordinator implements AutoCloseable {
      */
     public RestartReport restartLoaded(String id, List<AgentClient> holders, StorageLevel level, TimePolicy policy, Duration slewPeriod,
                                        ProtocolListener listener) throws CheckpointFailedException, InterruptedException {
-        return restartHolders(id, holders, level, policy, slewPeriod, listener, clock.instant());
+        Map<AgentClient, List<String>> byAgent = new LinkedHashMap<>();
+        holders.forEach(h -> byAgent.put(h, null));
+        return restartHolders(id, byAgent, level, policy, slewPeriod, listener, clock.instant());
     }
 
-    private RestartReport restartHolders(String id, List<AgentClient> holders, StorageLevel level, TimePolicy policy, Duration slewPeriod,
-                                         ProtocolListener listener, Instant started) throws CheckpointFailedException, InterruptedException {
+    private RestartReport restartHolders(String id, Map<AgentClient, List<String>> vmsByAgent, StorageLevel level, TimePolicy policy,
+                                         Duration slewPeriod, ProtocolListener listener, Instant started)
+            throws CheckpointFailedException, InterruptedException {
+        List<AgentClient> holders = List.copyOf(vmsByAgent.keySet());
         Map<AgentClient, ClockOffset> offsets = offsets(holders);
         Instant tr = rendezvous(CheckpointOptions.defaults(), offsets);
         listener.step("restarting checkpoint " + id + " from " + level + " on " + holders.size() + " node(s), resuming together at Tr = " + tr);
         String policyName = policy == null ? null : policy.name();
         requireAll(parallel(holders,
-                agent -> agent.restart(id, new RestartRequest(offsets.get(agent).toAgent(tr), policyName, slewPeriod, level))), "restart");
+                agent -> agent.restart(id, new RestartRequest(offsets.get(agent).toAgent(tr), policyName, slewPeriod, level,
+                        vmsByAgent.get(agent)))), "restart");
         Instant deadline = clock.instant().plus(Duration.ofSeconds(60));
         while (true) {
             Map<AgentClient, RestartStatus> states = requireAll(parallel(holders, agent -> agent.restartStatus(id)),

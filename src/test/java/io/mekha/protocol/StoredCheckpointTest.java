@@ -185,7 +185,47 @@ class StoredCheckpointTest {
         }
     }
 
+    @Test
+    void withPartnerCopiesInMemoryTheVcRestartsFromMemoryAfterANodeIsLost() throws Exception {
+        try (TestCluster vc = new TestCluster(work, 200, 30);
+             CheckpointStorage storage = new CheckpointStorage(List.of(vc.client1, vc.client2), vc.coordinator, Clock.systemUTC())) {
+            vc.bootAll();
+            vc.awaitStep(15, RUN);
+            CheckpointOptions options = CheckpointOptions.defaults();
+            CheckpointReport report = vc.coordinator.checkpoint("cp1", vc.vmNames(), options, System.out::println);
+            Map<String, Long> reached = reachedSteps(vc);
+
+            CheckpointStorage.PartnerReport partners = storage.replicateLevel0("cp1", System.out::println);
+            assertThat(partners.partners()).containsEntry("vm1", "n2").containsEntry("vm2", "n2").containsEntry("vm3", "n1");
+            // saving to disk goes from the partner copies (a shadow streams out once): vm3's stream lands on n1
+            FlushReport flush = storage.flush(CheckpointStorage.draft("ring", report, options, Instant.now()), sizes(report),
+                    FlushPlan.level1(), System.out::println);
+            assertThat(flush.durable()).isTrue();
+            assertThat(flush.published().get(StorageLevel.L1).vm("vm3").orElseThrow().node()).isEqualTo("n1");
+            assertThat(flush.published().get(StorageLevel.L1).vm("vm1").orElseThrow().node()).isEqualTo("n2");
+
+            // node n2 is lost with its agent, vm3 and the copies it held; vm1 and vm2 crash too
+            vc.awaitStep(Math.min(vc.minStep() + 10, vc.steps()), RUN);
+            vc.agent2.kill();
+            killEveryVmOn(vc.client1);
+            CheckpointStorage.RestoreReport restore = storage.restore("ring", "cp1", null, null, null, null, System.out::println);
+            assertThat(restore.level()).isEqualTo(StorageLevel.L0);
+            assertThat(restore.restart().nodes()).containsOnlyKeys("vm1", "vm2", "vm3");
+            assertThat(restore.restart().nodes().values()).containsOnly("n1");
+            assertRingFinishesExactly(vc, reached);
+        }
+    }
+
     // ---------------------------------------------------------------- helpers
+
+    private static void killEveryVmOn(AgentClient agent) throws Exception {
+        for (VmInfo vm : agent.vms()) {
+            ProcessHandle.of(vm.pid()).ifPresent(p -> {
+                p.destroyForcibly();
+                p.onExit().join();
+            });
+        }
+    }
 
     private static Map<String, Long> sizes(CheckpointReport report) {
         Map<String, Long> sizes = new HashMap<>();

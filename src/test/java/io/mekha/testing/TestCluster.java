@@ -72,8 +72,26 @@ public final class TestCluster implements AutoCloseable {
         return vm.equals("vm3") ? client2 : client1;
     }
 
+    /** The VM as the node running it now describes it (after a restart on a partner node, that node). */
     public VmInfo info(String vm) throws Exception {
-        return clientOf(vm).vms().stream().filter(v -> v.name().equals(vm)).findFirst().orElseThrow();
+        VmInfo found = null;
+        for (AgentClient client : List.of(clientOf(vm), clientOf(vm) == client1 ? client2 : client1)) {
+            try {
+                for (VmInfo info : client.vms()) {
+                    if (info.name().equals(vm) && (found == null || (!found.state().equals("running") && info.state().equals("running")))) {
+                        found = info;
+                    }
+                }
+            } catch (io.mekha.protocol.AgentCallException e) {
+                if (!e.unreachable()) {
+                    throw e;
+                }
+            }
+        }
+        if (found == null) {
+            throw new AssertionError("no node runs VM '" + vm + "'");
+        }
+        return found;
     }
 
     /** The console of the VM's current QEMU. */

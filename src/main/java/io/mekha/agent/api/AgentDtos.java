@@ -23,7 +23,7 @@ public final class AgentDtos {
 
     /** One VM this agent runs. */
     public record VmInfo(String name, String node, String state, long pid, String accelerator, String checkpoint,
-                         String consolePath) {}
+                         String consolePath, VmSpec spec) {}
 
     public record StartVmRequest(VmSpec spec) {}
 
@@ -45,9 +45,9 @@ public final class AgentDtos {
      * @param timePolicy null: the checkpoint's default
      * @param slewPeriod how long the Slew policy may take to reach host time (null: 30 s)
      */
-    public record RestartRequest(Instant at, String timePolicy, Duration slewPeriod, StorageLevel level) {
+    public record RestartRequest(Instant at, String timePolicy, Duration slewPeriod, StorageLevel level, List<String> vms) {
         public RestartRequest(Instant at, String timePolicy, Duration slewPeriod) {
-            this(at, timePolicy, slewPeriod, null);
+            this(at, timePolicy, slewPeriod, null, null);
         }
     }
 
@@ -62,10 +62,12 @@ public final class AgentDtos {
      * @param liveRestarts how often the live stage started over because QEMU finished the migration by
      *     itself (pausing the VM) before the global ending condition; the VM was resumed at once each time
      * @param shadowHeld whether the level-0 copy (the paused shadow) is still there to restart from
+     * @param shadowStreamed whether the shadow was already streamed out (to a level or a partner): QEMU does that once
      */
     public record VmCheckpointStatus(String vm, VmPhase phase, String liveEnd, int passes, int liveRestarts, long bytesTransferred,
                                      Instant liveDoneAt, Instant stopIssuedAt, Instant capturedAt, Instant resumedAt,
-                                     TransferFigures figures, String error, Instant guestClockAtCut, boolean shadowHeld) {}
+                                     TransferFigures figures, String error, Instant guestClockAtCut, boolean shadowHeld,
+                                     boolean shadowStreamed) {}
 
     public record CheckpointStatus(String id, String node, List<VmCheckpointStatus> vms) {}
 
@@ -111,4 +113,26 @@ public final class AgentDtos {
 
     /** A checkpoint found at a level: complete when its manifest is there and readable. */
     public record StoredCheckpoint(String checkpoint, CheckpointManifest manifest, String problem) {}
+
+    // ---------------------------------------------------------------- level 0 on a partner node
+
+    /**
+     * Asks a node to hold a copy of another node's shadow: a QEMU waiting for the state on a TCP port.
+     *
+     * @param listenHost the address the source node reaches this node at
+     * @param stoppedAt the host time of the VM's cut; {@code guestClockAtCut} the guest's clock then (may be null)
+     */
+    public record PartnerShadowRequest(String vm, String sourceNode, VmSpec spec, String accelerator, String listenHost,
+                                       Instant stoppedAt, Instant guestClockAtCut, String timePolicy) {}
+
+    /**
+     * A copy of another node's shadow held here.
+     *
+     * @param state loading, held, restarted or failed
+     * @param streamed whether it was already streamed out (to a level)
+     */
+    public record PartnerShadow(String vm, String sourceNode, String uri, String state, String error, boolean streamed) {}
+
+    /** Streams a complete checkpoint's shadow of {@code vm} to a partner node's waiting QEMU. */
+    public record ReplicateRequest(String vm, String uri) {}
 }

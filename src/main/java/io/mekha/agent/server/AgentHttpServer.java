@@ -8,6 +8,8 @@ import io.mekha.agent.AgentException;
 import io.mekha.agent.AgentService;
 import io.mekha.agent.api.AgentDtos.AbortRequest;
 import io.mekha.agent.api.AgentDtos.FlushRequest;
+import io.mekha.agent.api.AgentDtos.PartnerShadowRequest;
+import io.mekha.agent.api.AgentDtos.ReplicateRequest;
 import io.mekha.agent.api.AgentDtos.PublishManifestRequest;
 import io.mekha.agent.api.AgentDtos.StoredRequest;
 import io.mekha.agent.api.AgentDtos.StoredVmsRequest;
@@ -138,10 +140,20 @@ public final class AgentHttpServer implements AutoCloseable {
                     if (request.at() == null) {
                         throw AgentException.badRequest("the request needs 'at', the rendezvous instant");
                     }
-                    yield agent.restart(id, request.at(), request.timePolicy(), request.slewPeriod(), request.level());
+                    yield agent.restart(id, request.at(), request.timePolicy(), request.slewPeriod(), request.level(), request.vms());
                 }
                 case "GET restart" -> agent.restartStatus(id);
                 case "POST flush" -> agent.flush(id, body(exchange, FlushRequest.class));
+                case "POST replicate" -> {
+                    agent.replicate(id, body(exchange, ReplicateRequest.class));
+                    yield null;
+                }
+                case "POST partners" -> agent.hostPartner(id, body(exchange, PartnerShadowRequest.class));
+                case "GET partners" -> agent.partners(id);
+                case "DELETE partners" -> {
+                    agent.dropPartners(id);
+                    yield null;
+                }
                 case "DELETE loaded" -> {
                     agent.dropLoaded(id);
                     yield null;

@@ -254,7 +254,7 @@ public final class VmStateStreams {
         }
     }
 
-    private static void awaitLoaded(QemuVm vm, long deadline) throws QmpException, StoredStateException, InterruptedException {
+    public static void awaitLoaded(QemuVm vm, long deadline) throws QmpException, StoredStateException, InterruptedException {
         while (true) {
             if (!vm.isAlive()) {
                 throw new StoredStateException("VM '" + vm.name() + "': QEMU exited while loading its stored state" + qemuSays(vm));

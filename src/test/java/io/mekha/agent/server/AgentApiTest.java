@@ -5,6 +5,10 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.mekha.agent.AgentService;
 import io.mekha.agent.RendezvousClock;
+import io.mekha.agent.api.AgentDtos.FlushRequest;
+import io.mekha.agent.api.AgentDtos.PartnerShadowRequest;
+import io.mekha.agent.api.AgentDtos.StoredRequest;
+import io.mekha.agent.api.AgentDtos.StoredVmsRequest;
 import io.mekha.agent.runtime.LocalVmRuntime;
 import io.mekha.agent.runtime.RuntimeConfig;
 import io.mekha.agent.transfer.TransferMode;
@@ -15,6 +19,7 @@ import io.mekha.protocol.CheckpointOptions;
 import io.mekha.protocol.ClockOffset;
 import io.mekha.protocol.Coordinator;
 import io.mekha.protocol.ProtocolListener;
+import io.mekha.storage.StorageLevel;
 import java.net.InetSocketAddress;
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -90,6 +95,26 @@ class AgentApiTest {
         assertThatThrownBy(() -> client(token.header()).status("nope"))
                 .isInstanceOfSatisfying(AgentCallException.class, e -> assertThat(e.status()).isEqualTo(404))
                 .hasMessageContaining("no checkpoint nope on node n1");
+    }
+
+    @Test
+    void storageRequestsSayWhatIsMissingOrWrong() {
+        AgentClient client = client(token.header());
+        assertThatThrownBy(() -> client.flush("cp1", new FlushRequest("vm1", "vc", StorageLevel.L2, null, null, null, null, null),
+                Duration.ofSeconds(10))).hasMessageContaining("level L2 needs a 'target'");
+        assertThatThrownBy(() -> client.flush("cp1", new FlushRequest("vm1", "vc", StorageLevel.L1, null, null, "lz4", null, null),
+                Duration.ofSeconds(10))).hasMessageContaining("unknown compression 'lz4': use none or zstd");
+        assertThatThrownBy(() -> client.flush("cp1", new FlushRequest("vm1", "../x", StorageLevel.L1, null, null, null, null, null),
+                Duration.ofSeconds(10))).hasMessageContaining("virtual cluster '../x'");
+        assertThatThrownBy(() -> client.flush("cp1", new FlushRequest("vm1", "vc", StorageLevel.L1, null, null, null, null, null),
+                Duration.ofSeconds(10))).hasMessageContaining("no checkpoint cp1 of VM 'vm1' in memory on node n1");
+        assertThatThrownBy(() -> client.readManifest(new StoredRequest(StorageLevel.L1, null, "vc", "cp1")))
+                .isInstanceOfSatisfying(AgentCallException.class, e -> assertThat(e.status()).isEqualTo(404))
+                .hasMessageContaining("no complete checkpoint cp1 of vc at L1 on node n1");
+        assertThatThrownBy(() -> client.verifyStored(new StoredVmsRequest(StorageLevel.L1, null, null, List.of("vm1"))))
+                .hasMessageContaining("needs the checkpoint's 'manifest'");
+        assertThatThrownBy(() -> client.hostPartner("cp1", new PartnerShadowRequest("vm1", "n2", null, "TCG", null, null, null, null)))
+                .hasMessageContaining("needs 'vm', 'spec' and 'listenHost'");
     }
 
     @Test
