@@ -159,6 +159,23 @@ public final class AgentService implements AutoCloseable {
         return info(requireVm(name));
     }
 
+    /** Runs a command in a VM's guest through its guest agent and returns its exit code and output. */
+    public io.mekha.agent.runtime.GuestCommands.Result exec(String name, io.mekha.agent.api.AgentDtos.ExecRequest request)
+            throws AgentException, InterruptedException {
+        QemuVm vm = requireVm(name);
+        if (!vm.isAlive()) {
+            throw AgentException.conflict("VM '" + name + "' on node " + node + " is not running");
+        }
+        try {
+            return io.mekha.agent.runtime.GuestCommands.run(vm, request.argv(), request.stdin(),
+                    request.timeout() == null ? Duration.ofSeconds(60) : request.timeout());
+        } catch (IllegalArgumentException e) {
+            throw AgentException.badRequest(e.getMessage());
+        } catch (QmpException e) {
+            throw AgentException.conflict("VM '" + name + "': " + e.getMessage());
+        }
+    }
+
     /** Stops a VM (QEMU quits, or is killed after a grace period). Refused while it is in a checkpoint. */
     public void stopVm(String name) throws AgentException {
         QemuVm vm = requireVm(name);
@@ -672,14 +689,14 @@ public final class AgentService implements AutoCloseable {
             if (t.phase != VmPhase.RESUMED) {
                 throw AgentException.conflict("checkpoint " + id + " is not complete for VM '" + vm + "' (" + t.phase + "); nothing to save");
             }
-            return new AgentStorage.ShadowRef(t.transfer.shadow(), t.streamedTo, where -> t.streamedTo = where);
+            return new AgentStorage.ShadowRef(t.transfer.shadow(), t.transfer.cutDisk(), t.streamedTo, where -> t.streamedTo = where);
         }
         PartnerCopy copy = partners.getOrDefault(id, Map.of()).get(vm);
         if (copy != null) {
             if (!"held".equals(copy.state)) {
                 throw AgentException.conflict("checkpoint " + id + ": the copy of VM '" + vm + "' on node " + node + " is " + copy.state);
             }
-            return new AgentStorage.ShadowRef(copy.qemu, copy.streamedTo, where -> copy.streamedTo = where);
+            return new AgentStorage.ShadowRef(copy.qemu, copy.request.diskAtCut(), copy.streamedTo, where -> copy.streamedTo = where);
         }
         throw AgentException.notFound("no checkpoint " + id + " of VM '" + vm + "' in memory on node " + node);
     }
@@ -730,7 +747,7 @@ public final class AgentService implements AutoCloseable {
         QemuVm qemu;
         String uri;
         try {
-            qemu = runtime.startIncoming(request.spec(), io.mekha.agent.runtime.Accelerator.parse(request.accelerator()));
+            qemu = runtime.startIncoming(request.spec(), io.mekha.agent.runtime.Accelerator.parse(request.accelerator()), request.diskAtCut());
         } catch (VmStartException e) {
             throw new AgentException(500, "node " + node + ": cannot start a QEMU for the copy of VM '" + request.vm() + "': " + e.getMessage(), e);
         }

@@ -51,9 +51,10 @@ final class AgentStorage {
     /**
      * A paused, loaded copy of a VM at the cut.
      *
+     * @param cutDisk the VM's disk frozen at the cut (null: no disk)
      * @param streamedTo where it was streamed out to already, or null (QEMU streams a paused VM out only once)
      */
-    record ShadowRef(QemuVm qemu, String streamedTo, java.util.function.Consumer<String> markStreamed) {}
+    record ShadowRef(QemuVm qemu, Path cutDisk, String streamedTo, java.util.function.Consumer<String> markStreamed) {}
 
     /** A VM loaded from storage, paused, waiting for the restart's {@code cont}. */
     record LoadedVm(CheckpointManifest.VmEntry entry, QemuVm qemu, String checkpointTimePolicy) {}
@@ -128,6 +129,7 @@ final class AgentStorage {
         QemuVm shadow = ref.qemu();
         Instant started = Instant.now();
         StoredStream stream;
+        StoredStream disk = null;
         // one save per VM at a time: a shadow's QEMU migrates out to one place at once
         synchronized (vmLocks.computeIfAbsent(checkpoint + "/" + request.vm(), k -> new Object())) {
             try (CheckpointStore to = store(request.level(), request.target())) {
@@ -143,12 +145,18 @@ final class AgentStorage {
                     }
                     stream = streams.save(shadow, to, request.virtualCluster(), checkpoint, compression, timeout);
                     ref.markStreamed().accept(request.level().name());
+                    if (ref.cutDisk() != null) {
+                        disk = saveDisk(ref.cutDisk(), shadow.spec(), to, request.virtualCluster(), checkpoint, timeout);
+                    }
                 } else {
                     if (request.stream() == null) {
                         throw AgentException.badRequest("a flush from L1 needs 'stream': the level-1 file, size and checksum to copy");
                     }
                     try (CheckpointStore l1 = store(StorageLevel.L1, null)) {
                         stream = streams.copy(l1, to, request.virtualCluster(), checkpoint, request.stream(), request.vm(), timeout);
+                        if (request.disk() != null) {
+                            disk = streams.copy(l1, to, request.virtualCluster(), checkpoint, request.disk(), request.vm(), timeout);
+                        }
                     }
                 }
             } catch (StoredStateException e) {
@@ -162,8 +170,54 @@ final class AgentStorage {
         LOG.infof("checkpoint %s: VM '%s' saved to %s (%d bytes) in %d ms", checkpoint, request.vm(), request.level(), stream.bytes(),
                 Duration.between(started, finished).toMillis());
         String target = request.level() == StorageLevel.L1 ? "node " + node + " " + level1 : request.target().describe();
-        return new FlushResult(request.vm(), node, request.level(), target, stream, shadow.spec(), shadow.accelerator().name(),
+        return new FlushResult(request.vm(), node, request.level(), target, stream, disk, shadow.spec(), shadow.accelerator().name(),
                 started, finished);
+    }
+
+    /**
+     * Saves a VM's disk at the cut: everything written above its base image, in one qcow2 image
+     * whose backing file is the base (it reads frozen images only, so the running VM is never touched).
+     */
+    private StoredStream saveDisk(Path cutDisk, io.mekha.agent.runtime.VmSpec spec, CheckpointStore to, String vc, String checkpoint,
+                                  Duration timeout) throws StoredStateException, InterruptedException {
+        Path flat = staging.resolve("save-" + System.nanoTime() + ".qcow2");
+        try {
+            Files.createDirectories(staging);
+            Path base = spec.disk().toAbsolutePath();
+            // a copy of the frozen top image, rebased (safe mode) onto the base: every cluster the chain between them
+            // holds is copied in. (qemu-img convert -B loses the middle layers when the top one is empty.)
+            Files.copy(cutDisk, flat);
+            qemuImg(List.of("rebase", "-U", "-f", "qcow2", "-b", base.toString(), "-F", imageFormat(base), flat.toString()));
+            return streams.saveFile(flat, to, vc, checkpoint, diskFileName(spec.name()), spec.name(), timeout);
+        } catch (IOException e) {
+            throw new StoredStateException("saving the disk of VM '" + spec.name() + "': " + e.getMessage() + "; nothing was published", e);
+        } finally {
+            try {
+                Files.deleteIfExists(flat);
+            } catch (IOException ignored) {
+                // a leftover temporary image is removed with the work directory
+            }
+        }
+    }
+
+    static String diskFileName(String vm) {
+        return vm + ".disk.qcow2";
+    }
+
+    private String imageFormat(Path image) throws IOException, InterruptedException {
+        return json.readTree(qemuImg(List.of("info", "-U", "--output=json", image.toString()))).path("format").asText("qcow2");
+    }
+
+    private String qemuImg(List<String> args) throws IOException, InterruptedException {
+        List<String> command = new ArrayList<>();
+        command.add(runtime.config().qemuImg());
+        command.addAll(args);
+        Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+        if (p.waitFor() != 0) {
+            throw new IOException("qemu-img " + args.get(0) + " failed: " + out.strip());
+        }
+        return out;
     }
 
     void publishManifest(PublishManifestRequest request) throws AgentException {
@@ -242,10 +296,15 @@ final class AgentStorage {
             for (String vm : request.vms()) {
                 CheckpointManifest.VmEntry entry = entry(manifest, vm);
                 try {
-                    if (request.level() == StorageLevel.L2 && request.target() instanceof StorageTarget.S3) {
-                        streams.stage(store, manifest.virtualCluster(), manifest.checkpoint(), entry.stream(), vm, stagedFile(manifest, entry));
-                    } else {
-                        streams.verify(store, manifest.virtualCluster(), manifest.checkpoint(), entry.stream(), vm);
+                    for (StoredStream file : entry.disk() == null ? List.of(entry.stream()) : List.of(entry.stream(), entry.disk())) {
+                        if (request.level() == StorageLevel.L2 && request.target() instanceof StorageTarget.S3) {
+                            streams.stage(store, manifest.virtualCluster(), manifest.checkpoint(), file, vm, stagedFile(manifest, file));
+                        } else {
+                            streams.verify(store, manifest.virtualCluster(), manifest.checkpoint(), file, vm);
+                        }
+                    }
+                    if (entry.disk() != null && !Files.exists(entry.spec().disk())) {
+                        throw new StoredStateException("VM '" + vm + "': its base disk image " + entry.spec().disk() + " is missing on node " + node);
                     }
                     results.add(new StoredVmResult(vm, node, true, null));
                 } catch (StoredStateException e) {
@@ -272,9 +331,10 @@ final class AgentStorage {
         try (CheckpointStore store = store(request.level(), request.target())) {
             for (String vm : request.vms()) {
                 CheckpointManifest.VmEntry entry = entry(manifest, vm);
-                QemuVm qemu = runtime.startIncoming(entry.spec(), Accelerator.parse(entry.accelerator()));
+                Path disk = entry.disk() == null ? null : restoreDisk(store, manifest, entry);
+                QemuVm qemu = runtime.startIncoming(entry.spec(), Accelerator.parse(entry.accelerator()), disk);
                 started.add(new LoadedVm(entry, qemu, manifest.timePolicy()));
-                Path staged = stagedFile(manifest, entry);
+                Path staged = stagedFile(manifest, entry.stream());
                 try (InputStream in = Files.exists(staged) ? Files.newInputStream(staged)
                         : store.open(manifest.virtualCluster(), checkpoint, entry.stream().file())) {
                     streams.load(qemu, in, entry.stream(), LOAD_TIMEOUT);
@@ -326,7 +386,25 @@ final class AgentStorage {
         return manifest.vm(vm).orElseThrow(() -> AgentException.badRequest("checkpoint " + manifest.checkpoint() + " has no VM '" + vm + "'"));
     }
 
-    private Path stagedFile(CheckpointManifest manifest, CheckpointManifest.VmEntry entry) {
-        return staging.resolve(manifest.virtualCluster()).resolve(manifest.checkpoint()).resolve(entry.stream().file());
+    private Path stagedFile(CheckpointManifest manifest, StoredStream file) {
+        return staging.resolve(manifest.virtualCluster()).resolve(manifest.checkpoint()).resolve(file.file());
+    }
+
+    /**
+     * Puts a VM's disk at the cut where its restarted QEMU's overlay can sit on it: a file of its own
+     * per restart (the restarted VM writes only to its overlay, so this file stays as it was at the cut).
+     */
+    private Path restoreDisk(CheckpointStore store, CheckpointManifest manifest, CheckpointManifest.VmEntry entry)
+            throws IOException, StoredStateException {
+        Path dir = runtime.config().workDir().resolve("restored").resolve(manifest.virtualCluster()).resolve(manifest.checkpoint());
+        Files.createDirectories(dir);
+        Path target = dir.resolve(entry.name() + "-" + System.nanoTime() + ".disk.qcow2");
+        Path staged = stagedFile(manifest, entry.disk());
+        if (Files.exists(staged)) {
+            Files.move(staged, target);
+        } else {
+            streams.stage(store, manifest.virtualCluster(), manifest.checkpoint(), entry.disk(), entry.name(), target);
+        }
+        return target;
     }
 }

@@ -73,12 +73,23 @@ public final class AgentClient {
         return call("GET", "/v1/vms", null, json.getTypeFactory().constructCollectionType(List.class, VmInfo.class), timeout);
     }
 
+    public VmInfo vm(String name) throws AgentCallException {
+        return call("GET", "/v1/vms/" + name, null, VmInfo.class);
+    }
+
     public VmInfo startVm(VmSpec spec) throws AgentCallException {
         return call("POST", "/v1/vms", new StartVmRequest(spec), json.constructType(VmInfo.class), Duration.ofMinutes(3));
     }
 
     public void stopVm(String name) throws AgentCallException {
         call("DELETE", "/v1/vms/" + name, null, Void.class);
+    }
+
+    /** Runs a command in a VM's guest; waits as long as the command may take. */
+    public io.mekha.agent.runtime.GuestCommands.Result exec(String vm, io.mekha.agent.api.AgentDtos.ExecRequest request)
+            throws AgentCallException {
+        Duration wait = (request.timeout() == null ? Duration.ofSeconds(60) : request.timeout()).plus(Duration.ofSeconds(30));
+        return call("POST", "/v1/vms/" + vm + "/exec", request, json.constructType(io.mekha.agent.runtime.GuestCommands.Result.class), wait);
     }
 
     public CheckpointStatus prepare(String id, PrepareRequest request) throws AgentCallException {

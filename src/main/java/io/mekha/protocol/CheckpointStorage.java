@@ -52,7 +52,7 @@ public final class CheckpointStorage implements AutoCloseable {
     /** The manifest of a just-taken checkpoint, before any level holds it. */
     public static CheckpointManifest draft(String vc, CheckpointReport report, CheckpointOptions options, Instant now) {
         List<CheckpointManifest.VmEntry> vms = report.vms().stream()
-                .map(v -> new CheckpointManifest.VmEntry(v.vm(), v.node(), null, null, v.stoppedAt(), v.guestClockAtCut(), null))
+                .map(v -> new CheckpointManifest.VmEntry(v.vm(), v.node(), null, null, v.stoppedAt(), v.guestClockAtCut(), null, null))
                 .toList();
         return new CheckpointManifest(CheckpointManifest.FORMAT, vc, report.id(), StorageLevel.L0, "memory", now, report.suspendAt(),
                 options.mode().displayName(), options.timePolicy() == null ? TimePolicy.VIRTUAL.displayName() : options.timePolicy().displayName(),
@@ -107,7 +107,7 @@ public final class CheckpointStorage implements AutoCloseable {
         for (CheckpointManifest.VmEntry listed : draft.vms()) {
             AgentClient agent = partnerCopies.containsKey(listed.name()) ? partnerCopies.get(listed.name()) : byNode.get(listed.node());
             CheckpointManifest.VmEntry vm = agent == null ? listed : new CheckpointManifest.VmEntry(listed.name(), agent.node(), listed.spec(),
-                    listed.accelerator(), listed.stoppedAt(), listed.guestClockAtCut(), listed.stream());
+                    listed.accelerator(), listed.stoppedAt(), listed.guestClockAtCut(), listed.stream(), listed.disk());
             if (agent == null) {
                 throw new CheckpointFailedException("checkpoint " + draft.checkpoint() + ": no agent for node " + vm.node() + " (VM '" + vm.name() + "')");
             }
@@ -230,7 +230,8 @@ public final class CheckpointStorage implements AutoCloseable {
             }
             FlushRequest request = new FlushRequest(job.vm.name(), draft.virtualCluster(), job.level,
                     job.level == StorageLevel.L2 ? plan.level2() : null, job.from, plan.compression(), plan.writeTimeout(),
-                    job.from == StorageLevel.L1 ? job.after.result.stream() : null);
+                    job.from == StorageLevel.L1 ? job.after.result.stream() : null,
+                    job.from == StorageLevel.L1 ? job.after.result.disk() : null);
             job.result = job.agent.flush(draft.checkpoint(), request, plan.writeTimeout().plus(Duration.ofMinutes(2)));
         } catch (AgentCallException | RuntimeException e) {
             job.error = e.getMessage();
@@ -246,7 +247,8 @@ public final class CheckpointStorage implements AutoCloseable {
         written.forEach(j -> results.put(j.vm.name(), j.result));
         List<CheckpointManifest.VmEntry> entries = draft.vms().stream().map(v -> {
             FlushResult r = results.get(v.name());
-            return new CheckpointManifest.VmEntry(v.name(), r.node(), r.spec(), r.accelerator(), v.stoppedAt(), v.guestClockAtCut(), r.stream());
+            return new CheckpointManifest.VmEntry(v.name(), r.node(), r.spec(), r.accelerator(), v.stoppedAt(), v.guestClockAtCut(), r.stream(),
+                    r.disk());
         }).toList();
         CheckpointManifest manifest = new CheckpointManifest(draft.format(), draft.virtualCluster(), draft.checkpoint(), level,
                 level == StorageLevel.L1 ? "node-local directories" : plan.level2().describe(), draft.createdAt(), draft.suspendAt(),
@@ -319,7 +321,7 @@ public final class CheckpointStorage implements AutoCloseable {
                     var f = vm.figures();
                     var copy = partner.hostPartner(checkpoint, new io.mekha.agent.api.AgentDtos.PartnerShadowRequest(vm.vm(), source.node(),
                             info.spec(), info.accelerator(), partner.base().getHost(), f != null && f.stopAt() != null ? f.stopAt() : vm.stopIssuedAt(),
-                            vm.guestClockAtCut(), null));
+                            vm.guestClockAtCut(), null, vm.cutDisk()));
                     hosted.computeIfAbsent(partner, a -> new ArrayList<>()).add(vm.vm());
                     listener.step("copying VM '" + vm.vm() + "' from node " + source.node() + " into the memory of node " + partner.node());
                     source.replicate(checkpoint, new io.mekha.agent.api.AgentDtos.ReplicateRequest(vm.vm(), copy.uri()));

@@ -30,8 +30,11 @@ public record CheckpointManifest(String format, String virtualCluster, String ch
      * @param accelerator what the VM ran under (TCG or KVM): the saved CPU state fits only the same
      * @param stoppedAt the host time of this VM's cut (coordinator's clock)
      * @param guestClockAtCut the guest's realtime clock at the cut (null without a guest agent)
+     * @param disk the VM's disk at the cut: a qcow2 image of everything written above the base image {@code spec.disk()},
+     *     which must exist where the VM restarts (null: the VM has no disk)
      */
-    public record VmEntry(String name, String node, VmSpec spec, String accelerator, Instant stoppedAt, Instant guestClockAtCut, StoredStream stream) {}
+    public record VmEntry(String name, String node, VmSpec spec, String accelerator, Instant stoppedAt, Instant guestClockAtCut,
+                          StoredStream stream, StoredStream disk) {}
 
     public Optional<VmEntry> vm(String name) {
         return vms.stream().filter(v -> v.name().equals(name)).findFirst();
@@ -53,6 +56,9 @@ public record CheckpointManifest(String format, String virtualCluster, String ch
         for (VmEntry vm : vms) {
             if (vm.name() == null || vm.spec() == null || vm.stream() == null || vm.stream().sha256() == null || vm.stream().file() == null) {
                 throw new IllegalArgumentException("manifest entry for VM '" + vm.name() + "' lacks its spec or stream checksum");
+            }
+            if (vm.spec().disk() != null && (vm.disk() == null || vm.disk().sha256() == null)) {
+                throw new IllegalArgumentException("manifest entry for VM '" + vm.name() + "' lacks its disk at the cut");
             }
         }
     }

@@ -19,6 +19,7 @@ public final class SingleAgent implements AutoCloseable {
     public final LocalVmRuntime runtime;
     public final AgentService agent;
     public final Coordinator coordinator;
+    public final AgentClient client;
     private final AgentHttpServer server;
 
     public SingleAgent(Path work) throws Exception {
@@ -26,8 +27,8 @@ public final class SingleAgent implements AutoCloseable {
         runtime = new LocalVmRuntime(RuntimeConfig.defaults(work));
         agent = new AgentService("n1", runtime, new RendezvousClock(Clock.systemUTC()));
         server = new AgentHttpServer(agent, token, new InetSocketAddress("127.0.0.1", 0)).start();
-        coordinator = new Coordinator(List.of(new AgentClient("n1", server.uri(), token.header(), Duration.ofSeconds(30))),
-                Clock.systemUTC());
+        client = new AgentClient("n1", server.uri(), token.header(), Duration.ofSeconds(30));
+        coordinator = new Coordinator(List.of(client), Clock.systemUTC());
     }
 
     @Override

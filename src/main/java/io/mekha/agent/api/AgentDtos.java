@@ -63,11 +63,12 @@ public final class AgentDtos {
      *     itself (pausing the VM) before the global ending condition; the VM was resumed at once each time
      * @param shadowHeld whether the level-0 copy (the paused shadow) is still there to restart from
      * @param shadowStreamed whether the shadow was already streamed out (to a level or a partner): QEMU does that once
+     * @param cutDisk the VM's disk image frozen at the cut (null: no disk, or not captured yet)
      */
     public record VmCheckpointStatus(String vm, VmPhase phase, String liveEnd, int passes, int liveRestarts, long bytesTransferred,
                                      Instant liveDoneAt, Instant stopIssuedAt, Instant capturedAt, Instant resumedAt,
                                      TransferFigures figures, String error, Instant guestClockAtCut, boolean shadowHeld,
-                                     boolean shadowStreamed) {}
+                                     boolean shadowStreamed, java.nio.file.Path cutDisk) {}
 
     public record CheckpointStatus(String id, String node, List<VmCheckpointStatus> vms) {}
 
@@ -93,12 +94,14 @@ public final class AgentDtos {
      * @param level L1 (this node's own directory; {@code target} ignored) or L2 ({@code target} required)
      * @param from L0 (stream the shadow) or L1 (copy this node's level-1 file, {@code stream} says what it must be)
      * @param writeTimeout the target's timeout for one VM's write (null: 10 minutes)
+     * @param disk with {@code from} L1: the level-1 disk image to copy too (null: the VM has no disk)
      */
     public record FlushRequest(String vm, String virtualCluster, StorageLevel level, StorageTarget target, StorageLevel from,
-                               String compression, Duration writeTimeout, StoredStream stream) {}
+                               String compression, Duration writeTimeout, StoredStream stream, StoredStream disk) {}
 
-    /** One VM's state, saved and verified at a level. Instants are the agent's clock. */
-    public record FlushResult(String vm, String node, StorageLevel level, String target, StoredStream stream, VmSpec spec, String accelerator,
+    /** One VM's state (and its disk at the cut, if it has one), saved and verified at a level. Instants are the agent's clock. */
+    public record FlushResult(String vm, String node, StorageLevel level, String target, StoredStream stream, StoredStream disk,
+                              VmSpec spec, String accelerator,
                               Instant startedAt, Instant finishedAt) {}
 
     /** Names stored checkpoints at a level: one ({@code checkpoint}) or all of a VC (null). */
@@ -121,9 +124,11 @@ public final class AgentDtos {
      *
      * @param listenHost the address the source node reaches this node at
      * @param stoppedAt the host time of the VM's cut; {@code guestClockAtCut} the guest's clock then (may be null)
+     * @param diskAtCut the VM's disk image frozen at the cut, which the copy's own overlay is created on (null: no disk).
+     *     A path both nodes see: the local mode's nodes share a filesystem; on a cluster disks go through CSI snapshots
      */
     public record PartnerShadowRequest(String vm, String sourceNode, VmSpec spec, String accelerator, String listenHost,
-                                       Instant stoppedAt, Instant guestClockAtCut, String timePolicy) {}
+                                       Instant stoppedAt, Instant guestClockAtCut, String timePolicy, java.nio.file.Path diskAtCut) {}
 
     /**
      * A copy of another node's shadow held here.
@@ -135,4 +140,7 @@ public final class AgentDtos {
 
     /** Streams a complete checkpoint's shadow of {@code vm} to a partner node's waiting QEMU. */
     public record ReplicateRequest(String vm, String uri) {}
+
+    /** A command to run in a VM's guest (through its guest agent). {@code timeout} null: 60 s. */
+    public record ExecRequest(List<String> argv, String stdin, Duration timeout) {}
 }

@@ -1,5 +1,6 @@
 package io.mekha.agent.runtime;
 
+import io.mekha.agent.api.Json;
 import io.mekha.agent.network.SegmentPort;
 import io.mekha.qmp.QmpClient;
 import io.mekha.qmp.QmpException;
@@ -73,15 +74,18 @@ public final class LocalVmRuntime implements AutoCloseable {
 
     /** Starts a shadow of {@code source}: same machine and devices, waiting for incoming state, paused. */
     public QemuVm startShadow(QemuVm source) throws VmStartException, InterruptedException {
-        return launch(source.spec(), QemuVm.Role.SHADOW, source.accelerator(), true);
+        return launch(source.spec(), QemuVm.Role.SHADOW, source.accelerator(), true, source.disk());
     }
 
     /**
      * Starts a QEMU for {@code spec} that waits, paused, for a stored state ({@code -incoming defer -S}):
      * a restart from disk. {@code accel} must be what the state was saved under.
      */
-    public QemuVm startIncoming(VmSpec spec, Accelerator accel) throws VmStartException, InterruptedException {
-        return launch(spec, QemuVm.Role.SHADOW, accel == Accelerator.AUTO ? Accelerator.TCG : accel, true);
+    public QemuVm startIncoming(VmSpec spec, Accelerator accel, Path diskAtCut) throws VmStartException, InterruptedException {
+        if (spec.disk() != null && diskAtCut == null) {
+            throw new VmStartException("VM '" + spec.name() + "' has a disk: restarting it needs the disk as it was at the cut");
+        }
+        return launch(spec, QemuVm.Role.SHADOW, accel == Accelerator.AUTO ? Accelerator.TCG : accel, true, diskAtCut);
     }
 
     /** Every QEMU this runtime started that is still alive. */
@@ -91,7 +95,7 @@ public final class LocalVmRuntime implements AutoCloseable {
 
     private QemuVm startAndAwaitBoot(VmSpec spec, Accelerator accel, Duration watchdog)
             throws VmStartException, InterruptedException {
-        QemuVm vm = launch(spec, QemuVm.Role.PRIMARY, accel, false);
+        QemuVm vm = launch(spec, QemuVm.Role.PRIMARY, accel, false, spec.disk());
         long deadline = System.nanoTime() + watchdog.toNanos();
         while (System.nanoTime() < deadline) {
             if (vm.console().text().contains(spec.bootMarker())) {
@@ -110,7 +114,11 @@ public final class LocalVmRuntime implements AutoCloseable {
                 + "' within " + watchdog + " under " + accel + "; QEMU was stopped. Console tail:\n" + vm.console().tail(5));
     }
 
-    private QemuVm launch(VmSpec spec, QemuVm.Role role, Accelerator accel, boolean incoming)
+    /**
+     * @param diskBacking what the instance's own disk overlay is created on: the VM's base image, the source's current
+     *     overlay (a shadow: frozen at the cut later), or a disk restored from storage; ignored for VMs without a disk
+     */
+    private QemuVm launch(VmSpec spec, QemuVm.Role role, Accelerator accel, boolean incoming, Path diskBacking)
             throws VmStartException, InterruptedException {
         String dirName = spec.name() + (role == QemuVm.Role.SHADOW ? ".shadow" : "") + "-" + instanceSeq.incrementAndGet();
         QemuCommandLine.InstancePaths paths = QemuCommandLine.InstancePaths.in(config.workDir().resolve(dirName));
@@ -126,6 +134,7 @@ public final class LocalVmRuntime implements AutoCloseable {
             throw new VmStartException("VM '" + spec.name() + "': cannot create " + paths.dir() + ": " + e.getMessage(), e);
         }
         requireExecutable(spec, config.qemuBinary());
+        Path overlay = spec.disk() == null ? null : createOverlay(spec, diskBacking, paths.dir().resolve("disk-0.qcow2"));
         int nicPort = 0;
         if (spec.network() != null) {
             try {
@@ -134,7 +143,7 @@ public final class LocalVmRuntime implements AutoCloseable {
                 throw new VmStartException("VM '" + spec.name() + "': no free UDP port for its NIC: " + e.getMessage(), e);
             }
         }
-        List<String> args = commandLine.build(spec, accel, paths, nicPort, incoming);
+        List<String> args = commandLine.build(spec, accel, paths, nicPort, incoming, overlay);
         List<String> command = new ArrayList<>();
         if (Files.isExecutable(SETPRIV)) {
             command.addAll(List.of(SETPRIV.toString(), "--pdeathsig", "KILL", "--"));
@@ -148,7 +157,7 @@ public final class LocalVmRuntime implements AutoCloseable {
             ProcessKiller.killTree(process);
             throw e;
         }
-        QemuVm vm = new QemuVm(spec, role, accel, paths, args, process, qmp, nicPort);
+        QemuVm vm = new QemuVm(spec, role, accel, paths, args, process, qmp, nicPort, overlay);
         instances.add(vm);
         if (role == QemuVm.Role.PRIMARY) {
             try {
@@ -160,6 +169,34 @@ public final class LocalVmRuntime implements AutoCloseable {
             }
         }
         return vm;
+    }
+
+    /**
+     * A qcow2 overlay of the instance's own on {@code backing}: the backing file is never written by this
+     * QEMU. Created without opening the backing file (another QEMU may be writing it; its size is read
+     * with a shared read).
+     */
+    private Path createOverlay(VmSpec spec, Path backing, Path overlay) throws VmStartException, InterruptedException {
+        Path base = backing.toAbsolutePath();
+        try {
+            String info = run(List.of(config.qemuImg(), "info", "-U", "--output=json", base.toString()));
+            long size = Json.mapper().readTree(info).path("virtual-size").asLong();
+            String format = Json.mapper().readTree(info).path("format").asText("qcow2");
+            run(List.of(config.qemuImg(), "create", "-q", "-f", "qcow2", "-u", "-b", base.toString(), "-F", format,
+                    overlay.toString(), Long.toString(size)));
+            return overlay;
+        } catch (IOException e) {
+            throw new VmStartException("VM '" + spec.name() + "': cannot create its disk overlay on " + base + ": " + e.getMessage(), e);
+        }
+    }
+
+    private String run(List<String> command) throws IOException, InterruptedException {
+        Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        if (p.waitFor() != 0) {
+            throw new IOException(String.join(" ", command.subList(0, 2)) + " failed: " + out.strip());
+        }
+        return out;
     }
 
     private Process spawn(VmSpec spec, List<String> command, QemuCommandLine.InstancePaths paths)

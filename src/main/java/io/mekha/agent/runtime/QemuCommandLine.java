@@ -9,6 +9,9 @@ import java.util.List;
  * migration stream fits) plus {@code -incoming defer -S}; only its console and monitor paths differ.
  */
 public final class QemuCommandLine {
+    /** The drive id of a VM's disk. */
+    public static final String DISK_ID = "disk0";
+
     private final String qemuBinary;
 
     public QemuCommandLine(String qemuBinary) {
@@ -26,7 +29,10 @@ public final class QemuCommandLine {
     /**
      * @param nicPort the local UDP port of this instance's NIC (ignored without a network)
      */
-    public List<String> build(VmSpec spec, Accelerator accel, InstancePaths paths, int nicPort, boolean incoming) {
+    /**
+     * @param disk the instance's own disk overlay (null without a disk)
+     */
+    public List<String> build(VmSpec spec, Accelerator accel, InstancePaths paths, int nicPort, boolean incoming, Path disk) {
         if (accel == Accelerator.AUTO) {
             throw new IllegalArgumentException("resolve AUTO to TCG or KVM before building a command line");
         }
@@ -51,8 +57,9 @@ public final class QemuCommandLine {
             }
             args.addAll(List.of("-append", kernelArguments(spec)));
         }
-        if (spec.disk() != null) {
-            args.addAll(List.of("-drive", "file=" + spec.disk() + ",if=virtio,format=qcow2,cache=writeback"));
+        if (disk != null) {
+            // id disk0: the name blockdev-snapshot-sync freezes it by at a checkpoint's cut
+            args.addAll(List.of("-drive", "file=" + disk + ",if=virtio,format=qcow2,cache=writeback,id=" + DISK_ID));
         }
         if (spec.network() != null) {
             NetworkAttachment net = spec.network();

@@ -3,6 +3,7 @@ package io.mekha.agent.runtime;
 import io.mekha.agent.network.SegmentPort;
 import io.mekha.qmp.QmpClient;
 import java.io.IOException;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -24,9 +25,10 @@ public final class QemuVm implements AutoCloseable {
     private final QmpClient qmp;
     private final int nicPort;
     private volatile Role role;
+    private volatile Path disk;
 
     QemuVm(VmSpec spec, Role role, Accelerator accelerator, QemuCommandLine.InstancePaths paths,
-           List<String> commandLine, Process process, QmpClient qmp, int nicPort) {
+           List<String> commandLine, Process process, QmpClient qmp, int nicPort, Path disk) {
         this.spec = spec;
         this.role = role;
         this.accelerator = accelerator;
@@ -35,6 +37,20 @@ public final class QemuVm implements AutoCloseable {
         this.process = process;
         this.qmp = qmp;
         this.nicPort = nicPort;
+        this.disk = disk;
+    }
+
+    /**
+     * The disk image this QEMU writes to now: its own qcow2 overlay, whose backing chain ends in the
+     * VM's base image (null for a VM without a disk). A checkpoint freezes it and moves the VM onto a new overlay.
+     */
+    public Path disk() {
+        return disk;
+    }
+
+    /** The VM writes to {@code overlay} from now on (after a {@code blockdev-snapshot-sync}). */
+    public void diskMovedTo(Path overlay) {
+        this.disk = overlay;
     }
 
     public String name() {

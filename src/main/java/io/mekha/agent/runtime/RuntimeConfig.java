@@ -23,6 +23,17 @@ public record RuntimeConfig(String qemuBinary, Path workDir, Accelerator acceler
                 Duration.ofSeconds(90), Duration.ofSeconds(15));
     }
 
+    /** qemu-img beside the QEMU binary when that is a path, else the one on PATH. */
+    public String qemuImg() {
+        if (qemuBinary.contains("/")) {
+            java.nio.file.Path sibling = java.nio.file.Path.of(qemuBinary).resolveSibling("qemu-img");
+            if (java.nio.file.Files.isExecutable(sibling)) {
+                return sibling.toString();
+            }
+        }
+        return "qemu-img";
+    }
+
     public RuntimeConfig withAccelerator(Accelerator accel) {
         return new RuntimeConfig(qemuBinary, workDir, accel, bootTimeout, qmpTimeout);
     }

@@ -39,6 +39,7 @@ import org.jboss.logging.Logger;
 public final class AgentHttpServer implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(AgentHttpServer.class);
     private static final Pattern VM = Pattern.compile("^/v1/vms/([^/]+)$");
+    private static final Pattern VM_EXEC = Pattern.compile("^/v1/vms/([^/]+)/exec$");
     private static final Pattern CHECKPOINT = Pattern.compile("^/v1/checkpoints/([^/]+)(?:/([a-z]+))?$");
     private static final int MAX_BODY = 1 << 20;
 
@@ -109,6 +110,13 @@ public final class AgentHttpServer implements AutoCloseable {
                 case "POST" -> agent.startVm(body(exchange, StartVmRequest.class).spec());
                 default -> throw methodNotAllowed(method, path);
             };
+        }
+        Matcher exec = VM_EXEC.matcher(path);
+        if (exec.matches()) {
+            if (!method.equals("POST")) {
+                throw methodNotAllowed(method, path);
+            }
+            return agent.exec(exec.group(1), body(exchange, io.mekha.agent.api.AgentDtos.ExecRequest.class));
         }
         Matcher vm = VM.matcher(path);
         if (vm.matches()) {

@@ -109,6 +109,33 @@ public final class VmStateStreams {
         return stored;
     }
 
+    /** Saves a local file (a VM's disk image at the cut) into {@code store} as {@code name}, uncompressed; read back and checked. */
+    public StoredStream saveFile(Path file, CheckpointStore store, String vc, String checkpoint, String name, String vm, Duration timeout)
+            throws StoredStateException {
+        String where = store.locate(vc, checkpoint, name);
+        long deadline = System.nanoTime() + timeout.toNanos();
+        Digest digest;
+        try (InputStream in = Files.newInputStream(file); CheckpointStore.StreamSink sink = store.create(vc, checkpoint, name)) {
+            digest = new Digest(sink.stream());
+            byte[] buffer = new byte[CHUNK];
+            int n;
+            while ((n = in.read(buffer)) > 0) {
+                digest.write(buffer, 0, n);
+                if (System.nanoTime() > deadline) {
+                    throw new StoredStateException("saving the disk of VM '" + vm + "' to " + where + " exceeded the target's write timeout of "
+                            + timeout.toMillis() + " ms; nothing was published");
+                }
+            }
+            sink.commit();
+        } catch (IOException e) {
+            throw new StoredStateException("saving the disk of VM '" + vm + "' to " + where + " failed: " + e.getMessage()
+                    + "; nothing was published", e);
+        }
+        StoredStream stored = new StoredStream(name, Compression.NONE.text(), digest.count, digest.count, digest.hex());
+        verify(store, vc, checkpoint, stored, vm);
+        return stored;
+    }
+
     /** Copies a stored stream from one store to another, checking the source's checksum on the way; the copy is verified too. */
     public StoredStream copy(CheckpointStore from, CheckpointStore to, String vc, String checkpoint, StoredStream stream, String vm,
                              Duration timeout) throws StoredStateException {

@@ -3,6 +3,7 @@ package io.mekha.agent.transfer;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.mekha.agent.runtime.QemuCommandLine;
 import io.mekha.agent.runtime.QemuVm;
 import io.mekha.qmp.QmpClient;
 import io.mekha.qmp.QmpEvent;
@@ -44,6 +45,7 @@ public abstract sealed class ShadowTransfer permits MtdTransfer, StopAndCopyTran
     private Instant stopEvent;
     private Instant resumeEvent;
     private MigrationStatus finalStatus;
+    private Path cutDisk;
 
     protected ShadowTransfer(QemuVm source, QemuVm shadow, LiveStageBounds bounds) {
         this.source = source;
@@ -60,6 +62,10 @@ public abstract sealed class ShadowTransfer permits MtdTransfer, StopAndCopyTran
      */
     public static ShadowTransfer prepare(TransferMode mode, QemuVm source, QemuVm shadow, LiveStageBounds bounds)
             throws TransferException {
+        if (mode == TransferMode.BACKGROUND_SNAPSHOT && source.disk() != null) {
+            throw new TransferException("VM '" + source.name() + "' has a disk: BackgroundSnapshot cannot freeze it at the"
+                    + " instant QEMU takes the memory snapshot (QEMU resumes the VM by itself); use MTD or StopAndCopy");
+        }
         ShadowTransfer transfer = switch (mode) {
             case MTD -> new MtdTransfer(source, shadow, bounds);
             case STOP_AND_COPY -> new StopAndCopyTransfer(source, shadow, bounds);
@@ -132,6 +138,7 @@ public abstract sealed class ShadowTransfer permits MtdTransfer, StopAndCopyTran
             }
             finalStatus = status;
             awaitShadowLoaded(deadline);
+            freezeDisk();
             captured = Instant.now();
         } catch (QmpException e) {
             throw new TransferException("VM '" + source.name() + "': lost QEMU while capturing: " + e.getMessage(), e);
@@ -158,6 +165,38 @@ public abstract sealed class ShadowTransfer permits MtdTransfer, StopAndCopyTran
             }
             Thread.sleep(POLL.toMillis());
         }
+    }
+
+    /**
+     * Freezes the paused source's disk at the cut: QEMU moves the VM onto a new overlay, and the
+     * overlay it wrote until now (the shadow's backing file) is never written again. Runs while the
+     * VM is still paused after its memory was captured, so disk and memory are cut at one instant.
+     */
+    private void freezeDisk() throws TransferException {
+        Path current = source.disk();
+        if (current == null) {
+            return;
+        }
+        try {
+            freezeDiskAt(current);
+        } catch (QmpException e) {
+            throw new TransferException("VM '" + source.name() + "': cannot freeze its disk " + current + " at the cut: " + e.getMessage(), e);
+        }
+    }
+
+    private void freezeDiskAt(Path current) throws QmpException {
+        java.util.regex.Matcher numbered = java.util.regex.Pattern.compile("disk-(\\d+)\\.qcow2").matcher(current.getFileName().toString());
+        int generation = numbered.matches() ? Integer.parseInt(numbered.group(1)) : 0;
+        Path next = current.resolveSibling("disk-" + (generation + 1) + ".qcow2");
+        source.qmp().execute("blockdev-snapshot-sync", QmpClient.args().put("device", QemuCommandLine.DISK_ID)
+                .put("snapshot-file", next.toString()).put("format", "qcow2"));
+        source.diskMovedTo(next);
+        cutDisk = current;
+    }
+
+    /** The VM's disk image as it was at the cut (null without a disk, or before the capture). */
+    public Path cutDisk() {
+        return cutDisk;
     }
 
     /** Pauses the source now, remembering that Mekha did (so that abort and resume let it run again). */

@@ -100,20 +100,20 @@ class AgentApiTest {
     @Test
     void storageRequestsSayWhatIsMissingOrWrong() {
         AgentClient client = client(token.header());
-        assertThatThrownBy(() -> client.flush("cp1", new FlushRequest("vm1", "vc", StorageLevel.L2, null, null, null, null, null),
+        assertThatThrownBy(() -> client.flush("cp1", new FlushRequest("vm1", "vc", StorageLevel.L2, null, null, null, null, null, null),
                 Duration.ofSeconds(10))).hasMessageContaining("level L2 needs a 'target'");
-        assertThatThrownBy(() -> client.flush("cp1", new FlushRequest("vm1", "vc", StorageLevel.L1, null, null, "lz4", null, null),
+        assertThatThrownBy(() -> client.flush("cp1", new FlushRequest("vm1", "vc", StorageLevel.L1, null, null, "lz4", null, null, null),
                 Duration.ofSeconds(10))).hasMessageContaining("unknown compression 'lz4': use none or zstd");
-        assertThatThrownBy(() -> client.flush("cp1", new FlushRequest("vm1", "../x", StorageLevel.L1, null, null, null, null, null),
+        assertThatThrownBy(() -> client.flush("cp1", new FlushRequest("vm1", "../x", StorageLevel.L1, null, null, null, null, null, null),
                 Duration.ofSeconds(10))).hasMessageContaining("virtual cluster '../x'");
-        assertThatThrownBy(() -> client.flush("cp1", new FlushRequest("vm1", "vc", StorageLevel.L1, null, null, null, null, null),
+        assertThatThrownBy(() -> client.flush("cp1", new FlushRequest("vm1", "vc", StorageLevel.L1, null, null, null, null, null, null),
                 Duration.ofSeconds(10))).hasMessageContaining("no checkpoint cp1 of VM 'vm1' in memory on node n1");
         assertThatThrownBy(() -> client.readManifest(new StoredRequest(StorageLevel.L1, null, "vc", "cp1")))
                 .isInstanceOfSatisfying(AgentCallException.class, e -> assertThat(e.status()).isEqualTo(404))
                 .hasMessageContaining("no complete checkpoint cp1 of vc at L1 on node n1");
         assertThatThrownBy(() -> client.verifyStored(new StoredVmsRequest(StorageLevel.L1, null, null, List.of("vm1"))))
                 .hasMessageContaining("needs the checkpoint's 'manifest'");
-        assertThatThrownBy(() -> client.hostPartner("cp1", new PartnerShadowRequest("vm1", "n2", null, "TCG", null, null, null, null)))
+        assertThatThrownBy(() -> client.hostPartner("cp1", new PartnerShadowRequest("vm1", "n2", null, "TCG", null, null, null, null, null)))
                 .hasMessageContaining("needs 'vm', 'spec' and 'listenHost'");
     }
 

@@ -1,0 +1,69 @@
+package io.mekha.agent.runtime;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.mekha.qmp.QgaClient;
+import io.mekha.qmp.QmpClient;
+import io.mekha.qmp.QmpException;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.Base64;
+import java.util.List;
+
+/**
+ * Runs a command in a guest and collects its output through qemu-guest-agent's {@code guest-exec}
+ * (a virtio-serial channel): no typing into a serial console, which drops bulk input.
+ */
+public final class GuestCommands {
+    private static final Duration CALL = Duration.ofSeconds(10);
+    private static final Duration POLL = Duration.ofMillis(100);
+
+    /**
+     * What a guest command did.
+     *
+     * @param exitCode null when it was still running at the timeout (it is left running)
+     * @param truncated whether the guest agent cut the output short (it keeps at most a few MiB)
+     */
+    public record Result(List<String> argv, Integer exitCode, String stdout, String stderr, boolean truncated) {
+        public boolean succeeded() {
+            return exitCode != null && exitCode == 0;
+        }
+    }
+
+    private GuestCommands() {}
+
+    /** Runs {@code argv} (argv[0] an absolute path in the guest) and waits up to {@code timeout} for it to end. */
+    public static Result run(QemuVm vm, List<String> argv, String stdin, Duration timeout) throws QmpException, InterruptedException {
+        if (argv == null || argv.isEmpty()) {
+            throw new IllegalArgumentException("name the command to run: argv[0] is a path in the guest");
+        }
+        if (!vm.spec().guestAgent()) {
+            throw new QmpException("VM '" + vm.name() + "' has no guest agent port (guestAgent: true in its description)");
+        }
+        try (QgaClient qga = QgaClient.connect(vm.paths().guestAgentSocket(), CALL)) {
+            ObjectNode args = QmpClient.args().put("path", argv.get(0)).put("capture-output", true);
+            argv.subList(1, argv.size()).forEach(args.putArray("arg")::add);
+            if (stdin != null) {
+                args.put("input-data", Base64.getEncoder().encodeToString(stdin.getBytes(StandardCharsets.UTF_8)));
+            }
+            long pid = qga.execute("guest-exec", args, CALL).path("pid").asLong();
+            long deadline = System.nanoTime() + timeout.toNanos();
+            while (true) {
+                JsonNode status = qga.execute("guest-exec-status", QmpClient.args().put("pid", pid), CALL);
+                if (status.path("exited").asBoolean()) {
+                    return new Result(List.copyOf(argv), status.has("exitcode") ? status.path("exitcode").asInt() : -status.path("signal").asInt(),
+                            decode(status.path("out-data")), decode(status.path("err-data")),
+                            status.path("out-truncated").asBoolean() || status.path("err-truncated").asBoolean());
+                }
+                if (System.nanoTime() > deadline) {
+                    return new Result(List.copyOf(argv), null, "", "", false);
+                }
+                Thread.sleep(POLL.toMillis());
+            }
+        }
+    }
+
+    private static String decode(JsonNode data) {
+        return data.isMissingNode() || data.isNull() ? "" : new String(Base64.getDecoder().decode(data.asText()), StandardCharsets.UTF_8);
+    }
+}
