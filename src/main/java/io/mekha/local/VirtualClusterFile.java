@@ -35,7 +35,8 @@ import java.util.stream.Collectors;
  *     workload: dirtier -m 64 -d 16 -i 0      # run by the test guest's init (optional)
  *     network: {segment: lan, address: 10.77.0.1/24}
  *     guestAgent: true        # a virtio-serial port for qemu-guest-agent (Step and Slew time policies)
- *     # kernel/initrd default to the project's test guest; disk: a qcow2 image instead
+ *     # kernel/initrd default to the project's test guest; disk: a qcow2 base image (each VM writes to an
+ *     # overlay of its own, frozen at every checkpoint's cut); paths are relative to this file, '~/' is the home directory
  * </pre>
  */
 public final class VirtualClusterFile {
@@ -207,7 +208,8 @@ public final class VirtualClusterFile {
             if (value == null) {
                 return null;
             }
-            Path p = baseDir == null ? Path.of(value) : baseDir.resolve(value);
+            String expanded = value.equals("~") || value.startsWith("~/") ? System.getProperty("user.home") + value.substring(1) : value;
+            Path p = baseDir == null ? Path.of(expanded) : baseDir.resolve(expanded);
             if (!Files.isRegularFile(p)) {
                 problems.add(field + ": file " + p + " does not exist");
                 return null;

@@ -42,9 +42,18 @@ public final class TestCluster implements AutoCloseable {
     public final List<VmSpec> specs;
     public final RingCluster ring;
 
-    /** vm1 and vm2 on n1 (this JVM), vm3 on n2 (its own process). */
+    /** vm1 and vm2 on n1 (this JVM), vm3 on n2 (its own process), running the ring workload. */
     public TestCluster(Path work, int steps, int intervalMs) throws Exception {
-        this.ring = new RingCluster(NODES, steps, intervalMs, 16, 4);
+        this(work, new RingCluster(NODES, steps, intervalMs, 16, 4), null);
+    }
+
+    /** vm1 and vm2 on n1 (this JVM), vm3 on n2 (its own process), described by {@code specs} (given the segment hub's port). */
+    public TestCluster(Path work, java.util.function.IntFunction<List<VmSpec>> specs) throws Exception {
+        this(work, null, specs);
+    }
+
+    private TestCluster(Path work, RingCluster ring, java.util.function.IntFunction<List<VmSpec>> specs) throws Exception {
+        this.ring = ring;
         hub = SegmentHub.open("lan", 0);
         Path tokenFile = work.resolve("agent.token");
         token.write(tokenFile);
@@ -55,7 +64,7 @@ public final class TestCluster implements AutoCloseable {
         client1 = new AgentClient("n1", server1.uri(), token.header(), Duration.ofSeconds(30));
         client2 = new AgentClient("n2", agent2.uri(), token.header(), Duration.ofSeconds(30));
         coordinator = new Coordinator(List.of(client1, client2), Clock.systemUTC());
-        specs = TestVcs.ring(ring, hub.port(), 256);
+        this.specs = ring != null ? TestVcs.ring(ring, hub.port(), 256) : specs.apply(hub.port());
     }
 
     public void bootAll() throws Exception {

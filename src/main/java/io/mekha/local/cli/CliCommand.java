@@ -12,4 +12,8 @@ abstract class CliCommand {
     PrintWriter out() {
         return spec.commandLine().getOut();
     }
+
+    PrintWriter err() {
+        return spec.commandLine().getErr();
+    }
 }
