@@ -28,8 +28,20 @@ public class ExecCommand extends CliCommand implements Callable<Integer> {
     @Parameters(index = "0", description = "the VM")
     String vm;
 
-    @Parameters(index = "1..*", arity = "1..*", description = "the command and its arguments (an absolute path, or run through /bin/sh -c)")
+    @Parameters(index = "1..*", arity = "1..*", description = "the command: one shell command line, or a program and its arguments")
     List<String> command;
+
+    /** One word: a shell command line as it is. Several: each word quoted, so the guest's shell sees the same words. */
+    static String shellLine(List<String> words) {
+        if (words.size() == 1) {
+            return words.get(0);
+        }
+        StringBuilder line = new StringBuilder();
+        for (String word : words) {
+            line.append(line.length() == 0 ? "" : " ").append('\'').append(word.replace("'", "'\\''")).append('\'');
+        }
+        return line.toString();
+    }
 
     @Override
     public Integer call() throws Exception {
@@ -39,7 +51,7 @@ public class ExecCommand extends CliCommand implements Callable<Integer> {
         } catch (RuntimeException e) {
             throw new InvalidSpecException("--timeout '" + timeout + "': write it like 30s or 5m");
         }
-        List<String> argv = command.get(0).startsWith("/") ? command : List.of("/bin/sh", "-c", String.join(" ", command));
+        List<String> argv = command.get(0).startsWith("/") ? command : List.of("/bin/sh", "-c", shellLine(command));
         LocalVcState state = LocalVcState.find(vc);
         GuestCommands.Result result = state.client().exec(vm, new ExecRequest(argv, null, wait));
         out().print(result.stdout());
