@@ -10,13 +10,18 @@ import java.nio.file.Path;
 public record GuestImage(Path dir) {
 
     public static GuestImage locate() {
-        String env = System.getenv("MEKHA_GUEST_DIR");
+        return new GuestImage(cacheDir("MEKHA_GUEST_DIR", "guest"));
+    }
+
+    /** {@code $envVar} if set, else {@code <XDG cache or ~/.cache>/mekha/<name>}: where the guest build scripts put their output. */
+    static Path cacheDir(String envVar, String name) {
+        String env = System.getenv(envVar);
         if (env != null && !env.isBlank()) {
-            return new GuestImage(Path.of(env));
+            return Path.of(env);
         }
         String cache = System.getenv("XDG_CACHE_HOME");
         Path base = cache != null && !cache.isBlank() ? Path.of(cache) : Path.of(System.getProperty("user.home"), ".cache");
-        return new GuestImage(base.resolve("mekha").resolve("guest"));
+        return base.resolve("mekha").resolve(name);
     }
 
     public Path kernel() {

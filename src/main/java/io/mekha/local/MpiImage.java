@@ -14,13 +14,7 @@ import java.util.List;
 public record MpiImage(Path dir) {
 
     public static MpiImage locate() {
-        String env = System.getenv("MEKHA_MPI_IMAGE_DIR");
-        if (env != null && !env.isBlank()) {
-            return new MpiImage(Path.of(env));
-        }
-        String cache = System.getenv("XDG_CACHE_HOME");
-        Path base = cache != null && !cache.isBlank() ? Path.of(cache) : Path.of(System.getProperty("user.home"), ".cache");
-        return new MpiImage(base.resolve("mekha").resolve("mpi-image"));
+        return new MpiImage(GuestImage.cacheDir("MEKHA_MPI_IMAGE_DIR", "mpi-image"));
     }
 
     public Path kernel() {

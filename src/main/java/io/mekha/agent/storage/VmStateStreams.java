@@ -76,17 +76,8 @@ public final class VmStateStreams {
                  CheckpointStore.StreamSink sink = store.create(vc, checkpoint, file)) {
                 digest = new Digest(sink.stream());
                 try (OutputStream out = compression == Compression.ZSTD ? new ZstdOutputStream(digest, ZSTD_LEVEL) : new Unclosed(digest)) {
-                    InputStream in = Channels.newInputStream(from);
-                    byte[] buffer = new byte[CHUNK];
-                    int n;
-                    while ((n = in.read(buffer)) > 0) {
-                        out.write(buffer, 0, n);
-                        raw += n;
-                        if (System.nanoTime() > deadline) {
-                            throw new StoredStateException("saving VM '" + shadow.name() + "' to " + where + " exceeded the target's write timeout of "
-                                    + timeout.toMillis() + " ms after " + raw + " bytes; nothing was published");
-                        }
-                    }
+                    raw = pump(Channels.newInputStream(from), out, deadline, () -> "saving VM '" + shadow.name() + "' to " + where
+                            + " exceeded the target's write timeout of " + timeout.toMillis() + " ms; nothing was published");
                 }
                 awaitSaved(shadow, deadline);
                 sink.commit();
@@ -117,15 +108,8 @@ public final class VmStateStreams {
         Digest digest;
         try (InputStream in = Files.newInputStream(file); CheckpointStore.StreamSink sink = store.create(vc, checkpoint, name)) {
             digest = new Digest(sink.stream());
-            byte[] buffer = new byte[CHUNK];
-            int n;
-            while ((n = in.read(buffer)) > 0) {
-                digest.write(buffer, 0, n);
-                if (System.nanoTime() > deadline) {
-                    throw new StoredStateException("saving the disk of VM '" + vm + "' to " + where + " exceeded the target's write timeout of "
-                            + timeout.toMillis() + " ms; nothing was published");
-                }
-            }
+            pump(in, digest, deadline, () -> "saving the disk of VM '" + vm + "' to " + where + " exceeded the target's write timeout of "
+                    + timeout.toMillis() + " ms; nothing was published");
             sink.commit();
         } catch (IOException e) {
             throw new StoredStateException("saving the disk of VM '" + vm + "' to " + where + " failed: " + e.getMessage()
@@ -144,15 +128,8 @@ public final class VmStateStreams {
         try (InputStream in = from.open(vc, checkpoint, stream.file());
              CheckpointStore.StreamSink sink = to.create(vc, checkpoint, stream.file())) {
             Digest digest = new Digest(sink.stream());
-            byte[] buffer = new byte[CHUNK];
-            int n;
-            while ((n = in.read(buffer)) > 0) {
-                digest.write(buffer, 0, n);
-                if (System.nanoTime() > deadline) {
-                    throw new StoredStateException("copying VM '" + vm + "' to " + where + " exceeded the target's write timeout of "
-                            + timeout.toMillis() + " ms; nothing was published");
-                }
-            }
+            pump(in, digest, deadline, () -> "copying VM '" + vm + "' to " + where + " exceeded the target's write timeout of "
+                    + timeout.toMillis() + " ms; nothing was published");
             check(stream, digest.count, digest.hex(), from.locate(vc, checkpoint, stream.file()), vm);
             sink.commit();
         } catch (NoSuchFileException e) {
@@ -252,6 +229,22 @@ public final class VmStateStreams {
     }
 
     // ---------------------------------------------------------------- helpers
+
+    /** Copies {@code in} to {@code out} a chunk at a time; fails with {@code late}'s message once past {@code deadline}. */
+    private static long pump(InputStream in, OutputStream out, long deadline, java.util.function.Supplier<String> late)
+            throws IOException, StoredStateException {
+        byte[] buffer = new byte[CHUNK];
+        long total = 0;
+        int n;
+        while ((n = in.read(buffer)) > 0) {
+            out.write(buffer, 0, n);
+            total += n;
+            if (System.nanoTime() > deadline) {
+                throw new StoredStateException(late.get());
+            }
+        }
+        return total;
+    }
 
     private static void check(StoredStream expected, long bytes, String sha256, String where, String vm) throws StoredStateException {
         if (bytes != expected.bytes()) {
