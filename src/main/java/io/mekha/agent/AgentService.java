@@ -818,6 +818,7 @@ public final class AgentService implements AutoCloseable {
         }
         synchronized (t) {
             try {
+                ShadowTransfer.plainOutgoingMigration(shadow);
                 shadow.qmp().execute("migrate-set-parameters", QmpClient.args().put("max-bandwidth", 64L << 30).put("downtime-limit", 600_000));
                 shadow.qmp().execute("migrate", QmpClient.args().put("uri", request.uri()));
                 long deadline = System.nanoTime() + Duration.ofMinutes(10).toNanos();

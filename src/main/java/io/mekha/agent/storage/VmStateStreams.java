@@ -69,6 +69,7 @@ public final class VmStateStreams {
             Files.deleteIfExists(socket);
             server.bind(UnixDomainSocketAddress.of(socket));
             QmpClient qmp = shadow.qmp();
+            io.mekha.agent.transfer.ShadowTransfer.plainOutgoingMigration(shadow);
             qmp.execute("migrate-set-parameters", QmpClient.args().put("max-bandwidth", UNCAPPED_BANDWIDTH)
                     .put("downtime-limit", NO_DOWNTIME_LIMIT_MS));
             qmp.execute("migrate", QmpClient.args().put("uri", "unix:" + socket));

@@ -12,7 +12,10 @@ import java.time.Instant;
  * The limit is never 0: QEMU 7.2 then skips the dirty-bitmap sync and finishes after the bulk pass.
  *
  * <p>Stock QEMU finishes a migration by itself, stopping the VM, whenever a pass over the dirty
- * set ends with (next to) nothing newly dirty. Mekha makes that unlikely in three ways: where
+ * set ends with (next to) nothing newly dirty. Where both QEMUs offer {@code switchover-ack} (8.1+),
+ * Mekha prevents it: the migration runs through a {@link MigrationRelay} that withholds the shadow's
+ * switchover acknowledgement until the VM is stopped at its cut (QEMU may not switch over a running
+ * VM without it). On older QEMUs Mekha makes it unlikely in three ways: where
  * QEMU offers {@code avail-switchover-bandwidth} (8.2+) it declares a switchover bandwidth so
  * small that only an empty dirty set fits; after the bulk pass it paces the copy so that each pass
  * lasts about {@link #PASS_TARGET} (a guest that is busy at all dirties something in that time,
@@ -124,6 +127,7 @@ public final class MtdTransfer extends ShadowTransfer {
     @Override
     public void suspend() throws QmpException {
         stopSource();
+        releaseSwitchover();
         setParameter("max-bandwidth", bounds.qemuMaxBandwidth(UNCAPPED_BANDWIDTH));
         setParameter("downtime-limit", FINAL_DOWNTIME_MS);
         setParameterIfOffered("avail-switchover-bandwidth", 0);

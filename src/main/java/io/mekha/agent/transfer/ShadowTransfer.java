@@ -12,6 +12,7 @@ import io.mekha.qmp.QmpException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.List;
 import java.util.Set;
 import org.jboss.logging.Logger;
 
@@ -33,6 +34,8 @@ public abstract sealed class ShadowTransfer permits MtdTransfer, StopAndCopyTran
     protected final QemuVm source;
     protected final QemuVm shadow;
     protected final Path migrationSocket;
+    /** Between source and shadow when the live stage holds back the switchover (MTD on QEMU 8.1+), else null. */
+    protected MigrationRelay relay;
     protected final LiveStageBounds bounds;
     private final QmpEventQueue runStateEvents;
     private final Instant prepared;
@@ -73,13 +76,63 @@ public abstract sealed class ShadowTransfer permits MtdTransfer, StopAndCopyTran
         };
         try {
             transfer.configure();
+            transfer.configureSwitchoverHold(mode == TransferMode.MTD);
             shadow.qmp().execute("migrate-incoming", QmpClient.args().put("uri", "unix:" + transfer.migrationSocket));
-        } catch (QmpException e) {
+        } catch (java.io.IOException e) {
             transfer.abort();
             throw new TransferException("VM '" + source.name() + "': cannot prepare a " + mode.displayName()
                     + " transfer to its shadow: " + e.getMessage(), e);
         }
         return transfer;
+    }
+
+    /**
+     * With {@code hold} (and where both QEMUs offer {@code switchover-ack}), the migration goes
+     * through a {@link MigrationRelay} that withholds the shadow's switchover acknowledgement until
+     * the VM is stopped at its cut: QEMU cannot finish the live stage by itself. Otherwise the
+     * capabilities are switched off on both sides (a QEMU keeps them from one migration to the next).
+     */
+    private void configureSwitchoverHold(boolean hold) throws QmpException, java.io.IOException {
+        boolean offered = offers(source.qmp(), "switchover-ack") && offers(shadow.qmp(), "switchover-ack");
+        if (!offered) {
+            return;
+        }
+        for (QemuVm vm : List.of(source, shadow)) {
+            ObjectNode args = QmpClient.args();
+            var caps = args.putArray("capabilities");
+            caps.add(QmpClient.args().put("capability", "return-path").put("state", hold));
+            caps.add(QmpClient.args().put("capability", "switchover-ack").put("state", hold));
+            vm.qmp().execute("migrate-set-capabilities", args);
+        }
+        if (hold) {
+            relay = new MigrationRelay(shadow.paths().dir().resolve("relay.sock"), migrationSocket);
+        }
+    }
+
+    /**
+     * Switches off the return path and switchover acknowledgement on {@code vm} (a shadow keeps them
+     * from receiving its state): a shadow saved to a file or copied to a partner migrates out plainly.
+     */
+    public static void plainOutgoingMigration(QemuVm vm) throws QmpException {
+        if (!offers(vm.qmp(), "switchover-ack")) {
+            return;
+        }
+        ObjectNode args = QmpClient.args();
+        var caps = args.putArray("capabilities");
+        caps.add(QmpClient.args().put("capability", "return-path").put("state", false));
+        caps.add(QmpClient.args().put("capability", "switchover-ack").put("state", false));
+        vm.qmp().execute("migrate-set-capabilities", args);
+    }
+
+    /** Lets the held switchover through (the VM is stopped now); a no-op without a relay. */
+    protected void releaseSwitchover() throws QmpException {
+        if (relay != null) {
+            try {
+                relay.release();
+            } catch (java.io.IOException e) {
+                throw new QmpException("VM '" + source.name() + "': the migration relay to the shadow broke: " + e.getMessage());
+            }
+        }
     }
 
     public abstract TransferMode mode();
@@ -138,6 +191,9 @@ public abstract sealed class ShadowTransfer permits MtdTransfer, StopAndCopyTran
             }
             finalStatus = status;
             awaitShadowLoaded(deadline);
+            if (relay != null) {
+                relay.close();
+            }
             freezeDisk();
             captured = Instant.now();
         } catch (QmpException e) {
@@ -241,6 +297,9 @@ public abstract sealed class ShadowTransfer permits MtdTransfer, StopAndCopyTran
             LOG.errorf("VM '%s': could not resume it during abort: %s", source.name(), e.getMessage());
         }
         shadow.kill();
+        if (relay != null) {
+            relay.close();
+        }
         runStateEvents.close();
     }
 
@@ -293,7 +352,7 @@ public abstract sealed class ShadowTransfer permits MtdTransfer, StopAndCopyTran
     }
 
     protected void migrate() throws QmpException {
-        source.qmp().execute("migrate", QmpClient.args().put("uri", "unix:" + migrationSocket));
+        source.qmp().execute("migrate", QmpClient.args().put("uri", "unix:" + (relay != null ? relay.path() : migrationSocket)));
     }
 
     protected void setParameter(String name, long value) throws QmpException {

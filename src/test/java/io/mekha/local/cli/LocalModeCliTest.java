@@ -107,6 +107,8 @@ class LocalModeCliTest {
         assertThat(state.checkpoints()).extracting(r -> r.id()).containsExactly("cp2");
         assertThat(shared.resolve("ring/cp1")).doesNotExist();
         assertThat(shared.resolve("ring/cp2/manifest.json")).exists();
+        assertThat(run("status")).as(err.toString()).isZero();
+        assertThat(out.toString()).containsPattern("cp2 .*\\[L0, L2\\]");
 
         assertThat(run("down")).as(err.toString()).isZero();
         assertThat(state.isUp()).isFalse();
