@@ -34,6 +34,14 @@ public abstract sealed class ShadowTransfer permits MtdTransfer, StopAndCopyTran
     protected final QemuVm source;
     protected final QemuVm shadow;
     protected final Path migrationSocket;
+    /**
+     * Whether MTD holds back the switchover through a {@link MigrationRelay} ({@code MEKHA_HOLD_SWITCHOVER=1} in the
+     * agent's environment). Off by default for now: it ends QEMU's early completions, but while it holds, an idle
+     * VM's migration thread re-syncs its dirty bitmap in a tight loop (a host core each), and one run of the
+     * time-policy test under it missed its 200 ms tolerance (255 ms) where it never had without; see the notes.
+     */
+    static final boolean HOLD_SWITCHOVER = "1".equals(System.getenv("MEKHA_HOLD_SWITCHOVER"));
+
     /** Between source and shadow when the live stage holds back the switchover (MTD on QEMU 8.1+), else null. */
     protected MigrationRelay relay;
     protected final LiveStageBounds bounds;
@@ -76,7 +84,7 @@ public abstract sealed class ShadowTransfer permits MtdTransfer, StopAndCopyTran
         };
         try {
             transfer.configure();
-            transfer.configureSwitchoverHold(mode == TransferMode.MTD);
+            transfer.configureSwitchoverHold(mode == TransferMode.MTD && HOLD_SWITCHOVER);
             shadow.qmp().execute("migrate-incoming", QmpClient.args().put("uri", "unix:" + transfer.migrationSocket));
         } catch (java.io.IOException e) {
             transfer.abort();
