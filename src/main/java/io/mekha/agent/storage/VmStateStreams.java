@@ -276,27 +276,12 @@ public final class VmStateStreams {
     }
 
     public static void awaitLoaded(QemuVm vm, long deadline) throws QmpException, StoredStateException, InterruptedException {
-        while (true) {
-            if (!vm.isAlive()) {
-                throw new StoredStateException("VM '" + vm.name() + "': QEMU exited while loading its stored state" + qemuSays(vm));
-            }
-            String run = vm.qmp().execute("query-status").path("status").asText();
-            MigrationStatus incoming = MigrationStatus.parse(vm.qmp().execute("query-migrate"));
-            if (incoming.failed()) {
-                throw new StoredStateException("VM '" + vm.name() + "': QEMU failed to load its stored state: " + incoming.errorDescription());
-            }
-            if (!run.equals("inmigrate") && incoming.completed()) {
-                if (!run.equals("paused")) {
-                    throw new StoredStateException("VM '" + vm.name() + "' is '" + run + "' after loading its state, expected paused");
-                }
-                return;
-            }
-            if (System.nanoTime() > deadline) {
-                throw new StoredStateException("VM '" + vm.name() + "': QEMU did not finish loading its stored state in time");
-            }
-            Thread.sleep(10);
+        String problem = io.mekha.agent.transfer.IncomingState.awaitLoaded(vm, deadline);
+        if (problem != null) {
+            throw new StoredStateException("VM '" + vm.name() + "': loading its stored state: " + problem + qemuSays(vm));
         }
     }
+
 
     private static String qemuSays(QemuVm vm) {
         try {

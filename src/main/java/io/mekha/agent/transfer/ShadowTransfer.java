@@ -210,26 +210,13 @@ public abstract sealed class ShadowTransfer permits MtdTransfer, StopAndCopyTran
     }
 
     private void awaitShadowLoaded(long deadline) throws QmpException, TransferException, InterruptedException {
-        while (true) {
-            String run = shadow.qmp().execute("query-status").path("status").asText();
-            MigrationStatus incoming = status(shadow);
-            if (incoming.failed()) {
-                throw new TransferException("VM '" + source.name() + "': the shadow failed to load the state: "
-                        + incoming.errorDescription());
-            }
-            if (!run.equals("inmigrate") && incoming.completed()) {
-                if (!run.equals("paused")) {
-                    throw new TransferException("VM '" + source.name() + "': the shadow is '" + run + "' after loading, expected paused");
-                }
-                return;
-            }
-            if (System.nanoTime() > deadline) {
-                throw new TransferException("VM '" + source.name() + "': the shadow did not finish loading within "
-                        + bounds.completionTimeout());
-            }
-            Thread.sleep(POLL.toMillis());
+        String problem = IncomingState.awaitLoaded(shadow, deadline);
+        if (problem != null) {
+            throw new TransferException("VM '" + source.name() + "': its shadow could not take the state (completion timeout "
+                    + bounds.completionTimeout() + "): " + problem);
         }
     }
+
 
     /**
      * Freezes the paused source's disk at the cut: QEMU moves the VM onto a new overlay, and the
