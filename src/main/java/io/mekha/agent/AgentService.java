@@ -738,11 +738,9 @@ public final class AgentService implements AutoCloseable {
         if (held.containsKey(request.vm())) {
             throw AgentException.conflict("node " + node + " already holds a copy of VM '" + request.vm() + "' for checkpoint " + id);
         }
-        long need = request.spec().memoryMiB() + 192;
-        long available = io.mekha.agent.shadow.HostMemory.availableMiB();
-        if (need > available) {
-            throw new AgentException(507, "node " + node + " cannot hold a copy of VM '" + request.vm() + "': it needs " + need
-                    + " MiB and " + available + " MiB is available");
+        String shortfall = ShadowCheckpointer.memoryShortfall(request.spec().memoryMiB());
+        if (shortfall != null) {
+            throw new AgentException(507, "node " + node + " cannot hold a copy of VM '" + request.vm() + "': " + shortfall);
         }
         QemuVm qemu;
         String uri;
@@ -819,7 +817,6 @@ public final class AgentService implements AutoCloseable {
         synchronized (t) {
             try {
                 ShadowTransfer.plainOutgoingMigration(shadow);
-                shadow.qmp().execute("migrate-set-parameters", QmpClient.args().put("max-bandwidth", 64L << 30).put("downtime-limit", 600_000));
                 shadow.qmp().execute("migrate", QmpClient.args().put("uri", request.uri()));
                 long deadline = System.nanoTime() + Duration.ofMinutes(10).toNanos();
                 while (true) {

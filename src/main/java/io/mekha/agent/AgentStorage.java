@@ -64,6 +64,7 @@ final class AgentStorage {
     private final Path level1;
     private final Path staging;
     private final VmStateStreams streams;
+    private final io.mekha.agent.runtime.QemuImg qemuImg;
     private final Shadows shadows;
     private final ObjectMapper json = Json.mapper();
     private final Map<String, Object> vmLocks = new ConcurrentHashMap<>();
@@ -75,6 +76,7 @@ final class AgentStorage {
         this.level1 = level1;
         this.staging = runtime.config().workDir().resolve("staging");
         this.streams = new VmStateStreams(runtime.config().workDir().resolve("s"));
+        this.qemuImg = new io.mekha.agent.runtime.QemuImg(runtime.config());
         this.shadows = shadows;
     }
 
@@ -187,7 +189,7 @@ final class AgentStorage {
             // a copy of the frozen top image, rebased (safe mode) onto the base: every cluster the chain between them
             // holds is copied in. (qemu-img convert -B loses the middle layers when the top one is empty.)
             Files.copy(cutDisk, flat);
-            qemuImg(List.of("rebase", "-U", "-f", "qcow2", "-b", base.toString(), "-F", imageFormat(base), flat.toString()));
+            qemuImg.run(List.of("rebase", "-U", "-f", "qcow2", "-b", base.toString(), "-F", imageFormat(base), flat.toString()));
             return streams.saveFile(flat, to, vc, checkpoint, diskFileName(spec.name()), spec.name(), timeout);
         } catch (IOException e) {
             throw new StoredStateException("saving the disk of VM '" + spec.name() + "': " + e.getMessage() + "; nothing was published", e);
@@ -205,19 +207,7 @@ final class AgentStorage {
     }
 
     private String imageFormat(Path image) throws IOException, InterruptedException {
-        return json.readTree(qemuImg(List.of("info", "-U", "--output=json", image.toString()))).path("format").asText("qcow2");
-    }
-
-    private String qemuImg(List<String> args) throws IOException, InterruptedException {
-        List<String> command = new ArrayList<>();
-        command.add(runtime.config().qemuImg());
-        command.addAll(args);
-        Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
-        if (p.waitFor() != 0) {
-            throw new IOException("qemu-img " + args.get(0) + " failed: " + out.strip());
-        }
-        return out;
+        return qemuImg.info(image).path("format").asText("qcow2");
     }
 
     void publishManifest(PublishManifestRequest request) throws AgentException {

@@ -1,6 +1,6 @@
 package io.mekha.agent.runtime;
 
-import io.mekha.agent.api.Json;
+import com.fasterxml.jackson.databind.JsonNode;
 import io.mekha.agent.network.SegmentPort;
 import io.mekha.qmp.QmpClient;
 import io.mekha.qmp.QmpException;
@@ -178,25 +178,15 @@ public final class LocalVmRuntime implements AutoCloseable {
      */
     private Path createOverlay(VmSpec spec, Path backing, Path overlay) throws VmStartException, InterruptedException {
         Path base = backing.toAbsolutePath();
+        QemuImg qemuImg = new QemuImg(config);
         try {
-            String info = run(List.of(config.qemuImg(), "info", "-U", "--output=json", base.toString()));
-            long size = Json.mapper().readTree(info).path("virtual-size").asLong();
-            String format = Json.mapper().readTree(info).path("format").asText("qcow2");
-            run(List.of(config.qemuImg(), "create", "-q", "-f", "qcow2", "-u", "-b", base.toString(), "-F", format,
-                    overlay.toString(), Long.toString(size)));
+            JsonNode info = qemuImg.info(base);
+            qemuImg.run(List.of("create", "-q", "-f", "qcow2", "-u", "-b", base.toString(), "-F", info.path("format").asText("qcow2"),
+                    overlay.toString(), Long.toString(info.path("virtual-size").asLong())));
             return overlay;
         } catch (IOException e) {
             throw new VmStartException("VM '" + spec.name() + "': cannot create its disk overlay on " + base + ": " + e.getMessage(), e);
         }
-    }
-
-    private String run(List<String> command) throws IOException, InterruptedException {
-        Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        if (p.waitFor() != 0) {
-            throw new IOException(String.join(" ", command.subList(0, 2)) + " failed: " + out.strip());
-        }
-        return out;
     }
 
     private Process spawn(VmSpec spec, List<String> command, QemuCommandLine.InstancePaths paths)

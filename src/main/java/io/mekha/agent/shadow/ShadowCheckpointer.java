@@ -29,14 +29,23 @@ public final class ShadowCheckpointer {
         this.runtime = runtime;
     }
 
+    /**
+     * The memory bound: null when this host can hold a paused copy of a VM of {@code memoryMiB} (guest RAM plus QEMU's
+     * own), else what is missing. Shadows and partner copies both answer to it.
+     */
+    public static String memoryShortfall(long memoryMiB) {
+        long need = memoryMiB + QEMU_OVERHEAD_MIB;
+        long available = HostMemory.availableMiB();
+        return need > available ? "a copy in memory needs " + need + " MiB of host memory but only " + available + " MiB is available"
+                : null;
+    }
+
     /** Starts a shadow for {@code source} and prepares the transfer, after checking the memory bound. */
     public ShadowTransfer prepare(QemuVm source, TransferMode mode, LiveStageBounds bounds)
             throws TransferException, InterruptedException {
-        long need = source.spec().memoryMiB() + QEMU_OVERHEAD_MIB;
-        long available = HostMemory.availableMiB();
-        if (need > available) {
-            throw new TransferException("VM '" + source.name() + "': a shadow needs " + need + " MiB of host memory but only "
-                    + available + " MiB is available; free memory or checkpoint fewer VMs on this host at once");
+        String shortfall = memoryShortfall(source.spec().memoryMiB());
+        if (shortfall != null) {
+            throw new TransferException("VM '" + source.name() + "': " + shortfall + "; free memory or checkpoint fewer VMs on this host at once");
         }
         QemuVm shadow;
         try {

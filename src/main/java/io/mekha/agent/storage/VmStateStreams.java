@@ -38,8 +38,6 @@ import java.util.concurrent.atomic.AtomicLong;
 public final class VmStateStreams {
     private static final int CHUNK = 1 << 20;
     private static final int ZSTD_LEVEL = 3;
-    private static final long UNCAPPED_BANDWIDTH = 64L << 30;
-    private static final long NO_DOWNTIME_LIMIT_MS = 600_000;
     private static final AtomicLong SEQ = new AtomicLong();
 
     private final Path socketDir;
@@ -70,8 +68,6 @@ public final class VmStateStreams {
             server.bind(UnixDomainSocketAddress.of(socket));
             QmpClient qmp = shadow.qmp();
             io.mekha.agent.transfer.ShadowTransfer.plainOutgoingMigration(shadow);
-            qmp.execute("migrate-set-parameters", QmpClient.args().put("max-bandwidth", UNCAPPED_BANDWIDTH)
-                    .put("downtime-limit", NO_DOWNTIME_LIMIT_MS));
             qmp.execute("migrate", QmpClient.args().put("uri", "unix:" + socket));
             try (SocketChannel from = acceptWithin(server, Duration.ofSeconds(30), shadow);
                  CheckpointStore.StreamSink sink = store.create(vc, checkpoint, file)) {

@@ -118,10 +118,13 @@ public abstract sealed class ShadowTransfer permits MtdTransfer, StopAndCopyTran
     }
 
     /**
-     * Switches off the return path and switchover acknowledgement on {@code vm} (a shadow keeps them
-     * from receiving its state): a shadow saved to a file or copied to a partner migrates out plainly.
+     * Readies a paused shadow to stream out (to a file or a partner) in one uncapped pass, with the return path and
+     * switchover acknowledgement off (a shadow keeps them from receiving its state).
      */
     public static void plainOutgoingMigration(QemuVm vm) throws QmpException {
+        // a paused VM: no need to throttle, and it goes in one final pass
+        vm.qmp().execute("migrate-set-parameters", QmpClient.args().put("max-bandwidth", UNCAPPED_BANDWIDTH)
+                .put("downtime-limit", FINAL_DOWNTIME_MS));
         if (!offers(vm.qmp(), "switchover-ack")) {
             return;
         }
