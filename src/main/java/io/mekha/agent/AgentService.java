@@ -642,8 +642,11 @@ public final class AgentService implements AutoCloseable {
                 Instant resumedAt = clock.now();
                 QmpEvent resume = events.poll(Duration.ofSeconds(2));
                 vms.put(name, shadow);
+                // Slew moves the clock from the moment it starts: the restart's own reading is the one just before it,
+                // not one taken while the slew already runs (under load that came ~0.1 s late, i.e. ~0.26 s of slew)
+                GuestClock.Reading beforeSlew = policy == TimePolicy.SLEW ? readGuestClock(shadow) : null;
                 String note = applyTimePolicy(shadow, policy, slewPeriod);
-                GuestClock.Reading after = readGuestClock(shadow);
+                GuestClock.Reading after = beforeSlew != null ? beforeSlew : readGuestClock(shadow);
                 states.put(name, new VmRestartStatus(name, "running", resumedAt, resume == null ? null : resume.timestamp(), null,
                         policy.displayName(), source.guestClockAtCut(), source.hostTimeAtCut(), after == null ? null : after.guest(),
                         after == null ? null : after.host(), note));
