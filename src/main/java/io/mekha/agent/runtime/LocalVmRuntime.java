@@ -16,6 +16,7 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.jboss.logging.Logger;
 
@@ -220,7 +221,10 @@ public final class LocalVmRuntime implements AutoCloseable {
         try {
             return QmpClient.connect(paths.qmpSocket(), left, Duration.ofSeconds(30));
         } catch (QmpException e) {
-            String exit = process.isAlive() ? "" : describeExit(paths.log(), null);
+            // a QEMU that fails at start (memory it cannot get, say) opens its monitor and then exits: the
+            // connection resets while the process is still going away; give it a moment so its words are reported
+            boolean exited = process.waitFor(2, TimeUnit.SECONDS);
+            String exit = exited ? describeExit(paths.log(), null) : "";
             throw new VmStartException("VM '" + spec.name() + "': QEMU's monitor did not answer: " + e.getMessage()
                     + exit + "; QEMU was stopped", e);
         }
