@@ -60,6 +60,7 @@ public final class Coordinator implements AutoCloseable {
         }
         VirtualClusterMembers members = VirtualClusterMembers.resolve(vmNames, agents);
         Map<AgentClient, ClockOffset> offsets = offsets(members.agents());
+        listener.reached(ProtocolListener.Stage.PREPARING, null);
         listener.step("preparing shadows for " + vmNames.size() + " VMs on " + members.agents().size() + " node(s)");
 
         Map<AgentClient, CheckpointStatus> prepared = new LinkedHashMap<>();
@@ -78,22 +79,27 @@ public final class Coordinator implements AutoCloseable {
         }
 
         try {
+            listener.reached(ProtocolListener.Stage.LIVE_STAGE, null);
             listener.step(options.mode().displayName() + " live stage on every VM");
             String liveEnd = awaitGlobalEndingCondition(id, members, options);
             listener.step("global ending condition: " + liveEnd);
 
             Instant ts = rendezvous(options, offsets);
+            listener.reached(ProtocolListener.Stage.SUSPENDING, ts);
             listener.step("suspending every VM at Ts = " + ts);
             requireAll(parallel(members.agents(), agent -> agent.suspend(id, offsets.get(agent).toAgent(ts))), "suspend");
             awaitPhase(id, members, VmPhase.CAPTURED, Duration.between(clock.instant(), ts).plus(options.completionTimeout()), "capture");
             listener.step("barrier: every VM captured");
+            listener.reached(ProtocolListener.Stage.CAPTURED, null);
 
             Instant tr = rendezvous(options, offsets);
+            listener.reached(ProtocolListener.Stage.RESUMING, tr);
             listener.step("resuming every VM at Tr = " + tr);
             requireAll(parallel(members.agents(), agent -> agent.resume(id, offsets.get(agent).toAgent(tr))), "resume");
             Map<AgentClient, CheckpointStatus> done = awaitPhase(id, members, VmPhase.RESUMED,
                     Duration.between(clock.instant(), tr).plus(Duration.ofSeconds(30)), "resume");
             CheckpointReport report = report(id, members, done, offsets, ts, tr, liveEnd, Duration.between(started, clock.instant()));
+            listener.reached(ProtocolListener.Stage.RESUMED, null);
             listener.step("checkpoint " + id + " complete: suspend skew " + report.suspendSkew().toNanos() / 1e6
                     + " ms, resume skew " + report.resumeSkew().toNanos() / 1e6 + " ms");
             return report;
@@ -104,6 +110,59 @@ public final class Coordinator implements AutoCloseable {
             abortAll(id, members.agents(), "coordinator interrupted: " + e);
             throw e;
         }
+    }
+
+    /**
+     * Picks up checkpoint {@code id} after the coordinator that started it went away (an operator
+     * restart): asks the agents where each VM is. Every VM captured at the cut (paused, shadows
+     * complete): resume them all at a new Tr and finish. Every VM already resumed: collect the
+     * figures and finish. Anything else (live stage, mixed, an agent that lost the checkpoint):
+     * abort on every agent, which resumes every VM it paused, and fail.
+     *
+     * @param ts the cut instant recorded before the coordinator went away, if it was
+     */
+    public CheckpointReport adopt(String id, List<String> vmNames, CheckpointOptions options, Instant ts, ProtocolListener listener)
+            throws CheckpointFailedException, InterruptedException {
+        Instant started = clock.instant();
+        VirtualClusterMembers members = VirtualClusterMembers.resolve(vmNames, agents);
+        Map<AgentClient, CheckpointStatus> statuses;
+        try {
+            statuses = statuses(id, members);
+        } catch (CheckpointFailedException e) {
+            abortAll(id, members.agents(), "coordinator restarted and could not read the checkpoint's state: " + e.getMessage());
+            throw new CheckpointFailedException("checkpoint " + id + " aborted after a coordinator restart, VMs resumed: " + e.getMessage(), e);
+        }
+        listener.step("picked up checkpoint " + id + ": " + describe(statuses));
+        Map<AgentClient, ClockOffset> offsets = offsets(members.agents());
+        if (allVms(statuses, v -> v.phase() == VmPhase.CAPTURED)) {
+            Instant tr = rendezvous(options, offsets);
+            listener.reached(ProtocolListener.Stage.RESUMING, tr);
+            listener.step("every VM captured at the cut; resuming every VM at Tr = " + tr);
+            try {
+                requireAll(parallel(members.agents(), agent -> agent.resume(id, offsets.get(agent).toAgent(tr))), "resume");
+                statuses = awaitPhase(id, members, VmPhase.RESUMED, Duration.between(clock.instant(), tr).plus(Duration.ofSeconds(30)), "resume");
+            } catch (CheckpointFailedException e) {
+                abortAll(id, members.agents(), e.getMessage());
+                throw new CheckpointFailedException("checkpoint " + id + " aborted, surviving VMs resumed: " + e.getMessage(), e);
+            }
+            return report(id, members, statuses, offsets, ts != null ? ts : firstStop(statuses), tr, "adopted after a coordinator restart",
+                    Duration.between(started, clock.instant()));
+        }
+        if (allVms(statuses, v -> v.phase() == VmPhase.RESUMED)) {
+            Instant tr = statuses.values().stream().flatMap(s -> s.vms().stream()).map(VmCheckpointStatus::resumedAt)
+                    .filter(java.util.Objects::nonNull).min(Instant::compareTo).orElse(clock.instant());
+            return report(id, members, statuses, offsets, ts != null ? ts : firstStop(statuses), tr, "adopted after a coordinator restart",
+                    Duration.between(started, clock.instant()));
+        }
+        String where = describe(statuses);
+        abortAll(id, members.agents(), "coordinator restarted before the cut");
+        throw new CheckpointFailedException("the coordinator restarted while checkpoint " + id + " was before its cut (" + where
+                + "); aborted on every agent, every VM left running; create a new checkpoint");
+    }
+
+    private static Instant firstStop(Map<AgentClient, CheckpointStatus> statuses) {
+        return statuses.values().stream().flatMap(s -> s.vms().stream()).map(VmCheckpointStatus::stopIssuedAt)
+                .filter(java.util.Objects::nonNull).min(Instant::compareTo).orElse(null);
     }
 
     private static PrepareRequest prepareRequest(CheckpointOptions options, List<String> vms) {

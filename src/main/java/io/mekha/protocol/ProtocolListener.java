@@ -1,9 +1,21 @@
 package io.mekha.protocol;
 
-/** Hears the steps of a coordinated checkpoint or restart, for progress display and events. */
+import java.time.Instant;
+
+/** Hears the steps of a coordinated checkpoint or restart, for progress display, events and status. */
 @FunctionalInterface
 public interface ProtocolListener {
     ProtocolListener NONE = step -> { };
 
+    /** Where a checkpoint is; the operator keeps it in status so a restarted operator knows what to do. */
+    enum Stage { PREPARING, LIVE_STAGE, SUSPENDING, CAPTURED, RESUMING, RESUMED }
+
     void step(String description);
+
+    /**
+     * The checkpoint reached {@code stage}; {@code at} is the rendezvous instant for SUSPENDING (Ts)
+     * and RESUMING (Tr), else null. Called on the protocol's own thread: it must not block.
+     */
+    default void reached(Stage stage, Instant at) {
+    }
 }

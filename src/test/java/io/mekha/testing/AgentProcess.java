@@ -22,10 +22,16 @@ public final class AgentProcess implements AutoCloseable {
     }
 
     public static AgentProcess start(String node, Path workDir, Path tokenFile) throws Exception {
+        return start(node, workDir, List.of("--token-file", tokenFile.toString()));
+    }
+
+    /** @param authArgs how callers are authenticated: {@code --token-file F} or {@code --allow-user U --kube-api URL} */
+    public static AgentProcess start(String node, Path workDir, List<String> authArgs) throws Exception {
         String java = Paths.get(System.getProperty("java.home"), "bin", "java").toString();
-        Process process = new ProcessBuilder(List.of(java, "-cp", System.getProperty("java.class.path"),
-                AgentMain.class.getName(), "--node", node, "--listen", "127.0.0.1:0",
-                "--work-dir", workDir.toString(), "--token-file", tokenFile.toString()))
+        List<String> command = new java.util.ArrayList<>(List.of(java, "-cp", System.getProperty("java.class.path"),
+                AgentMain.class.getName(), "--node", node, "--listen", "127.0.0.1:0", "--work-dir", workDir.toString()));
+        command.addAll(authArgs);
+        Process process = new ProcessBuilder(command)
                 .redirectErrorStream(true)
                 .redirectOutput(ProcessBuilder.Redirect.PIPE)
                 .start();

@@ -32,6 +32,9 @@ public final class TestCluster implements AutoCloseable {
     public static final int NODES = 3;
 
     public final SegmentHub hub;
+    /** How agents check callers: the in-process agent's authenticator, the process agent's arguments, the header clients send. */
+    public record Auth(io.mekha.agent.server.AgentAuthenticator inProcess, List<String> processArgs, String header) {}
+
     public final BearerToken token = BearerToken.random();
     public final AgentService agent1;
     public final AgentHttpServer server1;
@@ -44,25 +47,31 @@ public final class TestCluster implements AutoCloseable {
 
     /** vm1 and vm2 on n1 (this JVM), vm3 on n2 (its own process), running the ring workload. */
     public TestCluster(Path work, int steps, int intervalMs) throws Exception {
-        this(work, new RingCluster(NODES, steps, intervalMs, 16, 4), null);
+        this(work, new RingCluster(NODES, steps, intervalMs, 16, 4), null, null);
+    }
+
+    /** The ring, with agents that check callers as {@code auth} says (Kubernetes identities, say). */
+    public TestCluster(Path work, int steps, int intervalMs, Auth auth) throws Exception {
+        this(work, new RingCluster(NODES, steps, intervalMs, 16, 4), null, auth);
     }
 
     /** vm1 and vm2 on n1 (this JVM), vm3 on n2 (its own process), described by {@code specs} (given the segment hub's port). */
     public TestCluster(Path work, java.util.function.IntFunction<List<VmSpec>> specs) throws Exception {
-        this(work, null, specs);
+        this(work, null, specs, null);
     }
 
-    private TestCluster(Path work, RingCluster ring, java.util.function.IntFunction<List<VmSpec>> specs) throws Exception {
+    private TestCluster(Path work, RingCluster ring, java.util.function.IntFunction<List<VmSpec>> specs, Auth given) throws Exception {
         this.ring = ring;
         hub = SegmentHub.open("lan", 0);
         Path tokenFile = work.resolve("agent.token");
         token.write(tokenFile);
+        Auth auth = given != null ? given : new Auth(token, List.of("--token-file", tokenFile.toString()), token.header());
         agent1 = new AgentService("n1", new LocalVmRuntime(RuntimeConfig.defaults(Files.createDirectories(work.resolve("n1")))),
                 new RendezvousClock(Clock.systemUTC()));
-        server1 = new AgentHttpServer(agent1, token, new InetSocketAddress("127.0.0.1", 0)).start();
-        agent2 = AgentProcess.start("n2", Files.createDirectories(work.resolve("n2")), tokenFile);
-        client1 = new AgentClient("n1", server1.uri(), token.header(), Duration.ofSeconds(30));
-        client2 = new AgentClient("n2", agent2.uri(), token.header(), Duration.ofSeconds(30));
+        server1 = new AgentHttpServer(agent1, auth.inProcess(), new InetSocketAddress("127.0.0.1", 0)).start();
+        agent2 = AgentProcess.start("n2", Files.createDirectories(work.resolve("n2")), auth.processArgs());
+        client1 = new AgentClient("n1", server1.uri(), auth.header(), Duration.ofSeconds(30));
+        client2 = new AgentClient("n2", agent2.uri(), auth.header(), Duration.ofSeconds(30));
         coordinator = new Coordinator(List.of(client1, client2), Clock.systemUTC());
         this.specs = ring != null ? TestVcs.ring(ring, hub.port(), 256) : specs.apply(hub.port());
     }

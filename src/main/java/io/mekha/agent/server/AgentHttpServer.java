@@ -44,7 +44,7 @@ public final class AgentHttpServer implements AutoCloseable {
     private static final int MAX_BODY = 1 << 20;
 
     private final AgentService agent;
-    private final BearerToken token;
+    private final AgentAuthenticator auth;
     private final HttpServer server;
     private final ExecutorService executor = Executors.newCachedThreadPool(r -> {
         Thread t = new Thread(r, "agent-http");
@@ -53,9 +53,9 @@ public final class AgentHttpServer implements AutoCloseable {
     });
     private final ObjectMapper json = Json.mapper();
 
-    public AgentHttpServer(AgentService agent, BearerToken token, InetSocketAddress listen) throws IOException {
+    public AgentHttpServer(AgentService agent, AgentAuthenticator auth, InetSocketAddress listen) throws IOException {
         this.agent = agent;
-        this.token = token;
+        this.auth = auth;
         this.server = HttpServer.create(listen, 64);
         server.createContext("/", this::handle);
         server.setExecutor(executor);
@@ -73,12 +73,15 @@ public final class AgentHttpServer implements AutoCloseable {
 
     private void handle(HttpExchange exchange) throws IOException {
         try (exchange) {
-            if (!token.matches(exchange.getRequestHeaders().getFirst("Authorization"))) {
-                exchange.getResponseHeaders().add("WWW-Authenticate", "Bearer realm=\"mekha-agent\"");
-                LOG.warnf("refused unauthenticated %s %s from %s", exchange.getRequestMethod(), exchange.getRequestURI().getPath(),
-                        exchange.getRemoteAddress());
-                reply(exchange, 401, new ErrorReply("unauthenticated: this Mekha agent (node " + agent.node()
-                        + ") needs 'Authorization: Bearer <token>' with its token"));
+            AgentAuthenticator.Verdict verdict = auth.check(exchange.getRequestHeaders().getFirst("Authorization"));
+            if (!verdict.allowed()) {
+                if (verdict.status() == 401) {
+                    exchange.getResponseHeaders().add("WWW-Authenticate", "Bearer realm=\"mekha-agent\"");
+                }
+                LOG.warnf("refused %s %s from %s: %s", exchange.getRequestMethod(), exchange.getRequestURI().getPath(),
+                        exchange.getRemoteAddress(), verdict.problem());
+                String kind = verdict.status() == 401 ? "unauthenticated" : verdict.status() == 403 ? "forbidden" : "cannot authenticate now";
+                reply(exchange, verdict.status(), new ErrorReply(kind + ": this Mekha agent (node " + agent.node() + ") " + verdict.problem()));
                 return;
             }
             try {

@@ -13,7 +13,9 @@ import java.util.concurrent.CountDownLatch;
 
 /**
  * Runs an agent as a process of its own: {@code --node NAME --listen HOST:PORT --work-dir DIR
- * --token-file FILE [--accelerator tcg|kvm|auto] [--host-segments]}. Prints {@code MEKHA-AGENT listening <uri> node=<name>}
+ * (--token-file FILE | --allow-user USER... [--audience A] [--kube-api URL]) [--accelerator tcg|kvm|auto] [--host-segments]}.
+ * With {@code --allow-user} callers are Kubernetes identities checked by TokenReview (the DaemonSet's way);
+ * with {@code --token-file} they hold a shared token (the local mode's way). Prints {@code MEKHA-AGENT listening <uri> node=<name>}
  * once it serves. Its QEMU processes die with it. Also what {@code mekha agent} runs.
  */
 public final class AgentMain {
@@ -27,6 +29,9 @@ public final class AgentMain {
         Path level1 = null;
         Accelerator accel = Accelerator.TCG;
         boolean segments = false;
+        java.util.List<String> allowUsers = new java.util.ArrayList<>();
+        java.util.List<String> audiences = new java.util.ArrayList<>();
+        String kubeApi = null;
         for (int i = 0; i < args.length; i++) {
             if (args[i].equals("--host-segments")) {
                 segments = true;
@@ -40,24 +45,46 @@ public final class AgentMain {
                 case "--token-file" -> tokenFile = Path.of(value);
                 case "--level1-dir" -> level1 = Path.of(value).toAbsolutePath();
                 case "--accelerator" -> accel = Accelerator.parse(value);
+                case "--allow-user" -> allowUsers.add(value);
+                case "--audience" -> audiences.add(value);
+                case "--kube-api" -> kubeApi = value;
                 default -> {
                     System.err.println("unknown argument " + args[i]
-                            + "; usage: --node NAME --listen HOST:PORT --work-dir DIR --token-file FILE [--level1-dir DIR] [--accelerator tcg|kvm|auto]"
+                            + "; usage: --node NAME --listen HOST:PORT --work-dir DIR (--token-file FILE | --allow-user USER [--audience A]"
+                            + " [--kube-api URL]) [--level1-dir DIR] [--accelerator tcg|kvm|auto]"
                             + " [--host-segments]");
                     System.exit(2);
                 }
             }
             i++;
         }
-        if (workDir == null || tokenFile == null) {
-            System.err.println("--work-dir and --token-file are required");
+        if (workDir == null || (tokenFile == null) == allowUsers.isEmpty()) {
+            System.err.println("--work-dir is required, and exactly one of --token-file (shared token) and --allow-user (Kubernetes identities)");
             System.exit(2);
         }
-        run(node, listen, workDir, level1 == null ? workDir.resolve("level1") : level1, BearerToken.read(tokenFile), accel, segments);
+        run(node, listen, workDir, level1 == null ? workDir.resolve("level1") : level1, authenticator(tokenFile, allowUsers, audiences, kubeApi),
+                accel, segments);
+    }
+
+    /**
+     * Who may call the agent: holders of the token in {@code tokenFile}, or, when {@code allowUsers} is
+     * not empty, those Kubernetes identities, checked by TokenReview against the API server at
+     * {@code kubeApi} (null: the in-cluster or kubeconfig configuration).
+     */
+    public static AgentAuthenticator authenticator(Path tokenFile, java.util.List<String> allowUsers, java.util.List<String> audiences,
+                                                   String kubeApi) throws java.io.IOException {
+        if (allowUsers.isEmpty()) {
+            return BearerToken.read(tokenFile);
+        }
+        io.fabric8.kubernetes.client.Config config = kubeApi == null ? io.fabric8.kubernetes.client.Config.autoConfigure(null)
+                : new io.fabric8.kubernetes.client.ConfigBuilder().withMasterUrl(kubeApi).build();
+        return new TokenReviewAuthenticator(new io.fabric8.kubernetes.client.KubernetesClientBuilder().withConfig(config).build(),
+                java.util.Set.copyOf(allowUsers), audiences.isEmpty() ? java.util.List.of(TokenReviewAuthenticator.DEFAULT_AUDIENCE) : audiences,
+                Clock.systemUTC());
     }
 
     /** Serves until the process is ended. */
-    public static void run(String node, String listen, Path workDir, Path level1, BearerToken token, Accelerator accel, boolean hostSegments)
+    public static void run(String node, String listen, Path workDir, Path level1, AgentAuthenticator auth, Accelerator accel, boolean hostSegments)
             throws Exception {
         int colon = listen.lastIndexOf(':');
         InetSocketAddress address = new InetSocketAddress(listen.substring(0, colon), Integer.parseInt(listen.substring(colon + 1)));
@@ -67,7 +94,7 @@ public final class AgentMain {
         if (hostSegments) {
             service.hostingSegments();
         }
-        AgentHttpServer server = new AgentHttpServer(service, token, address).start();
+        AgentHttpServer server = new AgentHttpServer(service, auth, address).start();
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             server.close();
             service.close();

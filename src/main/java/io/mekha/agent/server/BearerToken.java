@@ -13,7 +13,7 @@ import java.util.HexFormat;
  * The shared secret that authenticates the coordinator to agents (until Kubernetes identities
  * take over in the operator): sent as {@code Authorization: Bearer <token>}, compared in constant time.
  */
-public record BearerToken(String value) {
+public record BearerToken(String value) implements AgentAuthenticator {
 
     public BearerToken {
         if (value == null || value.length() < 16) {
@@ -52,6 +52,12 @@ public record BearerToken(String value) {
         }
         byte[] given = authorizationHeader.substring("Bearer ".length()).trim().getBytes(StandardCharsets.UTF_8);
         return MessageDigest.isEqual(given, value.getBytes(StandardCharsets.UTF_8));
+    }
+
+    @Override
+    public Verdict check(String authorizationHeader) {
+        return matches(authorizationHeader) ? Verdict.allow("holder of the agent token")
+                : Verdict.refuse(401, "needs 'Authorization: Bearer <token>' with its token");
     }
 
     public String header() {

@@ -2,7 +2,6 @@ package io.mekha.local.cli;
 
 import io.mekha.agent.runtime.Accelerator;
 import io.mekha.agent.server.AgentMain;
-import io.mekha.agent.server.BearerToken;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -21,8 +20,18 @@ public class AgentCommand implements Callable<Integer> {
     @Option(names = "--work-dir", required = true, description = "where VM consoles, sockets and logs go")
     Path workDir;
 
-    @Option(names = "--token-file", required = true, description = "file holding the shared bearer token (mode 600)")
+    @Option(names = "--token-file", description = "file holding the shared bearer token (mode 600): the local mode's authentication")
     Path tokenFile;
+
+    @Option(names = "--allow-user", description = "a Kubernetes identity allowed to call the agent, checked by TokenReview"
+            + " (e.g. system:serviceaccount:mekha-system:mekha-operator); repeatable; replaces --token-file")
+    java.util.List<String> allowUsers = new java.util.ArrayList<>();
+
+    @Option(names = "--audience", description = "audience callers' tokens must carry (default: mekha-agent); repeatable")
+    java.util.List<String> audiences = new java.util.ArrayList<>();
+
+    @Option(names = "--kube-api", description = "Kubernetes API server URL (default: in-cluster configuration or kubeconfig)")
+    String kubeApi;
 
     @Option(names = "--level1-dir", description = "this node's level-1 checkpoint directory (default: <work-dir>/level1)")
     java.nio.file.Path level1;
@@ -35,7 +44,12 @@ public class AgentCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        AgentMain.run(node, listen, workDir, level1 != null ? level1.toAbsolutePath() : workDir.toAbsolutePath().resolve("level1"), BearerToken.read(tokenFile), Accelerator.parse(accelerator), hostSegments);
+        if ((tokenFile == null) == allowUsers.isEmpty()) {
+            System.err.println("give exactly one of --token-file (shared token) and --allow-user (Kubernetes identities)");
+            return 2;
+        }
+        AgentMain.run(node, listen, workDir, level1 != null ? level1.toAbsolutePath() : workDir.toAbsolutePath().resolve("level1"),
+                AgentMain.authenticator(tokenFile, allowUsers, audiences, kubeApi), Accelerator.parse(accelerator), hostSegments);
         return 0;
     }
 }

@@ -1,0 +1,28 @@
+package io.mekha.api.v1alpha1;
+
+import com.fasterxml.jackson.annotation.JsonInclude;
+import com.fasterxml.jackson.annotation.JsonPropertyDescription;
+import io.fabric8.generator.annotation.Required;
+
+/** An S3-compatible bucket; credentials come from a Secret in the checkpoint's namespace. */
+@JsonInclude(JsonInclude.Include.NON_NULL)
+public class S3Target {
+    @Required
+    @JsonPropertyDescription("Bucket name.")
+    public String bucket;
+
+    @JsonPropertyDescription("Key prefix inside the bucket.")
+    public String prefix;
+
+    @JsonPropertyDescription("Service URL; unset: AWS for the region.")
+    public String endpoint;
+
+    @JsonPropertyDescription("Region (any name, such as us-east-1, for stores that ignore it).")
+    public String region;
+
+    @JsonPropertyDescription("Address the bucket in the path (most non-AWS stores need this).")
+    public Boolean pathStyle;
+
+    @JsonPropertyDescription("Secret (same namespace) with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.")
+    public String credentialsSecret;
+}

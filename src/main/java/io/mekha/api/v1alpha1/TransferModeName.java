@@ -1,0 +1,12 @@
+package io.mekha.api.v1alpha1;
+
+import io.mekha.agent.transfer.TransferMode;
+
+/** How VM state reaches the shadows (see docs/transfer-modes.md). */
+public enum TransferModeName {
+    MTD, StopAndCopy, BackgroundSnapshot;
+
+    public TransferMode toMode() {
+        return TransferMode.parse(name());
+    }
+}

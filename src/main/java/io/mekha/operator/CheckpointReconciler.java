@@ -1,0 +1,205 @@
+package io.mekha.operator;
+
+import io.javaoperatorsdk.operator.api.reconciler.Cleaner;
+import io.javaoperatorsdk.operator.api.reconciler.Context;
+import io.javaoperatorsdk.operator.api.reconciler.ControllerConfiguration;
+import io.javaoperatorsdk.operator.api.reconciler.DeleteControl;
+import io.javaoperatorsdk.operator.api.reconciler.Reconciler;
+import io.javaoperatorsdk.operator.api.reconciler.UpdateControl;
+import io.mekha.api.v1alpha1.Conditions;
+import io.mekha.api.v1alpha1.DeletionPolicy;
+import io.mekha.api.v1alpha1.Phase;
+import io.mekha.api.v1alpha1.VirtualClusterCheckpoint;
+import io.mekha.api.v1alpha1.VmProgress;
+import io.mekha.operator.run.CheckpointRun;
+import io.mekha.operator.run.CheckpointSettings;
+import io.mekha.operator.service.OperatorServices;
+import io.mekha.operator.service.Refusal;
+import io.mekha.operator.service.VirtualClusterResolver.Member;
+import io.mekha.protocol.AgentClient;
+import io.mekha.protocol.CheckpointFailedException;
+import io.mekha.protocol.CheckpointStorage;
+import io.mekha.protocol.Coordinator;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import java.util.Optional;
+import java.util.Set;
+
+/**
+ * Reconciles VirtualClusterCheckpoints: triggers the protocol once (Pending to InProgress, with the
+ * VMs, their nodes and the checkpoint's id written to status first), then only observes: the
+ * failure deadline, and runs left behind by an operator that restarted, which it picks up. The
+ * protocol itself runs in a {@link CheckpointRun}. Deleting the object removes its data per its
+ * deletion policy before the finalizer goes.
+ */
+@ControllerConfiguration(name = "virtualclustercheckpoint")
+public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint>, Cleaner<VirtualClusterCheckpoint> {
+    /** Refusals that may clear up by themselves: wait for them until the failure deadline. */
+    private static final Set<String> TRANSIENT = Set.of("VirtualMachineNotRunning", "AgentNotFound", "AgentNotReady");
+
+    private final OperatorServices s;
+
+    public CheckpointReconciler(OperatorServices services) {
+        this.s = services;
+    }
+
+    @Override
+    public UpdateControl<VirtualClusterCheckpoint> reconcile(VirtualClusterCheckpoint cp, Context<VirtualClusterCheckpoint> context) {
+        var st = cp.getStatus();
+        if (st != null && st.phase != null && st.phase.terminal()) {
+            return UpdateControl.noUpdate();
+        }
+        String uid = cp.getMetadata().getUid();
+        Duration deadline;
+        try {
+            deadline = CheckpointSettings.deadline(cp.getSpec().failureDeadline);
+        } catch (Refusal r) {
+            return failNow(cp, r.reason(), r.getMessage());
+        }
+        Duration left = Duration.between(now(), created(cp).plus(deadline));
+
+        if (st != null && st.phase == Phase.InProgress) {
+            if (s.runs().running(uid)) {
+                if (left.isNegative() || left.isZero()) {
+                    s.runs().cancel(uid, "the failureDeadline of " + deadline + " passed at stage " + st.stage);
+                }
+                return observeAgain(left);
+            }
+            // status says a run is under way but none is in this process: its operator is gone; pick it up
+            s.locks().claim(cp.getMetadata().getNamespace(), st.vms.stream().map(v -> v.name).toList(), holder(cp));
+            s.events().normal(cp, "PickedUp", "picking up the checkpoint after an operator restart (it was at stage " + st.stage + ")");
+            s.runs().start(uid, new CheckpointRun(s, cp, true));
+            return observeAgain(left);
+        }
+
+        if (left.isNegative() || left.isZero()) {
+            var waiting = Conditions.get(cp.getStatus().conditions, Conditions.READY);
+            return failNow(cp, "FailureDeadlineExceeded", "not started within the failureDeadline of " + deadline
+                    + (waiting == null ? "" : ": " + waiting.getMessage()));
+        }
+        List<Member> members;
+        try {
+            members = s.resolver().resolve(cp.getMetadata().getNamespace(), cp.getSpec());
+            CheckpointSettings.options(cp.getSpec(), members.stream().map(Member::vm).toList());
+            for (String node : members.stream().map(Member::node).distinct().toList()) {
+                s.agents().forNode(node);
+            }
+        } catch (Refusal r) {
+            if (TRANSIENT.contains(r.reason())) {
+                return waitFor(cp, r.reason(), r.getMessage() + "; waiting until the failureDeadline", left);
+            }
+            return failNow(cp, r.reason(), r.getMessage());
+        }
+        Optional<String> holder = s.locks().claim(cp.getMetadata().getNamespace(), members.stream().map(Member::vm).toList(), holder(cp));
+        if (holder.isPresent()) {
+            return waitFor(cp, "SourceLocked", "a VM of this checkpoint is being checkpointed or restored by " + holder.get()
+                    + "; one checkpoint or restore at a time per VM: waiting for it to finish (until the failureDeadline)", left);
+        }
+        boolean written = s.status().update(VirtualClusterCheckpoint.class, cp, status -> {
+            status.phase = Phase.InProgress;
+            status.stage = "Preparing";
+            status.checkpointId = checkpointId(cp);
+            status.startedAt = now().toString();
+            status.observedGeneration = cp.getMetadata().getGeneration();
+            status.vms = members.stream().map(m -> {
+                VmProgress p = new VmProgress();
+                p.name = m.vm();
+                p.node = m.node();
+                p.phase = "Pending";
+                return p;
+            }).toList();
+            Conditions.progressing(status.conditions, "Started", "checkpointing " + members.size() + " VMs", cp.getMetadata().getGeneration(), now());
+        });
+        if (!written) {
+            s.locks().release(cp.getMetadata().getNamespace(), holder(cp));
+            return UpdateControl.noUpdate();
+        }
+        s.events().normal(cp, "Started", "checkpointing " + members.stream().map(m -> m.vm() + "@" + m.node()).toList()
+                + " as " + cp.getStatus().checkpointId);
+        s.runs().start(uid, new CheckpointRun(s, cp, false));
+        return observeAgain(left);
+    }
+
+    @Override
+    public DeleteControl cleanup(VirtualClusterCheckpoint cp, Context<VirtualClusterCheckpoint> context) {
+        String uid = cp.getMetadata().getUid();
+        if (s.runs().running(uid)) {
+            s.runs().cancel(uid, "the checkpoint was deleted");
+            return DeleteControl.noFinalizerRemoval().rescheduleAfter(Duration.ofSeconds(1));
+        }
+        var st = cp.getStatus();
+        if (st != null && st.checkpointId != null) {
+            DeletionPolicy policy = cp.getSpec().deletionPolicy == null ? DeletionPolicy.Delete : cp.getSpec().deletionPolicy;
+            List<AgentClient> agents = s.agents().all();
+            try (Coordinator coordinator = new Coordinator(agents, s.clock());
+                 CheckpointStorage storage = new CheckpointStorage(agents, coordinator, s.clock())) {
+                if (policy == DeletionPolicy.Delete) {
+                    storage.delete(cp.getMetadata().getNamespace(), st.checkpointId,
+                            CheckpointSettings.level2(s.client(), cp.getMetadata().getNamespace(), cp.getSpec().storage));
+                } else {
+                    storage.releaseLevel0(st.checkpointId);
+                }
+            } catch (CheckpointFailedException | Refusal e) {
+                s.events().warning(cp, "DeleteFailed", "could not delete the checkpoint's data (" + e.getMessage()
+                        + "); retrying. To give up and keep the data, remove the finalizer by hand");
+                return DeleteControl.noFinalizerRemoval().rescheduleAfter(Duration.ofSeconds(10));
+            }
+        }
+        s.locks().release(cp.getMetadata().getNamespace(), holder(cp));
+        return DeleteControl.defaultDelete();
+    }
+
+    private UpdateControl<VirtualClusterCheckpoint> waitFor(VirtualClusterCheckpoint cp, String reason, String message, Duration left) {
+        var before = Conditions.get(cp.getStatus().conditions, Conditions.PROGRESSING);
+        boolean news = before == null || !reason.equals(before.getReason());
+        s.status().update(VirtualClusterCheckpoint.class, cp, status -> {
+            status.phase = Phase.Pending;
+            status.observedGeneration = cp.getMetadata().getGeneration();
+            Conditions.waiting(status.conditions, reason, message, cp.getMetadata().getGeneration(), now());
+        });
+        if (news) {
+            s.events().normal(cp, reason, message);
+        }
+        return observeAgain(left);
+    }
+
+    private UpdateControl<VirtualClusterCheckpoint> failNow(VirtualClusterCheckpoint cp, String reason, String message) {
+        s.status().update(VirtualClusterCheckpoint.class, cp, status -> {
+            status.phase = Phase.Failed;
+            status.readyToUse = false;
+            status.completedAt = now().toString();
+            status.observedGeneration = cp.getMetadata().getGeneration();
+            Conditions.failed(status.conditions, reason, message, cp.getMetadata().getGeneration(), now());
+        });
+        s.events().warning(cp, reason, message);
+        s.metrics().checkpointFinished("failed", reason);
+        s.locks().release(cp.getMetadata().getNamespace(), holder(cp));
+        return UpdateControl.noUpdate();
+    }
+
+    private UpdateControl<VirtualClusterCheckpoint> observeAgain(Duration left) {
+        Duration next = left.isNegative() || left.compareTo(s.observeEvery()) > 0 ? s.observeEvery() : left.plusMillis(50);
+        return UpdateControl.<VirtualClusterCheckpoint>noUpdate().rescheduleAfter(next);
+    }
+
+    /** Unique on the agents and in storage, readable in file names: namespace, name and a piece of the UID. */
+    static String checkpointId(VirtualClusterCheckpoint cp) {
+        String readable = cp.getMetadata().getNamespace() + "." + cp.getMetadata().getName();
+        // agents take ids of at most 63 characters
+        return (readable.length() > 54 ? readable.substring(0, 54) : readable) + "." + cp.getMetadata().getUid().substring(0, 8);
+    }
+
+    static String holder(VirtualClusterCheckpoint cp) {
+        return "VirtualClusterCheckpoint/" + cp.getMetadata().getName();
+    }
+
+    private Instant created(VirtualClusterCheckpoint cp) {
+        String ts = cp.getMetadata().getCreationTimestamp();
+        return ts == null ? now() : Instant.parse(ts);
+    }
+
+    private Instant now() {
+        return s.clock().instant();
+    }
+}

@@ -1,0 +1,193 @@
+package io.mekha.operator;
+
+import com.cronutils.model.CronType;
+import com.cronutils.model.definition.CronDefinitionBuilder;
+import com.cronutils.model.time.ExecutionTime;
+import com.cronutils.parser.CronParser;
+import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.fabric8.kubernetes.client.KubernetesClientException;
+import io.javaoperatorsdk.operator.api.reconciler.Context;
+import io.javaoperatorsdk.operator.api.reconciler.ControllerConfiguration;
+import io.javaoperatorsdk.operator.api.reconciler.Reconciler;
+import io.javaoperatorsdk.operator.api.reconciler.UpdateControl;
+import io.mekha.api.v1alpha1.Conditions;
+import io.mekha.api.v1alpha1.KubeDuration;
+import io.mekha.api.v1alpha1.MekhaApi;
+import io.mekha.api.v1alpha1.Phase;
+import io.mekha.api.v1alpha1.Retention;
+import io.mekha.api.v1alpha1.VirtualClusterCheckpoint;
+import io.mekha.api.v1alpha1.VirtualClusterCheckpointSchedule;
+import io.mekha.operator.service.OperatorServices;
+import java.time.DateTimeException;
+import java.time.Duration;
+import java.time.Instant;
+import java.time.ZoneId;
+import java.time.ZoneOffset;
+import java.time.ZonedDateTime;
+import java.time.format.DateTimeFormatter;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * Reconciles VirtualClusterCheckpointSchedules: creates a checkpoint from the template each time
+ * the cron schedule comes due (named after the due minute, so a repeated reconcile never makes
+ * two), then prunes the schedule's checkpoints per its retention. Times come from the injected
+ * clock. Runs missed while the operator was down: only the most recent is made up, as CronJobs do.
+ * Deleting a schedule keeps its checkpoints (they carry the {@code mekha.io/schedule} label).
+ */
+@ControllerConfiguration(name = "virtualclustercheckpointschedule")
+public class ScheduleReconciler implements Reconciler<VirtualClusterCheckpointSchedule> {
+    private static final CronParser CRON = new CronParser(CronDefinitionBuilder.instanceDefinitionFor(CronType.UNIX));
+    private static final DateTimeFormatter NAME_TIME = DateTimeFormatter.ofPattern("yyyyMMddHHmm").withZone(ZoneOffset.UTC);
+
+    private final OperatorServices s;
+
+    public ScheduleReconciler(OperatorServices services) {
+        this.s = services;
+    }
+
+    @Override
+    public UpdateControl<VirtualClusterCheckpointSchedule> reconcile(VirtualClusterCheckpointSchedule schedule,
+                                                                     Context<VirtualClusterCheckpointSchedule> context) {
+        var spec = schedule.getSpec();
+        Instant now = s.clock().instant();
+        Long generation = schedule.getMetadata().getGeneration();
+        ExecutionTime times;
+        ZoneId zone;
+        try {
+            times = ExecutionTime.forCron(CRON.parse(spec.schedule));
+            zone = spec.timeZone == null ? ZoneOffset.UTC : ZoneId.of(spec.timeZone);
+            if (spec.retention != null) {
+                KubeDuration.parse("spec.retention.maxAge", spec.retention.maxAge, null);
+            }
+        } catch (IllegalArgumentException | DateTimeException | NullPointerException e) {
+            String message = "cannot read the schedule: " + e.getMessage()
+                    + " (spec.schedule takes five cron fields, minute hour day-of-month month day-of-week; spec.timeZone an IANA name)";
+            s.status().update(VirtualClusterCheckpointSchedule.class, schedule, st -> {
+                st.observedGeneration = generation;
+                st.nextScheduleTime = null;
+                Conditions.failed(st.conditions, "InvalidSchedule", message, generation, now);
+            });
+            return UpdateControl.noUpdate();
+        }
+        ZonedDateTime local = now.atZone(zone);
+        Instant last = schedule.getStatus().lastScheduleTime != null ? Instant.parse(schedule.getStatus().lastScheduleTime)
+                : Instant.parse(schedule.getMetadata().getCreationTimestamp() == null ? now.toString() : schedule.getMetadata().getCreationTimestamp());
+        String created = null;
+        Instant due = null;
+        if (!Boolean.TRUE.equals(spec.suspend)) {
+            Optional<ZonedDateTime> mostRecent = times.lastExecution(local.plusNanos(1));
+            if (mostRecent.isPresent() && mostRecent.get().toInstant().isAfter(last)) {
+                due = mostRecent.get().toInstant();
+                created = createCheckpoint(schedule, due);
+            }
+        }
+        List<VirtualClusterCheckpoint> children = children(schedule);
+        List<String> pruned = prune(schedule, children, now);
+        children.removeIf(c -> pruned.contains(c.getMetadata().getName()));
+        Optional<VirtualClusterCheckpoint> lastGood = children.stream()
+                .filter(c -> c.getStatus() != null && c.getStatus().phase == Phase.Succeeded).max(Comparator.comparing(this::dueOf));
+        Optional<ZonedDateTime> next = times.nextExecution(local);
+        Instant dueAt = due;
+        String made = created;
+        s.status().update(VirtualClusterCheckpointSchedule.class, schedule, st -> {
+            st.observedGeneration = generation;
+            if (dueAt != null) {
+                st.lastScheduleTime = dueAt.toString();
+                st.lastCheckpoint = made;
+            }
+            st.nextScheduleTime = Boolean.TRUE.equals(spec.suspend) ? null : next.map(t -> t.toInstant().toString()).orElse(null);
+            st.checkpoints = children.size();
+            lastGood.ifPresent(c -> {
+                st.lastSuccessfulCheckpoint = c.getMetadata().getName();
+                st.lastSuccessfulTime = c.getStatus().completedAt;
+            });
+            if (Boolean.TRUE.equals(spec.suspend)) {
+                Conditions.waiting(st.conditions, "Suspended", "spec.suspend is true: no new checkpoints", generation, now);
+            } else {
+                Conditions.succeeded(st.conditions, "Scheduled", "next checkpoint due " + next.map(t -> t.toInstant().toString()).orElse("never"),
+                        generation, now);
+            }
+        });
+        Duration wait = next.map(t -> Duration.between(now, t.toInstant())).orElse(s.observeEvery());
+        return UpdateControl.<VirtualClusterCheckpointSchedule>noUpdate()
+                .rescheduleAfter(wait.compareTo(s.observeEvery()) > 0 || wait.isNegative() ? s.observeEvery() : wait.plusMillis(10));
+    }
+
+    /** Creates the checkpoint due at {@code due} unless it exists; returns its name. */
+    private String createCheckpoint(VirtualClusterCheckpointSchedule schedule, Instant due) {
+        String name = schedule.getMetadata().getName() + "-" + NAME_TIME.format(due);
+        String ns = schedule.getMetadata().getNamespace();
+        Map<String, String> labels = new HashMap<>();
+        if (schedule.getSpec().template.labels != null) {
+            labels.putAll(schedule.getSpec().template.labels);
+        }
+        labels.put(MekhaApi.SCHEDULE_LABEL, schedule.getMetadata().getName());
+        VirtualClusterCheckpoint cp = new VirtualClusterCheckpoint();
+        cp.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(ns).withLabels(labels)
+                .withAnnotations(Map.of(MekhaApi.SCHEDULED_AT_ANNOTATION, due.toString())).build());
+        cp.setSpec(schedule.getSpec().template.spec);
+        try {
+            s.client().resource(cp).create();
+            s.events().normal(schedule, "CheckpointCreated", "created " + name + " (due " + due + ")");
+        } catch (KubernetesClientException e) {
+            if (e.getCode() != 409) {
+                s.events().warning(schedule, "CreateFailed", "could not create checkpoint " + name + ": " + e.getMessage());
+                throw e;
+            }
+        }
+        return name;
+    }
+
+    private List<VirtualClusterCheckpoint> children(VirtualClusterCheckpointSchedule schedule) {
+        return new ArrayList<>(s.client().resources(VirtualClusterCheckpoint.class).inNamespace(schedule.getMetadata().getNamespace())
+                .withLabel(MekhaApi.SCHEDULE_LABEL, schedule.getMetadata().getName()).list().getItems());
+    }
+
+    /** Deletes what retention does not keep: beyond the newest keepLast successes, successes older than maxAge (never the newest), old failures. */
+    private List<String> prune(VirtualClusterCheckpointSchedule schedule, List<VirtualClusterCheckpoint> children, Instant now) {
+        Retention r = schedule.getSpec().retention == null ? new Retention() : schedule.getSpec().retention;
+        Duration maxAge = KubeDuration.parse("spec.retention.maxAge", r.maxAge, null);
+        int failedKeep = r.failedHistoryLimit == null ? 1 : r.failedHistoryLimit;
+        List<VirtualClusterCheckpoint> succeeded = children.stream().filter(c -> phase(c) == Phase.Succeeded)
+                .sorted(Comparator.comparing(this::dueOf).reversed()).toList();
+        List<VirtualClusterCheckpoint> failed = children.stream().filter(c -> phase(c) == Phase.Failed)
+                .sorted(Comparator.comparing(this::dueOf).reversed()).toList();
+        List<VirtualClusterCheckpoint> doomed = new ArrayList<>();
+        for (int i = 0; i < succeeded.size(); i++) {
+            VirtualClusterCheckpoint c = succeeded.get(i);
+            boolean beyondCount = r.keepLast != null && i >= r.keepLast;
+            boolean tooOld = maxAge != null && i > 0 && dueOf(c).isBefore(now.minus(maxAge));
+            if (beyondCount || tooOld) {
+                doomed.add(c);
+            }
+        }
+        for (int i = failedKeep; i < failed.size(); i++) {
+            doomed.add(failed.get(i));
+        }
+        List<String> names = new ArrayList<>();
+        for (VirtualClusterCheckpoint c : doomed) {
+            s.client().resource(c).delete();
+            names.add(c.getMetadata().getName());
+            s.events().normal(schedule, "CheckpointPruned", "deleted " + c.getMetadata().getName() + " (" + phase(c) + ", due " + dueOf(c)
+                    + ") per the retention policy");
+        }
+        return names;
+    }
+
+    private static Phase phase(VirtualClusterCheckpoint c) {
+        return c.getStatus() == null ? null : c.getStatus().phase;
+    }
+
+    private Instant dueOf(VirtualClusterCheckpoint c) {
+        var annotations = c.getMetadata().getAnnotations();
+        if (annotations != null && annotations.get(MekhaApi.SCHEDULED_AT_ANNOTATION) != null) {
+            return Instant.parse(annotations.get(MekhaApi.SCHEDULED_AT_ANNOTATION));
+        }
+        return c.getMetadata().getCreationTimestamp() == null ? Instant.EPOCH : Instant.parse(c.getMetadata().getCreationTimestamp());
+    }
+}

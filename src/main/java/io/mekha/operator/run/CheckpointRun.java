@@ -1,0 +1,275 @@
+package io.mekha.operator.run;
+
+import io.mekha.api.v1alpha1.Conditions;
+import io.mekha.api.v1alpha1.KubeDuration;
+import io.mekha.api.v1alpha1.LevelName;
+import io.mekha.api.v1alpha1.Phase;
+import io.mekha.api.v1alpha1.VirtualClusterCheckpoint;
+import io.mekha.api.v1alpha1.VirtualClusterCheckpointStatus;
+import io.mekha.api.v1alpha1.VmProgress;
+import io.mekha.operator.service.OperatorMetrics;
+import io.mekha.operator.service.OperatorServices;
+import io.mekha.operator.service.Refusal;
+import io.mekha.protocol.AgentClient;
+import io.mekha.protocol.CheckpointFailedException;
+import io.mekha.protocol.CheckpointOptions;
+import io.mekha.protocol.CheckpointReport;
+import io.mekha.protocol.CheckpointStorage;
+import io.mekha.protocol.Coordinator;
+import io.mekha.protocol.FlushPlan;
+import io.mekha.protocol.FlushReport;
+import io.mekha.protocol.ProtocolListener;
+import io.mekha.protocol.VmCheckpointReport;
+import io.mekha.storage.StorageLevel;
+import io.mekha.storage.StorageTarget;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
+import org.jboss.logging.Logger;
+
+/**
+ * One checkpoint's protocol run, off the reconciler's thread: the coordinated checkpoint (or,
+ * after an operator restart, picking up the one under way), then the flush to the asked-for
+ * levels. Progress goes to status as it happens, without ever holding up the protocol.
+ */
+public final class CheckpointRun implements Runnable {
+    private static final Logger LOG = Logger.getLogger(CheckpointRun.class);
+
+    private final OperatorServices s;
+    private final VirtualClusterCheckpoint cp;
+    private final boolean adopt;
+    /** Status writes from the protocol's thread go through here, in order, so a slow API server never delays Ts. */
+    private final ExecutorService writer;
+
+    /**
+     * @param adopt pick up a checkpoint whose run was started by an operator process that is gone
+     */
+    public CheckpointRun(OperatorServices services, VirtualClusterCheckpoint checkpoint, boolean adopt) {
+        this.s = services;
+        this.cp = checkpoint;
+        this.adopt = adopt;
+        this.writer = Executors.newSingleThreadExecutor(r -> {
+            Thread t = new Thread(r, "status-" + checkpoint.getMetadata().getName());
+            t.setDaemon(true);
+            return t;
+        });
+    }
+
+    @Override
+    public void run() {
+        String holder = "VirtualClusterCheckpoint/" + cp.getMetadata().getName();
+        try {
+            runProtocol();
+        } finally {
+            drainWrites();
+            writer.shutdownNow();
+            s.locks().release(cp.getMetadata().getNamespace(), holder);
+        }
+    }
+
+    private void runProtocol() {
+        String ns = cp.getMetadata().getNamespace();
+        String id = cp.getStatus().checkpointId;
+        List<String> vms = cp.getStatus().vms.stream().map(v -> v.name).toList();
+        Instant started = s.clock().instant();
+        CheckpointReport report;
+        StorageTarget level2;
+        FlushPlan plan;
+        List<AgentClient> agents = new ArrayList<>();
+        try {
+            CheckpointOptions options = CheckpointSettings.options(cp.getSpec(), vms);
+            level2 = CheckpointSettings.level2(s.client(), ns, cp.getSpec().storage);
+            plan = CheckpointSettings.flushPlan(cp.getSpec().storage, level2);
+            for (String node : new LinkedHashSet<>(cp.getStatus().vms.stream().map(v -> v.node).toList())) {
+                agents.add(s.agents().forNode(node));
+            }
+            try (Coordinator coordinator = new Coordinator(agents, s.clock())) {
+                Instant ts = cp.getStatus().suspendAt == null ? null : Instant.parse(cp.getStatus().suspendAt);
+                report = adopt ? coordinator.adopt(id, vms, options, ts, listener()) : coordinator.checkpoint(id, vms, options, listener());
+                recordCapture(report);
+                s.metrics().checkpointTaken(report, Duration.between(started, s.clock().instant()));
+                s.events().normal(cp, "Captured", "every VM captured at Ts " + report.suspendAt() + " and resumed; suspend skew "
+                        + KubeDuration.format(report.suspendSkew()) + ", longest pause " + KubeDuration.format(maxPause(report)));
+                if (plan != null) {
+                    flush(coordinator, agents, report, options, plan);
+                } else {
+                    succeed("Captured", "held in memory (L0) on the VMs' nodes");
+                }
+            }
+        } catch (Refusal r) {
+            fail(r.reason(), r.getMessage());
+        } catch (CheckpointFailedException e) {
+            String cancelled = s.runs().cancelReason(cp.getMetadata().getUid());
+            fail(cancelled != null ? "FailureDeadlineExceeded" : adopt ? "OperatorRestarted" : "CheckpointFailed",
+                    (cancelled != null ? cancelled + ": " : "") + e.getMessage());
+        } catch (InterruptedException e) {
+            String cancelled = s.runs().cancelReason(cp.getMetadata().getUid());
+            fail(cancelled != null ? "FailureDeadlineExceeded" : "Interrupted",
+                    (cancelled != null ? cancelled : "the operator stopped") + "; the checkpoint was aborted on every agent and every VM resumed");
+        } catch (RuntimeException e) {
+            LOG.errorf(e, "checkpoint %s/%s failed", ns, cp.getMetadata().getName());
+            fail("InternalError", e.toString());
+        }
+    }
+
+    private void flush(Coordinator coordinator, List<AgentClient> agents, CheckpointReport report, CheckpointOptions options, FlushPlan plan)
+            throws CheckpointFailedException, InterruptedException {
+        write(st -> {
+            st.stage = "Flushing";
+            Conditions.progressing(st.conditions, "Flushing", "writing the checkpoint to " + plan.levels(), generation(), now());
+        });
+        s.events().normal(cp, "Flushing", "writing every VM's state to " + plan.levels());
+        Map<String, Long> sizes = new HashMap<>();
+        report.vms().forEach(v -> sizes.put(v.vm(), v.figures() == null ? 0 : v.figures().bytesTransferred()));
+        try (CheckpointStorage storage = new CheckpointStorage(agents, coordinator, s.clock())) {
+            FlushReport flushed = storage.flush(CheckpointStorage.draft(cp.getMetadata().getNamespace(), report, options, now()), sizes, plan,
+                    step -> LOG.debugf("%s: %s", cp.getMetadata().getName(), step));
+            List<LevelName> levels = new ArrayList<>();
+            if (!flushed.level0Released()) {
+                levels.add(LevelName.L0);
+            }
+            flushed.published().keySet().stream().sorted().forEach(l -> levels.add(LevelName.valueOf(l.name())));
+            if (flushed.timeToDurable() != null) {
+                s.metrics().timeToDurable(flushed.timeToDurable());
+            }
+            write(st -> {
+                st.levels = levels;
+                st.timeToDurable = KubeDuration.format(flushed.timeToDurable());
+            });
+            if (flushed.durable()) {
+                succeed("Durable", "held whole at " + levels + "; durable after " + KubeDuration.format(flushed.timeToDurable()));
+            } else {
+                fail("FlushFailed", "writing to " + flushed.failures().keySet() + " failed: " + flushed.failures().values()
+                        + "; nothing partial was published and the memory copy (L0) is kept, so a restore from L0 still works");
+            }
+        }
+    }
+
+    private ProtocolListener listener() {
+        return new ProtocolListener() {
+            @Override
+            public void step(String description) {
+                LOG.debugf("%s/%s: %s", cp.getMetadata().getNamespace(), cp.getMetadata().getName(), description);
+            }
+
+            @Override
+            public void reached(Stage stage, Instant at) {
+                String name = switch (stage) {
+                    case PREPARING -> "Preparing";
+                    case LIVE_STAGE -> "LiveStage";
+                    case SUSPENDING -> "Suspending";
+                    case CAPTURED -> "Captured";
+                    case RESUMING -> "Resuming";
+                    case RESUMED -> "Resumed";
+                };
+                writeLater(st -> {
+                    st.stage = name;
+                    if (stage == Stage.SUSPENDING) {
+                        st.suspendAt = at.toString();
+                    } else if (stage == Stage.RESUMING) {
+                        st.resumeAt = at.toString();
+                    }
+                    Conditions.progressing(st.conditions, name, "checkpoint protocol: " + name, generation(), now());
+                });
+            }
+        };
+    }
+
+    private void recordCapture(CheckpointReport report) {
+        write(st -> {
+            st.stage = "Captured";
+            st.readyToUse = true;
+            st.suspendAt = report.suspendAt().toString();
+            st.resumeAt = report.resumeAt().toString();
+            st.suspendSkew = KubeDuration.format(report.suspendSkew());
+            st.resumeSkew = KubeDuration.format(report.resumeSkew());
+            st.maxPausedTime = KubeDuration.format(maxPause(report));
+            st.totalBytes = report.vms().stream().mapToLong(v -> v.figures() == null ? 0 : v.figures().bytesTransferred()).sum();
+            st.levels = new ArrayList<>(List.of(LevelName.L0));
+            List<VmProgress> vms = new ArrayList<>();
+            for (VmCheckpointReport v : report.vms()) {
+                VmProgress p = new VmProgress();
+                p.name = v.vm();
+                p.node = v.node();
+                p.phase = "Resumed";
+                p.pausedTime = KubeDuration.format(OperatorMetrics.paused(v));
+                p.bytes = v.figures() == null ? null : v.figures().bytesTransferred();
+                p.suspendedAt = v.stoppedAt() == null ? null : v.stoppedAt().toString();
+                p.resumedAt = v.resumedAt() == null ? null : v.resumedAt().toString();
+                p.guestClockAtCut = v.guestClockAtCut() == null ? null : v.guestClockAtCut().toString();
+                vms.add(p);
+            }
+            st.vms = vms;
+        });
+    }
+
+    private static Duration maxPause(CheckpointReport report) {
+        return report.vms().stream().map(OperatorMetrics::paused).filter(java.util.Objects::nonNull).max(Duration::compareTo).orElse(null);
+    }
+
+    private void succeed(String reason, String message) {
+        drainWrites();
+        write(st -> {
+            st.phase = Phase.Succeeded;
+            st.stage = "Done";
+            st.completedAt = now().toString();
+            Conditions.succeeded(st.conditions, reason, message, generation(), now());
+        });
+        s.events().normal(cp, "Succeeded", "checkpoint ready to use: " + message);
+        s.metrics().checkpointFinished("succeeded", reason);
+    }
+
+    private void fail(String reason, String message) {
+        drainWrites();
+        write(st -> {
+            st.phase = Phase.Failed;
+            st.completedAt = now().toString();
+            if (!"FlushFailed".equals(reason)) {
+                st.readyToUse = false;
+            }
+            Conditions.failed(st.conditions, reason, message, generation(), now());
+        });
+        s.events().warning(cp, reason, message);
+        s.metrics().checkpointFinished("failed", reason);
+    }
+
+    private void writeLater(Consumer<VirtualClusterCheckpointStatus> change) {
+        try {
+            writer.submit(() -> write(change));
+        } catch (java.util.concurrent.RejectedExecutionException ignored) {
+            // the run is over; its final status is written directly
+        }
+    }
+
+    private void drainWrites() {
+        try {
+            writer.submit(() -> { }).get(30, TimeUnit.SECONDS);
+        } catch (Exception e) {
+            LOG.debugf("pending status writes of %s not drained: %s", cp.getMetadata().getName(), e);
+        }
+    }
+
+    private void write(Consumer<VirtualClusterCheckpointStatus> change) {
+        try {
+            s.status().update(VirtualClusterCheckpoint.class, cp, change);
+        } catch (RuntimeException e) {
+            LOG.warnf("could not write the status of %s/%s: %s", cp.getMetadata().getNamespace(), cp.getMetadata().getName(), e.getMessage());
+        }
+    }
+
+    private Long generation() {
+        return cp.getMetadata().getGeneration();
+    }
+
+    private Instant now() {
+        return s.clock().instant();
+    }
+}

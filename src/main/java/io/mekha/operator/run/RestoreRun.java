@@ -1,0 +1,150 @@
+package io.mekha.operator.run;
+
+import io.mekha.api.v1alpha1.Conditions;
+import io.mekha.api.v1alpha1.KubeDuration;
+import io.mekha.api.v1alpha1.LevelName;
+import io.mekha.api.v1alpha1.Phase;
+import io.mekha.api.v1alpha1.TimePolicyName;
+import io.mekha.api.v1alpha1.VirtualClusterCheckpoint;
+import io.mekha.api.v1alpha1.VirtualClusterRestore;
+import io.mekha.api.v1alpha1.VirtualClusterRestoreStatus;
+import io.mekha.api.v1alpha1.VmRestoreResult;
+import io.mekha.operator.service.OperatorServices;
+import io.mekha.operator.service.Refusal;
+import io.mekha.protocol.AgentClient;
+import io.mekha.protocol.CheckpointFailedException;
+import io.mekha.protocol.CheckpointStorage;
+import io.mekha.protocol.Coordinator;
+import io.mekha.protocol.RestartReport;
+import io.mekha.storage.StorageLevel;
+import io.mekha.storage.StorageTarget;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Consumer;
+import org.jboss.logging.Logger;
+
+/**
+ * One restore's run, off the reconciler's thread: the fastest level holding the checkpoint whole
+ * and verified (falling back level by level), every VM started from it and resumed together.
+ */
+public final class RestoreRun implements Runnable {
+    private static final Logger LOG = Logger.getLogger(RestoreRun.class);
+
+    private final OperatorServices s;
+    private final VirtualClusterRestore restore;
+    private final VirtualClusterCheckpoint checkpoint;
+
+    public RestoreRun(OperatorServices services, VirtualClusterRestore restore, VirtualClusterCheckpoint checkpoint) {
+        this.s = services;
+        this.restore = restore;
+        this.checkpoint = checkpoint;
+    }
+
+    @Override
+    public void run() {
+        try {
+            restore();
+        } finally {
+            s.locks().release(restore.getMetadata().getNamespace(), "VirtualClusterRestore/" + restore.getMetadata().getName());
+        }
+    }
+
+    private void restore() {
+        String ns = restore.getMetadata().getNamespace();
+        try {
+            StorageTarget level2 = CheckpointSettings.level2(s.client(), ns, checkpoint.getSpec().storage);
+            TimePolicyName policy = restore.getSpec().timePolicy != null ? restore.getSpec().timePolicy
+                    : checkpoint.getSpec().timePolicy != null ? checkpoint.getSpec().timePolicy : TimePolicyName.Virtual;
+            Duration slew = KubeDuration.parse("spec.slewPeriod", restore.getSpec().slewPeriod, Duration.ofSeconds(60));
+            StorageLevel preferred = restore.getSpec().preferredLevel == null ? StorageLevel.L0 : restore.getSpec().preferredLevel.toLevel();
+            List<AgentClient> agents = s.agents().all();
+            if (agents.isEmpty()) {
+                throw new Refusal("AgentNotFound", "no Mekha agent is ready on any node");
+            }
+            s.events().normal(restore, "Restoring", "restarting " + checkpoint.getStatus().vms.size() + " VMs from checkpoint "
+                    + checkpoint.getMetadata().getName() + ", trying " + preferred + " first");
+            try (Coordinator coordinator = new Coordinator(agents, s.clock());
+                 CheckpointStorage storage = new CheckpointStorage(agents, coordinator, s.clock())) {
+                CheckpointStorage.RestoreReport report = storage.restore(ns, checkpoint.getStatus().checkpointId, preferred, level2,
+                        policy.toPolicy(), slew, step -> LOG.debugf("%s: %s", restore.getMetadata().getName(), step));
+                succeed(report);
+            }
+        } catch (Refusal r) {
+            fail(r.reason(), r.getMessage());
+        } catch (IllegalArgumentException e) {
+            fail("InvalidSpec", e.getMessage());
+        } catch (CheckpointFailedException e) {
+            fail("RestoreFailed", e.getMessage());
+        } catch (InterruptedException e) {
+            String cancelled = s.runs().cancelReason(restore.getMetadata().getUid());
+            fail(cancelled != null ? "FailureDeadlineExceeded" : "Interrupted", (cancelled != null ? cancelled : "the operator stopped")
+                    + "; the restore was interrupted: check the VMs (kubectl get vmi) and create a new VirtualClusterRestore");
+        } catch (RuntimeException e) {
+            LOG.errorf(e, "restore %s/%s failed", ns, restore.getMetadata().getName());
+            fail("InternalError", e.toString());
+        }
+    }
+
+    private void succeed(CheckpointStorage.RestoreReport report) {
+        RestartReport restart = report.restart();
+        Map<String, String> skipped = new LinkedHashMap<>();
+        report.skipped().forEach((level, why) -> skipped.put(level.name(), why));
+        List<VmRestoreResult> vms = new ArrayList<>();
+        restart.nodes().forEach((vm, node) -> {
+            VmRestoreResult r = new VmRestoreResult();
+            r.name = vm;
+            r.node = node;
+            Instant resumed = restart.resumedAt().get(vm);
+            r.resumedAt = resumed == null ? null : resumed.toString();
+            RestartReport.VmClock clock = restart.clocks().get(vm);
+            if (clock != null) {
+                r.guestClockAtCut = clock.guestAtCut() == null ? null : clock.guestAtCut().toString();
+                r.guestClockAfter = clock.guestAfter() == null ? null : clock.guestAfter().toString();
+            }
+            vms.add(r);
+        });
+        vms.sort((a, b) -> a.name.compareTo(b.name));
+        String message = "every VM resumed at " + restart.resumeAt() + " from " + report.level() + ", resume skew "
+                + KubeDuration.format(restart.resumeSkew());
+        write(st -> {
+            st.phase = Phase.Succeeded;
+            st.restoredFrom = LevelName.valueOf(report.level().name());
+            st.skippedLevels = skipped.isEmpty() ? null : skipped;
+            st.resumeAt = restart.resumeAt().toString();
+            st.resumeSkew = KubeDuration.format(restart.resumeSkew());
+            st.vms = vms;
+            st.completedAt = now().toString();
+            Conditions.succeeded(st.conditions, "Restored", message, restore.getMetadata().getGeneration(), now());
+        });
+        s.events().normal(restore, "Restored", message);
+        s.metrics().restoreFinished("succeeded", "Restored", report.level().name());
+        s.metrics().restoreResumeSkew(restart.resumeSkew());
+    }
+
+    private void fail(String reason, String message) {
+        write(st -> {
+            st.phase = Phase.Failed;
+            st.completedAt = now().toString();
+            Conditions.failed(st.conditions, reason, message, restore.getMetadata().getGeneration(), now());
+        });
+        s.events().warning(restore, reason, message);
+        s.metrics().restoreFinished("failed", reason, "none");
+    }
+
+    private void write(Consumer<VirtualClusterRestoreStatus> change) {
+        try {
+            s.status().update(VirtualClusterRestore.class, restore, change);
+        } catch (RuntimeException e) {
+            LOG.warnf("could not write the status of %s/%s: %s", restore.getMetadata().getNamespace(), restore.getMetadata().getName(),
+                    e.getMessage());
+        }
+    }
+
+    private Instant now() {
+        return s.clock().instant();
+    }
+}

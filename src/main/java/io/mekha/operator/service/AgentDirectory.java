@@ -1,0 +1,109 @@
+package io.mekha.operator.service;
+
+import io.fabric8.kubernetes.api.model.ContainerPort;
+import io.fabric8.kubernetes.api.model.Pod;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.mekha.protocol.AgentClient;
+import java.net.URI;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Supplier;
+
+/**
+ * Finds the agent of each node the Kubernetes way: the pods of the agent DaemonSet (by label, in
+ * the agent namespace), the one on the node, ready, at its pod IP and the container port named
+ * {@code agent}. Clients carry the operator's identity (a ServiceAccount token the agent checks with
+ * TokenReview), read fresh for each client since projected tokens rotate.
+ */
+public final class AgentDirectory {
+
+    /** Makes a client for an agent; tests route some through a proxy they can cut. */
+    @FunctionalInterface
+    public interface ClientFactory {
+        AgentClient create(String node, URI uri, String authorization, Duration timeout);
+    }
+
+    /**
+     * @param namespace where the agent DaemonSet runs
+     * @param podLabels labels of its pods
+     * @param authorization the Authorization header to send (e.g. {@code Bearer <token>})
+     */
+    public record Settings(String namespace, Map<String, String> podLabels, String portName, Supplier<String> authorization,
+                           Duration callTimeout) {}
+
+    private final KubernetesClient client;
+    private final Settings settings;
+    private final ClientFactory factory;
+
+    public AgentDirectory(KubernetesClient client, Settings settings, ClientFactory factory) {
+        this.client = client;
+        this.settings = settings;
+        this.factory = factory;
+    }
+
+    public AgentDirectory(KubernetesClient client, Settings settings) {
+        this(client, settings, AgentClient::new);
+    }
+
+    /** The agent serving {@code node}. */
+    public AgentClient forNode(String node) throws Refusal {
+        List<Pod> pods = agentPods();
+        Pod pod = pods.stream().filter(p -> node.equals(p.getSpec().getNodeName())).findFirst().orElse(null);
+        if (pod == null) {
+            throw new Refusal("AgentNotFound", "no Mekha agent pod on node " + node + " (pods labelled " + settings.podLabels()
+                    + " in namespace " + settings.namespace() + "); is the mekha-agent DaemonSet scheduled there?");
+        }
+        String problem = notServing(pod);
+        if (problem != null) {
+            throw new Refusal("AgentNotReady", "the Mekha agent on node " + node + " (pod " + pod.getMetadata().getName() + ") " + problem);
+        }
+        return client(pod);
+    }
+
+    /** Every serving agent, for work that may land on any node (restores, partner copies). */
+    public List<AgentClient> all() {
+        List<AgentClient> agents = new ArrayList<>();
+        for (Pod pod : agentPods()) {
+            if (notServing(pod) == null) {
+                agents.add(client(pod));
+            }
+        }
+        return agents;
+    }
+
+    private List<Pod> agentPods() {
+        return client.pods().inNamespace(settings.namespace()).withLabels(settings.podLabels()).list().getItems();
+    }
+
+    private String notServing(Pod pod) {
+        if (pod.getStatus() == null || !"Running".equals(pod.getStatus().getPhase())) {
+            return "is not running (" + (pod.getStatus() == null ? "no status" : pod.getStatus().getPhase()) + ")";
+        }
+        boolean ready = pod.getStatus().getConditions() != null && pod.getStatus().getConditions().stream()
+                .anyMatch(c -> "Ready".equals(c.getType()) && "True".equals(c.getStatus()));
+        if (!ready) {
+            return "is not ready";
+        }
+        if (pod.getStatus().getPodIP() == null) {
+            return "has no pod IP yet";
+        }
+        if (port(pod) == null) {
+            return "declares no container port named '" + settings.portName() + "'";
+        }
+        return null;
+    }
+
+    private Integer port(Pod pod) {
+        return pod.getSpec().getContainers().stream()
+                .flatMap(c -> c.getPorts() == null ? java.util.stream.Stream.<ContainerPort>empty() : c.getPorts().stream())
+                .filter(p -> settings.portName().equals(p.getName())).map(ContainerPort::getContainerPort).findFirst().orElse(null);
+    }
+
+    private AgentClient client(Pod pod) {
+        String ip = pod.getStatus().getPodIP();
+        URI uri = URI.create("http://" + (ip.contains(":") ? "[" + ip + "]" : ip) + ":" + port(pod));
+        return factory.create(pod.getSpec().getNodeName(), uri, settings.authorization().get(), settings.callTimeout());
+    }
+}

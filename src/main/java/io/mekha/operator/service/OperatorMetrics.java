@@ -1,0 +1,67 @@
+package io.mekha.operator.service;
+
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.DistributionSummary;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.Timer;
+import io.mekha.protocol.CheckpointReport;
+import io.mekha.protocol.VmCheckpointReport;
+import java.time.Duration;
+
+/** What the operator counts and measures, through Micrometer (exported for Prometheus at /q/metrics). */
+public final class OperatorMetrics {
+    private final MeterRegistry registry;
+
+    public OperatorMetrics(MeterRegistry registry) {
+        this.registry = registry;
+    }
+
+    public void checkpointFinished(String result, String reason) {
+        Counter.builder("mekha.checkpoints").description("Checkpoints by result").tag("result", result).tag("reason", reason)
+                .register(registry).increment();
+    }
+
+    /** @param level the level the restore used, or {@code none} when it failed before using one */
+    public void restoreFinished(String result, String reason, String level) {
+        Counter.builder("mekha.restores").description("Restores by result and level").tag("result", result).tag("reason", reason)
+                .tag("level", level).register(registry).increment();
+    }
+
+    /** The figures of a checkpoint that reached its cut and resumed every VM. */
+    public void checkpointTaken(CheckpointReport report, Duration took) {
+        for (VmCheckpointReport vm : report.vms()) {
+            Duration paused = paused(vm);
+            if (paused != null) {
+                Timer.builder("mekha.checkpoint.paused").description("Time each VM was paused for a checkpoint").register(registry)
+                        .record(paused);
+            }
+            if (vm.figures() != null) {
+                DistributionSummary.builder("mekha.checkpoint.bytes").description("Bytes of VM state captured per VM").baseUnit("bytes")
+                        .register(registry).record(vm.figures().bytesTransferred());
+            }
+        }
+        Timer.builder("mekha.checkpoint.suspend.skew").description("Spread of the VMs' stop instants").register(registry)
+                .record(report.suspendSkew());
+        Timer.builder("mekha.checkpoint.resume.skew").description("Spread of the VMs' resume instants").register(registry)
+                .record(report.resumeSkew());
+        Timer.builder("mekha.checkpoint.duration").description("From start of the protocol until every VM resumed").register(registry)
+                .record(took);
+    }
+
+    public void timeToDurable(Duration d) {
+        Timer.builder("mekha.checkpoint.durable").description("From the cut until the durable level held every VM").register(registry).record(d);
+    }
+
+    public void restoreResumeSkew(Duration skew) {
+        Timer.builder("mekha.restore.resume.skew").description("Spread of the VMs' resume instants after a restore").register(registry)
+                .record(skew);
+    }
+
+    /** How long the guest did not run: QEMU's STOP to RESUME events, else Mekha's stop to cont. */
+    public static Duration paused(VmCheckpointReport vm) {
+        if (vm.figures() == null) {
+            return null;
+        }
+        return vm.figures().guestPaused() != null ? vm.figures().guestPaused() : vm.figures().mekhaPaused();
+    }
+}

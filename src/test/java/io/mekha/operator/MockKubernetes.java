@@ -1,0 +1,116 @@
+package io.mekha.operator;
+
+import io.fabric8.kubernetes.api.model.GenericKubernetesResource;
+import io.fabric8.kubernetes.api.model.GenericKubernetesResourceBuilder;
+import io.fabric8.kubernetes.api.model.NamespaceBuilder;
+import io.fabric8.kubernetes.api.model.PodBuilder;
+import io.fabric8.kubernetes.api.model.apiextensions.v1.CustomResourceDefinition;
+import io.fabric8.kubernetes.api.model.authentication.TokenReview;
+import io.fabric8.kubernetes.api.model.authentication.TokenReviewBuilder;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.server.mock.KubernetesMixedDispatcher;
+import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
+import io.fabric8.kubernetes.client.utils.Serialization;
+import io.fabric8.mockwebserver.Context;
+import io.fabric8.mockwebserver.MockWebServer;
+import io.fabric8.mockwebserver.ServerRequest;
+import io.fabric8.mockwebserver.ServerResponse;
+import io.mekha.operator.service.KubeVirt;
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.URI;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.Queue;
+import java.util.stream.Stream;
+
+/**
+ * The fabric8 mock API server in CRUD mode, standing in for the Kubernetes API server (which cannot
+ * run here): Mekha's CRDs from crds/ loaded, TokenReview answered as the API server would for the
+ * tokens the test hands out, and helpers to create what KubeVirt and the agent DaemonSet would.
+ */
+public final class MockKubernetes implements AutoCloseable {
+    public static final String OPERATOR_USER = "system:serviceaccount:mekha-system:mekha-operator";
+    public static final String OPERATOR_TOKEN = "operator-projected-token-0123456789";
+    /** A valid token of another ServiceAccount: authenticated, but not allowed to call agents. */
+    public static final String INTRUDER_TOKEN = "default-sa-token-0123456789";
+    public static final String AGENT_NAMESPACE = "mekha-system";
+
+    public final KubernetesMockServer server;
+    public final KubernetesClient client;
+
+    public MockKubernetes() throws IOException {
+        Map<ServerRequest, Queue<ServerResponse>> responses = new HashMap<>();
+        server = new KubernetesMockServer(new Context(), new MockWebServer(), responses, new KubernetesMixedDispatcher(responses), false);
+        server.init();
+        client = server.createClient();
+        server.expect().post().withPath("/apis/authentication.k8s.io/v1/tokenreviews").andReply(201, request -> review(request.getUtf8Body()))
+                .always();
+        try (Stream<Path> crds = Files.list(Path.of("crds"))) {
+            for (Path file : crds.filter(p -> p.toString().endsWith(".yml")).toList()) {
+                try (InputStream in = Files.newInputStream(file)) {
+                    client.resource(Serialization.unmarshal(in, CustomResourceDefinition.class)).create();
+                }
+            }
+        }
+        client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName(AGENT_NAMESPACE).endMetadata().build()).create();
+    }
+
+    /** What the API server answers a TokenReview with for the tokens of this test. */
+    private static TokenReview review(String body) {
+        TokenReview asked = Serialization.unmarshal(body, TokenReview.class);
+        String token = asked.getSpec().getToken();
+        TokenReviewBuilder answer = new TokenReviewBuilder(asked);
+        if (OPERATOR_TOKEN.equals(token) && asked.getSpec().getAudiences() != null && asked.getSpec().getAudiences().contains("mekha-agent")) {
+            return answer.withNewStatus().withAuthenticated(true).withNewUser().withUsername(OPERATOR_USER).endUser()
+                    .withAudiences("mekha-agent").endStatus().build();
+        }
+        if (INTRUDER_TOKEN.equals(token)) {
+            return answer.withNewStatus().withAuthenticated(true).withNewUser().withUsername("system:serviceaccount:default:default").endUser()
+                    .endStatus().build();
+        }
+        return answer.withNewStatus().withAuthenticated(false).withError("invalid bearer token").endStatus().build();
+    }
+
+    public URI url() {
+        return URI.create(server.url("/"));
+    }
+
+    public void namespace(String name) {
+        client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName(name).endMetadata().build()).create();
+    }
+
+    /** A VirtualMachine and its running instance on {@code node}, as KubeVirt would have them. */
+    public void runningVm(String namespace, String name, String node, Map<String, String> labels) {
+        GenericKubernetesResource vm = new GenericKubernetesResourceBuilder().withApiVersion("kubevirt.io/v1").withKind("VirtualMachine")
+                .withNewMetadata().withName(name).withNamespace(namespace).withLabels(labels).endMetadata()
+                .withAdditionalProperties(Map.of("spec", Map.of("runStrategy", "Always"), "status", Map.of("ready", true, "printableStatus", "Running")))
+                .build();
+        client.genericKubernetesResources(KubeVirt.VIRTUAL_MACHINES).inNamespace(namespace).resource(vm).create();
+        GenericKubernetesResource vmi = new GenericKubernetesResourceBuilder().withApiVersion("kubevirt.io/v1").withKind("VirtualMachineInstance")
+                .withNewMetadata().withName(name).withNamespace(namespace).withLabels(labels).endMetadata()
+                .withAdditionalProperties(Map.of("status", Map.of("phase", "Running", "nodeName", node)))
+                .build();
+        client.genericKubernetesResources(KubeVirt.INSTANCES).inNamespace(namespace).resource(vmi).create();
+    }
+
+    /** The agent DaemonSet's pod on {@code node}, ready, serving at {@code agent}. */
+    public void agentPod(String node, URI agent) {
+        client.pods().inNamespace(AGENT_NAMESPACE).resource(new PodBuilder()
+                .withNewMetadata().withName("mekha-agent-" + node).withNamespace(AGENT_NAMESPACE)
+                .withLabels(Map.of("app.kubernetes.io/name", "mekha-agent")).endMetadata()
+                .withNewSpec().withNodeName(node).addNewContainer().withName("agent").withImage("mekha-agent")
+                .addNewPort().withName("agent").withContainerPort(agent.getPort()).endPort().endContainer().endSpec()
+                .withNewStatus().withPhase("Running").withPodIP(agent.getHost())
+                .addNewCondition().withType("Ready").withStatus("True").endCondition().endStatus()
+                .build()).create();
+    }
+
+    @Override
+    public void close() {
+        client.close();
+        server.destroy();
+    }
+}

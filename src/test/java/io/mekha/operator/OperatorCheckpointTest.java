@@ -1,0 +1,316 @@
+package io.mekha.operator;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.fabric8.kubernetes.api.model.Event;
+import io.fabric8.kubernetes.api.model.LabelSelectorBuilder;
+import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.mekha.agent.api.AgentDtos.VmInfo;
+import io.mekha.agent.server.AgentAuthenticator;
+import io.mekha.agent.server.TokenReviewAuthenticator;
+import io.mekha.api.v1alpha1.Conditions;
+import io.mekha.api.v1alpha1.LevelName;
+import io.mekha.api.v1alpha1.LiveStage;
+import io.mekha.api.v1alpha1.Phase;
+import io.mekha.api.v1alpha1.StorageSpec;
+import io.mekha.api.v1alpha1.VirtualClusterCheckpoint;
+import io.mekha.api.v1alpha1.VirtualClusterCheckpointSpec;
+import io.mekha.api.v1alpha1.VirtualClusterRestore;
+import io.mekha.api.v1alpha1.VirtualClusterRestoreSpec;
+import io.mekha.protocol.AgentCallException;
+import io.mekha.protocol.AgentClient;
+import io.mekha.testing.CuttableProxy;
+import io.mekha.testing.NoQemuLeftBehind;
+import io.mekha.testing.TestCluster;
+import java.net.URI;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.function.Predicate;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The operator end to end: CRs applied to the (mock) API server, VMs and instances as KubeVirt
+ * would create them, agent pods as the DaemonSet would run them, and behind those pods real
+ * agents (one in this JVM, one in its own process) running real QEMU VMs, which check the
+ * operator's identity through TokenReview.
+ */
+@Tag("qemu")
+@ExtendWith(NoQemuLeftBehind.class)
+class OperatorCheckpointTest {
+    static final String NS = "hpc";
+    static final Duration RUN = Duration.ofMinutes(4);
+
+    @TempDir
+    Path work;
+    MockKubernetes kube;
+    KubernetesClient client;
+
+    @BeforeEach
+    void apiServer() throws Exception {
+        kube = new MockKubernetes();
+        client = kube.client;
+        kube.namespace(NS);
+        kube.namespace("other");
+    }
+
+    @AfterEach
+    void stop() {
+        kube.close();
+    }
+
+    private TestCluster cluster() throws Exception {
+        String kubeApi = kube.url().toString();
+        AgentAuthenticator inProcess = new TokenReviewAuthenticator(kube.server.createClient(), Set.of(MockKubernetes.OPERATOR_USER),
+                List.of("mekha-agent"), Clock.systemUTC());
+        TestCluster vc = new TestCluster(work, 400, 30, new TestCluster.Auth(inProcess,
+                List.of("--allow-user", MockKubernetes.OPERATOR_USER, "--kube-api", kubeApi), "Bearer " + MockKubernetes.OPERATOR_TOKEN));
+        kube.agentPod("n1", vc.client1.base());
+        kube.agentPod("n2", vc.client2.base());
+        for (String vm : vc.vmNames()) {
+            kube.runningVm(NS, vm, vm.equals("vm3") ? "n2" : "n1", Map.of("app", "ring"));
+        }
+        return vc;
+    }
+
+    @Test
+    void aCheckpointAppliedToTheApiSucceedsWithRealFiguresAndARestoreRestartsTheVcExactly() throws Exception {
+        try (TestCluster vc = cluster(); TestOperator operator = new TestOperator(client, Clock.systemUTC())) {
+            vc.bootAll();
+            vc.awaitStep(15, RUN);
+
+            VirtualClusterCheckpoint cp = client.resource(checkpoint("cp1", ringSelector(), List.of(LevelName.L1), null)).create();
+            // a second checkpoint of the same VMs waits for the first, and says why
+            client.resource(checkpoint("cp2", ringSelector(), null, null)).create();
+            VirtualClusterCheckpoint second = await("cp2", c -> c.getStatus() != null && c.getStatus().conditions.stream()
+                    .anyMatch(x -> "SourceLocked".equals(x.getReason())), Duration.ofMinutes(1));
+            assertThat(second.getStatus().phase).isEqualTo(Phase.Pending);
+            assertThat(Conditions.get(second.getStatus().conditions, Conditions.READY).getMessage())
+                    .contains("VirtualClusterCheckpoint/cp1").contains("one checkpoint or restore at a time per VM");
+            client.resource(second).delete();
+
+            cp = await("cp1", c -> c.getStatus() != null && c.getStatus().phase != null && c.getStatus().phase.terminal(), RUN);
+            var st = cp.getStatus();
+            assertThat(st.phase).as(String.valueOf(st.conditions)).isEqualTo(Phase.Succeeded);
+            assertThat(st.readyToUse).isTrue();
+            assertThat(st.levels).containsExactly(LevelName.L0, LevelName.L1);
+            assertThat(st.vms).extracting(v -> v.name + "@" + v.node).containsExactly("vm1@n1", "vm2@n1", "vm3@n2");
+            assertThat(st.vms).allSatisfy(v -> {
+                assertThat(v.bytes).isPositive();
+                assertThat(v.pausedTime).endsWith("ms");
+                assertThat(v.suspendedAt).isNotNull();
+                assertThat(v.resumedAt).isNotNull();
+            });
+            assertThat(st.suspendSkew).isNotNull();
+            assertThat(st.resumeSkew).isNotNull();
+            assertThat(st.timeToDurable).isNotNull();
+            assertThat(Conditions.get(st.conditions, Conditions.READY).getStatus()).isEqualTo("True");
+            assertThat(events("cp1")).contains("Started", "Captured", "Flushing", "Succeeded");
+            assertThat(operator.meters.find("mekha.checkpoints").tag("result", "succeeded").counter().count()).isEqualTo(1.0);
+            assertThat(operator.meters.find("mekha.checkpoint.paused").timer().count()).isEqualTo(3);
+            System.out.printf("operator checkpoint: max paused %s, suspend skew %s, resume skew %s, %d bytes, durable after %s%n",
+                    st.maxPausedTime, st.suspendSkew, st.resumeSkew, st.totalBytes, st.timeToDurable);
+
+            // the VC runs on past the cut, then every VM crashes
+            Map<String, Long> reached = new java.util.LinkedHashMap<>();
+            for (String vm : vc.vmNames()) {
+                reached.put(vm, io.mekha.local.RingReference.lastStepReached(String.join("\n", vc.console(vm))));
+            }
+            vc.awaitStep(vc.minStep() + 15, RUN);
+            for (String vm : vc.vmNames()) {
+                ProcessHandle.of(vc.info(vm).pid()).ifPresent(p -> {
+                    p.destroyForcibly();
+                    p.onExit().join();
+                });
+            }
+
+            VirtualClusterRestore restore = new VirtualClusterRestore();
+            restore.setMetadata(new ObjectMetaBuilder().withName("restore1").withNamespace(NS).build());
+            restore.setSpec(new VirtualClusterRestoreSpec());
+            restore.getSpec().checkpointName = "cp1";
+            restore.getSpec().preferredLevel = LevelName.L1;
+            client.resource(restore).create();
+            VirtualClusterRestore done = awaitRestore("restore1", RUN);
+            assertThat(done.getStatus().phase).as(String.valueOf(done.getStatus().conditions)).isEqualTo(Phase.Succeeded);
+            assertThat(done.getStatus().restoredFrom).isEqualTo(LevelName.L1);
+            assertThat(done.getStatus().vms).extracting(v -> v.name).containsExactly("vm1", "vm2", "vm3");
+            assertThat(done.getStatus().vms).allSatisfy(v -> assertThat(v.resumedAt).isNotNull());
+            assertThat(operator.meters.find("mekha.restores").tag("result", "succeeded").tag("level", "L1").counter().count()).isEqualTo(1.0);
+
+            Map<String, List<String>> consoles = vc.awaitRingDone(RUN);
+            consoles.forEach((vm, lines) -> {
+                var printed = io.mekha.local.RingReference.printed(lines, TestCluster.node(vm));
+                assertThat(printed.firstKey()).as("%s resumed from the cut, not later", vm).isLessThanOrEqualTo(reached.get(vm) + 1);
+                assertThat(printed.lastKey()).as("%s finished the run", vm).isEqualTo(vc.steps());
+            });
+            assertThat(vc.mismatches(consoles)).as("every step after the restore equals an uninterrupted run's").isEmpty();
+
+            // deleting the checkpoint deletes its data (deletionPolicy Delete): the L1 files go
+            client.resource(cp).delete();
+            awaitGone("cp1", Duration.ofMinutes(1));
+            assertThat(vc.agent1.level1().resolve(NS)).isEmptyDirectory();
+        }
+    }
+
+    @Test
+    void anOperatorRestartedMidCheckpointAbortsItCleanlyAndNoVmStaysPaused() throws Exception {
+        try (TestCluster vc = cluster()) {
+            vc.bootAll();
+            vc.awaitStep(10, RUN);
+            List<CuttableProxy> proxies = new ArrayList<>();
+            TestOperator first = new TestOperator(kube.server.createClient(), (node, uri, auth, timeout) -> {
+                try {
+                    CuttableProxy proxy = new CuttableProxy(uri);
+                    proxies.add(proxy);
+                    return new AgentClient(node, proxy.uri(), auth, timeout);
+                } catch (java.io.IOException e) {
+                    throw new IllegalStateException(e);
+                }
+            }, Clock.systemUTC(), MockKubernetes.OPERATOR_TOKEN);
+            // a slow live stage (5 MB/s per VM) so the operator dies in the middle of it
+            LiveStage slow = new LiveStage();
+            slow.bandwidthPerVm = 5_000_000L;
+            slow.maxPerVm = "120s";
+            slow.globalBound = "180s";
+            client.resource(checkpoint("cp1", ringSelector(), null, slow)).create();
+            await("cp1", c -> c.getStatus() != null && "LiveStage".equals(c.getStatus().stage), Duration.ofMinutes(1));
+            Thread.sleep(1000);
+            first.crash();
+            proxies.forEach(CuttableProxy::cut);
+
+            try (TestOperator second = new TestOperator(client, Clock.systemUTC())) {
+                VirtualClusterCheckpoint cp = await("cp1", c -> c.getStatus().phase.terminal(), RUN);
+                assertThat(cp.getStatus().phase).isEqualTo(Phase.Failed);
+                var failure = Conditions.get(cp.getStatus().conditions, Conditions.FAILURE);
+                assertThat(failure.getStatus()).isEqualTo("True");
+                assertThat(failure.getReason()).isEqualTo("OperatorRestarted");
+                assertThat(failure.getMessage()).contains("aborted on every agent, every VM left running");
+                assertThat(events("cp1")).contains("PickedUp", "OperatorRestarted");
+            }
+            first.services.runs().close();
+            for (String vm : vc.vmNames()) {
+                VmInfo info = vc.info(vm);
+                assertThat(info.state()).as("%s runs", vm).isEqualTo("running");
+            }
+            long step = vc.minStep();
+            vc.awaitStep(step + 10, RUN);
+        }
+    }
+
+    @Test
+    void refusalsSayWhatToFix() throws Exception {
+        try (TestCluster vc = cluster(); TestOperator operator = new TestOperator(client, Clock.systemUTC())) {
+            // a selector that matches nothing
+            VirtualClusterCheckpoint none = client.resource(checkpoint("none", new LabelSelectorBuilder().withMatchLabels(Map.of("app", "nope"))
+                    .build(), null, null)).create();
+            none = await("none", c -> c.getStatus().phase != null && c.getStatus().phase.terminal(), Duration.ofMinutes(1));
+            assertThat(none.getStatus().phase).isEqualTo(Phase.Failed);
+            var failure = Conditions.get(none.getStatus().conditions, Conditions.FAILURE);
+            assertThat(failure.getReason()).isEqualTo("NoVirtualMachines");
+            assertThat(failure.getMessage()).contains("{app=nope}").contains("matches no VirtualMachine in namespace hpc");
+
+            // a VM that lives in another namespace
+            kube.runningVm("other", "vm9", "n1", Map.of());
+            VirtualClusterCheckpoint elsewhere = checkpoint("elsewhere", null, null, null);
+            elsewhere.getSpec().vms = List.of("vm1", "vm9");
+            client.resource(elsewhere).create();
+            elsewhere = await("elsewhere", c -> c.getStatus().phase != null && c.getStatus().phase.terminal(), Duration.ofMinutes(1));
+            failure = Conditions.get(elsewhere.getStatus().conditions, Conditions.FAILURE);
+            assertThat(failure.getReason()).isEqualTo("VirtualMachineInOtherNamespace");
+            assertThat(failure.getMessage()).contains("no VirtualMachine 'vm9' in namespace hpc").contains("namespace other");
+
+            // agents take no call without a Kubernetes identity they were told to trust
+            for (URI agent : List.of(vc.client1.base(), vc.client2.base())) {
+                assertRefused(new AgentClient("n", agent, null, Duration.ofSeconds(10)), 401, "needs 'Authorization: Bearer <ServiceAccount token>'");
+                assertRefused(new AgentClient("n", agent, "Bearer forged-token-0123456789", Duration.ofSeconds(10)), 401,
+                        "did not accept the bearer token (TokenReview: invalid bearer token)");
+                assertRefused(new AgentClient("n", agent, "Bearer " + MockKubernetes.INTRUDER_TOKEN, Duration.ofSeconds(10)), 403,
+                        "does not take calls from system:serviceaccount:default:default");
+            }
+            assertThat(vc.client2.vms()).isEmpty();
+        }
+    }
+
+    private static void assertRefused(AgentClient client, int status, String message) {
+        try {
+            client.vms();
+            throw new AssertionError("the agent at " + client.base() + " answered an unauthorized call");
+        } catch (AgentCallException e) {
+            assertThat(e.status()).isEqualTo(status);
+            assertThat(e.getMessage()).contains(message);
+        }
+    }
+
+    static io.fabric8.kubernetes.api.model.LabelSelector ringSelector() {
+        return new LabelSelectorBuilder().withMatchLabels(Map.of("app", "ring")).build();
+    }
+
+    static VirtualClusterCheckpoint checkpoint(String name, io.fabric8.kubernetes.api.model.LabelSelector selector, List<LevelName> levels,
+                                               LiveStage live) {
+        VirtualClusterCheckpoint cp = new VirtualClusterCheckpoint();
+        cp.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(NS).build());
+        VirtualClusterCheckpointSpec spec = new VirtualClusterCheckpointSpec();
+        spec.selector = selector;
+        spec.liveStage = live;
+        spec.failureDeadline = "10m";
+        if (levels != null) {
+            spec.storage = new StorageSpec();
+            spec.storage.levels = levels;
+        }
+        cp.setSpec(spec);
+        return cp;
+    }
+
+    private VirtualClusterCheckpoint await(String name, Predicate<VirtualClusterCheckpoint> test, Duration timeout) throws Exception {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        VirtualClusterCheckpoint last = null;
+        while (System.nanoTime() < deadline) {
+            last = client.resources(VirtualClusterCheckpoint.class).inNamespace(NS).withName(name).get();
+            if (last != null && last.getStatus() != null && test.test(last)) {
+                return last;
+            }
+            Thread.sleep(100);
+        }
+        throw new AssertionError("checkpoint " + name + " did not get there within " + timeout + "; status: "
+                + (last == null ? "gone" : io.fabric8.kubernetes.client.utils.Serialization.asJson(last.getStatus())));
+    }
+
+    private VirtualClusterRestore awaitRestore(String name, Duration timeout) throws Exception {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        VirtualClusterRestore last = null;
+        while (System.nanoTime() < deadline) {
+            last = client.resources(VirtualClusterRestore.class).inNamespace(NS).withName(name).get();
+            if (last != null && last.getStatus() != null && last.getStatus().phase != null && last.getStatus().phase.terminal()) {
+                return last;
+            }
+            Thread.sleep(200);
+        }
+        throw new AssertionError("restore " + name + " did not finish within " + timeout + "; status: "
+                + (last == null ? "gone" : io.fabric8.kubernetes.client.utils.Serialization.asJson(last.getStatus())));
+    }
+
+    private void awaitGone(String name, Duration timeout) throws Exception {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (client.resources(VirtualClusterCheckpoint.class).inNamespace(NS).withName(name).get() != null) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("checkpoint " + name + " still there after " + timeout + " (its finalizer did not finish)");
+            }
+            Thread.sleep(200);
+        }
+    }
+
+    private List<String> events(String about) {
+        return client.v1().events().inNamespace(NS).list().getItems().stream()
+                .filter(e -> about.equals(e.getInvolvedObject().getName())).map(Event::getReason).toList();
+    }
+}

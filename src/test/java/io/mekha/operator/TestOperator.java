@@ -1,0 +1,53 @@
+package io.mekha.operator;
+
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.javaoperatorsdk.operator.Operator;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import io.mekha.operator.service.AgentDirectory;
+import io.mekha.operator.service.OperatorMetrics;
+import io.mekha.operator.service.OperatorServices;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.Map;
+
+/**
+ * An operator process's worth of Mekha in the test JVM: JOSDK with Mekha's three reconcilers over
+ * its own API client (server-side apply off: the mock server does not do it), the same wiring
+ * the Quarkus operator has. Closing it stops reconciling; a test can start another over the same
+ * API server to play an operator restart.
+ */
+public final class TestOperator implements AutoCloseable {
+    public final OperatorServices services;
+    public final SimpleMeterRegistry meters = new SimpleMeterRegistry();
+    private final Operator operator;
+    private final KubernetesClient client;
+
+    public TestOperator(KubernetesClient client, AgentDirectory.ClientFactory agents, Clock clock, String token) {
+        this.client = client;
+        AgentDirectory directory = new AgentDirectory(client, new AgentDirectory.Settings(MockKubernetes.AGENT_NAMESPACE,
+                Map.of("app.kubernetes.io/name", "mekha-agent"), "agent", () -> "Bearer " + token, Duration.ofSeconds(30)), agents);
+        services = OperatorServices.create(client, directory, new OperatorMetrics(meters), clock, Duration.ofMillis(250));
+        operator = new Operator(o -> o.withKubernetesClient(client).withUseSSAToPatchPrimaryResource(false).withCloseClientOnStop(false)
+                .withSSABasedCreateUpdateMatchForDependentResources(false));
+        operator.register(new CheckpointReconciler(services));
+        operator.register(new RestoreReconciler(services));
+        operator.register(new ScheduleReconciler(services));
+        operator.start();
+    }
+
+    public TestOperator(KubernetesClient client, Clock clock) {
+        this(client, io.mekha.protocol.AgentClient::new, clock, MockKubernetes.OPERATOR_TOKEN);
+    }
+
+    /** Stops reconciling and drops the runs' connections, as a killed operator process would (nothing is cleaned up). */
+    public void crash() {
+        operator.stop();
+        client.close();
+    }
+
+    @Override
+    public void close() {
+        operator.stop();
+        services.runs().close();
+    }
+}
