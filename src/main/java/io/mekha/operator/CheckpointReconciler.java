@@ -14,6 +14,7 @@ import io.mekha.api.v1alpha1.VmProgress;
 import io.mekha.operator.run.CheckpointRun;
 import io.mekha.operator.run.CheckpointSettings;
 import io.mekha.operator.service.OperatorServices;
+import io.mekha.operator.service.ProtocolRuns;
 import io.mekha.operator.service.Refusal;
 import io.mekha.operator.service.VirtualClusterResolver.Member;
 import io.mekha.protocol.AgentClient;
@@ -50,7 +51,7 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
         if (st != null && st.phase != null && st.phase.terminal()) {
             return UpdateControl.noUpdate();
         }
-        String uid = cp.getMetadata().getUid();
+        String uid = ProtocolRuns.key(cp);
         Duration deadline;
         try {
             deadline = CheckpointSettings.deadline(cp.getSpec().failureDeadline);
@@ -123,7 +124,7 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
 
     @Override
     public DeleteControl cleanup(VirtualClusterCheckpoint cp, Context<VirtualClusterCheckpoint> context) {
-        String uid = cp.getMetadata().getUid();
+        String uid = ProtocolRuns.key(cp);
         if (s.runs().running(uid)) {
             s.runs().cancel(uid, "the checkpoint was deleted");
             return DeleteControl.noFinalizerRemoval().rescheduleAfter(Duration.ofSeconds(1));
@@ -187,7 +188,8 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
     static String checkpointId(VirtualClusterCheckpoint cp) {
         String readable = cp.getMetadata().getNamespace() + "." + cp.getMetadata().getName();
         // agents take ids of at most 63 characters
-        return (readable.length() > 54 ? readable.substring(0, 54) : readable) + "." + cp.getMetadata().getUid().substring(0, 8);
+        String uid = cp.getMetadata().getUid().replace("-", "");
+        return (readable.length() > 54 ? readable.substring(0, 54) : readable) + "." + uid.substring(Math.max(0, uid.length() - 8));
     }
 
     static String holder(VirtualClusterCheckpoint cp) {

@@ -12,6 +12,7 @@ import io.mekha.api.v1alpha1.VmRestoreResult;
 import io.mekha.operator.run.CheckpointSettings;
 import io.mekha.operator.run.RestoreRun;
 import io.mekha.operator.service.OperatorServices;
+import io.mekha.operator.service.ProtocolRuns;
 import io.mekha.operator.service.Refusal;
 import java.time.Duration;
 import java.time.Instant;
@@ -38,7 +39,7 @@ public class RestoreReconciler implements Reconciler<VirtualClusterRestore> {
         if (st != null && st.phase != null && st.phase.terminal()) {
             return UpdateControl.noUpdate();
         }
-        String uid = restore.getMetadata().getUid();
+        String uid = ProtocolRuns.key(restore);
         String ns = restore.getMetadata().getNamespace();
         Duration deadline;
         try {

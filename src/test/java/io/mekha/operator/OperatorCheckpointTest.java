@@ -90,6 +90,7 @@ class OperatorCheckpointTest {
             vc.awaitStep(15, RUN);
 
             VirtualClusterCheckpoint cp = client.resource(checkpoint("cp1", ringSelector(), List.of(LevelName.L1), null)).create();
+            await("cp1", c -> c.getStatus().phase == Phase.InProgress, Duration.ofMinutes(1));
             // a second checkpoint of the same VMs waits for the first, and says why
             client.resource(checkpoint("cp2", ringSelector(), null, null)).create();
             VirtualClusterCheckpoint second = await("cp2", c -> c.getStatus() != null && c.getStatus().conditions.stream()

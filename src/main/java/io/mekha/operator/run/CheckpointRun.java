@@ -107,11 +107,11 @@ public final class CheckpointRun implements Runnable {
         } catch (Refusal r) {
             fail(r.reason(), r.getMessage());
         } catch (CheckpointFailedException e) {
-            String cancelled = s.runs().cancelReason(cp.getMetadata().getUid());
+            String cancelled = s.runs().cancelReason(io.mekha.operator.service.ProtocolRuns.key(cp));
             fail(cancelled != null ? "FailureDeadlineExceeded" : adopt ? "OperatorRestarted" : "CheckpointFailed",
                     (cancelled != null ? cancelled + ": " : "") + e.getMessage());
         } catch (InterruptedException e) {
-            String cancelled = s.runs().cancelReason(cp.getMetadata().getUid());
+            String cancelled = s.runs().cancelReason(io.mekha.operator.service.ProtocolRuns.key(cp));
             fail(cancelled != null ? "FailureDeadlineExceeded" : "Interrupted",
                     (cancelled != null ? cancelled : "the operator stopped") + "; the checkpoint was aborted on every agent and every VM resumed");
         } catch (RuntimeException e) {

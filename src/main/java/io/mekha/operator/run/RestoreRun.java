@@ -80,7 +80,7 @@ public final class RestoreRun implements Runnable {
         } catch (CheckpointFailedException e) {
             fail("RestoreFailed", e.getMessage());
         } catch (InterruptedException e) {
-            String cancelled = s.runs().cancelReason(restore.getMetadata().getUid());
+            String cancelled = s.runs().cancelReason(io.mekha.operator.service.ProtocolRuns.key(restore));
             fail(cancelled != null ? "FailureDeadlineExceeded" : "Interrupted", (cancelled != null ? cancelled : "the operator stopped")
                     + "; the restore was interrupted: check the VMs (kubectl get vmi) and create a new VirtualClusterRestore");
         } catch (RuntimeException e) {

@@ -33,6 +33,12 @@ public final class ProtocolRuns implements AutoCloseable {
         });
     }
 
+    /** Runs are known by kind, namespace, name and UID: a recreated object is a new run. */
+    public static String key(io.fabric8.kubernetes.api.model.HasMetadata resource) {
+        return resource.getKind() + "/" + resource.getMetadata().getNamespace() + "/" + resource.getMetadata().getName() + "/"
+                + resource.getMetadata().getUid();
+    }
+
     /** Starts {@code work} for {@code uid} unless a run for it is already under way; returns whether it started one. */
     public synchronized boolean start(String uid, Runnable work) {
         Run running = runs.get(uid);
