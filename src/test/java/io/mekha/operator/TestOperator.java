@@ -23,14 +23,25 @@ public final class TestOperator implements AutoCloseable {
     private final KubernetesClient client;
 
     public TestOperator(KubernetesClient client, AgentDirectory.ClientFactory agents, Clock clock, String token) {
+        this(client, agents, clock, token, true);
+    }
+
+    /** Only the schedule controller, for tests that play the checkpoint controller themselves. */
+    public static TestOperator schedulesOnly(KubernetesClient client, Clock clock) {
+        return new TestOperator(client, io.mekha.protocol.AgentClient::new, clock, MockKubernetes.OPERATOR_TOKEN, false);
+    }
+
+    private TestOperator(KubernetesClient client, AgentDirectory.ClientFactory agents, Clock clock, String token, boolean all) {
         this.client = client;
         AgentDirectory directory = new AgentDirectory(client, new AgentDirectory.Settings(MockKubernetes.AGENT_NAMESPACE,
                 Map.of("app.kubernetes.io/name", "mekha-agent"), "agent", () -> "Bearer " + token, Duration.ofSeconds(30)), agents);
         services = OperatorServices.create(client, directory, new OperatorMetrics(meters), clock, Duration.ofMillis(250));
         operator = new Operator(o -> o.withKubernetesClient(client).withUseSSAToPatchPrimaryResource(false).withCloseClientOnStop(false)
                 .withSSABasedCreateUpdateMatchForDependentResources(false));
-        operator.register(new CheckpointReconciler(services));
-        operator.register(new RestoreReconciler(services));
+        if (all) {
+            operator.register(new CheckpointReconciler(services));
+            operator.register(new RestoreReconciler(services));
+        }
         operator.register(new ScheduleReconciler(services));
         operator.start();
     }

@@ -1,0 +1,241 @@
+package io.mekha.operator;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.mekha.api.v1alpha1.CheckpointTemplate;
+import io.mekha.api.v1alpha1.Conditions;
+import io.mekha.api.v1alpha1.MekhaApi;
+import io.mekha.api.v1alpha1.Phase;
+import io.mekha.api.v1alpha1.Retention;
+import io.mekha.api.v1alpha1.VirtualClusterCheckpoint;
+import io.mekha.api.v1alpha1.VirtualClusterCheckpointSchedule;
+import io.mekha.api.v1alpha1.VirtualClusterCheckpointScheduleSpec;
+import io.mekha.api.v1alpha1.VirtualClusterCheckpointSpec;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.time.ZoneId;
+import java.time.ZoneOffset;
+import java.time.temporal.ChronoUnit;
+import java.util.List;
+import java.util.function.Supplier;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The schedule on a clock the test moves: checkpoints appear when due (one per due instant, however
+ * often the schedule is reconciled) and retention prunes the old ones. Only the schedule's
+ * controller runs: the test plays the checkpoint controller, marking checkpoints Succeeded.
+ */
+@Tag("fast")
+class ScheduleReconcilerTest {
+    static final String NS = "hpc";
+
+    MockKubernetes kube;
+    KubernetesClient client;
+    final MovableClock clock = new MovableClock(Instant.now().truncatedTo(ChronoUnit.HOURS).plus(Duration.ofDays(1)));
+
+    @BeforeEach
+    void apiServer() throws Exception {
+        kube = new MockKubernetes();
+        client = kube.client;
+        kube.namespace(NS);
+    }
+
+    @AfterEach
+    void stop() {
+        kube.close();
+    }
+
+    @Test
+    void checkpointsAreCreatedWhenDueAndRetentionKeepsTheNewest() throws Exception {
+        try (TestOperator operator = TestOperator.schedulesOnly(client, clock)) {
+            VirtualClusterCheckpointSchedule schedule = schedule("every5", "*/5 * * * *");
+            schedule.getSpec().retention = new Retention();
+            schedule.getSpec().retention.keepLast = 2;
+            client.resource(schedule).create();
+
+            // created "now" (real time, a day before the test clock): the first run is due at once, at the clock's hour
+            awaitTrue(() -> children().size() == 1, "the first checkpoint");
+            VirtualClusterCheckpoint first = children().get(0);
+            assertThat(first.getMetadata().getName()).isEqualTo("every5-" + stamp(clock.instant()));
+            assertThat(first.getMetadata().getLabels()).containsEntry(MekhaApi.SCHEDULE_LABEL, "every5").containsEntry("team", "hpc");
+            assertThat(first.getSpec().vms).containsExactly("vm1", "vm2");
+            VirtualClusterCheckpointSchedule st = awaitSchedule(s -> s.getStatus().nextScheduleTime != null);
+            assertThat(st.getStatus().nextScheduleTime).isEqualTo(clock.instant().plus(Duration.ofMinutes(5)).toString());
+
+            // nothing more until the next due instant, however often it is reconciled
+            clock.advance(Duration.ofMinutes(4));
+            Thread.sleep(1500);
+            assertThat(children()).hasSize(1);
+
+            for (int i = 0; i < 4; i++) {
+                succeed(children());
+                clock.advance(Duration.ofMinutes(5));
+                String due = "every5-" + stamp(fiveMinuteGrid(clock.instant()));
+                awaitTrue(() -> children().stream().anyMatch(c -> c.getMetadata().getName().equals(due)), due);
+                assertThat(children().size()).as("retention keeps 2 successes and the one just created").isLessThanOrEqualTo(3);
+            }
+            succeed(children());
+            awaitTrue(() -> children().size() == 2, "retention down to keepLast=2");
+            List<String> kept = children().stream().map(c -> c.getMetadata().getName()).sorted().toList();
+            Instant last = fiveMinuteGrid(clock.instant());
+            assertThat(kept).containsExactly("every5-" + stamp(last.minus(Duration.ofMinutes(5))), "every5-" + stamp(last));
+            st = awaitSchedule(s -> s.getStatus().lastSuccessfulCheckpoint != null && s.getStatus().checkpoints == 2);
+            assertThat(st.getStatus().lastSuccessfulCheckpoint).isEqualTo("every5-" + stamp(last));
+            assertThat(client.v1().events().inNamespace(NS).list().getItems()).extracting(e -> e.getReason()).contains("CheckpointCreated",
+                    "CheckpointPruned");
+        }
+    }
+
+    @Test
+    void aSuspendedScheduleCreatesNothingAndABadCronIsExplained() throws Exception {
+        try (TestOperator operator = TestOperator.schedulesOnly(client, clock)) {
+            VirtualClusterCheckpointSchedule paused = schedule("paused", "*/5 * * * *");
+            paused.getSpec().suspend = true;
+            client.resource(paused).create();
+            VirtualClusterCheckpointSchedule bad = schedule("bad", "61 * * * *");
+            client.resource(bad).create();
+            VirtualClusterCheckpointSchedule badZone = schedule("badzone", "0 * * * *");
+            badZone.getSpec().timeZone = "Mars/Olympus";
+            client.resource(badZone).create();
+
+            awaitTrue(() -> reason("bad").equals("InvalidSchedule") && reason("badzone").equals("InvalidSchedule")
+                    && reason("paused").equals("Suspended"), "conditions");
+            clock.advance(Duration.ofMinutes(20));
+            Thread.sleep(1500);
+            assertThat(children()).isEmpty();
+            var failure = Conditions.get(get("bad").getStatus().conditions, Conditions.FAILURE);
+            assertThat(failure.getMessage()).contains("61").contains("five cron fields");
+            assertThat(Conditions.get(get("badzone").getStatus().conditions, Conditions.FAILURE).getMessage()).contains("Mars/Olympus");
+        }
+    }
+
+    @Test
+    void aScheduleInAnotherTimeZoneFiresAtThatZonesMidnight() throws Exception {
+        Instant berlinMidnight = clock.instant().atZone(ZoneId.of("Europe/Berlin")).plusDays(1).truncatedTo(ChronoUnit.DAYS).toInstant();
+        clock.set(berlinMidnight.minus(Duration.ofMinutes(1)));
+        try (TestOperator operator = TestOperator.schedulesOnly(client, clock)) {
+            VirtualClusterCheckpointSchedule nightly = schedule("nightly", "0 0 * * *");
+            nightly.getSpec().timeZone = "Europe/Berlin";
+            client.resource(nightly).create();
+            // created "now" (real time): the midnight before the clock counts as missed and is made up once
+            awaitTrue(() -> children().size() == 1, "the made-up run");
+            var st = awaitSchedule(s -> s.getStatus().nextScheduleTime != null);
+            assertThat(st.getStatus().nextScheduleTime).isEqualTo(berlinMidnight.toString());
+            clock.advance(Duration.ofMinutes(2));
+            awaitTrue(() -> children().size() == 2, "the midnight run");
+            assertThat(children()).extracting(c -> c.getMetadata().getName()).contains("nightly-" + stamp(berlinMidnight));
+        }
+    }
+
+    private String reason(String name) {
+        var s = get(name);
+        if (s == null || s.getStatus() == null) {
+            return "";
+        }
+        var ready = Conditions.get(s.getStatus().conditions, Conditions.READY);
+        return ready == null ? "" : ready.getReason();
+    }
+
+    private VirtualClusterCheckpointSchedule get(String name) {
+        return client.resources(VirtualClusterCheckpointSchedule.class).inNamespace(NS).withName(name).get();
+    }
+
+    /** Plays the checkpoint controller's success for every checkpoint that has not finished. */
+    private void succeed(List<VirtualClusterCheckpoint> checkpoints) {
+        for (VirtualClusterCheckpoint c : checkpoints) {
+            if (c.getStatus() == null || c.getStatus().phase != Phase.Succeeded) {
+                c.getStatus().phase = Phase.Succeeded;
+                c.getStatus().readyToUse = true;
+                c.getStatus().completedAt = clock.instant().toString();
+                client.resource(c).updateStatus();
+            }
+        }
+    }
+
+    private List<VirtualClusterCheckpoint> children() {
+        return client.resources(VirtualClusterCheckpoint.class).inNamespace(NS).list().getItems();
+    }
+
+    private static Instant fiveMinuteGrid(Instant t) {
+        Instant minute = t.truncatedTo(ChronoUnit.MINUTES);
+        return minute.minus(Duration.ofMinutes(minute.atZone(ZoneOffset.UTC).getMinute() % 5));
+    }
+
+    private static String stamp(Instant t) {
+        return java.time.format.DateTimeFormatter.ofPattern("yyyyMMddHHmm").withZone(ZoneOffset.UTC).format(t);
+    }
+
+    private VirtualClusterCheckpointSchedule schedule(String name, String cron) {
+        VirtualClusterCheckpointSchedule s = new VirtualClusterCheckpointSchedule();
+        s.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(NS).build());
+        s.setSpec(new VirtualClusterCheckpointScheduleSpec());
+        s.getSpec().schedule = cron;
+        s.getSpec().template = new CheckpointTemplate();
+        s.getSpec().template.labels = java.util.Map.of("team", "hpc");
+        s.getSpec().template.spec = new VirtualClusterCheckpointSpec();
+        s.getSpec().template.spec.vms = List.of("vm1", "vm2");
+        return s;
+    }
+
+    private VirtualClusterCheckpointSchedule awaitSchedule(java.util.function.Predicate<VirtualClusterCheckpointSchedule> test)
+            throws InterruptedException {
+        long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+        while (System.nanoTime() < deadline) {
+            VirtualClusterCheckpointSchedule s = client.resources(VirtualClusterCheckpointSchedule.class).inNamespace(NS).list().getItems()
+                    .stream().findFirst().orElse(null);
+            if (s != null && s.getStatus() != null && test.test(s)) {
+                return s;
+            }
+            Thread.sleep(100);
+        }
+        throw new AssertionError("the schedule's status did not get there");
+    }
+
+    private static void awaitTrue(Supplier<Boolean> test, String what) throws InterruptedException {
+        long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+        while (!test.get()) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("timed out waiting for " + what);
+            }
+            Thread.sleep(100);
+        }
+    }
+
+    /** A clock the test moves by hand. */
+    static final class MovableClock extends Clock {
+        private volatile Instant now;
+
+        MovableClock(Instant start) {
+            this.now = start;
+        }
+
+        void advance(Duration d) {
+            now = now.plus(d);
+        }
+
+        void set(Instant t) {
+            now = t;
+        }
+
+        @Override
+        public Instant instant() {
+            return now;
+        }
+
+        @Override
+        public ZoneId getZone() {
+            return ZoneOffset.UTC;
+        }
+
+        @Override
+        public Clock withZone(ZoneId zone) {
+            return this;
+        }
+    }
+}
