@@ -1,0 +1,82 @@
+package io.mekha.operator.app;
+
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.mekha.operator.service.AgentDirectory;
+import io.mekha.operator.service.OperatorMetrics;
+import io.mekha.operator.service.OperatorServices;
+import jakarta.enterprise.context.ApplicationScoped;
+import jakarta.enterprise.inject.Produces;
+import jakarta.inject.Singleton;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import org.eclipse.microprofile.config.inject.ConfigProperty;
+
+/**
+ * Wires the operator's services for the Quarkus operator process from configuration
+ * ({@code mekha.operator.*}, settable as environment variables in the Deployment).
+ */
+@ApplicationScoped
+public class OperatorBeans {
+
+    @ConfigProperty(name = "mekha.operator.agent-namespace", defaultValue = "mekha-system")
+    String agentNamespace;
+
+    /** Label selector of the agent DaemonSet's pods, {@code key=value[,key=value]}. */
+    @ConfigProperty(name = "mekha.operator.agent-selector", defaultValue = "app.kubernetes.io/name=mekha-agent")
+    String agentSelector;
+
+    @ConfigProperty(name = "mekha.operator.agent-port-name", defaultValue = "agent")
+    String agentPortName;
+
+    /** The projected ServiceAccount token (audience mekha-agent) the operator shows agents; re-read for each run as it rotates. */
+    @ConfigProperty(name = "mekha.operator.agent-token-file", defaultValue = "/var/run/secrets/mekha.io/agent-token/token")
+    String agentTokenFile;
+
+    @ConfigProperty(name = "mekha.operator.agent-call-timeout", defaultValue = "PT30S")
+    Duration agentCallTimeout;
+
+    @ConfigProperty(name = "mekha.operator.observe-every", defaultValue = "PT5S")
+    Duration observeEvery;
+
+    @Produces
+    @Singleton
+    Clock clock() {
+        return Clock.systemUTC();
+    }
+
+    @Produces
+    @Singleton
+    OperatorServices services(KubernetesClient client, MeterRegistry registry, Clock clock) {
+        AgentDirectory agents = new AgentDirectory(client, new AgentDirectory.Settings(agentNamespace, labels(agentSelector), agentPortName,
+                this::agentAuthorization, agentCallTimeout));
+        return OperatorServices.create(client, agents, new OperatorMetrics(registry), clock, observeEvery);
+    }
+
+    private String agentAuthorization() {
+        try {
+            return "Bearer " + Files.readString(Path.of(agentTokenFile)).trim();
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read the operator's agent token " + agentTokenFile
+                    + " (the Deployment mounts it as a projected ServiceAccount token with audience mekha-agent)", e);
+        }
+    }
+
+    static Map<String, String> labels(String selector) {
+        Map<String, String> labels = new LinkedHashMap<>();
+        for (String part : selector.split(",")) {
+            String[] kv = part.trim().split("=", 2);
+            if (kv.length != 2 || kv[0].isBlank()) {
+                throw new IllegalArgumentException("mekha.operator.agent-selector '" + selector + "' must be key=value[,key=value]");
+            }
+            labels.put(kv[0].trim(), kv[1].trim());
+        }
+        return labels;
+    }
+}
