@@ -239,6 +239,15 @@ class OperatorCheckpointTest {
                         "does not take calls from system:serviceaccount:default:default");
             }
             assertThat(vc.client2.vms()).isEmpty();
+
+            // the kubelet's probe and Prometheus need no identity, and learn nothing about VMs
+            var http = java.net.http.HttpClient.newHttpClient();
+            var health = http.send(java.net.http.HttpRequest.newBuilder(vc.client2.base().resolve("/healthz")).build(),
+                    java.net.http.HttpResponse.BodyHandlers.ofString());
+            assertThat(health.statusCode()).isEqualTo(200);
+            var metrics = http.send(java.net.http.HttpRequest.newBuilder(vc.client2.base().resolve("/metrics")).build(),
+                    java.net.http.HttpResponse.BodyHandlers.ofString()).body();
+            assertThat(metrics).contains("mekha_agent_refused_total 3").contains("mekha_agent_vms 0");
         }
     }
 

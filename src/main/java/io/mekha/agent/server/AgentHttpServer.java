@@ -52,6 +52,8 @@ public final class AgentHttpServer implements AutoCloseable {
         return t;
     });
     private final ObjectMapper json = Json.mapper();
+    private final java.util.concurrent.atomic.AtomicLongArray answered = new java.util.concurrent.atomic.AtomicLongArray(5);
+    private final java.util.concurrent.atomic.AtomicLong refusals = new java.util.concurrent.atomic.AtomicLong();
 
     public AgentHttpServer(AgentService agent, AgentAuthenticator auth, InetSocketAddress listen) throws IOException {
         this.agent = agent;
@@ -73,8 +75,19 @@ public final class AgentHttpServer implements AutoCloseable {
 
     private void handle(HttpExchange exchange) throws IOException {
         try (exchange) {
+            String path = exchange.getRequestURI().getPath();
+            // the kubelet's probes and Prometheus come without credentials; these two reveal no VM and change nothing
+            if (exchange.getRequestMethod().equals("GET") && path.equals("/healthz")) {
+                plain(exchange, 200, "ok\n");
+                return;
+            }
+            if (exchange.getRequestMethod().equals("GET") && path.equals("/metrics")) {
+                plain(exchange, 200, metrics());
+                return;
+            }
             AgentAuthenticator.Verdict verdict = auth.check(exchange.getRequestHeaders().getFirst("Authorization"));
             if (!verdict.allowed()) {
+                refusals.incrementAndGet();
                 if (verdict.status() == 401) {
                     exchange.getResponseHeaders().add("WWW-Authenticate", "Bearer realm=\"mekha-agent\"");
                 }
@@ -217,7 +230,30 @@ public final class AgentHttpServer implements AutoCloseable {
         return new AgentException(405, method + " is not allowed on " + path);
     }
 
+    private String metrics() {
+        StringBuilder out = new StringBuilder();
+        out.append("# HELP mekha_agent_requests_total Requests answered, by HTTP status class.\n# TYPE mekha_agent_requests_total counter\n");
+        for (int i = 0; i < answered.length(); i++) {
+            out.append("mekha_agent_requests_total{status=\"").append(i + 1).append("xx\"} ").append(answered.get(i)).append('\n');
+        }
+        out.append("# HELP mekha_agent_refused_total Requests refused for want of an allowed identity.\n# TYPE mekha_agent_refused_total counter\n")
+                .append("mekha_agent_refused_total ").append(refusals.get()).append('\n');
+        out.append("# HELP mekha_agent_vms QEMU instances this agent drives (VMs, shadows, partner copies).\n# TYPE mekha_agent_vms gauge\n")
+                .append("mekha_agent_vms ").append(agent.vms().size()).append('\n');
+        return out.toString();
+    }
+
+    private static void plain(HttpExchange exchange, int status, String text) throws IOException {
+        byte[] bytes = text.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        exchange.getResponseHeaders().add("Content-Type", "text/plain; version=0.0.4");
+        exchange.sendResponseHeaders(status, bytes.length);
+        exchange.getResponseBody().write(bytes);
+    }
+
     private void reply(HttpExchange exchange, int status, Object body) throws IOException {
+        if (status >= 100 && status < 600) {
+            answered.incrementAndGet(status / 100 - 1);
+        }
         if (body == null) {
             exchange.sendResponseHeaders(status, -1);
             return;
