@@ -46,7 +46,11 @@ kernel_resolvable() {
   apt-cache depends linux-image-cloud-amd64 2>/dev/null | grep -q 'Depends: linux-image-'
 }
 
-if have_all && kernel_resolvable && [ "${MEKHA_FORCE_INSTALL:-0}" != 1 ]; then
+# MEKHA_DEPS=agent-image: only what the agent container image needs (QEMU and its tools, zstd).
+only_agent=0
+[ "${MEKHA_DEPS:-all}" = agent-image ] && only_agent=1
+
+if [ "$only_agent" = 0 ] && have_all && kernel_resolvable && [ "${MEKHA_FORCE_INSTALL:-0}" != 1 ]; then
   echo "install-deps: QEMU $(qemu-system-x86_64 --version | head -1 | awk '{print $4}') and tools already installed"
   exit 0
 fi
@@ -57,6 +61,7 @@ backports=0
 if [ "$codename" = bookworm ] && add_backports; then backports=1; fi
 $SUDO apt-get update -q
 base_pkgs="busybox-static cpio zstd xz-utils socat debootstrap e2fsprogs openssh-client"
+[ "$only_agent" = 1 ] && base_pkgs="zstd ca-certificates"
 qemu_pkgs="qemu-system-x86 qemu-utils"
 if [ "$backports" = 1 ] && $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports $qemu_pkgs; then
   :

@@ -2,6 +2,7 @@ package io.mekha.operator.app;
 
 import io.javaoperatorsdk.operator.Operator;
 import io.quarkus.runtime.Quarkus;
+import jakarta.enterprise.inject.Instance;
 import jakarta.inject.Inject;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -15,12 +16,13 @@ import picocli.CommandLine.Command;
         description = "Run the Mekha Kubernetes operator (in the cluster, as the mekha-operator Deployment).")
 public class OperatorCommand implements Callable<Integer> {
 
+    /** Looked up only when this command runs: the other commands never build an Operator (nor touch a cluster). */
     @Inject
-    Operator operator;
+    Instance<Operator> operator;
 
     @Override
     public Integer call() {
-        operator.start();
+        operator.get().start();
         Quarkus.waitForExit();
         return 0;
     }

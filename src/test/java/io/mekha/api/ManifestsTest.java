@@ -1,0 +1,120 @@
+package io.mekha.api;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import com.fasterxml.jackson.dataformat.yaml.YAMLMapper;
+import io.fabric8.kubernetes.api.model.HasMetadata;
+import io.fabric8.kubernetes.api.model.ServiceAccount;
+import io.fabric8.kubernetes.api.model.apiextensions.v1.CustomResourceDefinition;
+import io.fabric8.kubernetes.api.model.apps.DaemonSet;
+import io.fabric8.kubernetes.api.model.apps.Deployment;
+import io.fabric8.kubernetes.api.model.rbac.ClusterRole;
+import io.fabric8.kubernetes.api.model.rbac.ClusterRoleBinding;
+import io.fabric8.kubernetes.api.model.rbac.Role;
+import io.fabric8.kubernetes.api.model.rbac.RoleBinding;
+import io.fabric8.kubernetes.client.utils.Serialization;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Collectors;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The install bundle holds together: every file kustomize names exists and parses as Kubernetes
+ * objects, every ServiceAccount, Role and port a workload or binding names is in the bundle, and
+ * the operator and the agent agree on identity, audience, labels and port. (A cluster applies it
+ * for real in e2e/.)
+ */
+@Tag("fast")
+class ManifestsTest {
+    static final ObjectMapper YAML = new YAMLMapper(new YAMLFactory());
+
+    @Test
+    void theBundleParsesAndEveryReferenceResolvesInsideIt() throws IOException {
+        List<HasMetadata> objects = load(Path.of("manifests"));
+        assertThat(objects).extracting(HasMetadata::getKind).contains("Namespace", "CustomResourceDefinition", "ServiceAccount", "ClusterRole",
+                "ClusterRoleBinding", "Role", "RoleBinding", "Deployment", "DaemonSet", "Service");
+        assertThat(of(objects, CustomResourceDefinition.class)).extracting(c -> c.getMetadata().getName())
+                .containsExactlyInAnyOrder("virtualclustercheckpoints.mekha.io", "virtualclusterrestores.mekha.io",
+                        "virtualclustercheckpointschedules.mekha.io");
+
+        List<String> accounts = of(objects, ServiceAccount.class).stream().map(a -> a.getMetadata().getNamespace() + "/" + a.getMetadata().getName())
+                .toList();
+        Deployment operator = of(objects, Deployment.class).get(0);
+        DaemonSet agent = of(objects, DaemonSet.class).get(0);
+        assertThat(accounts).contains("mekha-system/" + operator.getSpec().getTemplate().getSpec().getServiceAccountName(),
+                "mekha-system/" + agent.getSpec().getTemplate().getSpec().getServiceAccountName());
+        for (ClusterRoleBinding b : of(objects, ClusterRoleBinding.class)) {
+            assertThat(of(objects, ClusterRole.class)).extracting(r -> r.getMetadata().getName()).contains(b.getRoleRef().getName());
+            b.getSubjects().forEach(s -> assertThat(accounts).contains(s.getNamespace() + "/" + s.getName()));
+        }
+        for (RoleBinding b : of(objects, RoleBinding.class)) {
+            assertThat(of(objects, Role.class)).extracting(r -> r.getMetadata().getNamespace() + "/" + r.getMetadata().getName())
+                    .contains(b.getMetadata().getNamespace() + "/" + b.getRoleRef().getName());
+            b.getSubjects().forEach(s -> assertThat(accounts).contains(s.getNamespace() + "/" + s.getName()));
+        }
+
+        // the agent lets in exactly the operator's ServiceAccount, with the audience of the operator's projected token
+        List<String> agentArgs = agent.getSpec().getTemplate().getSpec().getContainers().get(0).getArgs();
+        String operatorUser = "system:serviceaccount:mekha-system:" + operator.getSpec().getTemplate().getSpec().getServiceAccountName();
+        assertThat(agentArgs).contains("--allow-user=" + operatorUser);
+        String audience = operator.getSpec().getTemplate().getSpec().getVolumes().stream().filter(v -> v.getProjected() != null)
+                .flatMap(v -> v.getProjected().getSources().stream()).filter(s -> s.getServiceAccountToken() != null)
+                .map(s -> s.getServiceAccountToken().getAudience()).findFirst().orElseThrow();
+        assertThat(agentArgs).contains("--audience=" + audience);
+
+        // the operator finds agents by the DaemonSet's pod labels and the port named "agent"
+        Map<String, String> env = operator.getSpec().getTemplate().getSpec().getContainers().get(0).getEnv().stream()
+                .filter(e -> e.getValue() != null).collect(Collectors.toMap(e -> e.getName(), e -> e.getValue()));
+        String[] selector = env.get("MEKHA_OPERATOR_AGENT_SELECTOR").split("=");
+        assertThat(agent.getSpec().getTemplate().getMetadata().getLabels()).containsEntry(selector[0], selector[1]);
+        assertThat(agent.getSpec().getTemplate().getSpec().getContainers().get(0).getPorts()).extracting(p -> p.getName()).contains("agent");
+        assertThat(agent.getSpec().getTemplate().getSpec().getHostPID()).isTrue();
+        assertThat(agent.getSpec().getTemplate().getSpec().getContainers().get(0).getLivenessProbe().getHttpGet().getPath()).isEqualTo("/healthz");
+        assertThat(operator.getSpec().getTemplate().getSpec().getContainers().get(0).getReadinessProbe().getHttpGet().getPath())
+                .isEqualTo("/q/health/ready");
+
+        // the operator may do what its reconcilers do
+        ClusterRole operatorRole = of(objects, ClusterRole.class).stream().filter(r -> r.getMetadata().getName().equals("mekha-operator")).findFirst()
+                .orElseThrow();
+        assertThat(operatorRole.getRules()).anySatisfy(r -> {
+            assertThat(r.getResources()).contains("virtualclustercheckpoints/status", "virtualclustercheckpoints/finalizers");
+            assertThat(r.getVerbs()).contains("update", "patch");
+        });
+        assertThat(operatorRole.getRules()).anySatisfy(r -> {
+            assertThat(r.getApiGroups()).contains("kubevirt.io");
+            assertThat(r.getVerbs()).doesNotContain("create", "update", "patch", "delete");
+        });
+    }
+
+    /** Every object of every file kustomize names, following directories with a kustomization of their own. */
+    static List<HasMetadata> load(Path dir) throws IOException {
+        JsonNode kustomization = YAML.readTree(dir.resolve("kustomization.yaml").toFile());
+        List<HasMetadata> objects = new ArrayList<>();
+        for (JsonNode resource : kustomization.path("resources")) {
+            Path path = dir.resolve(resource.asText()).normalize();
+            assertThat(path).as("kustomization in %s names %s", dir, resource.asText()).exists();
+            if (Files.isDirectory(path)) {
+                objects.addAll(load(path));
+                continue;
+            }
+            for (String doc : Files.readString(path).split("(?m)^---\\s*$")) {
+                if (doc.lines().anyMatch(l -> l.startsWith("kind:"))) {
+                    objects.add(Serialization.unmarshal(doc, HasMetadata.class));
+                }
+            }
+        }
+        return objects;
+    }
+
+    static <T> List<T> of(List<HasMetadata> objects, Class<T> type) {
+        return objects.stream().filter(type::isInstance).map(type::cast).toList();
+    }
+}
