@@ -180,8 +180,7 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
     }
 
     private UpdateControl<VirtualClusterCheckpoint> observeAgain(Duration left) {
-        Duration next = left.isNegative() || left.compareTo(s.observeEvery()) > 0 ? s.observeEvery() : left.plusMillis(50);
-        return UpdateControl.<VirtualClusterCheckpoint>noUpdate().rescheduleAfter(next);
+        return UpdateControl.<VirtualClusterCheckpoint>noUpdate().rescheduleAfter(s.nextLook(left));
     }
 
     /** Unique on the agents and in storage, readable in file names: namespace, name and a piece of the UID. */

@@ -133,8 +133,7 @@ public class RestoreReconciler implements Reconciler<VirtualClusterRestore> {
     }
 
     private UpdateControl<VirtualClusterRestore> observeAgain(Duration left) {
-        Duration next = (left.isNegative() || left.isZero()) || left.compareTo(s.observeEvery()) > 0 ? s.observeEvery() : left.plusMillis(50);
-        return UpdateControl.<VirtualClusterRestore>noUpdate().rescheduleAfter(next);
+        return UpdateControl.<VirtualClusterRestore>noUpdate().rescheduleAfter(s.nextLook(left));
     }
 
     private Instant now() {

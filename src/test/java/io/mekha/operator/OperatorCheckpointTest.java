@@ -282,30 +282,25 @@ class OperatorCheckpointTest {
     }
 
     private VirtualClusterCheckpoint await(String name, Predicate<VirtualClusterCheckpoint> test, Duration timeout) throws Exception {
+        return awaitStatus(VirtualClusterCheckpoint.class, name, test, timeout);
+    }
+
+    private VirtualClusterRestore awaitRestore(String name, Duration timeout) throws Exception {
+        return awaitStatus(VirtualClusterRestore.class, name, r -> r.getStatus().phase != null && r.getStatus().phase.terminal(), timeout);
+    }
+
+    private <T extends io.fabric8.kubernetes.client.CustomResource<?, ?>> T awaitStatus(Class<T> type, String name, Predicate<T> test,
+                                                                                    Duration timeout) throws Exception {
         long deadline = System.nanoTime() + timeout.toNanos();
-        VirtualClusterCheckpoint last = null;
+        T last = null;
         while (System.nanoTime() < deadline) {
-            last = client.resources(VirtualClusterCheckpoint.class).inNamespace(NS).withName(name).get();
+            last = client.resources(type).inNamespace(NS).withName(name).get();
             if (last != null && last.getStatus() != null && test.test(last)) {
                 return last;
             }
             Thread.sleep(100);
         }
-        throw new AssertionError("checkpoint " + name + " did not get there within " + timeout + "; status: "
-                + (last == null ? "gone" : io.fabric8.kubernetes.client.utils.Serialization.asJson(last.getStatus())));
-    }
-
-    private VirtualClusterRestore awaitRestore(String name, Duration timeout) throws Exception {
-        long deadline = System.nanoTime() + timeout.toNanos();
-        VirtualClusterRestore last = null;
-        while (System.nanoTime() < deadline) {
-            last = client.resources(VirtualClusterRestore.class).inNamespace(NS).withName(name).get();
-            if (last != null && last.getStatus() != null && last.getStatus().phase != null && last.getStatus().phase.terminal()) {
-                return last;
-            }
-            Thread.sleep(200);
-        }
-        throw new AssertionError("restore " + name + " did not finish within " + timeout + "; status: "
+        throw new AssertionError(type.getSimpleName() + " " + name + " did not get there within " + timeout + "; status: "
                 + (last == null ? "gone" : io.fabric8.kubernetes.client.utils.Serialization.asJson(last.getStatus())));
     }
 

@@ -15,6 +15,12 @@ public record OperatorServices(KubernetesClient client, AgentDirectory agents, V
                                ProtocolRuns runs, StatusWriter status, OperatorEvents events, OperatorMetrics metrics, Clock clock,
                                Duration observeEvery) {
 
+    /** When to look at in-progress work again: every {@link #observeEvery}, or just after the deadline if that comes sooner. */
+    public Duration nextLook(Duration untilDeadline) {
+        boolean past = untilDeadline.isNegative() || untilDeadline.isZero();
+        return past || untilDeadline.compareTo(observeEvery) > 0 ? observeEvery : untilDeadline.plusMillis(50);
+    }
+
     public static OperatorServices create(KubernetesClient client, AgentDirectory agents, OperatorMetrics metrics, Clock clock,
                                           Duration observeEvery) {
         return new OperatorServices(client, agents, new VirtualClusterResolver(client), new SourceLocks(client), new ProtocolRuns(),
