@@ -63,7 +63,7 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
         if (st != null && st.phase == Phase.InProgress) {
             if (s.runs().running(uid)) {
                 if (left.isNegative() || left.isZero()) {
-                    s.runs().cancel(uid, "the failureDeadline of " + deadline + " passed at stage " + st.stage);
+                    s.runs().cancel(uid, "FailureDeadlineExceeded", "the failureDeadline of " + shown(cp.getSpec().failureDeadline) + " passed at stage " + st.stage);
                 }
                 return observeAgain(left);
             }
@@ -76,7 +76,7 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
 
         if (left.isNegative() || left.isZero()) {
             var waiting = Conditions.get(cp.getStatus().conditions, Conditions.READY);
-            return failNow(cp, "FailureDeadlineExceeded", "not started within the failureDeadline of " + deadline
+            return failNow(cp, "FailureDeadlineExceeded", "not started within the failureDeadline of " + shown(cp.getSpec().failureDeadline)
                     + (waiting == null ? "" : ": " + waiting.getMessage()));
         }
         List<Member> members;
@@ -126,7 +126,7 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
     public DeleteControl cleanup(VirtualClusterCheckpoint cp, Context<VirtualClusterCheckpoint> context) {
         String uid = ProtocolRuns.key(cp);
         if (s.runs().running(uid)) {
-            s.runs().cancel(uid, "the checkpoint was deleted");
+            s.runs().cancel(uid, "Deleted", "the checkpoint was deleted while it ran");
             return DeleteControl.noFinalizerRemoval().rescheduleAfter(Duration.ofSeconds(1));
         }
         var st = cp.getStatus();
@@ -198,6 +198,10 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
     private Instant created(VirtualClusterCheckpoint cp) {
         String ts = cp.getMetadata().getCreationTimestamp();
         return ts == null ? now() : Instant.parse(ts);
+    }
+
+    private static String shown(String failureDeadline) {
+        return failureDeadline == null ? "5m (the default)" : failureDeadline;
     }
 
     private Instant now() {

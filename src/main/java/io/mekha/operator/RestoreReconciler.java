@@ -53,7 +53,7 @@ public class RestoreReconciler implements Reconciler<VirtualClusterRestore> {
         if (st != null && st.phase == Phase.InProgress) {
             if (s.runs().running(uid)) {
                 if ((left.isNegative() || left.isZero())) {
-                    s.runs().cancel(uid, "the failureDeadline of " + deadline + " passed");
+                    s.runs().cancel(uid, "FailureDeadlineExceeded", "the failureDeadline of " + shown(restore.getSpec().failureDeadline) + " passed");
                 }
                 return observeAgain(left);
             }
@@ -62,7 +62,7 @@ public class RestoreReconciler implements Reconciler<VirtualClusterRestore> {
         }
         if ((left.isNegative() || left.isZero())) {
             var waiting = Conditions.get(restore.getStatus().conditions, Conditions.READY);
-            return failNow(restore, "FailureDeadlineExceeded", "not started within the failureDeadline of " + deadline
+            return failNow(restore, "FailureDeadlineExceeded", "not started within the failureDeadline of " + shown(restore.getSpec().failureDeadline)
                     + (waiting == null ? "" : ": " + waiting.getMessage()));
         }
         VirtualClusterCheckpoint cp = s.client().resources(VirtualClusterCheckpoint.class).inNamespace(ns)
@@ -134,6 +134,10 @@ public class RestoreReconciler implements Reconciler<VirtualClusterRestore> {
 
     private UpdateControl<VirtualClusterRestore> observeAgain(Duration left) {
         return UpdateControl.<VirtualClusterRestore>noUpdate().rescheduleAfter(s.nextLook(left));
+    }
+
+    private static String shown(String failureDeadline) {
+        return failureDeadline == null ? "5m (the default)" : failureDeadline;
     }
 
     private Instant now() {

@@ -209,6 +209,31 @@ class OperatorCheckpointTest {
     }
 
     @Test
+    void aCheckpointPastItsFailureDeadlineIsAbortedAndEveryVmKeepsRunning() throws Exception {
+        try (TestCluster vc = cluster(); TestOperator operator = new TestOperator(client, Clock.systemUTC())) {
+            vc.bootAll();
+            vc.awaitStep(10, RUN);
+            LiveStage slow = new LiveStage();
+            slow.bandwidthPerVm = 5_000_000L;
+            slow.maxPerVm = "120s";
+            slow.globalBound = "180s";
+            VirtualClusterCheckpoint late = checkpoint("late", ringSelector(), null, slow);
+            late.getSpec().failureDeadline = "6s";
+            client.resource(late).create();
+            late = await("late", c -> c.getStatus().phase != null && c.getStatus().phase.terminal(), RUN);
+            assertThat(late.getStatus().phase).isEqualTo(Phase.Failed);
+            var failure = Conditions.get(late.getStatus().conditions, Conditions.FAILURE);
+            assertThat(failure.getReason()).isEqualTo("FailureDeadlineExceeded");
+            assertThat(failure.getMessage()).contains("failureDeadline of 6s passed").contains("aborted on every agent: every VM runs and no shadow is kept");
+            assertThat(late.getStatus().readyToUse).isFalse();
+            for (String vm : vc.vmNames()) {
+                assertThat(vc.info(vm).state()).as("%s runs", vm).isEqualTo("running");
+            }
+            vc.awaitStep(vc.minStep() + 10, RUN);
+        }
+    }
+
+    @Test
     void refusalsSayWhatToFix() throws Exception {
         try (TestCluster vc = cluster(); TestOperator operator = new TestOperator(client, Clock.systemUTC())) {
             // a selector that matches nothing

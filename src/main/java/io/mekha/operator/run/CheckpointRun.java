@@ -106,14 +106,17 @@ public final class CheckpointRun implements Runnable {
             }
         } catch (Refusal r) {
             fail(r.reason(), r.getMessage());
-        } catch (CheckpointFailedException e) {
-            String cancelled = s.runs().cancelReason(io.mekha.operator.service.ProtocolRuns.key(cp));
-            fail(cancelled != null ? "FailureDeadlineExceeded" : adopt ? "OperatorRestarted" : "CheckpointFailed",
-                    (cancelled != null ? cancelled + ": " : "") + e.getMessage());
-        } catch (InterruptedException e) {
-            String cancelled = s.runs().cancelReason(io.mekha.operator.service.ProtocolRuns.key(cp));
-            fail(cancelled != null ? "FailureDeadlineExceeded" : "Interrupted",
-                    (cancelled != null ? cancelled : "the operator stopped") + "; the checkpoint was aborted on every agent and every VM resumed");
+        } catch (CheckpointFailedException | InterruptedException e) {
+            var cancelled = s.runs().cancelled(io.mekha.operator.service.ProtocolRuns.key(cp));
+            if (cancelled != null || e instanceof InterruptedException) {
+                // an interrupt may have cut the coordinator's own abort short: abort again, uninterrupted
+                Thread.interrupted();
+                String outcome = abortEverywhere(agents, id, cancelled != null ? cancelled.message() : "the operator stopped");
+                fail(cancelled != null ? cancelled.reason() : "Interrupted",
+                        (cancelled != null ? cancelled.message() : "the operator stopped") + "; " + outcome);
+            } else {
+                fail(adopt ? "OperatorRestarted" : "CheckpointFailed", e.getMessage());
+            }
         } catch (RuntimeException e) {
             LOG.errorf(e, "checkpoint %s/%s failed", ns, cp.getMetadata().getName());
             fail("InternalError", e.toString());
@@ -151,6 +154,22 @@ public final class CheckpointRun implements Runnable {
                         + "; nothing partial was published and the memory copy (L0) is kept, so a restore from L0 still works");
             }
         }
+    }
+
+    /** Aborts the checkpoint on every agent; says whether every VM is known to run again. */
+    private static String abortEverywhere(List<AgentClient> agents, String id, String reason) {
+        List<String> failed = new ArrayList<>();
+        for (AgentClient agent : agents) {
+            try {
+                agent.abort(id, reason);
+            } catch (io.mekha.protocol.AgentCallException e) {
+                if (e.status() != 404) {
+                    failed.add("node " + agent.node() + ": " + e.getMessage());
+                }
+            }
+        }
+        return failed.isEmpty() ? "aborted on every agent: every VM runs and no shadow is kept"
+                : "the abort did not reach " + failed + "; those agents resume any VM they paused by themselves after the pause deadline";
     }
 
     private ProtocolListener listener() {

@@ -80,8 +80,8 @@ public final class RestoreRun implements Runnable {
         } catch (CheckpointFailedException e) {
             fail("RestoreFailed", e.getMessage());
         } catch (InterruptedException e) {
-            String cancelled = s.runs().cancelReason(io.mekha.operator.service.ProtocolRuns.key(restore));
-            fail(cancelled != null ? "FailureDeadlineExceeded" : "Interrupted", (cancelled != null ? cancelled : "the operator stopped")
+            var cancelled = s.runs().cancelled(io.mekha.operator.service.ProtocolRuns.key(restore));
+            fail(cancelled != null ? cancelled.reason() : "Interrupted", (cancelled != null ? cancelled.message() : "the operator stopped")
                     + "; the restore was interrupted: check the VMs (kubectl get vmi) and create a new VirtualClusterRestore");
         } catch (RuntimeException e) {
             LOG.errorf(e, "restore %s/%s failed", ns, restore.getMetadata().getName());

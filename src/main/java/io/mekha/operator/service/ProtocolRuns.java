@@ -22,7 +22,10 @@ public final class ProtocolRuns implements AutoCloseable {
     }
 
     private final Map<String, Run> runs = new ConcurrentHashMap<>();
-    private final Map<String, String> cancelReasons = new ConcurrentHashMap<>();
+    private final Map<String, Cancel> cancelReasons = new ConcurrentHashMap<>();
+
+    /** Why a run was cancelled: a condition reason and a message for people. */
+    public record Cancel(String reason, String message) {}
 
     public ProtocolRuns() {
         AtomicInteger n = new AtomicInteger();
@@ -63,16 +66,16 @@ public final class ProtocolRuns implements AutoCloseable {
         return run != null && run.active();
     }
 
-    /** Interrupts the run for {@code uid}; the run reads {@link #cancelReason} to say why it stopped. */
-    public void cancel(String uid, String reason) {
+    /** Interrupts the run for {@code uid}; the run reads {@link #cancelled} to say why it stopped. */
+    public void cancel(String uid, String reason, String message) {
         Run run = runs.get(uid);
         if (run != null && run.active()) {
-            cancelReasons.put(uid, reason);
+            cancelReasons.put(uid, new Cancel(reason, message));
             run.future().cancel(true);
         }
     }
 
-    public String cancelReason(String uid) {
+    public Cancel cancelled(String uid) {
         return cancelReasons.get(uid);
     }
 
