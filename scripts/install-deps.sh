@@ -2,7 +2,8 @@
 # Installs the host packages Mekha's demo and tests need on Debian 12: QEMU (10.x from
 # bookworm-backports when that suite can be reached, else bookworm's 7.2), busybox-static
 # and cpio for the test guest's initramfs, debootstrap, e2fsprogs and ssh-keygen for the MPI
-# guest image, and zstd. Idempotent; safe to run on every CI run.
+# guest image, zstd, and python3 with libvirt's virt-xml-validate (and xmllint) for the
+# KubeVirt hook's tests. Idempotent; safe to run on every CI run.
 set -euo pipefail
 
 SUDO=""
@@ -12,7 +13,8 @@ have_all() {
   command -v qemu-system-x86_64 >/dev/null && command -v qemu-img >/dev/null &&
   [ -x /bin/busybox ] && dpkg -s busybox-static >/dev/null 2>&1 &&
   command -v cpio >/dev/null && command -v zstd >/dev/null && command -v socat >/dev/null &&
-  command -v debootstrap >/dev/null && command -v mke2fs >/dev/null && command -v ssh-keygen >/dev/null
+  command -v debootstrap >/dev/null && command -v mke2fs >/dev/null && command -v ssh-keygen >/dev/null &&
+  command -v python3 >/dev/null && command -v virt-xml-validate >/dev/null && command -v xmllint >/dev/null
 }
 
 # Reuse the URI of the machine's own Debian apt source for bookworm-backports, so that no
@@ -60,7 +62,7 @@ codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
 backports=0
 if [ "$codename" = bookworm ] && add_backports; then backports=1; fi
 $SUDO apt-get update -q
-base_pkgs="busybox-static cpio zstd xz-utils socat debootstrap e2fsprogs openssh-client"
+base_pkgs="busybox-static cpio zstd xz-utils socat debootstrap e2fsprogs openssh-client python3 libvirt-clients libxml2-utils"
 [ "$only_agent" = 1 ] && base_pkgs="zstd ca-certificates"
 qemu_pkgs="qemu-system-x86 qemu-utils"
 if [ "$backports" = 1 ] && $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports $qemu_pkgs; then
