@@ -1,0 +1,19 @@
+package io.mekha.agent.kubevirt;
+
+import java.nio.file.Path;
+
+/**
+ * The QEMU of one VirtualMachineInstance, running inside its virt-launcher pod on this node.
+ *
+ * @param pid the QEMU process, as this node's /proc numbers it
+ * @param monitor Mekha's QMP socket (added by the hook), as the agent reaches it: through the
+ *     process's root ({@code /proc/<pid>/root/...}), resolved in the pod's mount namespace
+ * @param commandLine QEMU's arguments: the machine a shadow or restart must reproduce
+ */
+public record LauncherQemu(String namespace, String name, long pid, Path monitor, java.util.List<String> commandLine) {
+
+    /** KubeVirt names a VMI's domain {@code <namespace>_<name>}; QEMU gets it as {@code -name guest=<domain>,...}. */
+    public String domain() {
+        return namespace + "_" + name;
+    }
+}
