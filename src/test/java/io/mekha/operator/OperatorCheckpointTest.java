@@ -117,6 +117,9 @@ class OperatorCheckpointTest {
             assertThat(st.timeToDurable).isNotNull();
             assertThat(Conditions.get(st.conditions, Conditions.READY).getStatus()).isEqualTo("True");
             assertThat(events("cp1")).contains("Started", "Captured", "Flushing", "Succeeded");
+            for (String vm : vc.vmNames()) {
+                assertThat(events(vm)).as("KubeVirt's view of %s", vm).contains("MekhaCheckpoint");
+            }
             assertThat(operator.meters.find("mekha.checkpoints").tag("result", "succeeded").counter().count()).isEqualTo(1.0);
             assertThat(operator.meters.find("mekha.checkpoint.paused").timer().count()).isEqualTo(3);
             System.out.printf("operator checkpoint: max paused %s, suspend skew %s, resume skew %s, %d bytes, durable after %s%n",
@@ -147,6 +150,7 @@ class OperatorCheckpointTest {
             assertThat(done.getStatus().vms).extracting(v -> v.name).containsExactly("vm1", "vm2", "vm3");
             assertThat(done.getStatus().vms).allSatisfy(v -> assertThat(v.resumedAt).isNotNull());
             assertThat(operator.meters.find("mekha.restores").tag("result", "succeeded").tag("level", "L1").counter().count()).isEqualTo(1.0);
+            assertThat(events("vm3")).contains("MekhaRestore");
 
             Map<String, List<String>> consoles = vc.awaitRingDone(RUN);
             consoles.forEach((vm, lines) -> {

@@ -98,6 +98,7 @@ public final class CheckpointRun implements Runnable {
                 s.metrics().checkpointTaken(report, Duration.between(started, s.clock().instant()));
                 s.events().normal(cp, "Captured", "every VM captured at Ts " + report.suspendAt() + " and resumed; suspend skew "
                         + KubeDuration.format(report.suspendSkew()) + ", longest pause " + KubeDuration.format(maxPause(report)));
+                tellInstances(report);
                 if (plan != null) {
                     flush(coordinator, agents, report, options, plan);
                 } else {
@@ -230,12 +231,29 @@ public final class CheckpointRun implements Runnable {
         });
     }
 
+    /**
+     * KubeVirt's view stays truthful: each VM's instance gets an event saying Mekha paused it, for
+     * how long and for which checkpoint (its Paused condition is virt-handler's to set, not ours).
+     */
+    private void tellInstances(CheckpointReport report) {
+        for (VmCheckpointReport vm : report.vms()) {
+            var vmi = s.client().genericKubernetesResources(io.mekha.operator.service.KubeVirt.INSTANCES)
+                    .inNamespace(cp.getMetadata().getNamespace()).withName(vm.vm()).get();
+            if (vmi != null) {
+                s.events().normal(vmi, "MekhaCheckpoint", "paused " + KubeDuration.format(OperatorMetrics.paused(vm)) + " by Mekha for "
+                        + "VirtualClusterCheckpoint " + cp.getMetadata().getName() + " (stopped " + vm.stoppedAt() + ", running again "
+                        + vm.resumedAt() + ")");
+            }
+        }
+    }
+
     private static Duration maxPause(CheckpointReport report) {
         return report.vms().stream().map(OperatorMetrics::paused).filter(java.util.Objects::nonNull).max(Duration::compareTo).orElse(null);
     }
 
     private void succeed(String reason, String message) {
         drainWrites();
+        s.metrics().checkpointFinished("succeeded", reason);
         write(st -> {
             st.phase = Phase.Succeeded;
             st.stage = "Done";
@@ -243,11 +261,11 @@ public final class CheckpointRun implements Runnable {
             Conditions.succeeded(st.conditions, reason, message, generation(), now());
         });
         s.events().normal(cp, "Succeeded", "checkpoint ready to use: " + message);
-        s.metrics().checkpointFinished("succeeded", reason);
     }
 
     private void fail(String reason, String message) {
         drainWrites();
+        s.metrics().checkpointFinished("failed", reason);
         write(st -> {
             st.phase = Phase.Failed;
             st.completedAt = now().toString();
@@ -257,7 +275,6 @@ public final class CheckpointRun implements Runnable {
             Conditions.failed(st.conditions, reason, message, generation(), now());
         });
         s.events().warning(cp, reason, message);
-        s.metrics().checkpointFinished("failed", reason);
     }
 
     private void writeLater(Consumer<VirtualClusterCheckpointStatus> change) {

@@ -110,6 +110,9 @@ public final class RestoreRun implements Runnable {
         vms.sort((a, b) -> a.name.compareTo(b.name));
         String message = "every VM resumed at " + restart.resumeAt() + " from " + report.level() + ", resume skew "
                 + KubeDuration.format(restart.resumeSkew());
+        // figures first: whoever sees the status final can read them
+        s.metrics().restoreFinished("succeeded", "Restored", report.level().name());
+        s.metrics().restoreResumeSkew(restart.resumeSkew());
         write(st -> {
             st.phase = Phase.Succeeded;
             st.restoredFrom = LevelName.valueOf(report.level().name());
@@ -121,18 +124,24 @@ public final class RestoreRun implements Runnable {
             Conditions.succeeded(st.conditions, "Restored", message, restore.getMetadata().getGeneration(), now());
         });
         s.events().normal(restore, "Restored", message);
-        s.metrics().restoreFinished("succeeded", "Restored", report.level().name());
-        s.metrics().restoreResumeSkew(restart.resumeSkew());
+        for (VmRestoreResult vm : vms) {
+            var vmi = s.client().genericKubernetesResources(io.mekha.operator.service.KubeVirt.INSTANCES)
+                    .inNamespace(restore.getMetadata().getNamespace()).withName(vm.name).get();
+            if (vmi != null) {
+                s.events().normal(vmi, "MekhaRestore", "restarted by Mekha on node " + vm.node + " from checkpoint "
+                        + checkpoint.getMetadata().getName() + " (" + report.level() + "), running again " + vm.resumedAt);
+            }
+        }
     }
 
     private void fail(String reason, String message) {
+        s.metrics().restoreFinished("failed", reason, "none");
         write(st -> {
             st.phase = Phase.Failed;
             st.completedAt = now().toString();
             Conditions.failed(st.conditions, reason, message, restore.getMetadata().getGeneration(), now());
         });
         s.events().warning(restore, reason, message);
-        s.metrics().restoreFinished("failed", reason, "none");
     }
 
     private void write(Consumer<VirtualClusterRestoreStatus> change) {
