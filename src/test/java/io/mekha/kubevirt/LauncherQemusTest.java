@@ -3,11 +3,18 @@ package io.mekha.kubevirt;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import io.mekha.agent.kubevirt.LauncherIncoming;
 import io.mekha.agent.kubevirt.LauncherNotFoundException;
 import io.mekha.agent.kubevirt.LauncherQemu;
 import io.mekha.agent.kubevirt.LauncherQemus;
 import io.mekha.agent.kubevirt.ShortSocketPath;
+import io.mekha.agent.runtime.LocalVmRuntime;
+import io.mekha.agent.runtime.QemuVm;
 import io.mekha.agent.runtime.RuntimeConfig;
+import io.mekha.local.DirtierLog;
+import io.mekha.testing.TestVms;
 import io.mekha.qmp.QmpClient;
 import io.mekha.testing.NoQemuLeftBehind;
 import java.nio.file.Files;
@@ -15,6 +22,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.TreeMap;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
@@ -44,6 +52,12 @@ class LauncherQemusTest {
             p.destroyForcibly();
             p.waitFor();
         }
+        // the mount point the restore test made on the host's /run, if it is still empty
+        try {
+            Files.deleteIfExists(Path.of("/run/kubevirt-private"));
+        } catch (java.nio.file.DirectoryNotEmptyException | java.nio.file.AccessDeniedException kept) {
+            // something else keeps it
+        }
         for (Path dir : links) {
             Files.deleteIfExists(dir.resolve("p"));
             Files.deleteIfExists(dir);
@@ -60,7 +74,8 @@ class LauncherQemusTest {
         assertThat(finder.all()).extracting(LauncherQemu::domain).containsExactly("hpc_vm1", "hpc_vm3");
         LauncherQemu qemu = finder.find("hpc", "vm1");
         assertThat(qemu.pid()).isEqualTo(pid);
-        assertThat(qemu.monitor()).isEqualTo(node.proc.resolve(pid + "/root/var/run/kubevirt-private/mekha-qmp.sock"));
+        assertThat(qemu.monitor()).as("the pod's /var/run -> /run followed inside the pod")
+                .isEqualTo(node.proc.resolve(pid + "/root/run/kubevirt-private/mekha-qmp.sock"));
         assertThat(qemu.commandLine()).contains("-mon", "chardev=mekha-qmp,mode=control");
 
         try (QmpClient qmp = QmpClient.connect(ShortSocketPath.of(qemu.monitor(), work.resolve("s"), "vm1"), Duration.ofSeconds(20))) {
@@ -91,11 +106,111 @@ class LauncherQemusTest {
         }
     }
 
+    /**
+     * The restore path on a real process table: a VM's state saved at a cut, then a QEMU started as
+     * virt-launcher starts a VMI being restored (the same machine plus the hook's arguments, in a mount
+     * namespace of its own where /var/run/kubevirt-private is the pod's emptyDir), found through /proc,
+     * fed the state through Mekha's monitor and a socket bound inside the pod, resumed: the guest's
+     * work goes on from the cut, round for round as the original did.
+     */
+    @Test
+    void aVmiBeingRestoredLoadsTheCheckpointThroughMekhasMonitorAndContinuesExactly() throws Exception {
+        assumeTrue("root".equals(System.getProperty("user.name")), "a mount namespace with the pod's emptyDir bound needs root");
+        Path state = work.resolve("vm1.vmstate");
+        TreeMap<Long, String> source;
+        long cutRound;
+        List<String> machine;
+        try (LocalVmRuntime runtime = new LocalVmRuntime(RuntimeConfig.defaults(Files.createDirectories(work.resolve("local"))))) {
+            QemuVm vm = runtime.start(TestVms.dirtier("vm1", 256, "-m 16 -d 4 -i 200"));
+            awaitRound(vm.paths().console(), 5);
+            vm.qmp().execute("stop");
+            vm.qmp().execute("migrate", QmpClient.args().put("uri", "file:" + state));
+            awaitMigrated(vm.qmp());
+            cutRound = DirtierLog.lastRoundReached(Files.readString(vm.paths().console()));
+            vm.qmp().execute("cont");
+            awaitRound(vm.paths().console(), cutRound + 6);
+            machine = vm.commandLine();
+            Path instance = vm.paths().dir();
+            vm.kill();
+            source = DirtierLog.parse(Files.readAllLines(vm.paths().console()));
+            machine = machine.stream().map(a -> a.replace(instance.toString(), work.resolve("launcher").toString())
+                    .replace("guest=vm1,", "guest=hpc_vm1,")).toList();
+        }
+        Files.createDirectories(work.resolve("launcher"));
+        Path podPrivate = Files.createDirectories(work.resolve("pods/" + POD_UID + "/volumes/kubernetes.io~empty-dir/private"));
+        DomainHookTest.Run hooked = DomainHookTest.hook(DomainHookTest.vmi("\"mekha.io/restore-from\": \"hpc.cp1.0a1b2c3d\""),
+                DomainHookTest.sample());
+        List<String> command = new ArrayList<>(List.of("unshare", "--mount", "--propagation", "private", "sh", "-c",
+                "mkdir -p /var/run/kubevirt-private && mount --bind \"$0\" /var/run/kubevirt-private && exec \"$@\"", podPrivate.toString()));
+        command.addAll(machine);
+        command.addAll(DomainHookTest.qemuArgs(DomainHookTest.parse(hooked.out())));
+        Process launcher = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(work.resolve("launcher.log").toFile()).start();
+        qemus.add(launcher);
+
+        LauncherQemus node = new LauncherQemus(Path.of("/proc"));
+        LauncherQemu qemu = awaitLauncher(node, launcher, work.resolve("launcher.log"));
+        assertThat(qemu.pid()).isEqualTo(launcher.pid());
+        assertThat(qemu.monitor()).isEqualTo(Path.of("/proc/" + launcher.pid() + "/root/run/kubevirt-private/mekha-qmp.sock"));
+        try (QmpClient qmp = QmpClient.connect(ShortSocketPath.of(qemu.monitor(), work.resolve("s"), "vm1"), Duration.ofSeconds(20))) {
+            assertThat(qmp.execute("query-status").path("status").asText()).isEqualTo("inmigrate");
+            long fed = LauncherIncoming.feed(qemu, qmp, Files.newInputStream(state), Duration.ofSeconds(60), work.resolve("s"));
+            assertThat(fed).isEqualTo(Files.size(state));
+            assertThat(qmp.execute("query-status").path("status").asText()).as("loaded, paused at the cut").isIn("paused", "postmigrate");
+            qmp.execute("cont");
+        }
+        Path console = work.resolve("launcher").resolve(vmConsoleName(machine));
+        awaitRound(console, source.lastKey() + 3);
+        TreeMap<Long, String> restored = DirtierLog.parse(Files.readAllLines(console));
+        assertThat(restored.firstKey()).as("the restored VM goes on from the cut").isLessThanOrEqualTo(cutRound + 1);
+        TreeMap<Long, String[]> both = DirtierLog.overlap(source, restored);
+        assertThat(both).hasSizeGreaterThanOrEqualTo(3);
+        both.forEach((round, hashes) -> assertThat(hashes[1]).as("hash of round %d after the restore", round).isEqualTo(hashes[0]));
+    }
+
+    private static String vmConsoleName(List<String> machine) {
+        String serial = machine.stream().filter(a -> a.startsWith("file,id=serial0,path=")).findFirst().orElseThrow();
+        return Path.of(serial.substring("file,id=serial0,path=".length())).getFileName().toString();
+    }
+
+    private static LauncherQemu awaitLauncher(LauncherQemus node, Process launcher, Path log) throws Exception {
+        long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+        while (true) {
+            try {
+                return node.find("hpc", "vm1");
+            } catch (LauncherNotFoundException e) {
+                if (System.nanoTime() > deadline || !launcher.isAlive()) {
+                    throw new AssertionError("the launcher QEMU did not come up: " + e.getMessage() + "; it said: " + Files.readString(log));
+                }
+                Thread.sleep(50);
+            }
+        }
+    }
+
+    private static void awaitMigrated(QmpClient qmp) throws Exception {
+        long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+        while (!qmp.execute("query-migrate").path("status").asText().equals("completed")) {
+            assertThat(System.nanoTime()).as("saving the VM's state").isLessThan(deadline);
+            Thread.sleep(50);
+        }
+    }
+
+    private static void awaitRound(Path console, long round) throws Exception {
+        long deadline = System.nanoTime() + Duration.ofSeconds(90).toNanos();
+        while (!Files.exists(console) || DirtierLog.lastRound(Files.readAllLines(console)) < round) {
+            assertThat(System.nanoTime()).as("round %d in %s", round, console).isLessThan(deadline);
+            Thread.sleep(100);
+        }
+    }
+
     Node node(Path base) throws Exception {
         return new Node(base);
     }
 
-    /** A node's layout as the agent sees it: kubelet's pod directories and a /proc-like tree. */
+    /**
+     * A node's layout as the agent sees it: a /proc-like tree whose {@code <pid>/root} is the pod's
+     * filesystem, where, as in Debian and CentOS images, {@code /var/run} is a link to {@code /run}
+     * and {@code /run/kubevirt-private} is the pod's emptyDir.
+     */
     final class Node {
         final Path proc;
         final Path podPrivate;
@@ -103,9 +218,10 @@ class LauncherQemusTest {
 
         Node(Path base) throws Exception {
             proc = Files.createDirectories(base.resolve("proc"));
-            podPrivate = Files.createDirectories(base.resolve("pods/" + POD_UID + "/volumes/kubernetes.io~empty-dir/private"));
-            podRoot = Files.createDirectories(base.resolve("launcher-root/var/run"));
-            Files.createSymbolicLink(podRoot.resolve("kubevirt-private"), podPrivate);
+            podRoot = Files.createDirectories(base.resolve("launcher-root"));
+            podPrivate = Files.createDirectories(podRoot.resolve("run/kubevirt-private"));
+            Files.createDirectories(podRoot.resolve("var"));
+            Files.createSymbolicLink(podRoot.resolve("var/run"), Path.of("/run"));
         }
 
         /** Starts a real QEMU as virt-launcher would, with the hook's arguments; enters it in the /proc tree. */
@@ -125,7 +241,7 @@ class LauncherQemusTest {
             qemus.add(qemu);
             Path pidDir = Files.createDirectories(proc.resolve(Long.toString(qemu.pid())));
             Files.write(pidDir.resolve("cmdline"), (String.join("\0", command) + "\0").getBytes());
-            Files.createSymbolicLink(pidDir.resolve("root"), podRoot.getParent().getParent());
+            Files.createSymbolicLink(pidDir.resolve("root"), podRoot);
             long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
             while (!Files.exists(podPrivate.resolve("mekha-qmp.sock"))) {
                 if (System.nanoTime() > deadline || !qemu.isAlive()) {

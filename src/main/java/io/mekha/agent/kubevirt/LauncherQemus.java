@@ -46,7 +46,7 @@ public final class LauncherQemus {
         LauncherQemu qemu = all.stream().filter(q -> q.namespace().equals(namespace) && q.name().equals(name)).findFirst()
                 .orElseThrow(() -> new LauncherNotFoundException("no QEMU of VMI " + namespace + "/" + name + " runs on this node (QEMUs of VMIs here: "
                         + all.stream().map(LauncherQemu::domain).toList() + ")"));
-        if (!Files.exists(qemu.monitor())) {
+        if (!PodPaths.exists(qemu.monitor())) {
             throw new LauncherNotFoundException("the QEMU of VMI " + namespace + "/" + name + " (pid " + qemu.pid() + ") has no Mekha monitor at "
                     + MONITOR_IN_POD + ": start the VM with Mekha's hook sidecar (annotation hooks.kubevirt.io/hookSidecars, see qemu-hooks/)");
         }
@@ -74,8 +74,13 @@ public final class LauncherQemus {
             return Optional.empty(); // a QEMU, but not one virt-launcher named
         }
         long pid = Long.parseLong(dir.getFileName().toString());
-        Path monitor = dir.resolve("root").resolve(MONITOR_IN_POD.substring(1));
-        return Optional.of(new LauncherQemu(guest.substring(0, underscore), guest.substring(underscore + 1), pid, monitor, List.copyOf(args)));
+        Path monitor;
+        try {
+            monitor = PodPaths.resolve(dir.resolve("root"), MONITOR_IN_POD);
+        } catch (IOException e) {
+            return Optional.empty(); // the process went away while we looked
+        }
+        return Optional.of(new LauncherQemu(guest.substring(0, underscore), guest.substring(underscore + 1), pid, monitor, List.copyOf(args), dir));
     }
 
     /** The value of {@code guest=} in {@code -name guest=NAME,debug-threads=on} (or a bare {@code -name NAME}). */
