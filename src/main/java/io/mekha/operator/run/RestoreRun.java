@@ -124,6 +124,17 @@ public final class RestoreRun implements Runnable {
             Conditions.succeeded(st.conditions, "Restored", message, restore.getMetadata().getGeneration(), now());
         });
         s.events().normal(restore, "Restored", message);
+        if (report.level() == StorageLevel.L0) {
+            // a restart from memory turns the shadows into the VMs: the checkpoint no longer lives there
+            s.status().update(VirtualClusterCheckpoint.class, checkpoint, st -> {
+                st.levels.remove(LevelName.L0);
+                if (st.levels.isEmpty()) {
+                    st.readyToUse = false;
+                }
+            });
+            s.events().normal(checkpoint, "MemoryCopyUsed", "restore " + restore.getMetadata().getName() + " restarted the VMs from the"
+                    + " memory copy (L0), which became the VMs; the checkpoint is held at " + checkpoint.getStatus().levels);
+        }
         for (VmRestoreResult vm : vms) {
             var vmi = s.client().genericKubernetesResources(io.mekha.operator.service.KubeVirt.INSTANCES)
                     .inNamespace(restore.getMetadata().getNamespace()).withName(vm.name).get();
