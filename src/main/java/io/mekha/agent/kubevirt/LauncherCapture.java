@@ -1,6 +1,5 @@
 package io.mekha.agent.kubevirt;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import io.mekha.qmp.QmpClient;
 import io.mekha.qmp.QmpException;
@@ -74,7 +73,7 @@ public final class LauncherCapture {
             } catch (ExecutionException e) {
                 throw new IOException("accepting QEMU's connection failed: " + e.getCause(), e.getCause());
             }
-            awaitCompleted(qemu, qmp, deadline);
+            MigrationWait.completed(qemu, qmp, deadline, "saving", false);
             return written;
         } finally {
             acceptor.shutdownNow();
@@ -82,22 +81,6 @@ public final class LauncherCapture {
         }
     }
 
-    private static void awaitCompleted(LauncherQemu qemu, QmpClient qmp, long deadline) throws QmpException, IOException, InterruptedException {
-        while (true) {
-            JsonNode m = qmp.execute("query-migrate");
-            String status = m.path("status").asText("");
-            if (status.equals("completed")) {
-                return;
-            }
-            if (status.equals("failed") || status.equals("cancelled")) {
-                throw new IOException("saving VMI " + qemu.namespace() + "/" + qemu.name() + " failed: " + m.path("error-desc").asText(status));
-            }
-            if (System.nanoTime() > deadline) {
-                throw new IOException("saving VMI " + qemu.namespace() + "/" + qemu.name() + " did not complete (" + status + ")");
-            }
-            Thread.sleep(10);
-        }
-    }
 
     /** A path {@code bind} accepts (107 bytes at most) that puts the socket in {@code socket}'s directory. */
     private static Path bindable(Path socket, Path linkDir, String name) throws IOException {

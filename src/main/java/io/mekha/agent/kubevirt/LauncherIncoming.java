@@ -1,6 +1,5 @@
 package io.mekha.agent.kubevirt;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import io.mekha.qmp.QmpClient;
 import io.mekha.qmp.QmpException;
@@ -53,29 +52,8 @@ public final class LauncherIncoming {
                 fed += n;
             }
         }
-        awaitLoaded(qemu, qmp, deadline);
+        MigrationWait.completed(qemu, qmp, deadline, "loading", true);
         return fed;
     }
 
-    private static void awaitLoaded(LauncherQemu qemu, QmpClient qmp, long deadline) throws QmpException, IOException, InterruptedException {
-        while (true) {
-            JsonNode migration = qmp.execute("query-migrate");
-            String status = migration.path("status").asText("");
-            if (status.equals("completed")) {
-                return;
-            }
-            if (status.equals("failed") || status.equals("cancelled")) {
-                throw new IOException("the QEMU of VMI " + qemu.namespace() + "/" + qemu.name() + " could not load the state: "
-                        + migration.path("error-desc").asText(status));
-            }
-            String run = qmp.execute("query-status").path("status").asText("");
-            if (status.isEmpty() && !run.equals("inmigrate")) {
-                return; // QEMU 7.x reports nothing on the incoming side once loaded; it has left inmigrate
-            }
-            if (System.nanoTime() > deadline) {
-                throw new IOException("the QEMU of VMI " + qemu.namespace() + "/" + qemu.name() + " did not finish loading (" + status + ", " + run + ")");
-            }
-            Thread.sleep(20);
-        }
-    }
 }
