@@ -167,6 +167,7 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
 
     private UpdateControl<VirtualClusterCheckpoint> failNow(VirtualClusterCheckpoint cp, String reason, String message) {
         s.metrics().checkpointFinished("failed", reason);
+        s.events().warning(cp, reason, message);
         s.status().update(VirtualClusterCheckpoint.class, cp, status -> {
             status.phase = Phase.Failed;
             status.readyToUse = false;
@@ -174,7 +175,6 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
             status.observedGeneration = cp.getMetadata().getGeneration();
             Conditions.failed(status.conditions, reason, message, cp.getMetadata().getGeneration(), now());
         });
-        s.events().warning(cp, reason, message);
         s.locks().release(cp.getMetadata().getNamespace(), holder(cp));
         return UpdateControl.noUpdate();
     }

@@ -122,12 +122,12 @@ public class RestoreReconciler implements Reconciler<VirtualClusterRestore> {
 
     private UpdateControl<VirtualClusterRestore> failNow(VirtualClusterRestore restore, String reason, String message) {
         s.metrics().restoreFinished("failed", reason, "none");
+        s.events().warning(restore, reason, message);
         s.status().update(VirtualClusterRestore.class, restore, status -> {
             status.phase = Phase.Failed;
             status.completedAt = now().toString();
             Conditions.failed(status.conditions, reason, message, restore.getMetadata().getGeneration(), now());
         });
-        s.events().warning(restore, reason, message);
         s.locks().release(restore.getMetadata().getNamespace(), "VirtualClusterRestore/" + restore.getMetadata().getName());
         return UpdateControl.noUpdate();
     }

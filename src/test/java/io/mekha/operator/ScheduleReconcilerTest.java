@@ -77,8 +77,9 @@ class ScheduleReconcilerTest {
                 succeed(children());
                 clock.advance(Duration.ofMinutes(5));
                 String due = "every5-" + stamp(fiveMinuteGrid(clock.instant()));
-                awaitTrue(() -> children().stream().anyMatch(c -> c.getMetadata().getName().equals(due)), due);
-                assertThat(children().size()).as("retention keeps 2 successes and the one just created").isLessThanOrEqualTo(3);
+                // the reconcile that creates a checkpoint prunes right after: wait for both
+                awaitTrue(() -> children().stream().anyMatch(c -> c.getMetadata().getName().equals(due)) && children().size() <= 3,
+                        due + ", with retention keeping 2 successes and the one just created");
             }
             succeed(children());
             awaitTrue(() -> children().size() == 2, "retention down to keepLast=2");
@@ -89,6 +90,47 @@ class ScheduleReconcilerTest {
             assertThat(st.getStatus().lastSuccessfulCheckpoint).isEqualTo("every5-" + stamp(last));
             assertThat(client.v1().events().inNamespace(NS).list().getItems()).extracting(e -> e.getReason()).contains("CheckpointCreated",
                     "CheckpointPruned");
+        }
+    }
+
+    @Test
+    void maxAgeDeletesOldSuccessesButNeverTheNewestAndFailedHistoryIsBounded() throws Exception {
+        try (TestOperator operator = TestOperator.schedulesOnly(client, clock)) {
+            VirtualClusterCheckpointSchedule schedule = schedule("hourly", "0 * * * *");
+            schedule.getSpec().retention = new Retention();
+            schedule.getSpec().retention.maxAge = "150m";
+            schedule.getSpec().retention.failedHistoryLimit = 1;
+            client.resource(schedule).create();
+            awaitTrue(() -> children().size() == 1, "the first checkpoint");
+            succeed(children());
+            // two hourly runs that fail, then successes; the clock moves an hour at a time
+            for (int hour = 1; hour <= 5; hour++) {
+                clock.advance(Duration.ofHours(1));
+                String due = "hourly-" + stamp(clock.instant().truncatedTo(ChronoUnit.HOURS));
+                awaitTrue(() -> children().stream().anyMatch(c -> c.getMetadata().getName().equals(due)), due);
+                VirtualClusterCheckpoint made = children().stream().filter(c -> c.getMetadata().getName().equals(due)).findFirst().orElseThrow();
+                if (hour <= 2) {
+                    made.getStatus().phase = Phase.Failed;
+                    client.resource(made).updateStatus();
+                } else {
+                    succeed(List.of(made));
+                }
+            }
+            Instant now = clock.instant().truncatedTo(ChronoUnit.HOURS);
+            // successes due now, 1 h and 2 h ago are younger than 150 min; the first (5 h ago) is older; of the failures only the newest stays
+            awaitTrue(() -> children().size() == 4, "retention by age and failed history");
+            assertThat(children()).extracting(c -> c.getMetadata().getName()).containsExactlyInAnyOrder("hourly-" + stamp(now),
+                    "hourly-" + stamp(now.minus(Duration.ofHours(1))), "hourly-" + stamp(now.minus(Duration.ofHours(2))),
+                    "hourly-" + stamp(now.minus(Duration.ofHours(3))));
+
+            // long after, with no new run (suspended), the newest success is still kept
+            VirtualClusterCheckpointSchedule latest = client.resources(VirtualClusterCheckpointSchedule.class).inNamespace(NS)
+                    .withName("hourly").get();
+            latest.getSpec().suspend = true;
+            client.resource(latest).update();
+            clock.advance(Duration.ofDays(2));
+            awaitTrue(() -> children().stream().filter(c -> c.getStatus().phase == Phase.Succeeded).count() == 1, "only the newest success");
+            assertThat(children()).extracting(c -> c.getMetadata().getName()).contains("hourly-" + stamp(now));
         }
     }
 

@@ -254,18 +254,19 @@ public final class CheckpointRun implements Runnable {
     private void succeed(String reason, String message) {
         drainWrites();
         s.metrics().checkpointFinished("succeeded", reason);
+        s.events().normal(cp, "Succeeded", "checkpoint ready to use: " + message);
         write(st -> {
             st.phase = Phase.Succeeded;
             st.stage = "Done";
             st.completedAt = now().toString();
             Conditions.succeeded(st.conditions, reason, message, generation(), now());
         });
-        s.events().normal(cp, "Succeeded", "checkpoint ready to use: " + message);
     }
 
     private void fail(String reason, String message) {
         drainWrites();
         s.metrics().checkpointFinished("failed", reason);
+        s.events().warning(cp, reason, message);
         write(st -> {
             st.phase = Phase.Failed;
             st.completedAt = now().toString();
@@ -274,7 +275,6 @@ public final class CheckpointRun implements Runnable {
             }
             Conditions.failed(st.conditions, reason, message, generation(), now());
         });
-        s.events().warning(cp, reason, message);
     }
 
     private void writeLater(Consumer<VirtualClusterCheckpointStatus> change) {

@@ -110,19 +110,9 @@ public final class RestoreRun implements Runnable {
         vms.sort((a, b) -> a.name.compareTo(b.name));
         String message = "every VM resumed at " + restart.resumeAt() + " from " + report.level() + ", resume skew "
                 + KubeDuration.format(restart.resumeSkew());
-        // figures first: whoever sees the status final can read them
+        // figures, events and the checkpoint first: whoever sees this status final finds them all
         s.metrics().restoreFinished("succeeded", "Restored", report.level().name());
         s.metrics().restoreResumeSkew(restart.resumeSkew());
-        write(st -> {
-            st.phase = Phase.Succeeded;
-            st.restoredFrom = LevelName.valueOf(report.level().name());
-            st.skippedLevels = skipped.isEmpty() ? null : skipped;
-            st.resumeAt = restart.resumeAt().toString();
-            st.resumeSkew = KubeDuration.format(restart.resumeSkew());
-            st.vms = vms;
-            st.completedAt = now().toString();
-            Conditions.succeeded(st.conditions, "Restored", message, restore.getMetadata().getGeneration(), now());
-        });
         s.events().normal(restore, "Restored", message);
         if (report.level() == StorageLevel.L0) {
             // a restart from memory turns the shadows into the VMs: the checkpoint no longer lives there
@@ -143,16 +133,26 @@ public final class RestoreRun implements Runnable {
                         + checkpoint.getMetadata().getName() + " (" + report.level() + "), running again " + vm.resumedAt);
             }
         }
+        write(st -> {
+            st.phase = Phase.Succeeded;
+            st.restoredFrom = LevelName.valueOf(report.level().name());
+            st.skippedLevels = skipped.isEmpty() ? null : skipped;
+            st.resumeAt = restart.resumeAt().toString();
+            st.resumeSkew = KubeDuration.format(restart.resumeSkew());
+            st.vms = vms;
+            st.completedAt = now().toString();
+            Conditions.succeeded(st.conditions, "Restored", message, restore.getMetadata().getGeneration(), now());
+        });
     }
 
     private void fail(String reason, String message) {
         s.metrics().restoreFinished("failed", reason, "none");
+        s.events().warning(restore, reason, message);
         write(st -> {
             st.phase = Phase.Failed;
             st.completedAt = now().toString();
             Conditions.failed(st.conditions, reason, message, restore.getMetadata().getGeneration(), now());
         });
-        s.events().warning(restore, reason, message);
     }
 
     private void write(Consumer<VirtualClusterRestoreStatus> change) {
