@@ -104,10 +104,15 @@ public final class Coordinator implements AutoCloseable {
                     + " ms, resume skew " + report.resumeSkew().toNanos() / 1e6 + " ms");
             return report;
         } catch (CheckpointFailedException e) {
-            abortAll(id, members.agents(), e.getMessage());
-            throw new CheckpointFailedException("checkpoint " + id + " aborted, surviving VMs resumed: " + e.getMessage(), e);
-        } catch (InterruptedException | RuntimeException e) {
-            abortAll(id, members.agents(), "coordinator interrupted: " + e);
+            AbortOutcome outcome = abortAll(id, members.agents(), e.getMessage());
+            throw new CheckpointFailedException("checkpoint " + id + " aborted (" + e.getMessage() + "); " + outcome, e);
+        } catch (InterruptedException e) {
+            AbortOutcome outcome = abortAll(id, members.agents(), "coordinator interrupted");
+            InterruptedException told = new InterruptedException("checkpoint " + id + " interrupted; " + outcome);
+            told.initCause(e);
+            throw told;
+        } catch (RuntimeException e) {
+            abortAll(id, members.agents(), "coordinator failed: " + e);
             throw e;
         }
     }
@@ -129,8 +134,8 @@ public final class Coordinator implements AutoCloseable {
         try {
             statuses = statuses(id, members);
         } catch (CheckpointFailedException e) {
-            abortAll(id, members.agents(), "coordinator restarted and could not read the checkpoint's state: " + e.getMessage());
-            throw new CheckpointFailedException("checkpoint " + id + " aborted after a coordinator restart, VMs resumed: " + e.getMessage(), e);
+            AbortOutcome outcome = abortAll(id, members.agents(), "coordinator restarted and could not read the checkpoint's state: " + e.getMessage());
+            throw new CheckpointFailedException("checkpoint " + id + " aborted after a coordinator restart (" + e.getMessage() + "); " + outcome, e);
         }
         listener.step("picked up checkpoint " + id + ": " + describe(statuses));
         Map<AgentClient, ClockOffset> offsets = offsets(members.agents());
@@ -142,8 +147,8 @@ public final class Coordinator implements AutoCloseable {
                 requireAll(parallel(members.agents(), agent -> agent.resume(id, offsets.get(agent).toAgent(tr))), "resume");
                 statuses = awaitPhase(id, members, VmPhase.RESUMED, Duration.between(clock.instant(), tr).plus(Duration.ofSeconds(30)), "resume");
             } catch (CheckpointFailedException e) {
-                abortAll(id, members.agents(), e.getMessage());
-                throw new CheckpointFailedException("checkpoint " + id + " aborted, surviving VMs resumed: " + e.getMessage(), e);
+                AbortOutcome outcome = abortAll(id, members.agents(), e.getMessage());
+                throw new CheckpointFailedException("checkpoint " + id + " aborted (" + e.getMessage() + "); " + outcome, e);
             }
             return report(id, members, statuses, offsets, ts != null ? ts : firstStop(statuses), tr, "adopted after a coordinator restart",
                     Duration.between(started, clock.instant()));
@@ -155,9 +160,10 @@ public final class Coordinator implements AutoCloseable {
                     Duration.between(started, clock.instant()));
         }
         String where = describe(statuses);
-        abortAll(id, members.agents(), "coordinator restarted before the cut");
-        throw new CheckpointFailedException("the coordinator restarted while checkpoint " + id + " was before its cut (" + where
-                + "); aborted on every agent, every VM left running; create a new checkpoint");
+        AbortOutcome outcome = abortAll(id, members.agents(), "coordinator restarted before the cut");
+        throw new CheckpointFailedException("the coordinator restarted while checkpoint " + id + " was before its cut (" + where + "); "
+                + (outcome.everywhere() ? "aborted on every agent, every VM left running" : outcome)
+                + "; create a new checkpoint");
     }
 
     private static Instant firstStop(Map<AgentClient, CheckpointStatus> statuses) {
@@ -258,12 +264,40 @@ public final class Coordinator implements AutoCloseable {
         return new CheckpointReport(id, vms, ts, tr, liveEnd, took);
     }
 
-    private void abortAll(String id, Collection<AgentClient> targets, String reason) {
-        parallel(List.copyOf(targets), agent -> agent.abort(id, reason)).forEach((agent, result) -> {
-            if (result.error() != null && result.error().status() != 404) {
-                LOG.warnf("abort of checkpoint %s on node %s failed: %s", id, agent.node(), result.error().getMessage());
+    /** What an abort reached: every agent, or not those listed (with why). */
+    private record AbortOutcome(List<String> unreached) {
+        boolean everywhere() {
+            return unreached.isEmpty();
+        }
+
+        @Override
+        public String toString() {
+            return everywhere() ? "aborted on every agent: every VM runs and no shadow is kept"
+                    : "the abort did not reach " + unreached + "; those agents resume any VM they paused by themselves after the pause deadline";
+        }
+    }
+
+    /**
+     * Aborts the checkpoint on every target; says whether every VM is known to run again. Runs with
+     * the thread's interrupt cleared (and restored after): an interrupt is often why we abort, and
+     * left set it would fail every abort call before it leaves.
+     */
+    private AbortOutcome abortAll(String id, Collection<AgentClient> targets, String reason) {
+        boolean interrupted = Thread.interrupted();
+        try {
+            List<String> failed = new ArrayList<>();
+            parallel(List.copyOf(targets), agent -> agent.abort(id, reason)).forEach((agent, result) -> {
+                if (result.error() != null && result.error().status() != 404) {
+                    LOG.warnf("abort of checkpoint %s on node %s failed: %s", id, agent.node(), result.error().getMessage());
+                    failed.add("node " + agent.node() + ": " + result.error().getMessage());
+                }
+            });
+            return new AbortOutcome(failed);
+        } finally {
+            if (interrupted) {
+                Thread.currentThread().interrupt();
             }
-        });
+        }
     }
 
     // ---------------------------------------------------------------- restart

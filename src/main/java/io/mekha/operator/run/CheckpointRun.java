@@ -65,13 +65,12 @@ public final class CheckpointRun implements Runnable {
 
     @Override
     public void run() {
-        String holder = "VirtualClusterCheckpoint/" + cp.getMetadata().getName();
         try {
             runProtocol();
         } finally {
             drainWrites();
             writer.shutdownNow();
-            s.locks().release(cp.getMetadata().getNamespace(), holder);
+            s.locks().release(cp.getMetadata().getNamespace(), io.mekha.operator.service.SourceLocks.holder(cp));
         }
     }
 
@@ -108,13 +107,12 @@ public final class CheckpointRun implements Runnable {
         } catch (Refusal r) {
             fail(r.reason(), r.getMessage());
         } catch (CheckpointFailedException | InterruptedException e) {
+            // the coordinator has aborted on every agent it could reach, and its message says whether every VM runs
             var cancelled = s.runs().cancelled(io.mekha.operator.service.ProtocolRuns.key(cp));
-            if (cancelled != null || e instanceof InterruptedException) {
-                // an interrupt may have cut the coordinator's own abort short: abort again, uninterrupted
-                Thread.interrupted();
-                String outcome = abortEverywhere(agents, id, cancelled != null ? cancelled.message() : "the operator stopped");
-                fail(cancelled != null ? cancelled.reason() : "Interrupted",
-                        (cancelled != null ? cancelled.message() : "the operator stopped") + "; " + outcome);
+            if (cancelled != null) {
+                fail(cancelled.reason(), cancelled.message() + "; " + e.getMessage());
+            } else if (e instanceof InterruptedException) {
+                fail("Interrupted", "the operator stopped; " + e.getMessage());
             } else {
                 fail(adopt ? "OperatorRestarted" : "CheckpointFailed", e.getMessage());
             }
@@ -155,22 +153,6 @@ public final class CheckpointRun implements Runnable {
                         + "; nothing partial was published and the memory copy (L0) is kept, so a restore from L0 still works");
             }
         }
-    }
-
-    /** Aborts the checkpoint on every agent; says whether every VM is known to run again. */
-    private static String abortEverywhere(List<AgentClient> agents, String id, String reason) {
-        List<String> failed = new ArrayList<>();
-        for (AgentClient agent : agents) {
-            try {
-                agent.abort(id, reason);
-            } catch (io.mekha.protocol.AgentCallException e) {
-                if (e.status() != 404) {
-                    failed.add("node " + agent.node() + ": " + e.getMessage());
-                }
-            }
-        }
-        return failed.isEmpty() ? "aborted on every agent: every VM runs and no shadow is kept"
-                : "the abort did not reach " + failed + "; those agents resume any VM they paused by themselves after the pause deadline";
     }
 
     private ProtocolListener listener() {
