@@ -9,12 +9,14 @@ import io.javaoperatorsdk.operator.api.reconciler.UpdateControl;
 import io.mekha.api.v1alpha1.Conditions;
 import io.mekha.api.v1alpha1.DeletionPolicy;
 import io.mekha.api.v1alpha1.Phase;
+import io.mekha.api.v1alpha1.VirtualClusterCheckpointStatus;
 import io.mekha.api.v1alpha1.VirtualClusterCheckpoint;
 import io.mekha.api.v1alpha1.VmProgress;
 import io.mekha.operator.run.CheckpointRun;
 import io.mekha.operator.run.CheckpointSettings;
 import io.mekha.operator.service.OperatorServices;
 import io.mekha.operator.service.ProtocolRuns;
+import io.mekha.operator.service.SourceLocks;
 import io.mekha.operator.service.Refusal;
 import io.mekha.operator.service.VirtualClusterResolver.Member;
 import io.mekha.protocol.AgentClient;
@@ -47,8 +49,12 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
 
     @Override
     public UpdateControl<VirtualClusterCheckpoint> reconcile(VirtualClusterCheckpoint cp, Context<VirtualClusterCheckpoint> context) {
+        if (cp.getStatus() == null) {
+            // a real API server keeps no status on a new object
+            cp.setStatus(new VirtualClusterCheckpointStatus());
+        }
         var st = cp.getStatus();
-        if (st != null && st.phase != null && st.phase.terminal()) {
+        if (st.phase != null && st.phase.terminal()) {
             return UpdateControl.noUpdate();
         }
         String uid = ProtocolRuns.key(cp);
@@ -60,7 +66,7 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
         }
         Duration left = Duration.between(now(), created(cp).plus(deadline));
 
-        if (st != null && st.phase == Phase.InProgress) {
+        if (st.phase == Phase.InProgress) {
             if (s.runs().running(uid)) {
                 if (left.isNegative() || left.isZero()) {
                     s.runs().cancel(uid, "FailureDeadlineExceeded", "the failureDeadline of " + shown(cp.getSpec().failureDeadline) + " passed at stage " + st.stage);
@@ -68,7 +74,7 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
                 return observeAgain(left);
             }
             // status says a run is under way but none is in this process: its operator is gone; pick it up
-            s.locks().claim(cp.getMetadata().getNamespace(), st.vms.stream().map(v -> v.name).toList(), holder(cp));
+            s.locks().claim(cp.getMetadata().getNamespace(), st.vms.stream().map(v -> v.name).toList(), SourceLocks.holder(cp));
             s.events().normal(cp, "PickedUp", "picking up the checkpoint after an operator restart (it was at stage " + st.stage + ")");
             s.runs().start(uid, new CheckpointRun(s, cp, true));
             return observeAgain(left);
@@ -92,7 +98,7 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
             }
             return failNow(cp, r.reason(), r.getMessage());
         }
-        Optional<String> holder = s.locks().claim(cp.getMetadata().getNamespace(), members.stream().map(Member::vm).toList(), holder(cp));
+        Optional<String> holder = s.locks().claim(cp.getMetadata().getNamespace(), members.stream().map(Member::vm).toList(), SourceLocks.holder(cp));
         if (holder.isPresent()) {
             return waitFor(cp, "SourceLocked", "a VM of this checkpoint is being checkpointed or restored by " + holder.get()
                     + "; one checkpoint or restore at a time per VM: waiting for it to finish (until the failureDeadline)", left);
@@ -113,7 +119,7 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
             Conditions.progressing(status.conditions, "Started", "checkpointing " + members.size() + " VMs", cp.getMetadata().getGeneration(), now());
         });
         if (!written) {
-            s.locks().release(cp.getMetadata().getNamespace(), holder(cp));
+            s.locks().release(cp.getMetadata().getNamespace(), SourceLocks.holder(cp));
             return UpdateControl.noUpdate();
         }
         s.events().normal(cp, "Started", "checkpointing " + members.stream().map(m -> m.vm() + "@" + m.node()).toList()
@@ -147,7 +153,7 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
                 return DeleteControl.noFinalizerRemoval().rescheduleAfter(Duration.ofSeconds(10));
             }
         }
-        s.locks().release(cp.getMetadata().getNamespace(), holder(cp));
+        s.locks().release(cp.getMetadata().getNamespace(), SourceLocks.holder(cp));
         return DeleteControl.defaultDelete();
     }
 
@@ -175,7 +181,7 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
             status.observedGeneration = cp.getMetadata().getGeneration();
             Conditions.failed(status.conditions, reason, message, cp.getMetadata().getGeneration(), now());
         });
-        s.locks().release(cp.getMetadata().getNamespace(), holder(cp));
+        s.locks().release(cp.getMetadata().getNamespace(), SourceLocks.holder(cp));
         return UpdateControl.noUpdate();
     }
 
@@ -191,9 +197,6 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
         return (readable.length() > 54 ? readable.substring(0, 54) : readable) + "." + uid.substring(Math.max(0, uid.length() - 8));
     }
 
-    static String holder(VirtualClusterCheckpoint cp) {
-        return "VirtualClusterCheckpoint/" + cp.getMetadata().getName();
-    }
 
     private Instant created(VirtualClusterCheckpoint cp) {
         String ts = cp.getMetadata().getCreationTimestamp();

@@ -6,6 +6,7 @@ import io.javaoperatorsdk.operator.api.reconciler.Reconciler;
 import io.javaoperatorsdk.operator.api.reconciler.UpdateControl;
 import io.mekha.api.v1alpha1.Conditions;
 import io.mekha.api.v1alpha1.Phase;
+import io.mekha.api.v1alpha1.VirtualClusterRestoreStatus;
 import io.mekha.api.v1alpha1.VirtualClusterCheckpoint;
 import io.mekha.api.v1alpha1.VirtualClusterRestore;
 import io.mekha.api.v1alpha1.VmRestoreResult;
@@ -13,6 +14,7 @@ import io.mekha.operator.run.CheckpointSettings;
 import io.mekha.operator.run.RestoreRun;
 import io.mekha.operator.service.OperatorServices;
 import io.mekha.operator.service.ProtocolRuns;
+import io.mekha.operator.service.SourceLocks;
 import io.mekha.operator.service.Refusal;
 import java.time.Duration;
 import java.time.Instant;
@@ -35,8 +37,12 @@ public class RestoreReconciler implements Reconciler<VirtualClusterRestore> {
 
     @Override
     public UpdateControl<VirtualClusterRestore> reconcile(VirtualClusterRestore restore, Context<VirtualClusterRestore> context) {
+        if (restore.getStatus() == null) {
+            // a real API server keeps no status on a new object
+            restore.setStatus(new VirtualClusterRestoreStatus());
+        }
         var st = restore.getStatus();
-        if (st != null && st.phase != null && st.phase.terminal()) {
+        if (st.phase != null && st.phase.terminal()) {
             return UpdateControl.noUpdate();
         }
         String uid = ProtocolRuns.key(restore);
@@ -50,7 +56,7 @@ public class RestoreReconciler implements Reconciler<VirtualClusterRestore> {
         String created = restore.getMetadata().getCreationTimestamp();
         Duration left = Duration.between(now(), (created == null ? now() : Instant.parse(created)).plus(deadline));
 
-        if (st != null && st.phase == Phase.InProgress) {
+        if (st.phase == Phase.InProgress) {
             if (s.runs().running(uid)) {
                 if ((left.isNegative() || left.isZero())) {
                     s.runs().cancel(uid, "FailureDeadlineExceeded", "the failureDeadline of " + shown(restore.getSpec().failureDeadline) + " passed");
@@ -80,7 +86,7 @@ public class RestoreReconciler implements Reconciler<VirtualClusterRestore> {
                     + (phase == null ? "Pending" : phase) + "); waiting", left);
         }
         List<String> vms = cp.getStatus().vms.stream().map(v -> v.name).toList();
-        String holder = "VirtualClusterRestore/" + restore.getMetadata().getName();
+        String holder = SourceLocks.holder(restore);
         Optional<String> taken = s.locks().claim(ns, vms, holder);
         if (taken.isPresent()) {
             return waitFor(restore, "SourceLocked", "a VM of checkpoint " + cp.getMetadata().getName() + " is being checkpointed or restored by "
@@ -128,7 +134,7 @@ public class RestoreReconciler implements Reconciler<VirtualClusterRestore> {
             status.completedAt = now().toString();
             Conditions.failed(status.conditions, reason, message, restore.getMetadata().getGeneration(), now());
         });
-        s.locks().release(restore.getMetadata().getNamespace(), "VirtualClusterRestore/" + restore.getMetadata().getName());
+        s.locks().release(restore.getMetadata().getNamespace(), SourceLocks.holder(restore));
         return UpdateControl.noUpdate();
     }
 

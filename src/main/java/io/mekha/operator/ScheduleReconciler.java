@@ -17,6 +17,7 @@ import io.mekha.api.v1alpha1.Phase;
 import io.mekha.api.v1alpha1.Retention;
 import io.mekha.api.v1alpha1.VirtualClusterCheckpoint;
 import io.mekha.api.v1alpha1.VirtualClusterCheckpointSchedule;
+import io.mekha.api.v1alpha1.VirtualClusterCheckpointScheduleStatus;
 import io.mekha.operator.service.OperatorServices;
 import java.time.DateTimeException;
 import java.time.Duration;
@@ -53,18 +54,25 @@ public class ScheduleReconciler implements Reconciler<VirtualClusterCheckpointSc
     @Override
     public UpdateControl<VirtualClusterCheckpointSchedule> reconcile(VirtualClusterCheckpointSchedule schedule,
                                                                      Context<VirtualClusterCheckpointSchedule> context) {
+        if (schedule.getStatus() == null) {
+            // a real API server keeps no status on a new object
+            schedule.setStatus(new VirtualClusterCheckpointScheduleStatus());
+        }
         var spec = schedule.getSpec();
         Instant now = s.clock().instant();
         Long generation = schedule.getMetadata().getGeneration();
         ExecutionTime times;
         ZoneId zone;
         try {
+            if (spec.schedule == null || spec.template == null || spec.template.spec == null) {
+                throw new IllegalArgumentException("spec.schedule and spec.template.spec are required");
+            }
             times = ExecutionTime.forCron(CRON.parse(spec.schedule));
             zone = spec.timeZone == null ? ZoneOffset.UTC : ZoneId.of(spec.timeZone);
             if (spec.retention != null) {
                 KubeDuration.parse("spec.retention.maxAge", spec.retention.maxAge, null);
             }
-        } catch (IllegalArgumentException | DateTimeException | NullPointerException e) {
+        } catch (IllegalArgumentException | DateTimeException e) {
             String message = "cannot read the schedule: " + e.getMessage()
                     + " (spec.schedule takes five cron fields, minute hour day-of-month month day-of-week; spec.timeZone an IANA name)";
             s.status().update(VirtualClusterCheckpointSchedule.class, schedule, st -> {

@@ -141,6 +141,7 @@ class OperatorCheckpointTest {
             VirtualClusterRestore restore = new VirtualClusterRestore();
             restore.setMetadata(new ObjectMetaBuilder().withName("restore1").withNamespace(NS).build());
             restore.setSpec(new VirtualClusterRestoreSpec());
+            restore.setStatus(null);
             restore.getSpec().checkpointName = "cp1";
             restore.getSpec().preferredLevel = LevelName.L1;
             client.resource(restore).create();
@@ -160,10 +161,12 @@ class OperatorCheckpointTest {
             });
             assertThat(vc.mismatches(consoles)).as("every step after the restore equals an uninterrupted run's").isEmpty();
 
-            // deleting the checkpoint deletes its data (deletionPolicy Delete): the L1 files go
+            // deleting the checkpoint deletes its data (deletionPolicy Delete): the L1 files go, on both nodes
+            List<Path> level1 = List.of(vc.agent1.level1().resolve(NS), work.resolve("n2").resolve("level1").resolve(NS));
+            assertThat(level1).as("the checkpoint's L1 copies before the delete").allSatisfy(dir -> assertThat(dir).isNotEmptyDirectory());
             client.resource(cp).delete();
             awaitGone("cp1", Duration.ofMinutes(1));
-            assertThat(vc.agent1.level1().resolve(NS)).isEmptyDirectory();
+            assertThat(level1).allSatisfy(dir -> assertThat(dir).isEmptyDirectory());
         }
     }
 
@@ -307,6 +310,7 @@ class OperatorCheckpointTest {
             spec.storage.levels = levels;
         }
         cp.setSpec(spec);
+        cp.setStatus(null); // what a real API server stores for a new object: no status
         return cp;
     }
 

@@ -110,6 +110,9 @@ class ScheduleReconcilerTest {
                 awaitTrue(() -> children().stream().anyMatch(c -> c.getMetadata().getName().equals(due)), due);
                 VirtualClusterCheckpoint made = children().stream().filter(c -> c.getMetadata().getName().equals(due)).findFirst().orElseThrow();
                 if (hour <= 2) {
+                    if (made.getStatus() == null) {
+                        made.setStatus(new io.mekha.api.v1alpha1.VirtualClusterCheckpointStatus());
+                    }
                     made.getStatus().phase = Phase.Failed;
                     client.resource(made).updateStatus();
                 } else {
@@ -129,7 +132,7 @@ class ScheduleReconcilerTest {
             latest.getSpec().suspend = true;
             client.resource(latest).update();
             clock.advance(Duration.ofDays(2));
-            awaitTrue(() -> children().stream().filter(c -> c.getStatus().phase == Phase.Succeeded).count() == 1, "only the newest success");
+            awaitTrue(() -> children().stream().filter(c -> c.getStatus() != null && c.getStatus().phase == Phase.Succeeded).count() == 1, "only the newest success");
             assertThat(children()).extracting(c -> c.getMetadata().getName()).contains("hourly-" + stamp(now));
         }
     }
@@ -191,7 +194,10 @@ class ScheduleReconcilerTest {
     /** Plays the checkpoint controller's success for every checkpoint that has not finished. */
     private void succeed(List<VirtualClusterCheckpoint> checkpoints) {
         for (VirtualClusterCheckpoint c : checkpoints) {
-            if (c.getStatus() == null || c.getStatus().phase != Phase.Succeeded) {
+            if (c.getStatus() == null) {
+                c.setStatus(new io.mekha.api.v1alpha1.VirtualClusterCheckpointStatus());
+            }
+            if (c.getStatus().phase != Phase.Succeeded) {
                 c.getStatus().phase = Phase.Succeeded;
                 c.getStatus().readyToUse = true;
                 c.getStatus().completedAt = clock.instant().toString();
@@ -222,6 +228,7 @@ class ScheduleReconcilerTest {
         s.getSpec().template.labels = java.util.Map.of("team", "hpc");
         s.getSpec().template.spec = new VirtualClusterCheckpointSpec();
         s.getSpec().template.spec.vms = List.of("vm1", "vm2");
+        s.setStatus(null); // what a real API server stores for a new object: no status
         return s;
     }
 

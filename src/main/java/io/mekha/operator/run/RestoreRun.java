@@ -49,7 +49,7 @@ public final class RestoreRun implements Runnable {
         try {
             restore();
         } finally {
-            s.locks().release(restore.getMetadata().getNamespace(), "VirtualClusterRestore/" + restore.getMetadata().getName());
+            s.locks().release(restore.getMetadata().getNamespace(), io.mekha.operator.service.SourceLocks.holder(restore));
         }
     }
 

@@ -1,5 +1,6 @@
 package io.mekha.operator.service;
 
+import io.fabric8.kubernetes.api.model.HasMetadata;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.mekha.api.v1alpha1.Phase;
 import io.mekha.api.v1alpha1.VirtualClusterCheckpoint;
@@ -22,16 +23,23 @@ public final class SourceLocks {
         this.client = client;
     }
 
-    /** Claims {@code vms} for {@code holder} (such as {@code VirtualClusterCheckpoint/cp1}); returns the holder of a VM that is taken. */
+    /** How a resource is named as a holder: {@code VirtualClusterCheckpoint/cp1}. */
+    public static String holder(HasMetadata resource) {
+        return resource.getKind() + "/" + resource.getMetadata().getName();
+    }
+
+    /** Claims {@code vms} for {@code holder} (see {@link #holder}); returns the holder of a VM that is taken. */
     public synchronized Optional<String> claim(String namespace, Collection<String> vms, String holder) {
         for (String vm : vms) {
             String owner = held.get(namespace + "/" + vm);
             if (owner != null && !owner.equals(holder)) {
                 return Optional.of(owner + " (VM " + vm + ")");
             }
-            Optional<String> inCluster = heldInCluster(namespace, vm, holder);
-            if (inCluster.isPresent()) {
-                return inCluster;
+        }
+        Map<String, String> inCluster = heldInCluster(namespace, holder);
+        for (String vm : vms) {
+            if (inCluster.containsKey(vm)) {
+                return Optional.of(inCluster.get(vm) + " (VM " + vm + ")");
             }
         }
         vms.forEach(vm -> held.put(namespace + "/" + vm, holder));
@@ -42,21 +50,19 @@ public final class SourceLocks {
         held.entrySet().removeIf(e -> e.getKey().startsWith(namespace + "/") && e.getValue().equals(holder));
     }
 
-    private Optional<String> heldInCluster(String namespace, String vm, String holder) {
+    /** Each VM of {@code namespace} that a checkpoint or restore other than {@code holder} has InProgress, with its holder. */
+    private Map<String, String> heldInCluster(String namespace, String holder) {
+        Map<String, String> taken = new HashMap<>();
         for (VirtualClusterCheckpoint cp : client.resources(VirtualClusterCheckpoint.class).inNamespace(namespace).list().getItems()) {
-            String name = "VirtualClusterCheckpoint/" + cp.getMetadata().getName();
-            if (!name.equals(holder) && cp.getStatus() != null && cp.getStatus().phase == Phase.InProgress
-                    && cp.getStatus().vms.stream().anyMatch(v -> vm.equals(v.name))) {
-                return Optional.of(name + " (VM " + vm + ")");
+            if (!holder(cp).equals(holder) && cp.getStatus() != null && cp.getStatus().phase == Phase.InProgress) {
+                cp.getStatus().vms.forEach(v -> taken.put(v.name, holder(cp)));
             }
         }
         for (VirtualClusterRestore r : client.resources(VirtualClusterRestore.class).inNamespace(namespace).list().getItems()) {
-            String name = "VirtualClusterRestore/" + r.getMetadata().getName();
-            if (!name.equals(holder) && r.getStatus() != null && r.getStatus().phase == Phase.InProgress
-                    && r.getStatus().vms.stream().anyMatch(v -> vm.equals(v.name))) {
-                return Optional.of(name + " (VM " + vm + ")");
+            if (!holder(r).equals(holder) && r.getStatus() != null && r.getStatus().phase == Phase.InProgress) {
+                r.getStatus().vms.forEach(v -> taken.put(v.name, holder(r)));
             }
         }
-        return Optional.empty();
+        return taken;
     }
 }

@@ -30,7 +30,8 @@ public final class StatusWriter {
                     return false;
                 }
                 if (latest.getStatus() == null) {
-                    latest.setStatus(newStatus(latest));
+                    // the API server keeps no status on a new object: start from the one a new resource has
+                    latest.setStatus(emptyStatus(type));
                 }
                 String before = io.fabric8.kubernetes.client.utils.Serialization.asJson(latest.getStatus());
                 change.accept(latest.getStatus());
@@ -54,14 +55,11 @@ public final class StatusWriter {
         }
     }
 
-    @SuppressWarnings("unchecked")
-    private static <S, T extends CustomResource<?, S>> S newStatus(T resource) {
+    private static <S, T extends CustomResource<?, S>> S emptyStatus(Class<T> type) {
         try {
-            var init = CustomResource.class.getDeclaredMethod("initStatus");
-            init.setAccessible(true);
-            return (S) init.invoke(resource);
+            return type.getDeclaredConstructor().newInstance().getStatus();
         } catch (ReflectiveOperationException e) {
-            throw new IllegalStateException(e);
+            throw new IllegalStateException(type + " has no public no-argument constructor", e);
         }
     }
 }
