@@ -213,6 +213,23 @@ class LauncherQemusTest {
         }
     }
 
+    @Test
+    void aSocketBoundPastTheUnixLimitLandsInItsOwnDirectoryThroughALinkedDirectory() throws Exception {
+        Path deep = work;
+        while (deep.toString().length() < 110) {
+            deep = deep.resolve("pod-directory");
+        }
+        Path socket = Files.createDirectories(deep).resolve("mekha-outgoing.sock");
+        try (var server = java.nio.channels.ServerSocketChannel.open(java.net.StandardProtocolFamily.UNIX)) {
+            server.bind(java.net.UnixDomainSocketAddress.of(ShortSocketPath.forBind(socket, work.resolve("s"), "vm1")));
+            assertThat(socket).as("the socket is in the deep directory, not in the link directory").exists();
+            try (var client = java.nio.channels.SocketChannel.open(java.net.UnixDomainSocketAddress.of(
+                    ShortSocketPath.of(socket, work.resolve("s"), "vm1")))) {
+                assertThat(client.isConnected()).isTrue();
+            }
+        }
+    }
+
     Node node(Path base) throws Exception {
         return new Node(base);
     }

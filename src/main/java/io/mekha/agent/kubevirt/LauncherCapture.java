@@ -48,7 +48,7 @@ public final class LauncherCapture {
             return t;
         });
         try (ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX)) {
-            server.bind(UnixDomainSocketAddress.of(bindable(socket, linkDir, qemu.domain())));
+            server.bind(UnixDomainSocketAddress.of(ShortSocketPath.forBind(socket, linkDir, qemu.domain())));
             ownedByQemu(qemu, socket);
             Future<SocketChannel> accepted = acceptor.submit(server::accept);
             qmp.execute("migrate-set-parameters", JsonNodeFactory.instance.objectNode().put("max-bandwidth", UNCAPPED));
@@ -81,18 +81,6 @@ public final class LauncherCapture {
         }
     }
 
-
-    /** A path {@code bind} accepts (107 bytes at most) that puts the socket in {@code socket}'s directory. */
-    private static Path bindable(Path socket, Path linkDir, String name) throws IOException {
-        if (socket.toString().length() <= 107) {
-            return socket;
-        }
-        Files.createDirectories(linkDir);
-        Path dirLink = linkDir.resolve(name + "-d");
-        Files.deleteIfExists(dirLink);
-        Files.createSymbolicLink(dirLink, socket.getParent());
-        return dirLink.resolve(socket.getFileName());
-    }
 
     /** QEMU connects as its own user (uid 107 in KubeVirt's non-root launcher): the socket must be its. */
     private static void ownedByQemu(LauncherQemu qemu, Path socket) throws IOException {

@@ -15,18 +15,37 @@ public final class ShortSocketPath {
 
     private ShortSocketPath() {}
 
-    /** {@code socket} itself when short enough, else a link to it in {@code linkDir} named {@code name}. */
+    /** For connecting: {@code socket} itself when short enough, else a link to it in {@code linkDir} named {@code name}. */
     public static Path of(Path socket, Path linkDir, String name) throws IOException {
-        if (socket.toString().getBytes(StandardCharsets.UTF_8).length <= LIMIT) {
+        return shortened(socket, linkDir, name + ".sock", false);
+    }
+
+    /**
+     * For binding: {@code bind} does not follow a link at the socket's own name, so the link is to its
+     * directory, and the socket is created there through it.
+     */
+    public static Path forBind(Path socket, Path linkDir, String name) throws IOException {
+        return shortened(socket, linkDir, name + "-d", true);
+    }
+
+    /** @param toDirectory link the socket's directory (and go through it), not the socket itself */
+    private static Path shortened(Path socket, Path linkDir, String linkName, boolean toDirectory) throws IOException {
+        if (fits(socket)) {
             return socket;
         }
         Files.createDirectories(linkDir);
-        Path link = linkDir.resolve(name + ".sock");
-        if (link.toString().getBytes(StandardCharsets.UTF_8).length > LIMIT) {
+        Path link = linkDir.resolve(linkName);
+        Path target = toDirectory ? socket.toAbsolutePath().getParent() : socket.toAbsolutePath();
+        Path usable = toDirectory ? link.resolve(socket.getFileName()) : link;
+        if (!fits(usable)) {
             throw new IOException("even the link directory " + linkDir + " is too deep for a unix socket path (" + LIMIT + " bytes)");
         }
         Files.deleteIfExists(link);
-        Files.createSymbolicLink(link, socket.toAbsolutePath());
-        return link;
+        Files.createSymbolicLink(link, target);
+        return usable;
+    }
+
+    private static boolean fits(Path p) {
+        return p.toString().getBytes(StandardCharsets.UTF_8).length <= LIMIT;
     }
 }
