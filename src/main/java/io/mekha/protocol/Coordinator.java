@@ -138,7 +138,13 @@ public final class Coordinator implements AutoCloseable {
             throw new CheckpointFailedException("checkpoint " + id + " aborted after a coordinator restart (" + e.getMessage() + "); " + outcome, e);
         }
         listener.step("picked up checkpoint " + id + ": " + describe(statuses));
-        Map<AgentClient, ClockOffset> offsets = offsets(members.agents());
+        Map<AgentClient, ClockOffset> offsets;
+        try {
+            offsets = offsets(members.agents());
+        } catch (CheckpointFailedException e) {
+            AbortOutcome outcome = abortAll(id, members.agents(), "coordinator restarted and could not reach every agent: " + e.getMessage());
+            throw new CheckpointFailedException("checkpoint " + id + " aborted after a coordinator restart (" + e.getMessage() + "); " + outcome, e);
+        }
         if (allVms(statuses, v -> v.phase() == VmPhase.CAPTURED)) {
             Instant tr = rendezvous(options, offsets);
             listener.reached(ProtocolListener.Stage.RESUMING, tr);

@@ -246,6 +246,8 @@ public final class CheckpointRun implements Runnable {
     }
 
     private void fail(String reason, String message) {
+        // a cancellation (an interrupt) has been handled by now: cleared, it cannot fail the final writes below
+        Thread.interrupted();
         drainWrites();
         s.metrics().checkpointFinished("failed", reason);
         s.events().warning(cp, reason, message);

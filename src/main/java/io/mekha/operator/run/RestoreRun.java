@@ -146,6 +146,8 @@ public final class RestoreRun implements Runnable {
     }
 
     private void fail(String reason, String message) {
+        // a cancellation (an interrupt) has been handled by now: cleared, it cannot fail the final writes below
+        Thread.interrupted();
         s.metrics().restoreFinished("failed", reason, "none");
         s.events().warning(restore, reason, message);
         write(st -> {
