@@ -45,7 +45,7 @@ add_backports() {
 
 # The guest build resolves Debian's cloud kernel through apt's package lists.
 kernel_resolvable() {
-  apt-cache depends linux-image-cloud-amd64 2>/dev/null | grep -q 'Depends: linux-image-'
+  grep -q 'Depends: linux-image-' <<<"$(apt-cache depends linux-image-cloud-amd64 2>/dev/null)"
 }
 
 # MEKHA_DEPS=agent-image: only what the agent container image needs (QEMU and its tools, zstd).

@@ -14,7 +14,9 @@ modules=(virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_p
 for tool in gcc cpio gzip apt-get dpkg; do
   command -v "$tool" >/dev/null || { echo "build-guest: $tool is missing (run scripts/install-deps.sh)" >&2; exit 1; }
 done
-[ -x /bin/busybox ] && /bin/busybox --list | grep -qx ip ||
+# Not `busybox --list | grep -q`: grep -q leaves at the first match, busybox (writing one name
+# per write) then dies of SIGPIPE and pipefail fails the check now and then.
+[ -x /bin/busybox ] && grep -qx ip <<<"$(/bin/busybox --list)" ||
   { echo "build-guest: /bin/busybox (package busybox-static) is missing (run scripts/install-deps.sh)" >&2; exit 1; }
 
 kernel_pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}')
@@ -24,7 +26,7 @@ kernel_ver=$(apt-cache policy "$kernel_pkg" | awk '/Candidate:/ {print $2}')
 qga_ver=$(apt-cache policy qemu-guest-agent | awk '/Candidate:/ {print $2}')
 [ -n "$qga_ver" ] && [ "$qga_ver" != "(none)" ] || { echo "build-guest: apt cannot resolve qemu-guest-agent (run apt-get update)" >&2; exit 1; }
 
-stamp=$( { echo "$kernel_pkg $kernel_ver qemu-guest-agent $qga_ver"; echo "${modules[*]}"; /bin/busybox | head -1;
+stamp=$( { echo "$kernel_pkg $kernel_ver qemu-guest-agent $qga_ver"; echo "${modules[*]}"; head -1 <<<"$(/bin/busybox)";
            cat "$here/build-guest.sh" "$here/init" "$here"/workloads/*.c; } | sha256sum | cut -c1-16)
 if [ -f "$out/stamp" ] && [ "$(cat "$out/stamp")" = "$stamp" ] && [ -f "$out/vmlinuz" ] && [ -f "$out/initrd.img" ]; then
   echo "build-guest: guest $stamp is up to date in $out"
