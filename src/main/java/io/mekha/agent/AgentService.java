@@ -19,7 +19,7 @@ import io.mekha.agent.api.AgentDtos.VmInfo;
 import io.mekha.agent.api.AgentDtos.VmRestartStatus;
 import io.mekha.agent.api.VmPhase;
 import io.mekha.agent.network.SegmentHub;
-import io.mekha.agent.runtime.LocalVmRuntime;
+import io.mekha.agent.runtime.VmRuntime;
 import io.mekha.agent.runtime.QemuVm;
 import io.mekha.agent.runtime.VmSpec;
 import io.mekha.agent.runtime.VmStartException;
@@ -30,6 +30,8 @@ import io.mekha.agent.transfer.LiveEndingCondition;
 import io.mekha.agent.transfer.LiveStageBounds;
 import io.mekha.agent.transfer.MtdTransfer;
 import io.mekha.agent.transfer.ShadowTransfer;
+import io.mekha.agent.transfer.HeldStream;
+import io.mekha.agent.transfer.ShadowCopy;
 import io.mekha.agent.transfer.TransferException;
 import io.mekha.agent.transfer.TransferMode;
 import io.mekha.qmp.QmpClient;
@@ -67,7 +69,7 @@ public final class AgentService implements AutoCloseable {
     private static final int MAX_LIVE_RESTARTS = 5;
 
     private final String node;
-    private final LocalVmRuntime runtime;
+    private final VmRuntime runtime;
     private final ShadowCheckpointer checkpointer;
     private final RendezvousClock clock;
     private final GuestClock guestClock;
@@ -82,12 +84,12 @@ public final class AgentService implements AutoCloseable {
     private final ExecutorService workers = Executors.newCachedThreadPool(daemon("agent-worker"));
     private final AgentStorage storage;
 
-    public AgentService(String node, LocalVmRuntime runtime, RendezvousClock clock) {
+    public AgentService(String node, VmRuntime runtime, RendezvousClock clock) {
         this(node, runtime, clock, runtime.config().workDir().resolve("level1"));
     }
 
     /** @param level1 this node's level-1 directory (node-local disk) for stored checkpoints */
-    public AgentService(String node, LocalVmRuntime runtime, RendezvousClock clock, java.nio.file.Path level1) {
+    public AgentService(String node, VmRuntime runtime, RendezvousClock clock, java.nio.file.Path level1) {
         this.node = node;
         this.runtime = runtime;
         this.checkpointer = new ShadowCheckpointer(runtime);
@@ -152,7 +154,22 @@ public final class AgentService implements AutoCloseable {
     }
 
     public List<VmInfo> vms() {
+        discover();
         return vms.values().stream().map(this::info).toList();
+    }
+
+    /** Which runtime this agent drives: "local" or "kubevirt". */
+    public String runtimeKind() {
+        return runtime.kind();
+    }
+
+    /** Takes in the VMs the runtime finds running by itself (KubeVirt's VMIs), and lets go of those that went away. */
+    private void discover() {
+        List<QemuVm> found = runtime.discover();
+        for (QemuVm vm : found) {
+            vms.compute(vm.name(), (name, known) -> known == null || known.role() == QemuVm.Role.ATTACHED || !known.isAlive() ? vm : known);
+        }
+        vms.values().removeIf(vm -> vm.role() == QemuVm.Role.ATTACHED && !found.contains(vm) && !locks.containsKey(vm.name()));
     }
 
     public VmInfo vm(String name) throws AgentException {
@@ -179,6 +196,9 @@ public final class AgentService implements AutoCloseable {
     /** Stops a VM (QEMU quits, or is killed after a grace period). Refused while it is in a checkpoint. */
     public void stopVm(String name) throws AgentException {
         QemuVm vm = requireVm(name);
+        if (vm.role() == QemuVm.Role.ATTACHED) {
+            throw AgentException.conflict("VM '" + name + "' is KubeVirt's: stop it through KubeVirt (virtctl stop), not through Mekha");
+        }
         String lock = locks.get(name);
         if (lock != null) {
             throw AgentException.conflict("VM '" + name + "' is in checkpoint " + lock + "; abort it first");
@@ -200,6 +220,10 @@ public final class AgentService implements AutoCloseable {
 
     private QemuVm requireVm(String name) throws AgentException {
         QemuVm vm = vms.get(name);
+        if (vm == null || vm.role() == QemuVm.Role.ATTACHED) {
+            discover();
+            vm = vms.get(name);
+        }
         if (vm == null) {
             throw AgentException.notFound("no VM '" + name + "' on node " + node + " (it runs " + vms.keySet() + ")");
         }
@@ -310,6 +334,11 @@ public final class AgentService implements AutoCloseable {
             return;
         }
         for (QemuVm vm : vms) {
+            if (vm.role() == QemuVm.Role.ATTACHED) {
+                throw new AgentException(422, "checkpoint " + id + ": VM '" + vm.name() + "' runs in KubeVirt, whose virt-launcher holds"
+                        + " the guest agent's channel: Mekha cannot set the guest clock there, so the " + policy.displayName()
+                        + " time policy is not available on KubeVirt yet; use Virtual. Nothing was paused.");
+            }
             if (!vm.spec().guestAgent()) {
                 throw new AgentException(422, "checkpoint " + id + ": VM '" + vm.name() + "' has no guest agent port, and the "
                         + policy.displayName() + " time policy sets the guest clock through qemu-guest-agent; use Virtual, or give"
@@ -346,7 +375,7 @@ public final class AgentService implements AutoCloseable {
                 } catch (QmpException | TransferException | RuntimeException e) {
                     Duration grace = Duration.ofSeconds(1);
                     fail(t, t.source.exitedWithin(grace) ? "its QEMU (pid " + t.source.pid() + ") exited during the live stage"
-                            : t.transfer.shadow().exitedWithin(Duration.ZERO) ? "its shadow QEMU exited during the live stage ("
+                            : t.transfer.level0().lost() ? t.transfer.level0().describe() + " broke during the live stage ("
                             + e.getMessage() + ")"
                             : "live stage failed: " + e.getMessage());
                 } catch (InterruptedException e) {
@@ -501,9 +530,11 @@ public final class AgentService implements AutoCloseable {
         }
         sessions.remove(id);
         for (CheckpointSession.VmTransfer t : session.vms) {
-            if (t.transfer.shadow().role() == QemuVm.Role.SHADOW) {
-                t.transfer.shadow().kill();
-            }
+            dropLevel0(t);
+        }
+        Map<String, QemuVm> fed = level0Fed.remove(id);
+        if (fed != null) {
+            fed.values().forEach(QemuVm::kill);
         }
     }
 
@@ -588,6 +619,13 @@ public final class AgentService implements AutoCloseable {
                 sources.add(new RestartSource(c.request.vm(), c.qemu, null, c.request.guestClockAtCut(), c.request.stoppedAt()));
             }
             for (CheckpointSession.VmTransfer t : mine) {
+                if (t.transfer.level0() instanceof HeldStream stream) {
+                    if (!stream.complete()) {
+                        throw AgentException.conflict("checkpoint " + id + ": the stream of VM '" + t.source.name()
+                                + "' held in memory is gone; this checkpoint can no longer restart from memory");
+                    }
+                    continue;
+                }
                 if (!t.transfer.shadow().isAlive()) {
                     throw AgentException.conflict("checkpoint " + id + ": the shadow of VM '" + t.source.name()
                             + "' is gone; this checkpoint can no longer restart from memory");
@@ -595,7 +633,11 @@ public final class AgentService implements AutoCloseable {
                 if (t.transfer.shadow().role() != QemuVm.Role.SHADOW) {
                     throw AgentException.conflict("checkpoint " + id + ": VM '" + t.source.name() + "' was already restarted from it");
                 }
-                sources.add(new RestartSource(t.source.name(), t.transfer.shadow(), t.source, t.guestClockAtCut, t.stopIssuedAt));
+            }
+            for (CheckpointSession.VmTransfer t : mine) {
+                QemuVm loaded = t.transfer.level0() instanceof HeldStream ? takeFed(id, t) : t.transfer.shadow();
+                sources.add(new RestartSource(t.source.name(), loaded, t.transfer.level0() instanceof HeldStream ? null : t.source,
+                        t.guestClockAtCut, t.stopIssuedAt));
             }
         } else {
             List<AgentStorage.LoadedVm> loaded = storage.takeLoaded(id);
@@ -620,6 +662,80 @@ public final class AgentService implements AutoCloseable {
         return restartStatus(id);
     }
 
+    /** QEMUs fed from held streams ahead of a restart from memory, by checkpoint and VM. */
+    private final Map<String, Map<String, QemuVm>> level0Fed = new ConcurrentHashMap<>();
+
+    /**
+     * Readies a restart from memory where level 0 is a held stream (KubeVirt): feeds each VM's
+     * stream to the QEMU waiting for it (the restored VMI's), in parallel, and returns once every
+     * one is loaded and paused at the cut, so that the coordinator picks Tr after the slow part.
+     * Shadows need nothing: they are loaded already. Returns the VMs fed.
+     */
+    public List<String> loadLevel0(String id, List<String> only) throws AgentException, InterruptedException {
+        requireId(id);
+        CheckpointSession session = sessions.get(id);
+        if (session == null) {
+            return List.of(); // a node holding partner copies only: they are shadows, loaded already
+        }
+        List<CheckpointSession.VmTransfer> streams = session.vms.stream()
+                .filter(t -> (only == null || only.contains(t.source.name())) && t.transfer.level0() instanceof HeldStream).toList();
+        for (CheckpointSession.VmTransfer t : streams) {
+            if (t.phase != VmPhase.RESUMED || !((HeldStream) t.transfer.level0()).complete()) {
+                throw AgentException.conflict("checkpoint " + id + " is not complete in memory on node " + node + ": " + phases(session));
+            }
+        }
+        Map<String, QemuVm> fed = level0Fed.computeIfAbsent(id, k -> new ConcurrentHashMap<>());
+        List<java.util.concurrent.Future<?>> feeding = new ArrayList<>();
+        Map<String, String> errors = new ConcurrentHashMap<>();
+        for (CheckpointSession.VmTransfer t : streams) {
+            feeding.add(workers.submit(() -> {
+                try {
+                    fed.put(t.source.name(), storage.feedHeld((HeldStream) t.transfer.level0(), t.source.spec(), t.source.accelerator()));
+                } catch (AgentException e) {
+                    errors.put(t.source.name(), e.getMessage());
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }));
+        }
+        for (java.util.concurrent.Future<?> f : feeding) {
+            try {
+                f.get();
+            } catch (java.util.concurrent.ExecutionException e) {
+                errors.put("?", String.valueOf(e.getCause()));
+            }
+        }
+        if (!errors.isEmpty()) {
+            throw new AgentException(500, "checkpoint " + id + " on node " + node + ": loading from memory failed: " + errors);
+        }
+        return streams.stream().map(t -> t.source.name()).toList();
+    }
+
+    /** The QEMU fed from a VM's held stream by {@link #loadLevel0}; fed now if it was not (then the resume may come late). */
+    private QemuVm takeFed(String id, CheckpointSession.VmTransfer t) throws AgentException {
+        QemuVm fed = level0Fed.getOrDefault(id, Map.of()).remove(t.source.name());
+        if (fed != null) {
+            return fed;
+        }
+        try {
+            return storage.feedHeld((HeldStream) t.transfer.level0(), t.source.spec(), t.source.accelerator());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new AgentException(500, "interrupted while loading VM '" + t.source.name() + "' from memory", e);
+        }
+    }
+
+    /** Drops a VM's level-0 copy: a shadow Mekha still holds (not one that became the VM), or a held stream. */
+    private static void dropLevel0(CheckpointSession.VmTransfer t) {
+        if (t.transfer.level0() instanceof ShadowCopy shadow) {
+            if (shadow.qemu().role() == QemuVm.Role.SHADOW) {
+                shadow.qemu().kill();
+            }
+        } else {
+            t.transfer.level0().discard();
+        }
+    }
+
     /** One VM to restart: its paused, loaded QEMU and what it needs for the time policy. */
     private record RestartSource(String vm, QemuVm shadow, QemuVm previous, Instant guestClockAtCut, Instant hostTimeAtCut) {}
 
@@ -629,7 +745,7 @@ public final class AgentService implements AutoCloseable {
         QemuVm shadow = source.shadow();
         try {
             QemuVm current = vms.get(name);
-            if (current != null && current.isAlive()) {
+            if (current != null && current != shadow && current.isAlive()) {
                 current.kill();
             }
             if (source.previous() != null && source.previous().isAlive()) {
@@ -692,14 +808,16 @@ public final class AgentService implements AutoCloseable {
             if (t.phase != VmPhase.RESUMED) {
                 throw AgentException.conflict("checkpoint " + id + " is not complete for VM '" + vm + "' (" + t.phase + "); nothing to save");
             }
-            return new AgentStorage.ShadowRef(t.transfer.shadow(), t.transfer.cutDisk(), t.streamedTo, where -> t.streamedTo = where);
+            return new AgentStorage.ShadowRef(t.transfer.level0(), t.source.spec(), t.source.accelerator(), t.transfer.cutDisk(),
+                    t.streamedTo, where -> t.streamedTo = where);
         }
         PartnerCopy copy = partners.getOrDefault(id, Map.of()).get(vm);
         if (copy != null) {
             if (!"held".equals(copy.state)) {
                 throw AgentException.conflict("checkpoint " + id + ": the copy of VM '" + vm + "' on node " + node + " is " + copy.state);
             }
-            return new AgentStorage.ShadowRef(copy.qemu, copy.request.diskAtCut(), copy.streamedTo, where -> copy.streamedTo = where);
+            return new AgentStorage.ShadowRef(new ShadowCopy(copy.qemu), copy.qemu.spec(), copy.qemu.accelerator(), copy.request.diskAtCut(),
+                    copy.streamedTo, where -> copy.streamedTo = where);
         }
         throw AgentException.notFound("no checkpoint " + id + " of VM '" + vm + "' in memory on node " + node);
     }
@@ -736,6 +854,10 @@ public final class AgentService implements AutoCloseable {
         requireId(id);
         if (request.vm() == null || request.spec() == null || request.listenHost() == null) {
             throw AgentException.badRequest("a partner copy needs 'vm', 'spec' and 'listenHost'");
+        }
+        if (!runtime.partnerCopies()) {
+            throw new AgentException(422, "node " + node + " cannot hold a partner copy: on KubeVirt, level 0 is the VM's stream held on"
+                    + " its own node; for a copy that survives the node, flush the checkpoint to level 2 (shared storage)");
         }
         Map<String, PartnerCopy> held = partners.computeIfAbsent(id, k -> new ConcurrentHashMap<>());
         if (held.containsKey(request.vm())) {
@@ -814,6 +936,10 @@ public final class AgentService implements AutoCloseable {
                     + "; QEMU streams a paused VM out only once");
         }
         QemuVm shadow = t.transfer.shadow();
+        if (shadow == null) {
+            throw new AgentException(422, "checkpoint " + id + ": VM '" + request.vm() + "' is held as a stream on node " + node
+                    + " (KubeVirt); partner copies need shadows; flush it to level 2 instead");
+        }
         if (!shadow.isAlive() || shadow.role() != QemuVm.Role.SHADOW) {
             throw AgentException.conflict("the shadow of VM '" + request.vm() + "' on node " + node + " is gone");
         }

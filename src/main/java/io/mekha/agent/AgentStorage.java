@@ -54,13 +54,14 @@ final class AgentStorage {
      * @param cutDisk the VM's disk frozen at the cut (null: no disk)
      * @param streamedTo where it was streamed out to already, or null (QEMU streams a paused VM out only once)
      */
-    record ShadowRef(QemuVm qemu, Path cutDisk, String streamedTo, java.util.function.Consumer<String> markStreamed) {}
+    record ShadowRef(io.mekha.agent.transfer.Level0Copy copy, io.mekha.agent.runtime.VmSpec spec, Accelerator accelerator, Path cutDisk,
+                     String streamedTo, java.util.function.Consumer<String> markStreamed) {}
 
     /** A VM loaded from storage, paused, waiting for the restart's {@code cont}. */
     record LoadedVm(CheckpointManifest.VmEntry entry, QemuVm qemu, String checkpointTimePolicy) {}
 
     private final String node;
-    private final LocalVmRuntime runtime;
+    private final io.mekha.agent.runtime.VmRuntime runtime;
     private final Path level1;
     private final Path staging;
     private final VmStateStreams streams;
@@ -70,7 +71,7 @@ final class AgentStorage {
     private final Map<String, Object> vmLocks = new ConcurrentHashMap<>();
     private final Map<String, List<LoadedVm>> loaded = new ConcurrentHashMap<>();
 
-    AgentStorage(String node, LocalVmRuntime runtime, Path level1, Shadows shadows) {
+    AgentStorage(String node, io.mekha.agent.runtime.VmRuntime runtime, Path level1, Shadows shadows) {
         this.node = node;
         this.runtime = runtime;
         this.level1 = level1;
@@ -107,6 +108,26 @@ final class AgentStorage {
         return CheckpointStore.open(resolve(level, target));
     }
 
+    /**
+     * Feeds a VM's stream held in memory to the QEMU waiting for it ({@link io.mekha.agent.runtime.VmRuntime#startIncoming}:
+     * on KubeVirt, the restored VMI's); returns it loaded and paused at the cut.
+     */
+    QemuVm feedHeld(io.mekha.agent.transfer.HeldStream held, io.mekha.agent.runtime.VmSpec spec, Accelerator accel)
+            throws AgentException, InterruptedException {
+        QemuVm qemu;
+        try {
+            qemu = runtime.startIncoming(spec, accel, null);
+        } catch (VmStartException e) {
+            throw new AgentException(422, e.getMessage(), e);
+        }
+        try (java.io.InputStream in = held.open()) {
+            streams.feed(qemu, in, held.bytes(), LOAD_TIMEOUT);
+            return qemu;
+        } catch (IOException | StoredStateException e) {
+            throw new AgentException(500, "VM '" + spec.name() + "': loading it from memory failed: " + e.getMessage(), e);
+        }
+    }
+
     // ---------------------------------------------------------------- save
 
     FlushResult flush(String checkpoint, FlushRequest request) throws AgentException, InterruptedException {
@@ -128,14 +149,20 @@ final class AgentStorage {
         }
         resolve(request.level(), request.target()); // a bad level or target is refused before anything else
         ShadowRef ref = shadows.shadowOf(checkpoint, request.vm());
-        QemuVm shadow = ref.qemu();
         Instant started = Instant.now();
         StoredStream stream;
         StoredStream disk = null;
         // one save per VM at a time: a shadow's QEMU migrates out to one place at once
         synchronized (vmLocks.computeIfAbsent(checkpoint + "/" + request.vm(), k -> new Object())) {
             try (CheckpointStore to = store(request.level(), request.target())) {
-                if (from == StorageLevel.L0) {
+                if (from == StorageLevel.L0 && ref.copy() instanceof io.mekha.agent.transfer.HeldStream held) {
+                    // a held stream can be read any number of times
+                    try (java.io.InputStream in = held.open()) {
+                        stream = streams.saveStream(in, request.vm(), to, request.virtualCluster(), checkpoint, compression, timeout);
+                    }
+                    ref.markStreamed().accept(request.level().name());
+                } else if (from == StorageLevel.L0) {
+                    QemuVm shadow = ((io.mekha.agent.transfer.ShadowCopy) ref.copy()).qemu();
                     if (!shadow.isAlive()) {
                         throw AgentException.conflict("checkpoint " + checkpoint + ": the shadow of VM '" + request.vm()
                                 + "' is gone; save from L1 instead");
@@ -172,7 +199,7 @@ final class AgentStorage {
         LOG.infof("checkpoint %s: VM '%s' saved to %s (%d bytes) in %d ms", checkpoint, request.vm(), request.level(), stream.bytes(),
                 Duration.between(started, finished).toMillis());
         String target = request.level() == StorageLevel.L1 ? "node " + node + " " + level1 : request.target().describe();
-        return new FlushResult(request.vm(), node, request.level(), target, stream, disk, shadow.spec(), shadow.accelerator().name(),
+        return new FlushResult(request.vm(), node, request.level(), target, stream, disk, ref.spec(), ref.accelerator().name(),
                 started, finished);
     }
 

@@ -64,7 +64,8 @@ final class CheckpointSession {
         VmCheckpointStatus status() {
             return new VmCheckpointStatus(source.name(), phase, liveEndText(), passes(), liveRestarts, bytes(), liveDoneAt, stopIssuedAt,
                     capturedAt, resumedAt, figures, error, guestClockAtCut,
-                    transfer.shadow().isAlive() && transfer.shadow().role() == QemuVm.Role.SHADOW, streamedTo != null,
+                    (transfer.level0() instanceof io.mekha.agent.transfer.HeldStream held ? held.complete()
+                            : transfer.shadow().isAlive() && transfer.shadow().role() == QemuVm.Role.SHADOW), streamedTo != null,
                     transfer.cutDisk());
         }
     }

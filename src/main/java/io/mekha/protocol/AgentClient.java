@@ -120,6 +120,12 @@ public final class AgentClient {
         return call("POST", "/v1/checkpoints/" + id + "/restart", request, RestartStatus.class);
     }
 
+    /** Loads the VMs' level-0 streams into their waiting QEMUs (a no-op for shadows); returns the VMs fed. Waits as long as that takes. */
+    public List<String> loadLevel0(String id, List<String> vms, Duration callTimeout) throws AgentCallException {
+        return call("POST", "/v1/checkpoints/" + id + "/load", new io.mekha.agent.api.AgentDtos.LoadLevel0Request(vms),
+                json.getTypeFactory().constructCollectionType(List.class, String.class), callTimeout);
+    }
+
     public RestartStatus restartStatus(String id) throws AgentCallException {
         return call("GET", "/v1/checkpoints/" + id + "/restart", null, RestartStatus.class);
     }

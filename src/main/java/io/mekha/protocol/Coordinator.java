@@ -309,6 +309,9 @@ public final class Coordinator implements AutoCloseable {
     // ---------------------------------------------------------------- restart
 
     /** Restarts every VM of checkpoint {@code id} from its shadow with the checkpoint's time policy. */
+    /** How long an agent may take to feed its VMs' level-0 streams to their new QEMUs. */
+    private static final Duration LOAD_TIMEOUT = Duration.ofMinutes(10);
+
     public RestartReport restart(String id, ProtocolListener listener) throws CheckpointFailedException, InterruptedException {
         return restart(id, null, null, listener);
     }
@@ -323,6 +326,9 @@ public final class Coordinator implements AutoCloseable {
         Map<String, AgentClient> chosen = level0Placement(id);
         Map<AgentClient, List<String>> byAgent = new LinkedHashMap<>();
         chosen.forEach((vm, agent) -> byAgent.computeIfAbsent(agent, a -> new ArrayList<>()).add(vm));
+        // where level 0 is a stream held in memory (KubeVirt), the slow part (feeding each new QEMU) comes before Tr is chosen
+        requireAll(parallel(List.copyOf(byAgent.keySet()), agent -> agent.loadLevel0(id, byAgent.get(agent), LOAD_TIMEOUT)),
+                "load from memory");
         return restartHolders(id, byAgent, StorageLevel.L0, policy, slewPeriod, listener, started);
     }
 

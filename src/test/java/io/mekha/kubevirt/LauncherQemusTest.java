@@ -3,19 +3,11 @@ package io.mekha.kubevirt;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
-
-import io.mekha.agent.kubevirt.LauncherCapture;
-import io.mekha.agent.kubevirt.LauncherIncoming;
 import io.mekha.agent.kubevirt.LauncherNotFoundException;
 import io.mekha.agent.kubevirt.LauncherQemu;
 import io.mekha.agent.kubevirt.LauncherQemus;
 import io.mekha.agent.kubevirt.ShortSocketPath;
-import io.mekha.agent.runtime.LocalVmRuntime;
-import io.mekha.agent.runtime.QemuVm;
 import io.mekha.agent.runtime.RuntimeConfig;
-import io.mekha.local.DirtierLog;
-import io.mekha.testing.TestVms;
 import io.mekha.qmp.QmpClient;
 import io.mekha.testing.NoQemuLeftBehind;
 import java.nio.file.Files;
@@ -23,7 +15,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.TreeMap;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
@@ -52,12 +43,6 @@ class LauncherQemusTest {
         for (Process p : qemus) {
             p.destroyForcibly();
             p.waitFor();
-        }
-        // the mount point the restore test made on the host's /run, if it is still empty
-        try {
-            Files.deleteIfExists(Path.of("/run/kubevirt-private"));
-        } catch (java.nio.file.DirectoryNotEmptyException | java.nio.file.AccessDeniedException kept) {
-            // something else keeps it
         }
         for (Path dir : links) {
             Files.deleteIfExists(dir.resolve("p"));
@@ -104,112 +89,6 @@ class LauncherQemusTest {
         assertThat(reachable.toString().length()).isLessThanOrEqualTo(107);
         try (QmpClient qmp = QmpClient.connect(reachable, Duration.ofSeconds(20))) {
             assertThat(qmp.execute("query-status").path("status").asText()).isEqualTo("running");
-        }
-    }
-
-    /**
-     * Checkpoint and restore on a real process table, with QEMUs started as virt-launcher starts
-     * them: each in a mount namespace of its own where /var/run/kubevirt-private is its pod's
-     * emptyDir, with the hook's arguments. The agent finds the first through /proc, stops it, takes
-     * its state out through a socket it binds inside the pod, and resumes it; the second (a VMI being
-     * restored, so started with -incoming defer) is fed that state and resumed: the guest's work
-     * goes on from the cut round for round as the first one's did.
-     */
-    @Test
-    void aVmisStateLeavesItsPodAndARestoredVmiContinuesFromItExactly() throws Exception {
-        assumeTrue("root".equals(System.getProperty("user.name")), "a mount namespace with the pod's emptyDir bound needs root");
-        List<String> machine;
-        try (LocalVmRuntime runtime = new LocalVmRuntime(RuntimeConfig.defaults(Files.createDirectories(work.resolve("local"))))) {
-            QemuVm template = runtime.start(TestVms.dirtier("vm1", 256, "-m 16 -d 4 -i 200"));
-            Path instance = template.paths().dir();
-            machine = template.commandLine().stream().map(a -> a.replace("guest=vm1,", "guest=hpc_vm1,")
-                    .replace(instance.toString(), "@POD@")).toList();
-            template.kill();
-        }
-        LauncherQemus node = new LauncherQemus(Path.of("/proc"));
-        Path state = work.resolve("vm1.vmstate");
-
-        Launcher first = launch("first", machine, "");
-        LauncherQemu running = awaitLauncher(node, first);
-        long cutRound;
-        try (QmpClient qmp = QmpClient.connect(ShortSocketPath.of(running.monitor(), work.resolve("s"), "first"), Duration.ofSeconds(20))) {
-            awaitRound(first.console(), 5);
-            qmp.execute("stop");
-            long saved;
-            try (var out = Files.newOutputStream(state)) {
-                saved = LauncherCapture.save(running, qmp, out, Duration.ofSeconds(60), work.resolve("s"));
-            }
-            assertThat(saved).isEqualTo(Files.size(state)).isPositive();
-            assertThat(first.podPrivate().resolve("mekha-outgoing.sock")).as("the capture socket is gone").doesNotExist();
-            cutRound = DirtierLog.lastRoundReached(Files.readString(first.console()));
-            qmp.execute("cont");
-        }
-        awaitRound(first.console(), cutRound + 6);
-        first.process().destroyForcibly();
-        first.process().waitFor();
-        TreeMap<Long, String> source = DirtierLog.parse(Files.readAllLines(first.console()));
-
-        Launcher second = launch("second", machine, "\"mekha.io/restore-from\": \"hpc.cp1.0a1b2c3d\"");
-        LauncherQemu restored = awaitLauncher(node, second);
-        assertThat(restored.pid()).isEqualTo(second.process().pid());
-        assertThat(restored.monitor()).isEqualTo(Path.of("/proc/" + second.process().pid() + "/root/run/kubevirt-private/mekha-qmp.sock"));
-        try (QmpClient qmp = QmpClient.connect(ShortSocketPath.of(restored.monitor(), work.resolve("s"), "second"), Duration.ofSeconds(20))) {
-            assertThat(qmp.execute("query-status").path("status").asText()).isEqualTo("inmigrate");
-            long fed = LauncherIncoming.feed(restored, qmp, Files.newInputStream(state), Duration.ofSeconds(60), work.resolve("s"));
-            assertThat(fed).isEqualTo(Files.size(state));
-            assertThat(qmp.execute("query-status").path("status").asText()).as("loaded, paused at the cut").isIn("paused", "postmigrate");
-            qmp.execute("cont");
-        }
-        awaitRound(second.console(), source.lastKey() + 3);
-        TreeMap<Long, String> after = DirtierLog.parse(Files.readAllLines(second.console()));
-        assertThat(after.firstKey()).as("the restored VM goes on from the cut").isLessThanOrEqualTo(cutRound + 1);
-        TreeMap<Long, String[]> both = DirtierLog.overlap(source, after);
-        assertThat(both).hasSizeGreaterThanOrEqualTo(3);
-        both.forEach((round, hashes) -> assertThat(hashes[1]).as("hash of round %d after the restore", round).isEqualTo(hashes[0]));
-    }
-
-    /** A QEMU started as virt-launcher starts one, and its pod's emptyDir. */
-    record Launcher(Process process, Path podPrivate, Path console) {}
-
-    private Launcher launch(String pod, List<String> machine, String annotations) throws Exception {
-        Path dir = Files.createDirectories(work.resolve(pod));
-        Path podPrivate = Files.createDirectories(work.resolve("pods/" + pod + "/volumes/kubernetes.io~empty-dir/private"));
-        DomainHookTest.Run hooked = DomainHookTest.hook(DomainHookTest.vmi(annotations), DomainHookTest.sample());
-        List<String> command = new ArrayList<>(List.of("unshare", "--mount", "--propagation", "private", "sh", "-c",
-                "mkdir -p /var/run/kubevirt-private && mount --bind \"$0\" /var/run/kubevirt-private && exec \"$@\"", podPrivate.toString()));
-        machine.forEach(a -> command.add(a.replace("@POD@", dir.toString())));
-        command.addAll(DomainHookTest.qemuArgs(DomainHookTest.parse(hooked.out())));
-        Process process = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(dir.resolve("qemu.log").toFile()).start();
-        qemus.add(process);
-        return new Launcher(process, podPrivate, dir.resolve(vmConsoleName(machine)));
-    }
-
-    private static String vmConsoleName(List<String> machine) {
-        String serial = machine.stream().filter(a -> a.startsWith("file,id=serial0,path=")).findFirst().orElseThrow();
-        return Path.of(serial.substring("file,id=serial0,path=".length())).getFileName().toString();
-    }
-
-    private static LauncherQemu awaitLauncher(LauncherQemus node, Launcher launcher) throws Exception {
-        Process process = launcher.process();
-        Path log = launcher.console().getParent().resolve("qemu.log");
-        long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
-        while (true) {
-            try {
-                return node.find("hpc", "vm1");
-            } catch (LauncherNotFoundException e) {
-                if (System.nanoTime() > deadline || !process.isAlive()) {
-                    throw new AssertionError("the launcher QEMU did not come up: " + e.getMessage() + "; it said: " + Files.readString(log));
-                }
-                Thread.sleep(50);
-            }
-        }
-    }
-
-    private static void awaitRound(Path console, long round) throws Exception {
-        long deadline = System.nanoTime() + Duration.ofSeconds(90).toNanos();
-        while (!Files.exists(console) || DirtierLog.lastRound(Files.readAllLines(console)) < round) {
-            assertThat(System.nanoTime()).as("round %d in %s", round, console).isLessThan(deadline);
-            Thread.sleep(100);
         }
     }
 

@@ -45,6 +45,9 @@ public final class AgentDtos {
      * @param timePolicy null: the checkpoint's default
      * @param slewPeriod how long the Slew policy may take to reach host time (null: 30 s)
      */
+    /** Feeds the named VMs' level-0 streams (held in memory) to their waiting QEMUs ahead of a restart; null: every one. */
+    public record LoadLevel0Request(List<String> vms) {}
+
     public record RestartRequest(Instant at, String timePolicy, Duration slewPeriod, StorageLevel level, List<String> vms) {
         public RestartRequest(Instant at, String timePolicy, Duration slewPeriod) {
             this(at, timePolicy, slewPeriod, null, null);

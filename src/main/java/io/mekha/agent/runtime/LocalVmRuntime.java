@@ -28,7 +28,7 @@ import org.jboss.logging.Logger;
  * thread: the kernel then kills it if this JVM dies, however it dies. (The death signal follows the
  * thread that forked, so forking from short-lived threads would kill VMs at random.)
  */
-public final class LocalVmRuntime implements AutoCloseable {
+public final class LocalVmRuntime implements VmRuntime {
     private static final Logger LOG = Logger.getLogger(LocalVmRuntime.class);
     private static final int UNIX_PATH_MAX = 107;
     private static final Duration KVM_BOOT_WATCHDOG = Duration.ofSeconds(20);
@@ -53,11 +53,42 @@ public final class LocalVmRuntime implements AutoCloseable {
         Runtime.getRuntime().addShutdownHook(shutdownHook);
     }
 
+    @Override
+    public String kind() {
+        return "local";
+    }
+
+    @Override
+    public List<QemuVm> discover() {
+        return List.of(); // every VM here is one the agent started
+    }
+
+    /** A shadow: the VM's machine, waiting paused for the state (checked against the node's memory first). */
+    @Override
+    public io.mekha.agent.transfer.Level0Copy level0(QemuVm source) throws VmStartException, InterruptedException {
+        String shortfall = io.mekha.agent.shadow.ShadowCheckpointer.memoryShortfall(source.spec().memoryMiB());
+        if (shortfall != null) {
+            throw new VmStartException("VM '" + source.name() + "': " + shortfall + "; free memory or checkpoint fewer VMs on this host at once");
+        }
+        try {
+            return new io.mekha.agent.transfer.ShadowCopy(startShadow(source));
+        } catch (VmStartException e) {
+            throw new VmStartException("VM '" + source.name() + "': cannot start its shadow: " + e.getMessage(), e);
+        }
+    }
+
+    @Override
+    public boolean partnerCopies() {
+        return true;
+    }
+
+    @Override
     public RuntimeConfig config() {
         return config;
     }
 
     /** Starts a VM and waits until its guest has booted (the boot watchdog). */
+    @Override
     public QemuVm start(VmSpec spec) throws VmStartException, InterruptedException {
         Accelerator accel = config.accelerator();
         if (accel == Accelerator.AUTO) {
@@ -82,6 +113,7 @@ public final class LocalVmRuntime implements AutoCloseable {
      * Starts a QEMU for {@code spec} that waits, paused, for a stored state ({@code -incoming defer -S}):
      * a restart from disk. {@code accel} must be what the state was saved under.
      */
+    @Override
     public QemuVm startIncoming(VmSpec spec, Accelerator accel, Path diskAtCut) throws VmStartException, InterruptedException {
         if (spec.disk() != null && diskAtCut == null) {
             throw new VmStartException("VM '" + spec.name() + "' has a disk: restarting it needs the disk as it was at the cut");

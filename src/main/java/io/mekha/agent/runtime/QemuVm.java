@@ -9,26 +9,35 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 /**
- * One QEMU process started by the local runtime, with its monitor connection and console.
- * A {@code SHADOW} waits for incoming state; after a restart from it, it is the VM.
+ * One QEMU process with Mekha's monitor connection: started by the local runtime (a VM, or a
+ * {@code SHADOW} waiting for incoming state, which after a restart from it is the VM), or
+ * {@code ATTACHED}: started by someone else (KubeVirt's virt-launcher) and driven by Mekha
+ * through a monitor of its own, never killed by Mekha.
  */
 public final class QemuVm implements AutoCloseable {
 
     /** Whether this process is the VM itself or a shadow holding a checkpoint of it. */
-    public enum Role { PRIMARY, SHADOW }
+    public enum Role { PRIMARY, SHADOW, ATTACHED }
 
     private final VmSpec spec;
     private final Accelerator accelerator;
     private final QemuCommandLine.InstancePaths paths;
     private final List<String> commandLine;
-    private final Process process;
+    private final ProcessHandle process;
     private final QmpClient qmp;
     private final int nicPort;
     private volatile Role role;
     private volatile Path disk;
+    private final SocketPlace sockets;
 
     QemuVm(VmSpec spec, Role role, Accelerator accelerator, QemuCommandLine.InstancePaths paths,
            List<String> commandLine, Process process, QmpClient qmp, int nicPort, Path disk) {
+        this(spec, role, accelerator, paths, commandLine, process.toHandle(), qmp, nicPort, disk, SocketPlace.shared(paths.dir()));
+    }
+
+    private QemuVm(VmSpec spec, Role role, Accelerator accelerator, QemuCommandLine.InstancePaths paths,
+                   List<String> commandLine, ProcessHandle process, QmpClient qmp, int nicPort, Path disk, SocketPlace sockets) {
+        this.sockets = sockets;
         this.spec = spec;
         this.role = role;
         this.accelerator = accelerator;
@@ -38,6 +47,21 @@ public final class QemuVm implements AutoCloseable {
         this.qmp = qmp;
         this.nicPort = nicPort;
         this.disk = disk;
+    }
+
+    /**
+     * A QEMU someone else started and manages (KubeVirt's virt-launcher), reached through a
+     * monitor of Mekha's own: Mekha stops, migrates and continues it, but {@link #kill} only
+     * lets go of it. {@code paths.dir()} is the agent's own directory for it (sockets, logs).
+     */
+    public static QemuVm attached(VmSpec spec, Accelerator accelerator, QemuCommandLine.InstancePaths paths, List<String> commandLine,
+                                  ProcessHandle process, QmpClient qmp, SocketPlace sockets) {
+        return new QemuVm(spec, Role.ATTACHED, accelerator, paths, commandLine, process, qmp, 0, null, sockets);
+    }
+
+    /** Where this QEMU and the agent meet on unix sockets for migration streams. */
+    public SocketPlace sockets() {
+        return sockets;
     }
 
     /**
@@ -70,6 +94,9 @@ public final class QemuVm implements AutoCloseable {
      * segment (a paused shadow is never attached, so it never sees frames sent after its cut).
      */
     public void promote() throws IOException {
+        if (role == Role.ATTACHED) {
+            return; // KubeVirt's VM, and its network, stay KubeVirt's
+        }
         role = Role.PRIMARY;
         attachNic();
     }
@@ -111,16 +138,25 @@ public final class QemuVm implements AutoCloseable {
     /** Whether the process has exited or does so within {@code grace} (a lost monitor often precedes the exit by a moment). */
     public boolean exitedWithin(Duration grace) {
         try {
-            return process.waitFor(grace.toMillis(), TimeUnit.MILLISECONDS);
+            process.onExit().get(grace.toMillis(), TimeUnit.MILLISECONDS);
+            return true;
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
+            return !process.isAlive();
+        } catch (java.util.concurrent.TimeoutException | java.util.concurrent.ExecutionException e) {
             return !process.isAlive();
         }
     }
 
-    /** Kills the process (and anything it started) at once: the simulated crash, and the last resort. */
+    /**
+     * Kills the process (and anything it started) at once: the simulated crash, and the last resort.
+     * An {@code ATTACHED} QEMU is not Mekha's to kill: only the monitor connection is closed.
+     */
     public void kill() {
         qmp.close();
+        if (role == Role.ATTACHED) {
+            return;
+        }
         ProcessKiller.killTree(process);
         if (role == Role.PRIMARY && spec.network() != null) {
             try {
@@ -133,17 +169,17 @@ public final class QemuVm implements AutoCloseable {
 
     /** Asks QEMU to quit; kills it if it has not exited within {@code grace}. */
     public void shutdown(Duration grace) {
+        if (role == Role.ATTACHED) {
+            qmp.close();
+            return;
+        }
         if (process.isAlive() && qmp.state() == QmpClient.State.RUNNING) {
             try {
                 qmp.execute("quit", null, grace);
             } catch (Exception e) {
                 // QEMU may close the monitor before it replies to quit; the wait below decides
             }
-            try {
-                process.waitFor(grace.toMillis(), TimeUnit.MILLISECONDS);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
+            exitedWithin(grace);
         }
         kill();
     }

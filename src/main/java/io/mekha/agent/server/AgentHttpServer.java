@@ -167,6 +167,7 @@ public final class AgentHttpServer implements AutoCloseable {
                     yield agent.restart(id, request.at(), request.timePolicy(), request.slewPeriod(), request.level(), request.vms());
                 }
                 case "GET restart" -> agent.restartStatus(id);
+                case "POST load" -> agent.loadLevel0(id, body(exchange, io.mekha.agent.api.AgentDtos.LoadLevel0Request.class).vms());
                 case "POST flush" -> agent.flush(id, body(exchange, FlushRequest.class));
                 case "POST replicate" -> {
                     agent.replicate(id, body(exchange, ReplicateRequest.class));

@@ -5,6 +5,8 @@ import io.mekha.agent.RendezvousClock;
 import io.mekha.agent.runtime.Accelerator;
 import io.mekha.agent.runtime.LocalVmRuntime;
 import io.mekha.agent.runtime.RuntimeConfig;
+import io.mekha.agent.runtime.VmRuntime;
+import io.mekha.agent.kubevirt.KubeVirtVmRuntime;
 import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -13,7 +15,9 @@ import java.util.concurrent.CountDownLatch;
 
 /**
  * Runs an agent as a process of its own: {@code --node NAME --listen HOST:PORT --work-dir DIR
- * (--token-file FILE | --allow-user USER... [--audience A] [--kube-api URL]) [--accelerator tcg|kvm|auto] [--host-segments]}.
+ * (--token-file FILE | --allow-user USER... [--audience A] [--kube-api URL]) [--accelerator tcg|kvm|auto] [--host-segments]
+ * [--runtime local|kubevirt [--proc DIR] [--level0-dir DIR]]}. The KubeVirt runtime ({@code --runtime kubevirt}, the
+ * DaemonSet's) drives the QEMUs of the VMIs on its node and holds level 0 in {@code --level0-dir} (a tmpfs).
  * With {@code --allow-user} callers are Kubernetes identities checked by TokenReview (the DaemonSet's way);
  * with {@code --token-file} they hold a shared token (the local mode's way). Prints {@code MEKHA-AGENT listening <uri> node=<name>}
  * once it serves. Its QEMU processes die with it. Also what {@code mekha agent} runs.
@@ -32,6 +36,9 @@ public final class AgentMain {
         java.util.List<String> allowUsers = new java.util.ArrayList<>();
         java.util.List<String> audiences = new java.util.ArrayList<>();
         String kubeApi = null;
+        String runtimeKind = "local";
+        Path proc = Path.of("/proc");
+        Path level0 = null;
         for (int i = 0; i < args.length; i++) {
             if (args[i].equals("--host-segments")) {
                 segments = true;
@@ -48,11 +55,14 @@ public final class AgentMain {
                 case "--allow-user" -> allowUsers.add(value);
                 case "--audience" -> audiences.add(value);
                 case "--kube-api" -> kubeApi = value;
+                case "--runtime" -> runtimeKind = value;
+                case "--proc" -> proc = Path.of(value);
+                case "--level0-dir" -> level0 = Path.of(value).toAbsolutePath();
                 default -> {
                     System.err.println("unknown argument " + args[i]
                             + "; usage: --node NAME --listen HOST:PORT --work-dir DIR (--token-file FILE | --allow-user USER [--audience A]"
                             + " [--kube-api URL]) [--level1-dir DIR] [--accelerator tcg|kvm|auto]"
-                            + " [--host-segments]");
+                            + " [--host-segments] [--runtime local|kubevirt] [--proc DIR] [--level0-dir DIR]");
                     System.exit(2);
                 }
             }
@@ -63,7 +73,8 @@ public final class AgentMain {
             System.exit(2);
         }
         run(node, listen, workDir, level1 == null ? workDir.resolve("level1") : level1, authenticator(tokenFile, allowUsers, audiences, kubeApi),
-                accel, segments);
+                runtime(runtimeKind, RuntimeConfig.defaults(workDir.toAbsolutePath()).withAccelerator(accel), proc,
+                        level0 == null ? workDir.toAbsolutePath().resolve("level0") : level0), segments);
     }
 
     /**
@@ -83,13 +94,24 @@ public final class AgentMain {
                 Clock.systemUTC());
     }
 
+    /**
+     * The runtime {@code kind} names: "local" (QEMUs the agent starts, shadows for level 0) or "kubevirt" (the VMIs' QEMUs
+     * found through {@code proc}, level 0 as streams in {@code level0}).
+     */
+    public static VmRuntime runtime(String kind, RuntimeConfig config, Path proc, Path level0) {
+        return switch (kind) {
+            case "local" -> new LocalVmRuntime(config);
+            case "kubevirt" -> new KubeVirtVmRuntime(config, proc, level0);
+            default -> throw new IllegalArgumentException("unknown runtime '" + kind + "': use local or kubevirt");
+        };
+    }
+
     /** Serves until the process is ended. */
-    public static void run(String node, String listen, Path workDir, Path level1, AgentAuthenticator auth, Accelerator accel, boolean hostSegments)
-            throws Exception {
+    public static void run(String node, String listen, Path workDir, Path level1, AgentAuthenticator auth, VmRuntime runtime,
+                           boolean hostSegments) throws Exception {
         int colon = listen.lastIndexOf(':');
         InetSocketAddress address = new InetSocketAddress(listen.substring(0, colon), Integer.parseInt(listen.substring(colon + 1)));
         Files.createDirectories(workDir);
-        LocalVmRuntime runtime = new LocalVmRuntime(RuntimeConfig.defaults(workDir).withAccelerator(accel));
         AgentService service = new AgentService(node, runtime, new RendezvousClock(Clock.systemUTC()), level1);
         if (hostSegments) {
             service.hostingSegments();
@@ -99,7 +121,7 @@ public final class AgentMain {
             server.close();
             service.close();
         }, "agent-shutdown"));
-        System.out.println("MEKHA-AGENT listening " + server.uri() + " node=" + node + " level1=" + level1);
+        System.out.println("MEKHA-AGENT listening " + server.uri() + " node=" + node + " runtime=" + runtime.kind() + " level1=" + level1);
         System.out.flush();
         new CountDownLatch(1).await();
     }

@@ -23,9 +23,9 @@ public final class ShadowCheckpointer {
     static final long QEMU_OVERHEAD_MIB = 192;
     private static final Duration POLL = Duration.ofMillis(20);
 
-    private final LocalVmRuntime runtime;
+    private final io.mekha.agent.runtime.VmRuntime runtime;
 
-    public ShadowCheckpointer(LocalVmRuntime runtime) {
+    public ShadowCheckpointer(io.mekha.agent.runtime.VmRuntime runtime) {
         this.runtime = runtime;
     }
 
@@ -40,20 +40,16 @@ public final class ShadowCheckpointer {
                 : null;
     }
 
-    /** Starts a shadow for {@code source} and prepares the transfer, after checking the memory bound. */
+    /** Makes the level-0 copy for {@code source} (a shadow, after checking the memory bound) and prepares the transfer. */
     public ShadowTransfer prepare(QemuVm source, TransferMode mode, LiveStageBounds bounds)
             throws TransferException, InterruptedException {
-        String shortfall = memoryShortfall(source.spec().memoryMiB());
-        if (shortfall != null) {
-            throw new TransferException("VM '" + source.name() + "': " + shortfall + "; free memory or checkpoint fewer VMs on this host at once");
-        }
-        QemuVm shadow;
+        io.mekha.agent.transfer.Level0Copy copy;
         try {
-            shadow = runtime.startShadow(source);
+            copy = runtime.level0(source);
         } catch (VmStartException e) {
-            throw new TransferException("VM '" + source.name() + "': cannot start its shadow: " + e.getMessage(), e);
+            throw new TransferException(e.getMessage(), e);
         }
-        return ShadowTransfer.prepare(mode, source, shadow, bounds);
+        return ShadowTransfer.prepare(mode, source, copy, bounds);
     }
 
     /** The whole single-VM checkpoint: prepare, live stage, stop now, capture, resume. */

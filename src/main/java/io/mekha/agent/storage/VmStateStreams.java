@@ -97,6 +97,32 @@ public final class VmStateStreams {
         return stored;
     }
 
+    /**
+     * Saves a migration stream the agent holds (level 0 as a stream, on KubeVirt) into {@code store}: compressed,
+     * checksummed, committed and read back, like {@link #save}.
+     */
+    public StoredStream saveStream(InputStream state, String vm, CheckpointStore store, String vc, String checkpoint,
+                                   Compression compression, Duration timeout) throws StoredStateException {
+        String file = StoredStream.fileName(vm, compression.text());
+        String where = store.locate(vc, checkpoint, file);
+        long deadline = System.nanoTime() + timeout.toNanos();
+        long raw;
+        Digest digest;
+        try (CheckpointStore.StreamSink sink = store.create(vc, checkpoint, file)) {
+            digest = new Digest(sink.stream());
+            try (OutputStream out = compression == Compression.ZSTD ? new ZstdOutputStream(digest, ZSTD_LEVEL) : new Unclosed(digest)) {
+                raw = pump(state, out, deadline, () -> "saving VM '" + vm + "' to " + where + " exceeded the target's write timeout of "
+                        + timeout.toMillis() + " ms; nothing was published");
+            }
+            sink.commit();
+        } catch (IOException e) {
+            throw new StoredStateException("saving VM '" + vm + "' to " + where + " failed: " + e.getMessage() + "; nothing was published", e);
+        }
+        StoredStream stored = new StoredStream(file, compression.text(), digest.count, raw, digest.hex());
+        verify(store, vc, checkpoint, stored, vm);
+        return stored;
+    }
+
     /** Saves a local file (a VM's disk image at the cut) into {@code store} as {@code name}, uncompressed; read back and checked. */
     public StoredStream saveFile(Path file, CheckpointStore store, String vc, String checkpoint, String name, String vm, Duration timeout)
             throws StoredStateException {
@@ -185,33 +211,60 @@ public final class VmStateStreams {
      */
     public void load(QemuVm incoming, InputStream stored, StoredStream stream, Duration timeout) throws StoredStateException, InterruptedException {
         String vm = incoming.name();
-        long deadline = System.nanoTime() + timeout.toNanos();
-        Path socket = socketDir.resolve("load-" + SEQ.incrementAndGet() + ".sock");
+        Digest digest = new Digest(OutputStream.nullOutputStream());
+        InputStream checked = new java.io.FilterInputStream(stored) {
+            @Override
+            public int read(byte[] b, int off, int len) throws IOException {
+                int n = super.read(b, off, len);
+                if (n > 0) {
+                    digest.write(b, off, n);
+                }
+                return n;
+            }
+        };
         try {
-            Files.createDirectories(socketDir);
-            Files.deleteIfExists(socket);
-            incoming.qmp().execute("migrate-incoming", QmpClient.args().put("uri", "unix:" + socket));
-            try (SocketChannel to = connectWithin(socket, Duration.ofSeconds(10), incoming)) {
+            InputStream state = Compression.parse(stream.compression()) == Compression.ZSTD ? new ZstdInputStream(checked) : checked;
+            feed(incoming, state, -1, timeout, () -> check(stream, digest.count, digest.hex(), "the stream fed to VM '" + vm + "'", vm));
+        } catch (IOException e) {
+            throw new StoredStateException("VM '" + vm + "': feeding its stored state to QEMU failed: " + e.getMessage() + qemuSays(incoming), e);
+        }
+    }
+
+    /** Feeds a raw migration stream of {@code bytes} bytes (a level-0 stream held in memory) to a QEMU waiting with {@code -incoming defer}. */
+    public void feed(QemuVm incoming, InputStream raw, long bytes, Duration timeout) throws StoredStateException, InterruptedException {
+        feed(incoming, raw, bytes, timeout, () -> { });
+    }
+
+    private interface Check {
+        void run() throws StoredStateException;
+    }
+
+    /**
+     * QEMU listens where it and the agent meet ({@link QemuVm#sockets()}: inside a virt-launcher pod, reached through
+     * /proc), the agent connects and writes the stream, checks it ({@code afterFed}), and waits until QEMU loaded it.
+     */
+    private void feed(QemuVm incoming, InputStream state, long expected, Duration timeout, Check afterFed)
+            throws StoredStateException, InterruptedException {
+        String vm = incoming.name();
+        long deadline = System.nanoTime() + timeout.toNanos();
+        String name = "load-" + SEQ.incrementAndGet() + ".sock";
+        try {
+            incoming.sockets().remove(name);
+            incoming.qmp().execute("migrate-incoming", QmpClient.args().put("uri", "unix:" + incoming.sockets().inQemu(name)));
+            long fed = 0;
+            try (SocketChannel to = connectWithin(incoming.sockets(), name, Duration.ofSeconds(10), incoming)) {
                 OutputStream out = Channels.newOutputStream(to);
-                Digest digest = new Digest(OutputStream.nullOutputStream());
-                InputStream checked = new java.io.FilterInputStream(stored) {
-                    @Override
-                    public int read(byte[] b, int off, int len) throws IOException {
-                        int n = super.read(b, off, len);
-                        if (n > 0) {
-                            digest.write(b, off, n);
-                        }
-                        return n;
-                    }
-                };
-                InputStream state = Compression.parse(stream.compression()) == Compression.ZSTD ? new ZstdInputStream(checked) : checked;
                 byte[] buffer = new byte[CHUNK];
                 int n;
                 while ((n = state.read(buffer)) > 0) {
                     out.write(buffer, 0, n);
+                    fed += n;
                 }
                 out.flush();
-                check(stream, digest.count, digest.hex(), "the stream fed to VM '" + vm + "'", vm);
+                afterFed.run();
+            }
+            if (expected >= 0 && fed != expected) {
+                throw new StoredStateException("VM '" + vm + "': fed " + fed + " bytes of its stream, it holds " + expected);
             }
             awaitLoaded(incoming, deadline);
         } catch (QmpException e) {
@@ -221,7 +274,7 @@ public final class VmStateStreams {
             throw new StoredStateException("VM '" + vm + "': feeding its stored state to QEMU failed: " + e.getMessage()
                     + qemuSays(incoming), e);
         } finally {
-            deleteQuietly(socket);
+            incoming.sockets().remove(name);
         }
     }
 
@@ -315,14 +368,16 @@ public final class VmStateStreams {
         }
     }
 
-    private static SocketChannel connectWithin(Path socket, Duration limit, QemuVm vm) throws IOException, InterruptedException {
+    private static SocketChannel connectWithin(io.mekha.agent.runtime.SocketPlace place, String name, Duration limit, QemuVm vm)
+            throws IOException, InterruptedException {
         long deadline = System.nanoTime() + limit.toNanos();
         while (true) {
             try {
-                return SocketChannel.open(UnixDomainSocketAddress.of(socket));
+                return SocketChannel.open(UnixDomainSocketAddress.of(place.forAgent(name)));
             } catch (IOException e) {
                 if (System.nanoTime() > deadline || !vm.isAlive()) {
-                    throw new IOException("cannot connect to the restarted QEMU's incoming socket " + socket + ": " + e.getMessage(), e);
+                    throw new IOException("cannot connect to the restarted QEMU's incoming socket " + place.inQemu(name) + ": "
+                            + e.getMessage(), e);
                 }
                 Thread.sleep(10);
             }

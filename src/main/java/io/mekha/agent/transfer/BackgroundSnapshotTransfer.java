@@ -12,8 +12,8 @@ import java.time.Instant;
  */
 public final class BackgroundSnapshotTransfer extends ShadowTransfer {
 
-    BackgroundSnapshotTransfer(QemuVm source, QemuVm shadow, LiveStageBounds bounds) {
-        super(source, shadow, bounds);
+    BackgroundSnapshotTransfer(QemuVm source, Level0Copy copy, LiveStageBounds bounds) {
+        super(source, copy, bounds);
     }
 
     @Override

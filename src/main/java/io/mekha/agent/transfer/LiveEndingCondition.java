@@ -20,6 +20,8 @@ public final class LiveEndingCondition {
         DIRTY_SET_STOPPED_SHRINKING,
         SMALL_REMAINDER,
         TIME_BOUND,
+        /** The stream held in memory for level 0 reached its bound (pages sent again and again). */
+        MEMORY_BOUND,
         COMPLETED_BY_QEMU;
 
         public String describe() {
@@ -28,6 +30,7 @@ public final class LiveEndingCondition {
                 case DIRTY_SET_STOPPED_SHRINKING -> "dirty set stopped shrinking";
                 case SMALL_REMAINDER -> "dirty set small";
                 case TIME_BOUND -> "live-time bound";
+                case MEMORY_BOUND -> "level-0 memory bound";
                 case COMPLETED_BY_QEMU -> "QEMU completed";
             };
         }

@@ -41,8 +41,8 @@ public final class MtdTransfer extends ShadowTransfer {
     private volatile boolean held;
     private long pacedForPass = -1;
 
-    MtdTransfer(QemuVm source, QemuVm shadow, LiveStageBounds bounds) {
-        super(source, shadow, bounds);
+    MtdTransfer(QemuVm source, Level0Copy copy, LiveStageBounds bounds) {
+        super(source, copy, bounds);
         this.condition = new LiveEndingCondition(bounds);
     }
 
@@ -77,12 +77,15 @@ public final class MtdTransfer extends ShadowTransfer {
         MigrationStatus status = status(source);
         lastStatus = status;
         if (status.failed()) {
-            throw new TransferException("VM '" + source.name() + "': live transfer to the shadow " + status.status()
+            throw new TransferException("VM '" + source.name() + "': live transfer to " + copy.describe() + " " + status.status()
                     + (status.errorDescription() == null ? "" : ": " + status.errorDescription()));
         }
         if (status.completed()) {
             // QEMU finished by itself and paused the VM, even after the condition was met (held)
             return LiveEndingCondition.Reason.COMPLETED_BY_QEMU;
+        }
+        if (copy instanceof HeldStream held && held.boundReached()) {
+            return LiveEndingCondition.Reason.MEMORY_BOUND;
         }
         LiveEndingCondition.Reason reason = condition.observe(status, Duration.between(liveStarted, Instant.now()));
         if (reason == LiveEndingCondition.Reason.NOT_MET) {

@@ -17,7 +17,8 @@ import java.util.Set;
 import org.jboss.logging.Logger;
 
 /**
- * The transfer of one running VM's state into its shadow, in phases that a coordinator can
+ * The transfer of one running VM's state into its level-0 copy (a shadow QEMU, or a stream the
+ * agent holds: {@link Level0Copy}), in phases that a coordinator can
  * spread over time: {@link #startLive}, {@link #pollLive} until the local ending condition,
  * {@link #suspend} at the chosen instant (the cut), {@link #awaitCaptured}, then
  * {@link #resumeSource} at the chosen instant. {@link #abort} undoes whatever was done.
@@ -32,8 +33,9 @@ public abstract sealed class ShadowTransfer permits MtdTransfer, StopAndCopyTran
     private static final Duration POLL = Duration.ofMillis(10);
 
     protected final QemuVm source;
-    protected final QemuVm shadow;
-    protected final Path migrationSocket;
+    protected final Level0Copy copy;
+    /** Where the source migrates to (set once the copy is ready to receive). */
+    private String migrationUri;
     /**
      * Whether MTD holds back the switchover through a {@link MigrationRelay} ({@code MEKHA_HOLD_SWITCHOVER=1} in the
      * agent's environment). Off by default for now: it ends QEMU's early completions, but while it holds, an idle
@@ -58,38 +60,40 @@ public abstract sealed class ShadowTransfer permits MtdTransfer, StopAndCopyTran
     private MigrationStatus finalStatus;
     private Path cutDisk;
 
-    protected ShadowTransfer(QemuVm source, QemuVm shadow, LiveStageBounds bounds) {
+    protected ShadowTransfer(QemuVm source, Level0Copy copy, LiveStageBounds bounds) {
         this.source = source;
-        this.shadow = shadow;
+        this.copy = copy;
         this.bounds = bounds;
-        this.migrationSocket = shadow.paths().dir().resolve("migrate.sock");
         this.runStateEvents = source.qmp().listen(Set.of("STOP", "RESUME"));
         this.prepared = Instant.now();
     }
 
     /**
-     * Points the shadow at a migration socket and configures the source for {@code mode}.
+     * Readies the level-0 copy to receive and configures the source for {@code mode}.
      * Refuses, with the reason, a mode this QEMU does not offer.
      */
-    public static ShadowTransfer prepare(TransferMode mode, QemuVm source, QemuVm shadow, LiveStageBounds bounds)
+    public static ShadowTransfer prepare(TransferMode mode, QemuVm source, Level0Copy copy, LiveStageBounds bounds)
             throws TransferException {
         if (mode == TransferMode.BACKGROUND_SNAPSHOT && source.disk() != null) {
             throw new TransferException("VM '" + source.name() + "' has a disk: BackgroundSnapshot cannot freeze it at the"
                     + " instant QEMU takes the memory snapshot (QEMU resumes the VM by itself); use MTD or StopAndCopy");
         }
         ShadowTransfer transfer = switch (mode) {
-            case MTD -> new MtdTransfer(source, shadow, bounds);
-            case STOP_AND_COPY -> new StopAndCopyTransfer(source, shadow, bounds);
-            case BACKGROUND_SNAPSHOT -> new BackgroundSnapshotTransfer(source, shadow, bounds);
+            case MTD -> new MtdTransfer(source, copy, bounds);
+            case STOP_AND_COPY -> new StopAndCopyTransfer(source, copy, bounds);
+            case BACKGROUND_SNAPSHOT -> new BackgroundSnapshotTransfer(source, copy, bounds);
         };
         try {
             transfer.configure();
+            transfer.migrationUri = copy.receive();
             transfer.configureSwitchoverHold(mode == TransferMode.MTD && HOLD_SWITCHOVER);
-            shadow.qmp().execute("migrate-incoming", QmpClient.args().put("uri", "unix:" + transfer.migrationSocket));
-        } catch (java.io.IOException e) {
+        } catch (java.io.IOException | TransferException | RuntimeException e) {
             transfer.abort();
+            if (e instanceof TransferException t) {
+                throw t;
+            }
             throw new TransferException("VM '" + source.name() + "': cannot prepare a " + mode.displayName()
-                    + " transfer to its shadow: " + e.getMessage(), e);
+                    + " transfer to " + copy.describe() + ": " + e.getMessage(), e);
         }
         return transfer;
     }
@@ -101,19 +105,21 @@ public abstract sealed class ShadowTransfer permits MtdTransfer, StopAndCopyTran
      * capabilities are switched off on both sides (a QEMU keeps them from one migration to the next).
      */
     private void configureSwitchoverHold(boolean hold) throws QmpException, java.io.IOException {
-        boolean offered = offers(source.qmp(), "switchover-ack") && offers(shadow.qmp(), "switchover-ack");
-        if (!offered) {
+        if (!offers(source.qmp(), "switchover-ack")) {
             return;
         }
-        for (QemuVm vm : List.of(source, shadow)) {
+        boolean holding = hold && copy instanceof ShadowCopy && copy.offersSwitchoverAck();
+        List<QemuVm> sides = copy instanceof ShadowCopy s && copy.offersSwitchoverAck() ? List.of(source, s.qemu()) : List.of(source);
+        for (QemuVm vm : sides) {
             ObjectNode args = QmpClient.args();
             var caps = args.putArray("capabilities");
-            caps.add(QmpClient.args().put("capability", "return-path").put("state", hold));
-            caps.add(QmpClient.args().put("capability", "switchover-ack").put("state", hold));
+            caps.add(QmpClient.args().put("capability", "return-path").put("state", holding));
+            caps.add(QmpClient.args().put("capability", "switchover-ack").put("state", holding));
             vm.qmp().execute("migrate-set-capabilities", args);
         }
-        if (hold) {
-            relay = new MigrationRelay(shadow.paths().dir().resolve("relay.sock"), migrationSocket);
+        if (holding) {
+            ShadowCopy shadow = (ShadowCopy) copy;
+            relay = new MigrationRelay(shadow.qemu().paths().dir().resolve("relay.sock"), shadow.socket());
         }
     }
 
@@ -152,8 +158,13 @@ public abstract sealed class ShadowTransfer permits MtdTransfer, StopAndCopyTran
         return source;
     }
 
+    /** The shadow QEMU holding level 0, or null when level 0 is a {@link HeldStream}. */
     public QemuVm shadow() {
-        return shadow;
+        return copy instanceof ShadowCopy s ? s.qemu() : null;
+    }
+
+    public Level0Copy level0() {
+        return copy;
     }
 
     public LiveStageBounds bounds() {
@@ -191,11 +202,11 @@ public abstract sealed class ShadowTransfer permits MtdTransfer, StopAndCopyTran
                     break;
                 }
                 if (status.failed()) {
-                    throw new TransferException("VM '" + source.name() + "': migration to the shadow " + status.status()
+                    throw new TransferException("VM '" + source.name() + "': migration to " + copy.describe() + " " + status.status()
                             + (status.errorDescription() == null ? "" : ": " + status.errorDescription()));
                 }
                 if (System.nanoTime() > deadline) {
-                    throw new TransferException("VM '" + source.name() + "': the transfer to its shadow did not complete within "
+                    throw new TransferException("VM '" + source.name() + "': the transfer to " + copy.describe() + " did not complete within "
                             + bounds.completionTimeout() + " (" + status.remainingBytes() + " bytes left)");
                 }
                 Thread.sleep(POLL.toMillis());
@@ -213,9 +224,9 @@ public abstract sealed class ShadowTransfer permits MtdTransfer, StopAndCopyTran
     }
 
     private void awaitShadowLoaded(long deadline) throws QmpException, TransferException, InterruptedException {
-        String problem = IncomingState.awaitLoaded(shadow, deadline);
+        String problem = copy.awaitComplete(deadline);
         if (problem != null) {
-            throw new TransferException("VM '" + source.name() + "': its shadow could not take the state (completion timeout "
+            throw new TransferException("VM '" + source.name() + "': " + copy.describe() + " could not take the state (completion timeout "
                     + bounds.completionTimeout() + "): " + problem);
         }
     }
@@ -271,8 +282,8 @@ public abstract sealed class ShadowTransfer permits MtdTransfer, StopAndCopyTran
     }
 
     /**
-     * Undoes the transfer: cancels the migration, resumes the source if Mekha paused it, kills
-     * the shadow. Best effort and never throws: it runs when something already failed.
+     * Undoes the transfer: cancels the migration, resumes the source if Mekha paused it, drops
+     * the level-0 copy. Best effort and never throws: it runs when something already failed.
      */
     public void abort() {
         QmpClient qmp = source.qmp();
@@ -294,7 +305,7 @@ public abstract sealed class ShadowTransfer permits MtdTransfer, StopAndCopyTran
         } catch (QmpException e) {
             LOG.errorf("VM '%s': could not resume it during abort: %s", source.name(), e.getMessage());
         }
-        shadow.kill();
+        copy.discard();
         if (relay != null) {
             relay.close();
         }
@@ -350,7 +361,7 @@ public abstract sealed class ShadowTransfer permits MtdTransfer, StopAndCopyTran
     }
 
     protected void migrate() throws QmpException {
-        source.qmp().execute("migrate", QmpClient.args().put("uri", "unix:" + (relay != null ? relay.path() : migrationSocket)));
+        source.qmp().execute("migrate", QmpClient.args().put("uri", relay != null ? "unix:" + relay.path() : migrationUri));
     }
 
     protected void setParameter(String name, long value) throws QmpException {

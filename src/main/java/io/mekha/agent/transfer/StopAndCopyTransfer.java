@@ -6,8 +6,8 @@ import io.mekha.qmp.QmpException;
 /** The classic baseline: stop the VM, copy all of its state, let it run again. */
 public final class StopAndCopyTransfer extends ShadowTransfer {
 
-    StopAndCopyTransfer(QemuVm source, QemuVm shadow, LiveStageBounds bounds) {
-        super(source, shadow, bounds);
+    StopAndCopyTransfer(QemuVm source, Level0Copy copy, LiveStageBounds bounds) {
+        super(source, copy, bounds);
     }
 
     @Override

@@ -42,14 +42,33 @@ public class AgentCommand implements Callable<Integer> {
     @Option(names = "--host-segments", description = "host the L2 segment hubs of the VMs this agent starts")
     boolean hostSegments;
 
+    @Option(names = "--runtime", defaultValue = "local", description = "local (QEMUs this agent starts) or kubevirt (the QEMUs of the"
+            + " VirtualMachineInstances on this node; the DaemonSet's) (default: ${DEFAULT-VALUE})")
+    String runtime;
+
+    @Option(names = "--proc", defaultValue = "/proc", description = "the host's process table, for --runtime kubevirt (default: ${DEFAULT-VALUE})")
+    Path proc;
+
+    @Option(names = "--level0-dir", description = "where level 0 is held as streams with --runtime kubevirt; a tmpfs (default: <work-dir>/level0)")
+    Path level0;
+
     @Override
     public Integer call() throws Exception {
         if ((tokenFile == null) == allowUsers.isEmpty()) {
             System.err.println("give exactly one of --token-file (shared token) and --allow-user (Kubernetes identities)");
             return 2;
         }
+        io.mekha.agent.runtime.RuntimeConfig config = io.mekha.agent.runtime.RuntimeConfig.defaults(workDir.toAbsolutePath())
+                .withAccelerator(Accelerator.parse(accelerator));
+        io.mekha.agent.runtime.VmRuntime vms;
+        try {
+            vms = AgentMain.runtime(runtime, config, proc, level0 != null ? level0.toAbsolutePath() : workDir.toAbsolutePath().resolve("level0"));
+        } catch (IllegalArgumentException e) {
+            System.err.println(e.getMessage());
+            return 2;
+        }
         AgentMain.run(node, listen, workDir, level1 != null ? level1.toAbsolutePath() : workDir.toAbsolutePath().resolve("level1"),
-                AgentMain.authenticator(tokenFile, allowUsers, audiences, kubeApi), Accelerator.parse(accelerator), hostSegments);
+                AgentMain.authenticator(tokenFile, allowUsers, audiences, kubeApi), vms, hostSegments);
         return 0;
     }
 }

@@ -1,0 +1,228 @@
+package io.mekha.agent.kubevirt;
+
+import io.mekha.agent.runtime.Accelerator;
+import io.mekha.agent.runtime.QemuCommandLine;
+import io.mekha.agent.runtime.QemuVm;
+import io.mekha.agent.runtime.RuntimeConfig;
+import io.mekha.agent.runtime.VmRuntime;
+import io.mekha.agent.runtime.VmSpec;
+import io.mekha.agent.runtime.VmStartException;
+import io.mekha.agent.shadow.ShadowCheckpointer;
+import io.mekha.agent.transfer.HeldStream;
+import io.mekha.agent.transfer.Level0Copy;
+import io.mekha.qmp.QmpClient;
+import io.mekha.qmp.QmpException;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
+import org.jboss.logging.Logger;
+
+/**
+ * The agent's runtime on a KubeVirt node: the VMs are the VirtualMachineInstances KubeVirt runs
+ * here, found through the host's process table ({@link LauncherQemus}) and driven through the
+ * monitor Mekha's hook gave their QEMU; each is named by its KubeVirt domain,
+ * {@code <namespace>_<vmi>}. Level 0 is the migration stream held in {@code level0Dir} (a tmpfs
+ * in the DaemonSet): virt-launcher's QEMU is another build with its own machine types, started
+ * by libvirt with file descriptors no second process could reuse, so the agent cannot mirror it
+ * with a shadow. A restart feeds the stream to the QEMU of the restored VMI, which the hook started
+ * waiting for it ({@code -incoming defer}). The agent never starts or kills a VM here: KubeVirt does.
+ */
+public final class KubeVirtVmRuntime implements VmRuntime {
+    private static final Logger LOG = Logger.getLogger(KubeVirtVmRuntime.class);
+    private static final Duration INCOMING_WAIT = Duration.ofMinutes(3);
+    /** Room for pages sent again during the live stage, beyond the guest's RAM. */
+    private static final long BOUND_SLACK_MIB = 64;
+
+    private final RuntimeConfig config;
+    private final LauncherQemus launchers;
+    private final Path level0Dir;
+    private final Path linkDir;
+    private final Duration incomingWait;
+    private final Map<String, QemuVm> attached = new ConcurrentHashMap<>();
+    private final AtomicLong seq = new AtomicLong();
+
+    /**
+     * @param procRoot the host's /proc (the agent has hostPID)
+     * @param level0Dir where held streams live (memory)
+     */
+    public KubeVirtVmRuntime(RuntimeConfig config, Path procRoot, Path level0Dir) {
+        this(config, procRoot, level0Dir, INCOMING_WAIT);
+    }
+
+    /** @param incomingWait how long a restart waits for the restored VMI's QEMU to come up on this node */
+    public KubeVirtVmRuntime(RuntimeConfig config, Path procRoot, Path level0Dir, Duration incomingWait) {
+        this.config = config;
+        this.launchers = new LauncherQemus(procRoot);
+        this.level0Dir = level0Dir;
+        this.linkDir = config.workDir().resolve("l");
+        this.incomingWait = incomingWait;
+    }
+
+    @Override
+    public String kind() {
+        return "kubevirt";
+    }
+
+    @Override
+    public RuntimeConfig config() {
+        return config;
+    }
+
+    @Override
+    public QemuVm start(VmSpec spec) throws VmStartException {
+        throw new VmStartException("this agent runs on KubeVirt, where KubeVirt starts the VMs: create a VirtualMachine (with Mekha's"
+                + " hook sidecar, see qemu-hooks/) and checkpoint it by name");
+    }
+
+    /** The QEMUs of the VMIs on this node that carry Mekha's monitor, connected (a VMI without it is left alone). */
+    @Override
+    public synchronized List<QemuVm> discover() {
+        List<LauncherQemu> found;
+        try {
+            found = launchers.all();
+        } catch (IOException e) {
+            LOG.warnf("cannot read the process table: %s", e.getMessage());
+            return List.copyOf(attached.values());
+        }
+        List<QemuVm> vms = new ArrayList<>();
+        for (LauncherQemu launcher : found) {
+            QemuVm known = attached.get(launcher.domain());
+            if (known != null && known.pid() == launcher.pid() && known.isAlive() && known.qmp().state() == QmpClient.State.RUNNING) {
+                vms.add(known);
+                continue;
+            }
+            if (known != null) {
+                known.kill(); // lets go of a monitor whose QEMU is gone or replaced
+                attached.remove(launcher.domain());
+            }
+            if (!PodPaths.exists(launcher.monitor())) {
+                continue; // a VMI started without Mekha's hook
+            }
+            try {
+                QemuVm vm = attach(launcher);
+                attached.put(launcher.domain(), vm);
+                vms.add(vm);
+            } catch (IOException e) {
+                LOG.warnf("VMI %s/%s (pid %d): cannot reach Mekha's monitor: %s", launcher.namespace(), launcher.name(), launcher.pid(),
+                        e.getMessage());
+            }
+        }
+        attached.values().removeIf(vm -> {
+            boolean gone = found.stream().noneMatch(l -> l.pid() == vm.pid());
+            if (gone) {
+                vm.kill();
+            }
+            return gone;
+        });
+        return vms;
+    }
+
+    private QemuVm attach(LauncherQemu launcher) throws QmpException, IOException {
+        ProcessHandle process = ProcessHandle.of(launcher.pid()).orElseThrow(() -> new IOException("process " + launcher.pid() + " is gone"));
+        QmpClient qmp = QmpClient.connect(ShortSocketPath.of(launcher.monitor(), linkDir, launcher.domain()), config.qmpTimeout());
+        List<String> args = launcher.commandLine();
+        VmSpec spec = new VmSpec(launcher.domain(), memoryMiB(args), 1, null, null, null, null, null, null, null, false);
+        Path dir = Files.createDirectories(config.workDir().resolve("attached").resolve(launcher.domain() + "-" + launcher.pid()));
+        return QemuVm.attached(spec, accelerator(args), QemuCommandLine.InstancePaths.in(dir), args, process, qmp,
+                new PodSockets(launcher, linkDir));
+    }
+
+    /** The stream, held in memory, bounded: the guest's RAM and some room for pages sent again. */
+    @Override
+    public Level0Copy level0(QemuVm source) throws VmStartException {
+        String shortfall = ShadowCheckpointer.memoryShortfall(source.spec().memoryMiB());
+        if (shortfall != null) {
+            throw new VmStartException("VM '" + source.name() + "': " + shortfall + "; free memory or checkpoint fewer VMs on this node at once");
+        }
+        long bound = (source.spec().memoryMiB() + BOUND_SLACK_MIB) << 20;
+        return new HeldStream(source, level0Dir.resolve(source.name() + "-" + seq.incrementAndGet() + ".stream"), bound);
+    }
+
+    /**
+     * The QEMU of the restored VMI named {@code spec.name()} ({@code <namespace>_<vmi>}), once it runs on
+     * this node waiting for its state; Mekha stops it first, which clears the start libvirt asked for
+     * (libvirt's {@code cont} during an incoming migration only sets QEMU's autostart), so it stays
+     * paused after loading until the coordinator resumes every VM at Tr.
+     */
+    @Override
+    public QemuVm startIncoming(VmSpec spec, Accelerator accel, Path diskAtCut) throws VmStartException, InterruptedException {
+        long deadline = System.nanoTime() + incomingWait.toNanos();
+        String last = "no QEMU of that VMI on this node";
+        while (true) {
+            for (QemuVm vm : discover()) {
+                if (!vm.name().equals(spec.name())) {
+                    continue;
+                }
+                try {
+                    String status = vm.qmp().execute("query-status").path("status").asText();
+                    if (status.equals("inmigrate")) {
+                        vm.qmp().execute("stop");
+                        return vm;
+                    }
+                    last = "its QEMU (pid " + vm.pid() + ") is '" + status + "', not waiting for a state";
+                } catch (QmpException e) {
+                    last = "its monitor failed: " + e.getMessage();
+                }
+            }
+            if (System.nanoTime() > deadline) {
+                throw new VmStartException("VM '" + spec.name() + "': no QEMU waiting for its state came up on this node within "
+                        + incomingWait.toSeconds() + " s (" + last + "); a restored VMI needs the annotation mekha.io/restore-from and"
+                        + " Mekha's hook sidecar (qemu-hooks/), and must be scheduled on this node");
+            }
+            Thread.sleep(200);
+        }
+    }
+
+    @Override
+    public boolean partnerCopies() {
+        return false;
+    }
+
+    @Override
+    public void close() {
+        attached.values().forEach(QemuVm::kill); // lets go of the monitors; the VMs are KubeVirt's
+        attached.clear();
+    }
+
+    /** Guest RAM from {@code -m 1024}, {@code -m 1G} or libvirt's {@code -m size=1048576k,...}. */
+    static long memoryMiB(List<String> args) {
+        int i = args.indexOf("-m");
+        if (i < 0 || i + 1 >= args.size()) {
+            return 0;
+        }
+        String value = args.get(i + 1);
+        for (String part : value.split(",")) {
+            String v = part.startsWith("size=") ? part.substring(5) : part;
+            if (v.matches("\\d+[kKmMgG]?")) {
+                char unit = Character.toLowerCase(v.charAt(v.length() - 1));
+                long n = Long.parseLong(Character.isDigit(unit) ? v : v.substring(0, v.length() - 1));
+                return switch (unit) {
+                    case 'k' -> n / 1024;
+                    case 'g' -> n * 1024;
+                    default -> n;
+                };
+            }
+        }
+        return 0;
+    }
+
+    /** KVM or TCG, from {@code -accel X} or {@code -machine ...,accel=X}; KVM when neither says (libvirt's kvm domains). */
+    static Accelerator accelerator(List<String> args) {
+        for (int i = 0; i + 1 < args.size(); i++) {
+            String value = args.get(i + 1);
+            if (args.get(i).equals("-accel")) {
+                return value.startsWith("tcg") ? Accelerator.TCG : Accelerator.KVM;
+            }
+            if (args.get(i).equals("-machine") && value.contains("accel=")) {
+                return value.contains("accel=tcg") ? Accelerator.TCG : Accelerator.KVM;
+            }
+        }
+        return Accelerator.KVM;
+    }
+}

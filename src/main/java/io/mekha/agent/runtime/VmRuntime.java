@@ -1,0 +1,45 @@
+package io.mekha.agent.runtime;
+
+import io.mekha.agent.transfer.Level0Copy;
+import java.nio.file.Path;
+import java.util.List;
+
+/**
+ * Where an agent's VMs come from and where their checkpoints go in memory. The local runtime
+ * starts QEMUs itself and keeps level 0 as shadow QEMUs; the KubeVirt runtime finds the QEMUs of
+ * the VirtualMachineInstances on its node (inside their virt-launcher pods) and keeps level 0 as
+ * their migration streams. The agent's protocol (prepare, live stage, suspend at Ts, resume at Tr,
+ * flush, restart) is the same over both.
+ */
+public interface VmRuntime extends AutoCloseable {
+
+    /** "local" or "kubevirt", for messages and {@code /healthz}. */
+    String kind();
+
+    RuntimeConfig config();
+
+    /** Starts a VM the agent owns and waits until its guest booted; a runtime whose VMs others start refuses. */
+    QemuVm start(VmSpec spec) throws VmStartException, InterruptedException;
+
+    /**
+     * The VMs on this node that someone else started and the agent may drive, connected (each
+     * {@link QemuVm.Role#ATTACHED}); the same instance while it lives. None for the local runtime.
+     */
+    List<QemuVm> discover();
+
+    /** Where a checkpoint of {@code source} keeps its level-0 copy; checks that the node can hold it. */
+    Level0Copy level0(QemuVm source) throws VmStartException, InterruptedException;
+
+    /**
+     * A QEMU for {@code spec} that waits, paused, for a saved state (a restart from a stored or held
+     * stream): started here ({@code -incoming defer}), or, on KubeVirt, the restored VMI's QEMU the
+     * hook started waiting. {@code accel} is what the state was saved under.
+     */
+    QemuVm startIncoming(VmSpec spec, Accelerator accel, Path diskAtCut) throws VmStartException, InterruptedException;
+
+    /** Whether level-0 copies may live on a partner node (a QEMU started there with this VM's machine). */
+    boolean partnerCopies();
+
+    @Override
+    void close();
+}

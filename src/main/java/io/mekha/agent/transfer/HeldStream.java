@@ -1,0 +1,160 @@
+package io.mekha.agent.transfer;
+
+import io.mekha.agent.runtime.QemuVm;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import org.jboss.logging.Logger;
+
+/**
+ * Level 0 as the migration stream itself, held by the agent in a file of its level-0 directory
+ * (memory: a tmpfs in the DaemonSet). The source QEMU migrates to a socket the agent listens on
+ * where QEMU can reach it ({@link QemuVm#sockets()}: inside a virt-launcher pod, through
+ * {@code /proc/<pid>/root}); QEMU's sandbox there forbids {@code exec:}, {@code unix:} is allowed.
+ * A precopy stream replays as it arrived (later copies of a page win), so the file restarts the VM
+ * when fed to a QEMU of the same machine waiting with {@code -incoming defer}, and is what levels
+ * 1 and 2 store. Pages dirtied again during the live stage are sent again, so the stream can
+ * outgrow the guest's RAM: past {@code bound} bytes the live stage ends ({@link #boundReached}),
+ * which keeps level 0 memory-bound.
+ */
+public final class HeldStream implements Level0Copy {
+    private static final Logger LOG = Logger.getLogger(HeldStream.class);
+    static final String SOCKET = "mekha-outgoing.sock";
+    private static final int CHUNK = 1 << 20;
+
+    private final QemuVm source;
+    private final Path file;
+    private final long bound;
+    private final AtomicLong bytes = new AtomicLong();
+    private final CountDownLatch ended = new CountDownLatch(1);
+    private volatile ServerSocketChannel server;
+    private volatile Thread pump;
+    private volatile String error;
+    private volatile boolean discarded;
+
+    /**
+     * @param file where the stream is held (its directory is created)
+     * @param bound bytes past which the live stage should end (0: none)
+     */
+    public HeldStream(QemuVm source, Path file, long bound) {
+        this.source = source;
+        this.file = file;
+        this.bound = bound;
+    }
+
+    @Override
+    public String receive() throws IOException {
+        Files.createDirectories(file.getParent());
+        Files.deleteIfExists(file);
+        server = source.sockets().listen(SOCKET);
+        pump = new Thread(this::pump, "held-stream-" + source.name());
+        pump.setDaemon(true);
+        pump.start();
+        return "unix:" + source.sockets().inQemu(SOCKET);
+    }
+
+    private void pump() {
+        try (ServerSocketChannel listening = server;
+             SocketChannel from = listening.accept();
+             FileChannel to = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+            source.sockets().remove(SOCKET); // connected: nobody else may
+            ByteBuffer buffer = ByteBuffer.allocateDirect(CHUNK);
+            while (from.read(buffer) >= 0) {
+                buffer.flip();
+                while (buffer.hasRemaining()) {
+                    bytes.addAndGet(to.write(buffer));
+                }
+                buffer.clear();
+            }
+        } catch (IOException e) {
+            if (!discarded) {
+                error = "the stream from QEMU broke: " + e.getMessage();
+                LOG.warnf("VM '%s': %s", source.name(), error);
+            }
+        } finally {
+            source.sockets().remove(SOCKET);
+            ended.countDown();
+        }
+    }
+
+    @Override
+    public boolean offersSwitchoverAck() {
+        return false; // the agent is no QEMU: it cannot acknowledge a switchover
+    }
+
+    @Override
+    public String awaitComplete(long deadline) throws InterruptedException {
+        if (!ended.await(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS)) {
+            return "QEMU's stream did not end in time (" + bytes.get() + " bytes held)";
+        }
+        return error;
+    }
+
+    /** Whether the whole stream is held (QEMU completed and closed it, nothing broke). */
+    public boolean complete() {
+        return ended.getCount() == 0 && error == null && !discarded;
+    }
+
+    @Override
+    public boolean lost() {
+        return error != null;
+    }
+
+    /** Whether the stream passed its bound: the live stage should end now. */
+    public boolean boundReached() {
+        return bound > 0 && bytes.get() > bound;
+    }
+
+    public long bytes() {
+        return bytes.get();
+    }
+
+    public Path file() {
+        return file;
+    }
+
+    /** Reads the held stream (complete ones only); may be read any number of times. */
+    public InputStream open() throws IOException {
+        if (!complete()) {
+            throw new IOException("the stream of VM '" + source.name() + "' is not complete" + (error == null ? "" : ": " + error));
+        }
+        return Files.newInputStream(file);
+    }
+
+    @Override
+    public void discard() {
+        discarded = true;
+        try {
+            ServerSocketChannel s = server;
+            if (s != null) {
+                s.close();
+            }
+        } catch (IOException ignored) {
+            // closing only to end the accept
+        }
+        Thread t = pump;
+        if (t != null) {
+            t.interrupt(); // an interrupted channel read closes the channel
+        }
+        source.sockets().remove(SOCKET);
+        try {
+            Files.deleteIfExists(file);
+        } catch (IOException e) {
+            LOG.warnf("VM '%s': cannot delete its held stream %s: %s", source.name(), file, e.getMessage());
+        }
+    }
+
+    @Override
+    public String describe() {
+        return "its stream held in memory";
+    }
+}

@@ -1,0 +1,87 @@
+package io.mekha.kubevirt;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.mekha.agent.runtime.Accelerator;
+import io.mekha.agent.runtime.QemuCommandLine;
+import io.mekha.agent.runtime.RuntimeConfig;
+import io.mekha.agent.runtime.VmSpec;
+import io.mekha.local.DirtierLog;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * QEMUs started as virt-launcher starts them, on this machine's real process table: each in a
+ * mount namespace of its own where {@code /var/run/kubevirt-private} is its pod's emptyDir (a
+ * directory under {@code pods/<pod>/volumes/kubernetes.io~empty-dir/private}), named by its
+ * KubeVirt domain ({@code -name guest=<namespace>_<vmi>}), with the arguments Mekha's hook
+ * (qemu-hooks/onDefineDomain) adds for the VMI's annotations. Needs root (a mount namespace).
+ */
+final class LauncherPods implements AutoCloseable {
+    private final Path work;
+    private final List<Process> qemus = new ArrayList<>();
+
+    /** A started launcher QEMU, its pod's emptyDir and the guest's console log. */
+    record Launcher(Process process, Path podPrivate, Path console) {}
+
+    LauncherPods(Path work) {
+        this.work = work;
+    }
+
+    /**
+     * The machine of a test guest as a launcher would run it: the local runtime's command line for {@code spec}
+     * (instance files in the pod's directory), named {@code <namespace>_<spec.name>}.
+     */
+    List<String> machine(String namespace, VmSpec spec, Path podDir) {
+        RuntimeConfig config = RuntimeConfig.defaults(work);
+        List<String> args = new QemuCommandLine(config.qemuBinary()).build(spec, Accelerator.TCG, QemuCommandLine.InstancePaths.in(podDir),
+                0, false, null);
+        return args.stream().map(a -> a.replace("guest=" + spec.name() + ",", "guest=" + namespace + "_" + spec.name() + ",")).toList();
+    }
+
+    /** Starts the QEMU of VMI {@code namespace/spec.name} in pod {@code pod}, with {@code annotations} (JSON members) on the VMI. */
+    Launcher launch(String pod, String namespace, VmSpec spec, String annotations) throws Exception {
+        Path dir = Files.createDirectories(work.resolve(pod));
+        Path podPrivate = Files.createDirectories(work.resolve("pods/" + pod + "/volumes/kubernetes.io~empty-dir/private"));
+        DomainHookTest.Run hooked = DomainHookTest.hook(DomainHookTest.vmi(annotations), DomainHookTest.sample());
+        assertThat(hooked.exit()).as("the hook ran: %s", hooked.err()).isZero();
+        List<String> command = new ArrayList<>(List.of("unshare", "--mount", "--propagation", "private", "sh", "-c",
+                "mkdir -p /var/run/kubevirt-private && mount --bind \"$0\" /var/run/kubevirt-private && exec \"$@\"", podPrivate.toString()));
+        command.addAll(machine(namespace, spec, dir));
+        command.addAll(DomainHookTest.qemuArgs(DomainHookTest.parse(hooked.out())));
+        Process process = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(dir.resolve("qemu.log").toFile()).start();
+        qemus.add(process);
+        return new Launcher(process, podPrivate, QemuCommandLine.InstancePaths.in(dir).console());
+    }
+
+    /** The QEMU dies as it would with its node or pod: at once, unannounced. */
+    static void crash(Launcher launcher) throws InterruptedException {
+        launcher.process().destroyForcibly();
+        launcher.process().waitFor();
+    }
+
+    static void awaitRound(Path console, long round) throws Exception {
+        long deadline = System.nanoTime() + Duration.ofSeconds(120).toNanos();
+        while (!Files.exists(console) || DirtierLog.lastRound(Files.readAllLines(console)) < round) {
+            assertThat(System.nanoTime()).as("round %d in %s", round, console).isLessThan(deadline);
+            Thread.sleep(100);
+        }
+    }
+
+    @Override
+    public void close() throws Exception {
+        for (Process p : qemus) {
+            p.destroyForcibly();
+            p.waitFor();
+        }
+        // the mount point the launchers made on the host's /run, if it is still empty
+        try {
+            Files.deleteIfExists(Path.of("/run/kubevirt-private"));
+        } catch (java.nio.file.DirectoryNotEmptyException | java.nio.file.AccessDeniedException kept) {
+            // something else keeps it
+        }
+    }
+}
