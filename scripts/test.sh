@@ -8,4 +8,6 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 src/guest/build-guest.sh
 if [ "$(id -u)" = 0 ]; then src/guest/build-mpi-image.sh; else sudo -E src/guest/build-mpi-image.sh; fi
+# the end-to-end suite (e2e/, for a real cluster) is compiled here, never run: see e2e/README.md
+mvn -B -q -Pe2e test-compile
 exec mvn -B test "$@"

@@ -17,6 +17,7 @@ import io.mekha.operator.run.CheckpointSettings;
 import io.mekha.operator.service.OperatorServices;
 import io.mekha.operator.service.ProtocolRuns;
 import io.mekha.operator.service.SourceLocks;
+import io.mekha.operator.service.DiskSnapshots;
 import io.mekha.operator.service.Refusal;
 import io.mekha.operator.service.VirtualClusterResolver.Member;
 import io.mekha.protocol.AgentClient;
@@ -89,6 +90,8 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
         try {
             members = s.resolver().resolve(cp.getMetadata().getNamespace(), cp.getSpec());
             CheckpointSettings.options(cp.getSpec(), members.stream().map(Member::vm).toList());
+            new DiskSnapshots(s.client()).disksOf(cp.getMetadata().getNamespace(), members.stream().map(Member::vm).toList(),
+                    cp.getSpec().ephemeralDisks);
             for (String node : members.stream().map(Member::node).distinct().toList()) {
                 s.agents().forNode(node);
             }
@@ -144,6 +147,7 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
                 if (policy == DeletionPolicy.Delete) {
                     storage.delete(cp.getMetadata().getNamespace(), st.checkpointId,
                             CheckpointSettings.level2(s.client(), cp.getMetadata().getNamespace(), cp.getSpec().storage));
+                    new DiskSnapshots(s.client()).delete(cp.getMetadata().getNamespace(), st.checkpointId);
                 } else {
                     storage.releaseLevel0(st.checkpointId);
                 }

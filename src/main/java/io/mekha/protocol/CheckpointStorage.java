@@ -380,6 +380,22 @@ public final class CheckpointStorage implements AutoCloseable {
      */
     public RestoreReport restore(String vc, String checkpoint, StorageLevel preferred, StorageTarget level2, TimePolicy policy,
                                  Duration slewPeriod, ProtocolListener listener) throws CheckpointFailedException, InterruptedException {
+        return restore(vc, checkpoint, preferred, level2, policy, slewPeriod, listener, (level, nodes) -> { });
+    }
+
+    /**
+     * Told which node restarts each VM, once a level has been chosen and before anything is loaded: on KubeVirt the
+     * operator recreates each VM's instance on that node then, with the hook's restore annotation.
+     */
+    @FunctionalInterface
+    public interface Placed {
+        void at(StorageLevel level, Map<String, String> nodeByVm) throws CheckpointFailedException, InterruptedException;
+    }
+
+    /** {@link #restore(String, String, StorageLevel, StorageTarget, TimePolicy, Duration, ProtocolListener)}, telling {@code placed} where each VM restarts. */
+    public RestoreReport restore(String vc, String checkpoint, StorageLevel preferred, StorageTarget level2, TimePolicy policy,
+                                 Duration slewPeriod, ProtocolListener listener, Placed placed)
+            throws CheckpointFailedException, InterruptedException {
         Map<StorageLevel, String> skipped = new LinkedHashMap<>();
         StorageLevel first = preferred == null ? StorageLevel.L0 : preferred;
         for (StorageLevel level : StorageLevel.values()) {
@@ -392,11 +408,16 @@ public final class CheckpointStorage implements AutoCloseable {
             }
             try {
                 if (level == StorageLevel.L0) {
-                    String why = level0Problem(checkpoint);
-                    if (why != null) {
-                        skipped.put(level, why);
+                    Map<String, AgentClient> inMemory;
+                    try {
+                        inMemory = coordinator.level0Placement(checkpoint);
+                    } catch (CheckpointFailedException e) {
+                        skipped.put(level, e.getMessage());
                         continue;
                     }
+                    Map<String, String> nodes = new LinkedHashMap<>();
+                    inMemory.forEach((vm, agent) -> nodes.put(vm, agent.node()));
+                    placed.at(level, nodes);
                     return new RestoreReport(level, skipped, coordinator.restart(checkpoint, policy, slewPeriod, listener));
                 }
                 Map<AgentClient, List<String>> placement = new LinkedHashMap<>();
@@ -408,6 +429,9 @@ public final class CheckpointStorage implements AutoCloseable {
                     listener.step(level + " cannot serve: " + problem);
                     continue;
                 }
+                Map<String, String> nodes = new LinkedHashMap<>();
+                placement.forEach((agent, vms) -> vms.forEach(vm -> nodes.put(vm, agent.node())));
+                placed.at(level, nodes);
                 Map<AgentClient, AgentCalls.Result<List<StoredVmResult>>> loads = calls.parallel(List.copyOf(placement.keySet()),
                         agent -> agent.loadStored(new StoredVmsRequest(level, level2, manifest, placement.get(agent))));
                 List<String> loadErrors = new ArrayList<>();

@@ -91,6 +91,7 @@ public final class Coordinator implements AutoCloseable {
             awaitPhase(id, members, VmPhase.CAPTURED, Duration.between(clock.instant(), ts).plus(options.completionTimeout()), "capture");
             listener.step("barrier: every VM captured");
             listener.reached(ProtocolListener.Stage.CAPTURED, null);
+            listener.whileSuspended(id);
 
             Instant tr = rendezvous(options, offsets);
             listener.reached(ProtocolListener.Stage.RESUMING, tr);
@@ -146,6 +147,12 @@ public final class Coordinator implements AutoCloseable {
             throw new CheckpointFailedException("checkpoint " + id + " aborted after a coordinator restart (" + e.getMessage() + "); " + outcome, e);
         }
         if (allVms(statuses, v -> v.phase() == VmPhase.CAPTURED)) {
+            try {
+                listener.whileSuspended(id); // what the previous coordinator may not have taken yet (idempotent)
+            } catch (CheckpointFailedException e) {
+                AbortOutcome outcome = abortAll(id, members.agents(), e.getMessage());
+                throw new CheckpointFailedException("checkpoint " + id + " aborted (" + e.getMessage() + "); " + outcome, e);
+            }
             Instant tr = rendezvous(options, offsets);
             listener.reached(ProtocolListener.Stage.RESUMING, tr);
             listener.step("every VM captured at the cut; resuming every VM at Tr = " + tr);

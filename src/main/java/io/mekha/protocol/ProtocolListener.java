@@ -18,4 +18,14 @@ public interface ProtocolListener {
      */
     default void reached(Stage stage, Instant at) {
     }
+
+    /**
+     * Every VM of checkpoint {@code id} is captured and still paused at the cut: the moment to take
+     * what must be cut with them outside QEMU (on KubeVirt, CSI snapshots of PVC-backed disks). Runs
+     * on the protocol's thread and holds the resume until it returns (each VM's agent resumes it by
+     * itself after its pause deadline, 60 s by default, if this takes longer); throwing aborts the
+     * checkpoint, every VM resumed.
+     */
+    default void whileSuspended(String id) throws CheckpointFailedException, InterruptedException {
+    }
 }

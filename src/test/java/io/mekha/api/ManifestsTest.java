@@ -78,6 +78,15 @@ class ManifestsTest {
         assertThat(agent.getSpec().getTemplate().getSpec().getContainers().get(0).getPorts()).extracting(p -> p.getName()).contains("agent");
         assertThat(agent.getSpec().getTemplate().getSpec().getHostPID()).isTrue();
         assertThat(agent.getSpec().getTemplate().getSpec().getContainers().get(0).getLivenessProbe().getHttpGet().getPath()).isEqualTo("/healthz");
+        // on KubeVirt: the VMIs' QEMUs through the host's process table, level 0 in a memory-backed volume
+        var agentContainer = agent.getSpec().getTemplate().getSpec().getContainers().get(0);
+        assertThat(agent.getSpec().getTemplate().getSpec().getHostPID()).isTrue();
+        assertThat(agentContainer.getArgs()).contains("--runtime=kubevirt", "--level0-dir=/var/lib/mekha-level0");
+        assertThat(agentContainer.getVolumeMounts()).anySatisfy(m -> assertThat(m.getMountPath()).isEqualTo("/var/lib/mekha-level0"));
+        assertThat(agent.getSpec().getTemplate().getSpec().getVolumes()).anySatisfy(v -> {
+            assertThat(v.getName()).isEqualTo("level0");
+            assertThat(v.getEmptyDir().getMedium()).isEqualTo("Memory");
+        });
         assertThat(operator.getSpec().getTemplate().getSpec().getContainers().get(0).getReadinessProbe().getHttpGet().getPath())
                 .isEqualTo("/q/health/ready");
 
@@ -88,9 +97,19 @@ class ManifestsTest {
             assertThat(r.getResources()).contains("virtualclustercheckpoints/status", "virtualclustercheckpoints/finalizers");
             assertThat(r.getVerbs()).contains("update", "patch");
         });
+        // KubeVirt's objects: a restore patches a VM's template and deletes its instance; nothing else is written
+        assertThat(operatorRole.getRules()).filteredOn(r -> r.getApiGroups().contains("kubevirt.io")).allSatisfy(r -> {
+            assertThat(r.getVerbs()).doesNotContain("create", "update", "deletecollection");
+            if (r.getResources().contains("virtualmachines")) {
+                assertThat(r.getVerbs()).contains("patch").doesNotContain("delete");
+            }
+            if (r.getResources().contains("virtualmachineinstances")) {
+                assertThat(r.getVerbs()).contains("delete").doesNotContain("patch");
+            }
+        }).hasSize(2);
         assertThat(operatorRole.getRules()).anySatisfy(r -> {
-            assertThat(r.getApiGroups()).contains("kubevirt.io");
-            assertThat(r.getVerbs()).doesNotContain("create", "update", "patch", "delete");
+            assertThat(r.getResources()).containsExactly("volumesnapshots");
+            assertThat(r.getVerbs()).contains("create", "delete");
         });
     }
 

@@ -20,14 +20,14 @@ import java.util.List;
  * KubeVirt domain ({@code -name guest=<namespace>_<vmi>}), with the arguments Mekha's hook
  * (qemu-hooks/onDefineDomain) adds for the VMI's annotations. Needs root (a mount namespace).
  */
-final class LauncherPods implements AutoCloseable {
+public final class LauncherPods implements AutoCloseable {
     private final Path work;
     private final List<Process> qemus = new ArrayList<>();
 
     /** A started launcher QEMU, its pod's emptyDir and the guest's console log. */
-    record Launcher(Process process, Path podPrivate, Path console) {}
+    public record Launcher(Process process, Path podPrivate, Path console) {}
 
-    LauncherPods(Path work) {
+    public LauncherPods(Path work) {
         this.work = work;
     }
 
@@ -43,7 +43,7 @@ final class LauncherPods implements AutoCloseable {
     }
 
     /** Starts the QEMU of VMI {@code namespace/spec.name} in pod {@code pod}, with {@code annotations} (JSON members) on the VMI. */
-    Launcher launch(String pod, String namespace, VmSpec spec, String annotations) throws Exception {
+    public Launcher launch(String pod, String namespace, VmSpec spec, String annotations) throws Exception {
         Path dir = Files.createDirectories(work.resolve(pod));
         Path podPrivate = Files.createDirectories(work.resolve("pods/" + pod + "/volumes/kubernetes.io~empty-dir/private"));
         DomainHookTest.Run hooked = DomainHookTest.hook(DomainHookTest.vmi(annotations), DomainHookTest.sample());
@@ -58,12 +58,12 @@ final class LauncherPods implements AutoCloseable {
     }
 
     /** The QEMU dies as it would with its node or pod: at once, unannounced. */
-    static void crash(Launcher launcher) throws InterruptedException {
+    public static void crash(Launcher launcher) throws InterruptedException {
         launcher.process().destroyForcibly();
         launcher.process().waitFor();
     }
 
-    static void awaitRound(Path console, long round) throws Exception {
+    public static void awaitRound(Path console, long round) throws Exception {
         long deadline = System.nanoTime() + Duration.ofSeconds(120).toNanos();
         while (!Files.exists(console) || DirtierLog.lastRound(Files.readAllLines(console)) < round) {
             assertThat(System.nanoTime()).as("round %d in %s", round, console).isLessThan(deadline);

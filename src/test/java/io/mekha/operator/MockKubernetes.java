@@ -96,6 +96,16 @@ public final class MockKubernetes implements AutoCloseable {
         client.genericKubernetesResources(KubeVirt.INSTANCES).inNamespace(namespace).resource(vmi).create();
     }
 
+    /** A VirtualMachine set to run ({@code runStrategy: Always}), with no instance yet: KubeVirt (or a test playing it) makes one. */
+    public void vm(String namespace, String name, Map<String, String> labels, java.util.List<Map<String, Object>> volumes) {
+        GenericKubernetesResource vm = new GenericKubernetesResourceBuilder().withApiVersion("kubevirt.io/v1").withKind("VirtualMachine")
+                .withNewMetadata().withName(name).withNamespace(namespace).withLabels(labels).endMetadata()
+                .withAdditionalProperties(Map.of("spec", Map.of("runStrategy", "Always",
+                        "template", Map.of("spec", Map.of("domain", Map.of(), "volumes", volumes)))))
+                .build();
+        client.genericKubernetesResources(KubeVirt.VIRTUAL_MACHINES).inNamespace(namespace).resource(vm).create();
+    }
+
     /** The agent DaemonSet's pod on {@code node}, ready, serving at {@code agent}. */
     public void agentPod(String node, URI agent) {
         client.pods().inNamespace(AGENT_NAMESPACE).resource(new PodBuilder()

@@ -16,7 +16,8 @@ public final class AgentDtos {
     private AgentDtos() {}
 
     /** The agent's clock, for estimating the offset between it and the coordinator. */
-    public record TimeReply(Instant now, String node) {}
+    /** @param runtime "local" (QEMUs the agent starts) or "kubevirt" (the VMIs on its node) */
+    public record TimeReply(Instant now, String node, String runtime) {}
 
     /** A refusal or failure, with what to do about it. */
     public record ErrorReply(String error) {}

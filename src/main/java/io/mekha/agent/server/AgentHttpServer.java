@@ -118,7 +118,7 @@ public final class AgentHttpServer implements AutoCloseable {
         String method = exchange.getRequestMethod();
         String path = exchange.getRequestURI().getPath();
         if (path.equals("/v1/time") && method.equals("GET")) {
-            return new TimeReply(agent.now(), agent.node());
+            return new TimeReply(agent.now(), agent.node(), agent.runtimeKind());
         }
         if (path.equals("/v1/vms")) {
             return switch (method) {

@@ -39,6 +39,13 @@ public class VirtualClusterCheckpointSpec {
     @Pattern(MekhaApi.DURATION_PATTERN)
     public String failureDeadline;
 
+    @JsonPropertyDescription("VolumeSnapshotClass for the CSI snapshots of PVC-backed disks, taken while the VC is suspended at the cut (default: the cluster's default class for each driver).")
+    public String volumeSnapshotClassName;
+
+    @JsonPropertyDescription("Disks that live only in the virt-launcher pod (containerDisk overlays, ephemeral, emptyDisk), which Mekha does not capture: Refuse (default) or Discard (a restore starts them from their image again).")
+    @Default("Refuse")
+    public EphemeralDisks ephemeralDisks;
+
     @JsonPropertyDescription("What deleting this object does to the stored data: Delete (default) or Retain.")
     @Default("Delete")
     public DeletionPolicy deletionPolicy;

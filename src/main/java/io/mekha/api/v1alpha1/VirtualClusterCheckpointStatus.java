@@ -39,6 +39,8 @@ public class VirtualClusterCheckpointStatus {
     public Long totalBytes;
     @JsonPropertyDescription("Levels holding the whole checkpoint, fastest first.")
     public List<LevelName> levels = new ArrayList<>();
+    @JsonPropertyDescription("CSI snapshots of the VMs' PVC-backed disks, taken at the cut; a restore makes new PVCs from them.")
+    public List<VolumeSnapshotRef> volumeSnapshots;
     @JsonPropertyDescription("From the cut until the durable level held every VM.")
     public String timeToDurable;
     @JsonPropertyDescription("When the protocol started (RFC 3339).")

@@ -9,6 +9,9 @@ import io.mekha.api.v1alpha1.VirtualClusterCheckpointStatus;
 import io.mekha.api.v1alpha1.VmProgress;
 import io.mekha.operator.service.OperatorMetrics;
 import io.mekha.operator.service.OperatorServices;
+import io.mekha.operator.service.VmNames;
+import io.mekha.operator.service.DiskSnapshots;
+import io.mekha.api.v1alpha1.VolumeSnapshotRef;
 import io.mekha.operator.service.Refusal;
 import io.mekha.protocol.AgentClient;
 import io.mekha.protocol.CheckpointFailedException;
@@ -43,9 +46,13 @@ import org.jboss.logging.Logger;
 public final class CheckpointRun implements Runnable {
     private static final Logger LOG = Logger.getLogger(CheckpointRun.class);
 
+    /** How long the CSI driver may take to cut the disks, the VMs paused meanwhile (agents resume them by themselves after 60 s). */
+    private static final Duration SNAPSHOT_TIMEOUT = Duration.ofSeconds(30);
+
     private final OperatorServices s;
     private final VirtualClusterCheckpoint cp;
     private final boolean adopt;
+    private final DiskSnapshots snapshots;
     /** Status writes from the protocol's thread go through here, in order, so a slow API server never delays Ts. */
     private final ExecutorService writer;
 
@@ -56,6 +63,7 @@ public final class CheckpointRun implements Runnable {
         this.s = services;
         this.cp = checkpoint;
         this.adopt = adopt;
+        this.snapshots = new DiskSnapshots(services.client());
         this.writer = Executors.newSingleThreadExecutor(r -> {
             Thread t = new Thread(r, "status-" + checkpoint.getMetadata().getName());
             t.setDaemon(true);
@@ -77,19 +85,22 @@ public final class CheckpointRun implements Runnable {
     private void runProtocol() {
         String ns = cp.getMetadata().getNamespace();
         String id = cp.getStatus().checkpointId;
-        List<String> vms = cp.getStatus().vms.stream().map(v -> v.name).toList();
         Instant started = s.clock().instant();
         CheckpointReport report;
         StorageTarget level2;
         FlushPlan plan;
         List<AgentClient> agents = new ArrayList<>();
         try {
+            List<String> vms = new ArrayList<>();
+            for (String node : new LinkedHashSet<>(cp.getStatus().vms.stream().map(v -> v.node).toList())) {
+                AgentClient agent = s.agents().forNode(node);
+                agents.add(agent);
+                List<String> onNode = agentVms(agent);
+                cp.getStatus().vms.stream().filter(v -> node.equals(v.node)).forEach(v -> vms.add(VmNames.onAgent(ns, v.name, onNode)));
+            }
             CheckpointOptions options = CheckpointSettings.options(cp.getSpec(), vms);
             level2 = CheckpointSettings.level2(s.client(), ns, cp.getSpec().storage);
             plan = CheckpointSettings.flushPlan(cp.getSpec().storage, level2);
-            for (String node : new LinkedHashSet<>(cp.getStatus().vms.stream().map(v -> v.node).toList())) {
-                agents.add(s.agents().forNode(node));
-            }
             try (Coordinator coordinator = new Coordinator(agents, s.clock())) {
                 Instant ts = cp.getStatus().suspendAt == null ? null : Instant.parse(cp.getStatus().suspendAt);
                 report = adopt ? coordinator.adopt(id, vms, options, ts, listener()) : coordinator.checkpoint(id, vms, options, listener());
@@ -119,6 +130,14 @@ public final class CheckpointRun implements Runnable {
         } catch (RuntimeException e) {
             LOG.errorf(e, "checkpoint %s/%s failed", ns, cp.getMetadata().getName());
             fail("InternalError", e.toString());
+        }
+    }
+
+    private static List<String> agentVms(AgentClient agent) throws CheckpointFailedException {
+        try {
+            return agent.vms().stream().map(io.mekha.agent.api.AgentDtos.VmInfo::name).toList();
+        } catch (io.mekha.protocol.AgentCallException e) {
+            throw new CheckpointFailedException("cannot list the VMs of the agent on node " + agent.node() + ": " + e.getMessage(), e);
         }
     }
 
@@ -182,6 +201,24 @@ public final class CheckpointRun implements Runnable {
                     Conditions.progressing(st.conditions, name, "checkpoint protocol: " + name, generation(), now());
                 });
             }
+
+            /** The VMs' PVC-backed disks, cut by CSI snapshots while every VM is paused at the cut. */
+            @Override
+            public void whileSuspended(String id) throws CheckpointFailedException, InterruptedException {
+                String ns = cp.getMetadata().getNamespace();
+                List<DiskSnapshots.Disk> disks;
+                try {
+                    disks = snapshots.disksOf(ns, cp.getStatus().vms.stream().map(v -> v.name).toList(), cp.getSpec().ephemeralDisks);
+                } catch (Refusal r) {
+                    throw new CheckpointFailedException(r.getMessage());
+                }
+                if (disks.isEmpty()) {
+                    return;
+                }
+                List<VolumeSnapshotRef> taken = snapshots.take(ns, id, cp.getSpec().volumeSnapshotClassName, disks, SNAPSHOT_TIMEOUT);
+                writeLater(st -> st.volumeSnapshots = taken);
+                s.events().normal(cp, "DisksCut", "took " + taken.size() + " VolumeSnapshot(s) of the VMs' PVC-backed disks at the cut");
+            }
         };
     }
 
@@ -199,7 +236,7 @@ public final class CheckpointRun implements Runnable {
             List<VmProgress> vms = new ArrayList<>();
             for (VmCheckpointReport v : report.vms()) {
                 VmProgress p = new VmProgress();
-                p.name = v.vm();
+                p.name = VmNames.inNamespace(cp.getMetadata().getNamespace(), v.vm());
                 p.node = v.node();
                 p.phase = "Resumed";
                 p.pausedTime = KubeDuration.format(OperatorMetrics.paused(v));
@@ -220,7 +257,7 @@ public final class CheckpointRun implements Runnable {
     private void tellInstances(CheckpointReport report) {
         for (VmCheckpointReport vm : report.vms()) {
             var vmi = s.client().genericKubernetesResources(io.mekha.operator.service.KubeVirt.INSTANCES)
-                    .inNamespace(cp.getMetadata().getNamespace()).withName(vm.vm()).get();
+                    .inNamespace(cp.getMetadata().getNamespace()).withName(VmNames.inNamespace(cp.getMetadata().getNamespace(), vm.vm())).get();
             if (vmi != null) {
                 s.events().normal(vmi, "MekhaCheckpoint", "paused " + KubeDuration.format(OperatorMetrics.paused(vm)) + " by Mekha for "
                         + "VirtualClusterCheckpoint " + cp.getMetadata().getName() + " (stopped " + vm.stoppedAt() + ", running again "
@@ -248,6 +285,9 @@ public final class CheckpointRun implements Runnable {
     private void fail(String reason, String message) {
         // a cancellation (an interrupt) has been handled by now: cleared, it cannot fail the final writes below
         Thread.interrupted();
+        if (!"FlushFailed".equals(reason) && cp.getStatus().checkpointId != null) {
+            snapshots.delete(cp.getMetadata().getNamespace(), cp.getStatus().checkpointId); // no disks without the memory they go with
+        }
         drainWrites();
         s.metrics().checkpointFinished("failed", reason);
         s.events().warning(cp, reason, message);

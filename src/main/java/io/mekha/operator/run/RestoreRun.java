@@ -11,6 +11,7 @@ import io.mekha.api.v1alpha1.VirtualClusterRestoreStatus;
 import io.mekha.api.v1alpha1.VmRestoreResult;
 import io.mekha.operator.service.OperatorServices;
 import io.mekha.operator.service.Refusal;
+import io.mekha.operator.service.VmiRecreation;
 import io.mekha.protocol.AgentClient;
 import io.mekha.protocol.CheckpointFailedException;
 import io.mekha.protocol.CheckpointStorage;
@@ -67,11 +68,26 @@ public final class RestoreRun implements Runnable {
             }
             s.events().normal(restore, "Restoring", "restarting " + checkpoint.getStatus().vms.size() + " VMs from checkpoint "
                     + checkpoint.getMetadata().getName() + ", trying " + preferred + " first");
+            boolean onKubeVirt = kubevirtAgents(agents);
+            VmiRecreation recreation = new VmiRecreation(s.client(), RECREATE_TIMEOUT);
+            Map<String, String> recreated = new LinkedHashMap<>();
+            String id = checkpoint.getStatus().checkpointId;
             try (Coordinator coordinator = new Coordinator(agents, s.clock());
                  CheckpointStorage storage = new CheckpointStorage(agents, coordinator, s.clock())) {
-                CheckpointStorage.RestoreReport report = storage.restore(ns, checkpoint.getStatus().checkpointId, preferred, level2,
-                        policy.toPolicy(), slew, step -> LOG.debugf("%s: %s", restore.getMetadata().getName(), step));
-                succeed(report);
+                CheckpointStorage.RestoreReport report = storage.restore(ns, id, preferred, level2, policy.toPolicy(), slew,
+                        step -> LOG.debugf("%s: %s", restore.getMetadata().getName(), step), (level, nodes) -> {
+                            if (onKubeVirt) {
+                                s.events().normal(restore, "Recreating", "recreating the instances of " + nodes.size() + " VMs, each on the node"
+                                        + " holding its state at " + level + ", to start waiting for it");
+                                recreated.putAll(nodes);
+                                List<io.mekha.api.v1alpha1.VolumeSnapshotRef> disks = checkpoint.getStatus().volumeSnapshots == null
+                                        ? List.of() : checkpoint.getStatus().volumeSnapshots;
+                                recreation.recreate(ns, id, nodes, disks, restore.getMetadata().getName());
+                            }
+                        });
+                succeed(report, onKubeVirt);
+            } finally {
+                recreation.finish(ns, recreated.keySet());
             }
         } catch (Refusal r) {
             fail(r.reason(), r.getMessage());
@@ -89,14 +105,33 @@ public final class RestoreRun implements Runnable {
         }
     }
 
-    private void succeed(CheckpointStorage.RestoreReport report) {
+    /** How long KubeVirt may take to schedule the recreated instances. */
+    private static final Duration RECREATE_TIMEOUT = Duration.ofMinutes(5);
+
+    /** Whether the agents drive KubeVirt's VMIs (they then restore into new instances) rather than QEMUs of their own. */
+    private static boolean kubevirtAgents(List<AgentClient> agents) throws CheckpointFailedException {
+        for (AgentClient agent : agents) {
+            try {
+                if ("kubevirt".equals(agent.time().runtime())) {
+                    return true;
+                }
+            } catch (io.mekha.protocol.AgentCallException e) {
+                if (!e.unreachable()) {
+                    throw new CheckpointFailedException("the agent on node " + agent.node() + " refused: " + e.getMessage(), e);
+                }
+            }
+        }
+        return false;
+    }
+
+    private void succeed(CheckpointStorage.RestoreReport report, boolean heldStreams) {
         RestartReport restart = report.restart();
         Map<String, String> skipped = new LinkedHashMap<>();
         report.skipped().forEach((level, why) -> skipped.put(level.name(), why));
         List<VmRestoreResult> vms = new ArrayList<>();
         restart.nodes().forEach((vm, node) -> {
             VmRestoreResult r = new VmRestoreResult();
-            r.name = vm;
+            r.name = io.mekha.operator.service.VmNames.inNamespace(restore.getMetadata().getNamespace(), vm);
             r.node = node;
             Instant resumed = restart.resumedAt().get(vm);
             r.resumedAt = resumed == null ? null : resumed.toString();
@@ -114,8 +149,9 @@ public final class RestoreRun implements Runnable {
         s.metrics().restoreFinished("succeeded", "Restored", report.level().name());
         s.metrics().restoreResumeSkew(restart.resumeSkew());
         s.events().normal(restore, "Restored", message);
-        if (report.level() == StorageLevel.L0) {
-            // a restart from memory turns the shadows into the VMs: the checkpoint no longer lives there
+        if (report.level() == StorageLevel.L0 && !heldStreams) {
+            // a restart from memory turns the shadows into the VMs: the checkpoint no longer lives there (a stream held in
+            // memory, KubeVirt's level 0, was only read: it stays)
             s.status().update(VirtualClusterCheckpoint.class, checkpoint, st -> {
                 st.levels.remove(LevelName.L0);
                 if (st.levels.isEmpty()) {

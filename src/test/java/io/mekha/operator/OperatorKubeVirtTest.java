@@ -1,0 +1,226 @@
+package io.mekha.operator;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import io.fabric8.kubernetes.api.model.Event;
+import io.fabric8.kubernetes.api.model.GenericKubernetesResource;
+import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.utils.Serialization;
+import io.mekha.agent.AgentService;
+import io.mekha.agent.RendezvousClock;
+import io.mekha.agent.kubevirt.KubeVirtVmRuntime;
+import io.mekha.agent.runtime.RuntimeConfig;
+import io.mekha.agent.runtime.VmSpec;
+import io.mekha.agent.server.AgentHttpServer;
+import io.mekha.agent.server.TokenReviewAuthenticator;
+import io.mekha.api.v1alpha1.LevelName;
+import io.mekha.api.v1alpha1.Phase;
+import io.mekha.api.v1alpha1.VirtualClusterCheckpoint;
+import io.mekha.api.v1alpha1.VirtualClusterRestore;
+import io.mekha.api.v1alpha1.VirtualClusterRestoreSpec;
+import io.mekha.kubevirt.LauncherPods;
+import io.mekha.local.DirtierLog;
+import io.mekha.operator.service.KubeVirt;
+import io.mekha.operator.service.VmiRecreation;
+import io.mekha.testing.NoQemuLeftBehind;
+import io.mekha.testing.TestVms;
+import java.net.InetSocketAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.function.Predicate;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The operator with agents on KubeVirt: the mock API server holds the VirtualMachines; a test
+ * controller plays KubeVirt (instances from the VMs' templates, and behind each a real QEMU started
+ * as virt-launcher starts it, with Mekha's hook arguments for its annotations); the agent runs the
+ * KubeVirt runtime over this machine's real process table and checks the operator's TokenReview
+ * identity. A checkpoint succeeds; both VMs' pods die and KubeVirt starts them afresh; a restore
+ * recreates their instances with the restore annotation on the node holding their state, the agent
+ * feeds the new QEMUs, and each guest goes on from the cut exactly. The VMs' templates are left as
+ * they were.
+ */
+@Tag("qemu")
+@ExtendWith(NoQemuLeftBehind.class)
+class OperatorKubeVirtTest {
+    static final String NS = "hpc";
+    static final Duration RUN = Duration.ofMinutes(4);
+
+    @TempDir
+    Path work;
+
+    @Test
+    void aCheckpointOfVmisRestoresIntoRecreatedInstancesAndTheGuestsGoOnExactly() throws Exception {
+        assumeTrue("root".equals(System.getProperty("user.name")), "mount namespaces for the pods' emptyDirs need root");
+        Map<String, VmSpec> machines = new LinkedHashMap<>();
+        machines.put("vm1", TestVms.dirtier("vm1", 256, "-m 16 -d 4 -i 150"));
+        machines.put("vm2", TestVms.dirtier("vm2", 256, "-m 24 -d 6 -i 150"));
+        try (MockKubernetes kube = new MockKubernetes();
+             LauncherPods pods = new LauncherPods(work);
+             AgentService agent = new AgentService("n1", new KubeVirtVmRuntime(RuntimeConfig.defaults(Files.createDirectories(work.resolve("agent"))),
+                     Path.of("/proc"), work.resolve("level0"), Duration.ofSeconds(90)), new RendezvousClock(Clock.systemUTC()));
+             AgentHttpServer server = new AgentHttpServer(agent, new TokenReviewAuthenticator(kube.server.createClient(),
+                     Set.of(MockKubernetes.OPERATOR_USER), List.of("mekha-agent"), Clock.systemUTC()), new InetSocketAddress("127.0.0.1", 0)).start()) {
+            KubernetesClient client = kube.client;
+            kube.namespace(NS);
+            kube.agentPod("n1", server.uri());
+            // vm1 keeps its data on a PVC (cut by a CSI snapshot); vm2 boots from a containerDisk it does not write to
+            client.persistentVolumeClaims().inNamespace(NS).resource(new io.fabric8.kubernetes.api.model.PersistentVolumeClaimBuilder()
+                    .withNewMetadata().withName("vm1-data").withNamespace(NS).endMetadata().withNewSpec().withStorageClassName("csi-rbd")
+                    .withAccessModes("ReadWriteOnce").withNewResources().addToRequests("storage", new io.fabric8.kubernetes.api.model.Quantity("1Gi"))
+                    .endResources().endSpec().build()).create();
+            kube.vm(NS, "vm1", Map.of("app", "hpc"), List.of(Map.of("name", "data", "persistentVolumeClaim", Map.of("claimName", "vm1-data"))));
+            kube.vm(NS, "vm2", Map.of("app", "hpc"), List.of(Map.of("name", "rootdisk", "containerDisk", Map.of("image", "quay.io/example/hpc:1"))));
+            try (FakeVirtController kubevirt = new FakeVirtController(client, NS, pods, machines, "n1");
+                 TestOperator operator = new TestOperator(client, Clock.systemUTC())) {
+                for (String vm : machines.keySet()) {
+                    awaitUntil(() -> running(kubevirt, vm), "VM " + vm + " started by KubeVirt");
+                    LauncherPods.awaitRound(kubevirt.launcher(vm).console(), 5);
+                }
+
+                // vm2's containerDisk overlay lives only in its pod: refused, with the way out named
+                VirtualClusterCheckpoint refused = OperatorCheckpointTest.checkpoint("cp0", null, null, null);
+                refused.getSpec().vms = List.of("vm1", "vm2");
+                client.resource(refused).create();
+                refused = awaitStatus(client, VirtualClusterCheckpoint.class, "cp0", c -> c.getStatus().phase != null && c.getStatus().phase.terminal());
+                assertThat(refused.getStatus().phase).isEqualTo(Phase.Failed);
+                assertThat(refused.getStatus().conditions).anySatisfy(c -> assertThat(c.getReason()).isEqualTo("EphemeralDiskNotCaptured"));
+                assertThat(io.mekha.api.v1alpha1.Conditions.get(refused.getStatus().conditions, "Ready").getMessage())
+                        .contains("volume 'rootdisk' (containerDisk)").contains("spec.ephemeralDisks: Discard");
+
+                VirtualClusterCheckpoint cp = OperatorCheckpointTest.checkpoint("cp1", null, List.of(LevelName.L1), null);
+                cp.getSpec().vms = List.of("vm1", "vm2");
+                cp.getSpec().ephemeralDisks = io.mekha.api.v1alpha1.EphemeralDisks.Discard;
+                client.resource(cp).create();
+                cp = awaitStatus(client, VirtualClusterCheckpoint.class, "cp1", c -> c.getStatus().phase != null && c.getStatus().phase.terminal());
+                assertThat(cp.getStatus().phase).as(String.valueOf(cp.getStatus().conditions)).isEqualTo(Phase.Succeeded);
+                assertThat(cp.getStatus().levels).containsExactly(LevelName.L0, LevelName.L1);
+                assertThat(cp.getStatus().vms).extracting(v -> v.name + "@" + v.node).containsExactlyInAnyOrder("vm1@n1", "vm2@n1");
+                assertThat(cp.getStatus().vms).allSatisfy(v -> assertThat(v.bytes).isPositive());
+                // vm1's PVC was cut while every VM was paused: after the last VM stopped, before the first ran again
+                var taken = cp.getStatus();
+                assertThat(taken.volumeSnapshots).singleElement().satisfies(d -> {
+                    assertThat(d.vm + "/" + d.volume + " <- " + d.claim).isEqualTo("vm1/data <- vm1-data");
+                    java.time.Instant cut = java.time.Instant.parse(d.creationTime);
+                    assertThat(cut).isAfterOrEqualTo(taken.vms.stream().map(v -> java.time.Instant.parse(v.suspendedAt))
+                            .max(java.time.Instant::compareTo).orElseThrow());
+                    assertThat(cut).isBefore(taken.vms.stream().map(v -> java.time.Instant.parse(v.resumedAt))
+                            .min(java.time.Instant::compareTo).orElseThrow());
+                });
+                assertThat(events(client, "cp1")).contains("DisksCut");
+                Map<String, Long> cutRound = new HashMap<>();
+                for (String vm : machines.keySet()) {
+                    cutRound.put(vm, DirtierLog.lastRoundReached(Files.readString(kubevirt.launcher(vm).console())));
+                }
+
+                // both pods die well after the cut; KubeVirt starts each VM afresh
+                Map<String, TreeMap<Long, String>> before = new HashMap<>();
+                for (String vm : machines.keySet()) {
+                    Path console = kubevirt.launcher(vm).console();
+                    LauncherPods.awaitRound(console, cutRound.get(vm) + 6);
+                    kubevirt.crash(vm);
+                    before.put(vm, DirtierLog.parse(Files.readAllLines(console)));
+                }
+                for (String vm : machines.keySet()) {
+                    awaitUntil(() -> kubevirt.history.get(vm).size() == 2 && running(kubevirt, vm), "VM " + vm + " started afresh");
+                }
+
+                VirtualClusterRestore restore = new VirtualClusterRestore();
+                restore.setMetadata(new ObjectMetaBuilder().withName("restore1").withNamespace(NS).build());
+                restore.setSpec(new VirtualClusterRestoreSpec());
+                restore.setStatus(null);
+                restore.getSpec().checkpointName = "cp1";
+                client.resource(restore).create();
+                VirtualClusterRestore done = awaitStatus(client, VirtualClusterRestore.class, "restore1",
+                        r -> r.getStatus().phase != null && r.getStatus().phase.terminal());
+                assertThat(done.getStatus().phase).as(String.valueOf(done.getStatus().conditions)).isEqualTo(Phase.Succeeded);
+                assertThat(done.getStatus().restoredFrom).isEqualTo(LevelName.L0);
+                assertThat(done.getStatus().vms).extracting(v -> v.name).containsExactly("vm1", "vm2");
+                assertThat(events(client, "restore1")).contains("Recreating", "Restored");
+                kubevirt.check();
+
+                for (String vm : machines.keySet()) {
+                    assertThat(kubevirt.history.get(vm)).as("%s: started, started afresh after the crash, recreated for the restore", vm).hasSize(3);
+                    Path console = kubevirt.launcher(vm).console();
+                    TreeMap<Long, String> source = before.get(vm);
+                    LauncherPods.awaitRound(console, source.lastKey() + 2);
+                    TreeMap<Long, String> after = DirtierLog.parse(Files.readAllLines(console));
+                    assertThat(after.firstKey()).as("%s goes on from the cut", vm).isLessThanOrEqualTo(cutRound.get(vm) + 1);
+                    TreeMap<Long, String[]> both = DirtierLog.overlap(source, after);
+                    assertThat(both).hasSizeGreaterThanOrEqualTo(3);
+                    both.forEach((round, hashes) -> assertThat(hashes[1]).as("%s round %d after the restore", vm, round).isEqualTo(hashes[0]));
+
+                    GenericKubernetesResource machine = client.genericKubernetesResources(KubeVirt.VIRTUAL_MACHINES).inNamespace(NS).withName(vm).get();
+                    if (vm.equals("vm1")) {
+                        assertThat(Serialization.asJson(machine)).as("vm1's disk is the claim restored from its snapshot")
+                                .contains("\"claimName\":\"mekha-restore1-vm1-data\"");
+                        var restored = client.persistentVolumeClaims().inNamespace(NS).withName("mekha-restore1-vm1-data").get();
+                        assertThat(restored.getSpec().getDataSource().getName()).isEqualTo(cp.getStatus().volumeSnapshots.get(0).snapshot);
+                        assertThat(restored.getSpec().getStorageClassName()).isEqualTo("csi-rbd");
+                    }
+                    String json = Serialization.asJson(machine);
+                    assertThat(json).as("the template is as it was: no restore annotation, no pin").doesNotContain(VmiRecreation.RESTORE_FROM)
+                            .doesNotContain("kubernetes.io/hostname").doesNotContain(VmiRecreation.PINNED);
+                    GenericKubernetesResource vmi = client.genericKubernetesResources(KubeVirt.INSTANCES).inNamespace(NS).withName(vm).get();
+                    assertThat(vmi.getMetadata().getAnnotations()).as("the running instance says what it was restored from")
+                            .containsEntry(VmiRecreation.RESTORE_FROM, cp.getStatus().checkpointId);
+                }
+                VirtualClusterCheckpoint after = client.resources(VirtualClusterCheckpoint.class).inNamespace(NS).withName("cp1").get();
+                assertThat(after.getStatus().levels).as("a stream held in memory was only read: still there")
+                        .containsExactly(LevelName.L0, LevelName.L1);
+            }
+        }
+    }
+
+    private static boolean running(FakeVirtController kubevirt, String vm) {
+        try {
+            kubevirt.launcher(vm);
+            return true;
+        } catch (AssertionError e) {
+            return false;
+        }
+    }
+
+    private static void awaitUntil(java.util.function.BooleanSupplier condition, String what) throws InterruptedException {
+        long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+        while (!condition.getAsBoolean()) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError(what + ": not within 60 s");
+            }
+            Thread.sleep(100);
+        }
+    }
+
+    private static <T extends io.fabric8.kubernetes.client.CustomResource<?, ?>> T awaitStatus(KubernetesClient client, Class<T> type,
+                                                                                           String name, Predicate<T> test) throws Exception {
+        long deadline = System.nanoTime() + RUN.toNanos();
+        T last = null;
+        while (System.nanoTime() < deadline) {
+            last = client.resources(type).inNamespace(NS).withName(name).get();
+            if (last != null && last.getStatus() != null && test.test(last)) {
+                return last;
+            }
+            Thread.sleep(100);
+        }
+        throw new AssertionError(type.getSimpleName() + " " + name + " did not finish within " + RUN + "; status: "
+                + (last == null ? "gone" : Serialization.asJson(last.getStatus())));
+    }
+
+    private static List<String> events(KubernetesClient client, String about) {
+        return client.v1().events().inNamespace(NS).list().getItems().stream()
+                .filter(e -> about.equals(e.getInvolvedObject().getName())).map(Event::getReason).toList();
+    }
+}
