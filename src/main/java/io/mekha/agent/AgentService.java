@@ -808,7 +808,8 @@ public final class AgentService implements AutoCloseable {
             if (t.phase != VmPhase.RESUMED) {
                 throw AgentException.conflict("checkpoint " + id + " is not complete for VM '" + vm + "' (" + t.phase + "); nothing to save");
             }
-            return new AgentStorage.ShadowRef(t.transfer.level0(), t.source.spec(), t.source.accelerator(), t.transfer.cutDisk(),
+            return new AgentStorage.ShadowRef(t.transfer.level0(), t.source.spec(), t.source.accelerator(),
+                    t.transfer.level0() instanceof HeldStream held ? held.disk() : t.transfer.cutDisk(),
                     t.streamedTo, where -> t.streamedTo = where);
         }
         PartnerCopy copy = partners.getOrDefault(id, Map.of()).get(vm);

@@ -116,7 +116,7 @@ final class AgentStorage {
             throws AgentException, InterruptedException {
         QemuVm qemu;
         try {
-            qemu = runtime.startIncoming(spec, accel, null);
+            qemu = runtime.startIncoming(spec, accel, held.disk());
         } catch (VmStartException e) {
             throw new AgentException(422, e.getMessage(), e);
         }
@@ -159,6 +159,11 @@ final class AgentStorage {
                     // a held stream can be read any number of times
                     try (java.io.InputStream in = held.open()) {
                         stream = streams.saveStream(in, request.vm(), to, request.virtualCluster(), checkpoint, compression, timeout);
+                    }
+                    if (ref.cutDisk() != null) {
+                        // the pod's overlay as it was at the cut, whole: its backing image is the containerDisk in the pod
+                        disk = streams.saveFile(ref.cutDisk(), to, request.virtualCluster(), checkpoint, diskFileName(request.vm()),
+                                request.vm(), timeout);
                     }
                     ref.markStreamed().accept(request.level().name());
                 } else if (from == StorageLevel.L0) {
@@ -320,7 +325,7 @@ final class AgentStorage {
                             streams.verify(store, manifest.virtualCluster(), manifest.checkpoint(), file, vm);
                         }
                     }
-                    if (entry.disk() != null && !Files.exists(entry.spec().disk())) {
+                    if (entry.disk() != null && runtime.baseImagesOnNode() && !Files.exists(entry.spec().disk())) {
                         throw new StoredStateException("VM '" + vm + "': its base disk image " + entry.spec().disk() + " is missing on node " + node);
                     }
                     results.add(new StoredVmResult(vm, node, true, null));

@@ -91,7 +91,7 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
             members = s.resolver().resolve(cp.getMetadata().getNamespace(), cp.getSpec());
             CheckpointSettings.options(cp.getSpec(), members.stream().map(Member::vm).toList());
             new DiskSnapshots(s.client()).disksOf(cp.getMetadata().getNamespace(), members.stream().map(Member::vm).toList(),
-                    cp.getSpec().ephemeralDisks);
+                    cp.getSpec().uncapturedDisks);
             for (String node : members.stream().map(Member::node).distinct().toList()) {
                 s.agents().forNode(node);
             }

@@ -140,6 +140,94 @@ class KubeVirtAgentTest {
         }
     }
 
+    /**
+     * A containerDisk's writable overlay lives only in the VMI's pod: the agent copies it at the cut, beside the stream,
+     * and a restore puts it in place of the fresh overlay in the restored pod before QEMU loads the state. What the guest
+     * wrote to its disk before the cut is there after a restart, from memory and from level 1; what it wrote after is not.
+     */
+    @Test
+    void aContainerDiskOverlayIsCutWithTheVmAndPutBackInTheRestoredPod() throws Exception {
+        assumeTrue("root".equals(System.getProperty("user.name")), "mount namespaces for the pods' emptyDirs need root");
+        Path base = work.resolve("containerdisk.qcow2");
+        Process img = new ProcessBuilder(RuntimeConfig.defaults(work).qemuImg(), "create", "-q", "-f", "qcow2", base.toString(), "16M")
+                .redirectErrorStream(true).start();
+        assertThat(img.waitFor()).isZero();
+        VmSpec spec = TestVms.dirtier("vm1", 256, "-m 8 -d 1 -i 200").withGuestAgent(true);
+        BearerToken token = BearerToken.random();
+        try (LauncherPods pods = new LauncherPods(work);
+             AgentService agent = new AgentService("n1", new KubeVirtVmRuntime(RuntimeConfig.defaults(Files.createDirectories(work.resolve("agent"))),
+                     Path.of("/proc"), work.resolve("level0"), Duration.ofSeconds(60)), new RendezvousClock(Clock.systemUTC()));
+             AgentHttpServer server = new AgentHttpServer(agent, token, new InetSocketAddress("127.0.0.1", 0)).start()) {
+            AgentClient client = new AgentClient("n1", server.uri(), token.header(), Duration.ofSeconds(30));
+            Coordinator coordinator = new Coordinator(List.of(client), Clock.systemUTC());
+            CheckpointStorage storage = new CheckpointStorage(List.of(client), coordinator, Clock.systemUTC());
+            LauncherPods.Launcher first = pods.launch("vm1-a", NS, spec, "", base);
+            awaitVm(client, "hpc_vm1");
+            assertThat(client.vm("hpc_vm1").spec().disk()).as("the agent found the overlay in the pod")
+                    .isEqualTo(Path.of(LauncherPods.OVERLAY_IN_POD));
+            write(first, "BEFORE-CUT", 0);
+
+            CheckpointOptions options = CheckpointOptions.defaults();
+            CheckpointReport report = coordinator.checkpoint("kd1", List.of("hpc_vm1"), options, System.out::println);
+            write(first, "AFTER-CUT", 8);
+            FlushReport flush = storage.flush(CheckpointStorage.draft("hpc", report, options, Instant.now()), sizes(report),
+                    FlushPlan.level1(), System.out::println);
+            assertThat(flush.published().get(StorageLevel.L1).vm("hpc_vm1").orElseThrow().disk()).as("the overlay is stored").isNotNull();
+
+            LauncherPods.crash(first);
+            LauncherPods.Launcher second = pods.launch("vm1-b", NS, spec, RESTORE, base);
+            assertThat(storage.restore("hpc", "kd1", null, null, null, null, System.out::println).level()).isEqualTo(StorageLevel.L0);
+            assertThat(read(second, 0)).as("from memory: written before the cut").isEqualTo("BEFORE-CUT");
+            assertThat(read(second, 8)).as("from memory: written after the cut").isEmpty();
+            write(second, "AFTER-RESTART", 16);
+
+            LauncherPods.crash(second);
+            LauncherPods.Launcher third = pods.launch("vm1-c", NS, spec, RESTORE, base);
+            assertThat(storage.restore("hpc", "kd1", StorageLevel.L1, null, null, null, System.out::println).level()).isEqualTo(StorageLevel.L1);
+            assertThat(read(third, 0)).as("from L1").isEqualTo("BEFORE-CUT");
+            assertThat(read(third, 8)).as("from L1: written after the cut").isEmpty();
+            assertThat(read(third, 16)).as("from L1: written after the first restart").isEmpty();
+            coordinator.discard("kd1");
+            coordinator.close();
+        }
+    }
+
+    private static void awaitVm(AgentClient client, String vm) throws Exception {
+        long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+        while (client.vms().stream().noneMatch(v -> v.name().equals(vm) && v.state().equals("running"))) {
+            assertThat(System.nanoTime()).as("VM %s found", vm).isLessThan(deadline);
+            Thread.sleep(100);
+        }
+    }
+
+    /** Writes {@code text} at 512-byte sector {@code sector} of the guest's disk, synced (through the guest agent in the pod). */
+    private static void write(LauncherPods.Launcher pod, String text, int sector) throws Exception {
+        var r = guest(pod, "printf '%s' '" + text + "' | dd of=/dev/vda bs=512 seek=" + sector + " conv=fsync,notrunc 2>&1");
+        assertThat(r.succeeded()).as("guest write: %s", r).isTrue();
+    }
+
+    private static String read(LauncherPods.Launcher pod, int sector) throws Exception {
+        var r = guest(pod, "echo 3 > /proc/sys/vm/drop_caches; dd if=/dev/vda bs=512 skip=" + sector
+                + " count=1 iflag=direct 2>/dev/null | tr -d '\\000'");
+        assertThat(r.succeeded()).as("guest read: %s", r).isTrue();
+        return r.stdout();
+    }
+
+    private static io.mekha.agent.runtime.GuestCommands.Result guest(LauncherPods.Launcher pod, String script) throws Exception {
+        Path qga = pod.console().resolveSibling("qga.sock");
+        long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+        while (true) {
+            try {
+                return io.mekha.agent.runtime.GuestCommands.run(qga, List.of("/bin/sh", "-c", script), null, Duration.ofSeconds(30));
+            } catch (io.mekha.qmp.QmpException e) {
+                if (System.nanoTime() > deadline) {
+                    throw e;
+                }
+                Thread.sleep(200); // the guest agent is not up yet
+            }
+        }
+    }
+
     private static LauncherPods.Launcher launch(LauncherPods pods, String pod, VmSpec spec, String annotations) {
         try {
             return pods.launch(pod, NS, spec, annotations);

@@ -35,22 +35,42 @@ public final class LauncherPods implements AutoCloseable {
      * The machine of a test guest as a launcher would run it: the local runtime's command line for {@code spec}
      * (instance files in the pod's directory), named {@code <namespace>_<spec.name>}.
      */
-    List<String> machine(String namespace, VmSpec spec, Path podDir) {
+    List<String> machine(String namespace, VmSpec spec, Path podDir, Path disk) {
         RuntimeConfig config = RuntimeConfig.defaults(work);
         List<String> args = new QemuCommandLine(config.qemuBinary()).build(spec, Accelerator.TCG, QemuCommandLine.InstancePaths.in(podDir),
-                0, false, null);
+                0, false, disk);
         return args.stream().map(a -> a.replace("guest=" + spec.name() + ",", "guest=" + namespace + "_" + spec.name() + ",")).toList();
     }
 
     /** Starts the QEMU of VMI {@code namespace/spec.name} in pod {@code pod}, with {@code annotations} (JSON members) on the VMI. */
     public Launcher launch(String pod, String namespace, VmSpec spec, String annotations) throws Exception {
+        return launch(pod, namespace, spec, annotations, null);
+    }
+
+    /** Where virt-launcher puts a containerDisk's writable overlay, in the pod. */
+    public static final String OVERLAY_IN_POD = "/var/run/kubevirt-ephemeral-disks/disk-data/rootdisk/disk.qcow2";
+
+    /**
+     * As {@link #launch(String, String, VmSpec, String)}, with a containerDisk-like root disk when {@code base} is given:
+     * a fresh qcow2 overlay over {@code base} in the pod's ephemeral-disks emptyDir, at {@link #OVERLAY_IN_POD}.
+     */
+    public Launcher launch(String pod, String namespace, VmSpec spec, String annotations, Path base) throws Exception {
         Path dir = Files.createDirectories(work.resolve(pod));
         Path podPrivate = Files.createDirectories(work.resolve("pods/" + pod + "/volumes/kubernetes.io~empty-dir/private"));
+        Path ephemeral = Files.createDirectories(work.resolve("pods/" + pod + "/volumes/kubernetes.io~empty-dir/ephemeral-disks"));
+        if (base != null) {
+            Path overlay = Files.createDirectories(ephemeral.resolve("disk-data/rootdisk")).resolve("disk.qcow2");
+            Process img = new ProcessBuilder(RuntimeConfig.defaults(work).qemuImg(), "create", "-q", "-f", "qcow2", "-b", base.toAbsolutePath().toString(),
+                    "-F", "qcow2", overlay.toString()).redirectErrorStream(true).start();
+            assertThat(img.waitFor()).as(new String(img.getInputStream().readAllBytes())).isZero();
+        }
         DomainHookTest.Run hooked = DomainHookTest.hook(DomainHookTest.vmi(annotations), DomainHookTest.sample());
         assertThat(hooked.exit()).as("the hook ran: %s", hooked.err()).isZero();
         List<String> command = new ArrayList<>(List.of("unshare", "--mount", "--propagation", "private", "sh", "-c",
-                "mkdir -p /var/run/kubevirt-private && mount --bind \"$0\" /var/run/kubevirt-private && exec \"$@\"", podPrivate.toString()));
-        command.addAll(machine(namespace, spec, dir));
+                "mkdir -p /var/run/kubevirt-private /var/run/kubevirt-ephemeral-disks && mount --bind \"$0\" /var/run/kubevirt-private"
+                        + " && mount --bind \"$1\" /var/run/kubevirt-ephemeral-disks && shift && exec \"$@\"", podPrivate.toString(),
+                ephemeral.toString()));
+        command.addAll(machine(namespace, spec, dir, base == null ? null : Path.of(OVERLAY_IN_POD)));
         command.addAll(DomainHookTest.qemuArgs(DomainHookTest.parse(hooked.out())));
         Process process = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(dir.resolve("qemu.log").toFile()).start();
         qemus.add(process);
@@ -77,11 +97,13 @@ public final class LauncherPods implements AutoCloseable {
             p.destroyForcibly();
             p.waitFor();
         }
-        // the mount point the launchers made on the host's /run, if it is still empty
-        try {
-            Files.deleteIfExists(Path.of("/run/kubevirt-private"));
-        } catch (java.nio.file.DirectoryNotEmptyException | java.nio.file.AccessDeniedException kept) {
-            // something else keeps it
+        // the mount points the launchers made on the host's /run, if they are still empty
+        for (String dir : List.of("/run/kubevirt-private", "/run/kubevirt-ephemeral-disks")) {
+            try {
+                Files.deleteIfExists(Path.of(dir));
+            } catch (java.nio.file.DirectoryNotEmptyException | java.nio.file.AccessDeniedException kept) {
+                // something else keeps it
+            }
         }
     }
 }

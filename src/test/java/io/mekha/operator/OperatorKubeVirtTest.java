@@ -77,13 +77,15 @@ class OperatorKubeVirtTest {
             KubernetesClient client = kube.client;
             kube.namespace(NS);
             kube.agentPod("n1", server.uri());
-            // vm1 keeps its data on a PVC (cut by a CSI snapshot); vm2 boots from a containerDisk it does not write to
+            // vm1 keeps its data on a PVC (cut by a CSI snapshot); vm2 boots from a containerDisk (its overlay copied by the
+            // agent) and has a hostDisk it only reads
             client.persistentVolumeClaims().inNamespace(NS).resource(new io.fabric8.kubernetes.api.model.PersistentVolumeClaimBuilder()
                     .withNewMetadata().withName("vm1-data").withNamespace(NS).endMetadata().withNewSpec().withStorageClassName("csi-rbd")
                     .withAccessModes("ReadWriteOnce").withNewResources().addToRequests("storage", new io.fabric8.kubernetes.api.model.Quantity("1Gi"))
                     .endResources().endSpec().build()).create();
             kube.vm(NS, "vm1", Map.of("app", "hpc"), List.of(Map.of("name", "data", "persistentVolumeClaim", Map.of("claimName", "vm1-data"))));
-            kube.vm(NS, "vm2", Map.of("app", "hpc"), List.of(Map.of("name", "rootdisk", "containerDisk", Map.of("image", "quay.io/example/hpc:1"))));
+            kube.vm(NS, "vm2", Map.of("app", "hpc"), List.of(Map.of("name", "rootdisk", "containerDisk", Map.of("image", "example/hpc:1")),
+                    Map.of("name", "reference", "hostDisk", Map.of("path", "/data/reference.img", "type", "Disk"))));
             try (FakeVirtController kubevirt = new FakeVirtController(client, NS, pods, machines, "n1");
                  TestOperator operator = new TestOperator(client, Clock.systemUTC())) {
                 for (String vm : machines.keySet()) {
@@ -91,19 +93,19 @@ class OperatorKubeVirtTest {
                     LauncherPods.awaitRound(kubevirt.launcher(vm).console(), 5);
                 }
 
-                // vm2's containerDisk overlay lives only in its pod: refused, with the way out named
+                // vm2's hostDisk is a file on one node that Mekha does not cut: refused, with the way out named
                 VirtualClusterCheckpoint refused = OperatorCheckpointTest.checkpoint("cp0", null, null, null);
                 refused.getSpec().vms = List.of("vm1", "vm2");
                 client.resource(refused).create();
                 refused = awaitStatus(client, VirtualClusterCheckpoint.class, "cp0", c -> c.getStatus().phase != null && c.getStatus().phase.terminal());
                 assertThat(refused.getStatus().phase).isEqualTo(Phase.Failed);
-                assertThat(refused.getStatus().conditions).anySatisfy(c -> assertThat(c.getReason()).isEqualTo("EphemeralDiskNotCaptured"));
+                assertThat(refused.getStatus().conditions).anySatisfy(c -> assertThat(c.getReason()).isEqualTo("DiskNotCaptured"));
                 assertThat(io.mekha.api.v1alpha1.Conditions.get(refused.getStatus().conditions, "Ready").getMessage())
-                        .contains("volume 'rootdisk' (containerDisk)").contains("spec.ephemeralDisks: Discard");
+                        .contains("volume 'reference' (hostDisk)").contains("spec.uncapturedDisks: Discard");
 
                 VirtualClusterCheckpoint cp = OperatorCheckpointTest.checkpoint("cp1", null, List.of(LevelName.L1), null);
                 cp.getSpec().vms = List.of("vm1", "vm2");
-                cp.getSpec().ephemeralDisks = io.mekha.api.v1alpha1.EphemeralDisks.Discard;
+                cp.getSpec().uncapturedDisks = io.mekha.api.v1alpha1.UncapturedDisks.Discard;
                 client.resource(cp).create();
                 cp = awaitStatus(client, VirtualClusterCheckpoint.class, "cp1", c -> c.getStatus().phase != null && c.getStatus().phase.terminal());
                 assertThat(cp.getStatus().phase).as(String.valueOf(cp.getStatus().conditions)).isEqualTo(Phase.Succeeded);

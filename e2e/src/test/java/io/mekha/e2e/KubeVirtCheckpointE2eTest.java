@@ -61,7 +61,7 @@ class KubeVirtCheckpointE2eTest {
 
     @Test
     void aVirtualClusterCheckpointedOnKubeVirtRestartsAfterItsPodsDieAndCountsOnFromTheCut() throws Exception {
-        cluster.kubectlWithInput(resource("VirtualClusterCheckpoint", "cp1", "vms: [vm1, vm2]\n  ephemeralDisks: Discard\n"
+        cluster.kubectlWithInput(resource("VirtualClusterCheckpoint", "cp1", "vms: [vm1, vm2]\n"
                 + "  storage:\n    levels: [L1]\n"), "apply", "-n", NS, "-f", "-");
         cluster.await("Succeeded", Duration.ofMinutes(10), "-n", NS, "get", "vccp", "cp1", "-o", "jsonpath={.status.phase}");
         long[] afterCheckpoint = new long[VMS.size()];

@@ -45,6 +45,8 @@ public final class KubeVirtVmRuntime implements VmRuntime {
     private final Path linkDir;
     private final Duration incomingWait;
     private final Map<String, QemuVm> attached = new ConcurrentHashMap<>();
+    private final Map<String, LauncherQemu> launcherOf = new ConcurrentHashMap<>();
+    private final Map<String, List<String>> podDisksOf = new ConcurrentHashMap<>();
     private final AtomicLong seq = new AtomicLong();
 
     /**
@@ -127,7 +129,19 @@ public final class KubeVirtVmRuntime implements VmRuntime {
         ProcessHandle process = ProcessHandle.of(launcher.pid()).orElseThrow(() -> new IOException("process " + launcher.pid() + " is gone"));
         QmpClient qmp = QmpClient.connect(ShortSocketPath.of(launcher.monitor(), linkDir, launcher.domain()), config.qmpTimeout());
         List<String> args = launcher.commandLine();
-        VmSpec spec = new VmSpec(launcher.domain(), memoryMiB(args), 1, null, null, null, null, null, null, null, false);
+        List<String> podDisks;
+        try {
+            podDisks = podDisks(qmp);
+        } catch (QmpException e) {
+            qmp.close();
+            throw e;
+        }
+        // the one disk a checkpoint takes along (more are refused when a checkpoint starts); its path in the pod
+        Path disk = podDisks.size() == 1 ? Path.of(podDisks.get(0)) : null;
+        VmSpec spec = new VmSpec(launcher.domain(), memoryMiB(args), 1, null, null, null, null, disk, null, null, false);
+        launcherOf.put(launcher.domain(), launcher);
+        podDisks.forEach(d -> LOG.debugf("VMI %s/%s: disk %s lives only in its pod", launcher.namespace(), launcher.name(), d));
+        podDisksOf.put(launcher.domain(), podDisks);
         Path dir = Files.createDirectories(config.workDir().resolve("attached").resolve(launcher.domain() + "-" + launcher.pid()));
         return QemuVm.attached(spec, accelerator(args), QemuCommandLine.InstancePaths.in(dir), args, process, qmp,
                 new PodSockets(launcher, linkDir));
@@ -140,8 +154,41 @@ public final class KubeVirtVmRuntime implements VmRuntime {
         if (shortfall != null) {
             throw new VmStartException("VM '" + source.name() + "': " + shortfall + "; free memory or checkpoint fewer VMs on this node at once");
         }
+        List<String> podDisks = podDisksOf.getOrDefault(source.name(), List.of());
+        if (podDisks.size() > 1) {
+            throw new VmStartException("VM '" + source.name() + "' has " + podDisks.size() + " writable disks that live only in its pod "
+                    + podDisks + "; Mekha captures one such disk per VM for now: keep the others on PersistentVolumeClaims");
+        }
         long bound = (source.spec().memoryMiB() + BOUND_SLACK_MIB) << 20;
-        return new HeldStream(source, level0Dir.resolve(source.name() + "-" + seq.incrementAndGet() + ".stream"), bound);
+        String name = source.name() + "-" + seq.incrementAndGet();
+        if (podDisks.isEmpty()) {
+            return new HeldStream(source, level0Dir.resolve(name + ".stream"), bound);
+        }
+        try {
+            Path onHost = PodPaths.resolve(launcherOf.get(source.name()).processDir().resolve("root"), podDisks.get(0));
+            return new HeldStream(source, level0Dir.resolve(name + ".stream"), bound, onHost, level0Dir.resolve(name + ".disk.qcow2"));
+        } catch (IOException e) {
+            throw new VmStartException("VM '" + source.name() + "': cannot reach its disk " + podDisks.get(0) + " in its pod: " + e.getMessage(), e);
+        }
+    }
+
+    /** Where a containerDisk's writable overlay, an ephemeral PVC's overlay, an emptyDisk live in a virt-launcher pod. */
+    static final List<String> POD_DISK_DIRS = List.of("/var/run/kubevirt-ephemeral-disks/", "/run/kubevirt-ephemeral-disks/",
+            "/var/run/libvirt/empty-disks/", "/run/libvirt/empty-disks/");
+
+    /** The writable qcow2 images QEMU has open that live only in its pod (not on a PVC), by their path in the pod. */
+    static List<String> podDisks(QmpClient qmp) throws QmpException {
+        List<String> disks = new ArrayList<>();
+        com.fasterxml.jackson.databind.JsonNode nodes = qmp.execute("query-named-block-nodes",
+                QmpClient.args().put("flat", true));
+        for (com.fasterxml.jackson.databind.JsonNode node : nodes) {
+            String file = node.path("file").asText("");
+            if (node.path("drv").asText().equals("qcow2") && !node.path("ro").asBoolean(false)
+                    && POD_DISK_DIRS.stream().anyMatch(file::startsWith) && !disks.contains(file)) {
+                disks.add(file);
+            }
+        }
+        return disks;
     }
 
     /**
@@ -163,6 +210,7 @@ public final class KubeVirtVmRuntime implements VmRuntime {
                     String status = vm.qmp().execute("query-status").path("status").asText();
                     if (status.equals("inmigrate")) {
                         vm.qmp().execute("stop");
+                        restoreDisk(vm, spec, diskAtCut);
                         return vm;
                     }
                     last = "its QEMU (pid " + vm.pid() + ") is '" + status + "', not waiting for a state";
@@ -179,8 +227,53 @@ public final class KubeVirtVmRuntime implements VmRuntime {
         }
     }
 
+    /**
+     * Puts the VM's pod-only disk as it was at the cut in place of the fresh one virt-launcher made, in place (same
+     * file, same owner: QEMU has it open). QEMU opened its images inactive, as a migration's destination does, and
+     * reads them anew when the incoming state is loaded, so it sees the disk at the cut.
+     */
+    private void restoreDisk(QemuVm vm, VmSpec saved, Path diskAtCut) throws VmStartException {
+        List<String> podDisks = podDisksOf.getOrDefault(vm.name(), List.of());
+        if (saved.disk() == null && diskAtCut == null) {
+            if (!podDisks.isEmpty()) {
+                throw new VmStartException("VM '" + vm.name() + "': the restored instance has a disk living only in its pod " + podDisks
+                        + " that the checkpoint does not hold (the VM had no such disk when it was checkpointed); restore into the"
+                        + " VirtualMachine spec it was checkpointed with");
+            }
+            return;
+        }
+        if (diskAtCut == null) {
+            throw new VmStartException("VM '" + vm.name() + "': the checkpoint holds no copy of its disk " + saved.disk());
+        }
+        String inPod = saved.disk().toString();
+        if (!podDisks.contains(inPod)) {
+            throw new VmStartException("VM '" + vm.name() + "': the restored instance has no disk at " + inPod + " (it has " + podDisks
+                    + "); restore into the same VirtualMachine spec");
+        }
+        try {
+            Path onHost = PodPaths.resolve(launcherOf.get(vm.name()).processDir().resolve("root"), inPod);
+            try (var from = java.nio.channels.FileChannel.open(diskAtCut, java.nio.file.StandardOpenOption.READ);
+                 var to = java.nio.channels.FileChannel.open(onHost, java.nio.file.StandardOpenOption.WRITE,
+                         java.nio.file.StandardOpenOption.TRUNCATE_EXISTING)) {
+                long size = from.size();
+                for (long done = 0; done < size; ) {
+                    done += from.transferTo(done, size - done, to);
+                }
+                to.force(true);
+            }
+        } catch (IOException e) {
+            throw new VmStartException("VM '" + vm.name() + "': cannot put its disk at the cut back in its pod (" + inPod + "): "
+                    + e.getMessage(), e);
+        }
+    }
+
     @Override
     public boolean partnerCopies() {
+        return false;
+    }
+
+    @Override
+    public boolean baseImagesOnNode() {
         return false;
     }
 

@@ -40,7 +40,16 @@ public final class GuestCommands {
         if (!vm.spec().guestAgent()) {
             throw new QmpException("VM '" + vm.name() + "' has no guest agent port (guestAgent: true in its description)");
         }
-        try (QgaClient qga = QgaClient.connect(vm.paths().guestAgentSocket(), CALL)) {
+        return run(vm.paths().guestAgentSocket(), argv, stdin, timeout);
+    }
+
+    /** Runs {@code argv} in the guest whose qemu-guest-agent listens behind {@code qgaSocket}. */
+    public static Result run(java.nio.file.Path qgaSocket, List<String> argv, String stdin, Duration timeout)
+            throws QmpException, InterruptedException {
+        if (argv == null || argv.isEmpty()) {
+            throw new IllegalArgumentException("name the command to run: argv[0] is a path in the guest");
+        }
+        try (QgaClient qga = QgaClient.connect(qgaSocket, CALL)) {
             ObjectNode args = QmpClient.args().put("path", argv.get(0)).put("capture-output", true);
             argv.subList(1, argv.size()).forEach(args.putArray("arg")::add);
             if (stdin != null) {

@@ -37,6 +37,14 @@ public interface VmRuntime extends AutoCloseable {
      */
     QemuVm startIncoming(VmSpec spec, Accelerator accel, Path diskAtCut) throws VmStartException, InterruptedException;
 
+    /**
+     * Whether a VM's base disk image is a file on this node that a restart needs (local); on KubeVirt it is the
+     * containerDisk inside the VM's pod, which KubeVirt provides.
+     */
+    default boolean baseImagesOnNode() {
+        return true;
+    }
+
     /** Whether level-0 copies may live on a partner node (a QEMU started there with this VM's machine). */
     boolean partnerCopies();
 

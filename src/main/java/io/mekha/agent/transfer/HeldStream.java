@@ -34,6 +34,8 @@ public final class HeldStream implements Level0Copy {
     private final QemuVm source;
     private final Path file;
     private final long bound;
+    private final Path diskInPod;
+    private final Path diskCopy;
     private final AtomicLong bytes = new AtomicLong();
     private final CountDownLatch ended = new CountDownLatch(1);
     private volatile ServerSocketChannel server;
@@ -46,9 +48,20 @@ public final class HeldStream implements Level0Copy {
      * @param bound bytes past which the live stage should end (0: none)
      */
     public HeldStream(QemuVm source, Path file, long bound) {
+        this(source, file, bound, null, null);
+    }
+
+    /**
+     * With a disk that lives only in the VM's pod (a containerDisk's writable overlay): once the stream is whole, the
+     * VM paused at the cut (QEMU has drained and flushed its block I/O and handed its images over, as at the end of a
+     * migration), the agent copies {@code diskOnHost} to {@code diskCopy}, beside the stream.
+     */
+    public HeldStream(QemuVm source, Path file, long bound, Path diskOnHost, Path diskCopy) {
         this.source = source;
         this.file = file;
         this.bound = bound;
+        this.diskInPod = diskOnHost;
+        this.diskCopy = diskCopy;
     }
 
     @Override
@@ -96,7 +109,19 @@ public final class HeldStream implements Level0Copy {
         if (!ended.await(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS)) {
             return "QEMU's stream did not end in time (" + bytes.get() + " bytes held)";
         }
+        if (error == null && diskInPod != null) {
+            try {
+                Files.copy(diskInPod, diskCopy, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+            } catch (IOException e) {
+                error = "cannot copy its disk " + diskInPod + " at the cut: " + e.getMessage();
+            }
+        }
         return error;
+    }
+
+    /** The VM's pod-only disk as it was at the cut (null: none, or not captured yet). */
+    public Path disk() {
+        return diskCopy != null && complete() && Files.exists(diskCopy) ? diskCopy : null;
     }
 
     /** Whether the whole stream is held (QEMU completed and closed it, nothing broke). */
@@ -148,6 +173,9 @@ public final class HeldStream implements Level0Copy {
         source.sockets().remove(SOCKET);
         try {
             Files.deleteIfExists(file);
+            if (diskCopy != null) {
+                Files.deleteIfExists(diskCopy);
+            }
         } catch (IOException e) {
             LOG.warnf("VM '%s': cannot delete its held stream %s: %s", source.name(), file, e.getMessage());
         }

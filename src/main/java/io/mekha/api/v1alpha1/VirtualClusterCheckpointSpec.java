@@ -42,9 +42,9 @@ public class VirtualClusterCheckpointSpec {
     @JsonPropertyDescription("VolumeSnapshotClass for the CSI snapshots of PVC-backed disks, taken while the VC is suspended at the cut (default: the cluster's default class for each driver).")
     public String volumeSnapshotClassName;
 
-    @JsonPropertyDescription("Disks that live only in the virt-launcher pod (containerDisk overlays, ephemeral, emptyDisk), which Mekha does not capture: Refuse (default) or Discard (a restore starts them from their image again).")
+    @JsonPropertyDescription("Disks Mekha cannot cut with the VM (hostDisk): Refuse (default) or Discard (a restore finds them as they are then). PVC-backed disks are cut by CSI snapshots, one pod-only disk per VM (containerDisk overlay, ephemeral, emptyDisk) by the agent.")
     @Default("Refuse")
-    public EphemeralDisks ephemeralDisks;
+    public UncapturedDisks uncapturedDisks;
 
     @JsonPropertyDescription("What deleting this object does to the stored data: Delete (default) or Retain.")
     @Default("Delete")

@@ -208,7 +208,7 @@ public final class CheckpointRun implements Runnable {
                 String ns = cp.getMetadata().getNamespace();
                 List<DiskSnapshots.Disk> disks;
                 try {
-                    disks = snapshots.disksOf(ns, cp.getStatus().vms.stream().map(v -> v.name).toList(), cp.getSpec().ephemeralDisks);
+                    disks = snapshots.disksOf(ns, cp.getStatus().vms.stream().map(v -> v.name).toList(), cp.getSpec().uncapturedDisks);
                 } catch (Refusal r) {
                     throw new CheckpointFailedException(r.getMessage());
                 }

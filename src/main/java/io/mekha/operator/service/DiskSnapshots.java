@@ -5,7 +5,7 @@ import io.fabric8.kubernetes.api.model.GenericKubernetesResourceBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientException;
 import io.fabric8.kubernetes.client.dsl.base.ResourceDefinitionContext;
-import io.mekha.api.v1alpha1.EphemeralDisks;
+import io.mekha.api.v1alpha1.UncapturedDisks;
 import io.mekha.api.v1alpha1.VolumeSnapshotRef;
 import io.mekha.protocol.CheckpointFailedException;
 import java.time.Duration;
@@ -20,16 +20,17 @@ import java.util.Set;
  * is cut by a CSI VolumeSnapshot, created while the VC is suspended: QEMU drains and flushes a VM's
  * block I/O when it stops, so the volume holds exactly what the paused guest wrote; the protocol
  * waits for each snapshot's point in time ({@code status.creationTime}) before resuming anyone.
- * Disks living only in the virt-launcher pod are not captured: refused, or discarded when the
- * checkpoint says so ({@link EphemeralDisks}).
+ * One disk per VM living only in the virt-launcher pod (a containerDisk's writable overlay,
+ * ephemeral, emptyDisk) is copied by the agent at the cut; a second one is refused, and a hostDisk
+ * (a file on one node) is refused or left out as the checkpoint says ({@link UncapturedDisks}).
  */
 public final class DiskSnapshots {
     public static final ResourceDefinitionContext SNAPSHOTS = new ResourceDefinitionContext.Builder()
             .withGroup("snapshot.storage.k8s.io").withVersion("v1").withKind("VolumeSnapshot").withPlural("volumesnapshots")
             .withNamespaced(true).build();
     public static final String CHECKPOINT_LABEL = "mekha.io/checkpoint";
-    /** Volume kinds that live only in the virt-launcher pod (or on one node's path), which no snapshot covers. */
-    static final Set<String> POD_ONLY = Set.of("containerDisk", "ephemeral", "emptyDisk", "hostDisk");
+    /** Volume kinds whose writable image lives only in the virt-launcher pod: the agent copies one per VM at the cut. */
+    static final Set<String> POD_ONLY = Set.of("containerDisk", "ephemeral", "emptyDisk");
     private static final Duration POLL = Duration.ofMillis(100);
 
     private final KubernetesClient client;
@@ -42,31 +43,34 @@ public final class DiskSnapshots {
     public record Disk(String vm, String volume, String claim) {}
 
     /**
-     * The PVC-backed disks of {@code vms}; a disk only the pod holds is refused unless {@code policy} is Discard, naming
-     * the VM, the volume and what to do.
+     * The PVC-backed disks of {@code vms}, after checking that the rest can be cut with them: at most one pod-only disk
+     * per VM, and no hostDisk unless {@code policy} is Discard. A refusal names the VM, the volume and what to do.
      */
-    public List<Disk> disksOf(String namespace, List<String> vms, EphemeralDisks policy) throws Refusal {
+    public List<Disk> disksOf(String namespace, List<String> vms, UncapturedDisks policy) throws Refusal {
         List<Disk> disks = new ArrayList<>();
         for (String vm : vms) {
             GenericKubernetesResource machine = client.genericKubernetesResources(KubeVirt.VIRTUAL_MACHINES).inNamespace(namespace)
                     .withName(vm).get();
+            List<String> podOnly = new ArrayList<>();
             for (Map<String, Object> volume : volumes(machine)) {
                 String name = String.valueOf(volume.get("name"));
                 if (volume.get("persistentVolumeClaim") instanceof Map<?, ?> pvc) {
                     disks.add(new Disk(vm, name, String.valueOf(pvc.get("claimName"))));
                 } else if (volume.get("dataVolume") instanceof Map<?, ?> dv) {
                     disks.add(new Disk(vm, name, String.valueOf(dv.get("name")))); // CDI's PVC has the DataVolume's name
-                } else if (policy != EphemeralDisks.Discard) {
-                    for (String kind : POD_ONLY) {
-                        if (volume.containsKey(kind)) {
-                            throw new Refusal("EphemeralDiskNotCaptured", "VirtualMachine " + namespace + "/" + vm + " has volume '" + name
-                                    + "' (" + kind + "), which lives only in its virt-launcher pod and which Mekha does not capture: a restore"
-                                    + " would start it from its image again under a guest that remembers writing to it. Use a"
-                                    + " PersistentVolumeClaim or DataVolume (cut by a CSI snapshot), or set spec.ephemeralDisks: Discard if"
-                                    + " the guest keeps its writes elsewhere");
-                        }
-                    }
+                } else if (POD_ONLY.stream().anyMatch(volume::containsKey)) {
+                    podOnly.add(name);
+                } else if (volume.containsKey("hostDisk") && policy != UncapturedDisks.Discard) {
+                    throw new Refusal("DiskNotCaptured", "VirtualMachine " + namespace + "/" + vm + " has volume '" + name
+                            + "' (hostDisk), a file on one node that Mekha does not cut with the VM: a restore would find it as it is"
+                            + " then, under a guest that remembers it as it was. Use a PersistentVolumeClaim or DataVolume (cut by a CSI"
+                            + " snapshot), or set spec.uncapturedDisks: Discard if the guest does not write to it");
                 }
+            }
+            if (podOnly.size() > 1) {
+                throw new Refusal("DiskNotCaptured", "VirtualMachine " + namespace + "/" + vm + " has " + podOnly.size()
+                        + " disks that live only in its virt-launcher pod " + podOnly + "; the agent copies one such disk per VM at"
+                        + " the cut: keep the others on PersistentVolumeClaims or DataVolumes");
             }
         }
         return disks;
