@@ -97,14 +97,15 @@ class ManifestsTest {
             assertThat(r.getResources()).contains("virtualclustercheckpoints/status", "virtualclustercheckpoints/finalizers");
             assertThat(r.getVerbs()).contains("update", "patch");
         });
-        // KubeVirt's objects: a restore patches a VM's template and deletes its instance; nothing else is written
+        // KubeVirt's objects: a restore patches a VM's template and deletes its instance, a checkpoint patches the instance's
+        // Paused condition; nothing is created or replaced
         assertThat(operatorRole.getRules()).filteredOn(r -> r.getApiGroups().contains("kubevirt.io")).allSatisfy(r -> {
             assertThat(r.getVerbs()).doesNotContain("create", "update", "deletecollection");
             if (r.getResources().contains("virtualmachines")) {
                 assertThat(r.getVerbs()).contains("patch").doesNotContain("delete");
             }
             if (r.getResources().contains("virtualmachineinstances")) {
-                assertThat(r.getVerbs()).contains("delete").doesNotContain("patch");
+                assertThat(r.getVerbs()).contains("delete", "patch");
             }
         }).hasSize(2);
         assertThat(operatorRole.getRules()).anySatisfy(r -> {

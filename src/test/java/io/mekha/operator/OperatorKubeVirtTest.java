@@ -24,6 +24,7 @@ import io.mekha.kubevirt.LauncherPods;
 import io.mekha.local.DirtierLog;
 import io.mekha.operator.service.KubeVirt;
 import io.mekha.operator.service.VmiRecreation;
+import io.mekha.operator.service.VmiPausedCondition;
 import io.mekha.testing.NoQemuLeftBehind;
 import io.mekha.testing.TestVms;
 import java.net.InetSocketAddress;
@@ -103,6 +104,20 @@ class OperatorKubeVirtTest {
                 assertThat(io.mekha.api.v1alpha1.Conditions.get(refused.getStatus().conditions, "Ready").getMessage())
                         .contains("volume 'reference' (hostDisk)").contains("spec.uncapturedDisks: Discard");
 
+                // KubeVirt's view while Mekha holds the VMs: their Paused condition, watched as it comes and goes
+                Set<String> seenPaused = java.util.concurrent.ConcurrentHashMap.newKeySet();
+                var watch = client.genericKubernetesResources(KubeVirt.INSTANCES).inNamespace(NS).watch(new io.fabric8.kubernetes.client.Watcher<>() {
+                    @Override
+                    public void eventReceived(Action action, GenericKubernetesResource vmi) {
+                        if (Serialization.asJson(vmi.getAdditionalProperties().get("status")).contains(VmiPausedCondition.REASON)) {
+                            seenPaused.add(vmi.getMetadata().getName());
+                        }
+                    }
+
+                    @Override
+                    public void onClose(io.fabric8.kubernetes.client.WatcherException cause) {
+                    }
+                });
                 VirtualClusterCheckpoint cp = OperatorCheckpointTest.checkpoint("cp1", null, List.of(LevelName.L1), null);
                 cp.getSpec().vms = List.of("vm1", "vm2");
                 cp.getSpec().uncapturedDisks = io.mekha.api.v1alpha1.UncapturedDisks.Discard;
@@ -123,6 +138,12 @@ class OperatorKubeVirtTest {
                             .min(java.time.Instant::compareTo).orElseThrow());
                 });
                 assertThat(events(client, "cp1")).contains("DisksCut");
+                assertThat(seenPaused).as("each VMI showed Mekha's Paused condition while held").containsExactlyInAnyOrder("vm1", "vm2");
+                watch.close();
+                for (String vm : machines.keySet()) {
+                    awaitUntil(() -> !Serialization.asJson(client.genericKubernetesResources(KubeVirt.INSTANCES).inNamespace(NS).withName(vm).get())
+                            .contains(VmiPausedCondition.REASON), vm + "'s Paused condition gone once it runs again");
+                }
                 Map<String, Long> cutRound = new HashMap<>();
                 for (String vm : machines.keySet()) {
                     cutRound.put(vm, DirtierLog.lastRoundReached(Files.readString(kubevirt.launcher(vm).console())));

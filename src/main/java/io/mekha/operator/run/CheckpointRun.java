@@ -53,6 +53,7 @@ public final class CheckpointRun implements Runnable {
     private final VirtualClusterCheckpoint cp;
     private final boolean adopt;
     private final DiskSnapshots snapshots;
+    private final io.mekha.operator.service.VmiPausedCondition paused;
     /** Status writes from the protocol's thread go through here, in order, so a slow API server never delays Ts. */
     private final ExecutorService writer;
 
@@ -64,6 +65,7 @@ public final class CheckpointRun implements Runnable {
         this.cp = checkpoint;
         this.adopt = adopt;
         this.snapshots = new DiskSnapshots(services.client());
+        this.paused = new io.mekha.operator.service.VmiPausedCondition(services.client());
         this.writer = Executors.newSingleThreadExecutor(r -> {
             Thread t = new Thread(r, "status-" + checkpoint.getMetadata().getName());
             t.setDaemon(true);
@@ -191,6 +193,15 @@ public final class CheckpointRun implements Runnable {
                     case RESUMING -> "Resuming";
                     case RESUMED -> "Resumed";
                 };
+                List<String> vms = cp.getStatus().vms.stream().map(v -> v.name).toList();
+                String ns = cp.getMetadata().getNamespace();
+                if (stage == Stage.CAPTURED) {
+                    Instant since = now();
+                    later(() -> paused.held(ns, vms, "held paused at the cut of VirtualClusterCheckpoint " + cp.getMetadata().getName()
+                            + " by Mekha until every VM of it is captured and they all resume together", since));
+                } else if (stage == Stage.RESUMED) {
+                    later(() -> paused.released(ns, vms));
+                }
                 writeLater(st -> {
                     st.stage = name;
                     if (stage == Stage.SUSPENDING) {
@@ -285,6 +296,9 @@ public final class CheckpointRun implements Runnable {
     private void fail(String reason, String message) {
         // a cancellation (an interrupt) has been handled by now: cleared, it cannot fail the final writes below
         Thread.interrupted();
+        if (cp.getStatus().vms != null) {
+            paused.released(cp.getMetadata().getNamespace(), cp.getStatus().vms.stream().map(v -> v.name).toList()); // aborted: running again
+        }
         if (!"FlushFailed".equals(reason) && cp.getStatus().checkpointId != null) {
             snapshots.delete(cp.getMetadata().getNamespace(), cp.getStatus().checkpointId); // no disks without the memory they go with
         }
@@ -302,8 +316,13 @@ public final class CheckpointRun implements Runnable {
     }
 
     private void writeLater(Consumer<VirtualClusterCheckpointStatus> change) {
+        later(() -> write(change));
+    }
+
+    /** On the writer's thread, in order with the status writes, never on the protocol's own. */
+    private void later(Runnable write) {
         try {
-            writer.submit(() -> write(change));
+            writer.submit(write);
         } catch (java.util.concurrent.RejectedExecutionException ignored) {
             // the run is over; its final status is written directly
         }
