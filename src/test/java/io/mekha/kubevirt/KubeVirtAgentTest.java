@@ -192,6 +192,67 @@ class KubeVirtAgentTest {
         }
     }
 
+    /**
+     * KubeVirt's non-root virt-launcher runs QEMU as uid 107: the agent (root) hands the sockets it binds in the pod to
+     * QEMU's user and reaches those QEMU makes, so a checkpoint and a restart work as with a root QEMU. And the agent
+     * never leaves a VMI paused: with no resume from the coordinator after the cut, its watchdog lets the VM run again.
+     */
+    @Test
+    void aVmiWhoseQemuRunsAsKubeVirtsNonRootUserIsCheckpointedRestartedAndNeverLeftPaused() throws Exception {
+        assumeTrue("root".equals(System.getProperty("user.name")), "mount namespaces for the pods' emptyDirs need root");
+        // QEMU as uid 107 must reach the guest's kernel and the pods' files
+        Files.setPosixFilePermissions(work, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
+        VmSpec guest = TestVms.dirtier("vm1", 256, "-m 16 -d 4 -i 200");
+        Path kernel = Files.copy(guest.kernel(), work.resolve("vmlinuz"));
+        Path initrd = Files.copy(guest.initrd(), work.resolve("initrd.img"));
+        for (Path p : List.of(kernel, initrd)) {
+            Files.setPosixFilePermissions(p, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
+        }
+        VmSpec spec = new VmSpec("vm1", 256, 1, kernel, initrd, null, guest.workload(), null, null, null, false);
+        BearerToken token = BearerToken.random();
+        try (LauncherPods pods = new LauncherPods(work);
+             AgentService agent = new AgentService("n1", new KubeVirtVmRuntime(RuntimeConfig.defaults(Files.createDirectories(work.resolve("agent"))),
+                     Path.of("/proc"), work.resolve("level0"), Duration.ofSeconds(60)), new RendezvousClock(Clock.systemUTC()));
+             AgentHttpServer server = new AgentHttpServer(agent, token, new InetSocketAddress("127.0.0.1", 0)).start()) {
+            AgentClient client = new AgentClient("n1", server.uri(), token.header(), Duration.ofSeconds(30));
+            Coordinator coordinator = new Coordinator(List.of(client), Clock.systemUTC());
+            LauncherPods.Launcher first = pods.launch("vm1-a", NS, spec, "", null, 107);
+            awaitVm(client, "hpc_vm1");
+            assertThat(Files.getAttribute(Path.of("/proc/" + first.process().pid()), "unix:uid")).as("QEMU runs as uid 107").isEqualTo(107);
+            LauncherPods.awaitRound(first.console(), 5);
+            coordinator.checkpoint("kn1", List.of("hpc_vm1"), CheckpointOptions.defaults(), System.out::println);
+            long cutRound = lastRound(first);
+            LauncherPods.awaitRound(first.console(), cutRound + 6);
+            LauncherPods.crash(first);
+            TreeMap<Long, String> before = DirtierLog.parse(Files.readAllLines(first.console()));
+
+            LauncherPods.Launcher second = pods.launch("vm1-b", NS, spec, RESTORE, null, 107);
+            coordinator.restart("kn1", System.out::println);
+            assertContinuesExactly(Map.of("hpc_vm1", second), Map.of("hpc_vm1", before), Map.of("hpc_vm1", cutRound));
+
+            // the coordinator goes silent after the cut: the agent's watchdog resumes the VM after the pause deadline
+            client.prepare("kn2", new io.mekha.agent.api.AgentDtos.PrepareRequest(List.of("hpc_vm1"), "StopAndCopy", null, null,
+                    Duration.ofSeconds(2), null, null));
+            client.suspend("kn2", client.time().now().plusMillis(300));
+            long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+            boolean sawPaused = false;
+            while (true) {
+                String state = client.vm("hpc_vm1").state();
+                sawPaused |= !state.equals("running");
+                var phase = client.status("kn2").vms().get(0).phase();
+                if (sawPaused && state.equals("running") && phase == io.mekha.agent.api.VmPhase.ABORTED) {
+                    break;
+                }
+                assertThat(System.nanoTime()).as("the watchdog resumed the VM (state %s, checkpoint %s)", state, phase).isLessThan(deadline);
+                Thread.sleep(50);
+            }
+            assertThat(client.status("kn2").vms().get(0).error()).contains("no resume from the coordinator");
+            long round = lastRound(second);
+            LauncherPods.awaitRound(second.console(), round + 3); // and the guest works on
+            coordinator.close();
+        }
+    }
+
     private static void awaitVm(AgentClient client, String vm) throws Exception {
         long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
         while (client.vms().stream().noneMatch(v -> v.name().equals(vm) && v.state().equals("running"))) {

@@ -55,6 +55,14 @@ public final class LauncherPods implements AutoCloseable {
      * a fresh qcow2 overlay over {@code base} in the pod's ephemeral-disks emptyDir, at {@link #OVERLAY_IN_POD}.
      */
     public Launcher launch(String pod, String namespace, VmSpec spec, String annotations, Path base) throws Exception {
+        return launch(pod, namespace, spec, annotations, base, null);
+    }
+
+    /**
+     * As {@link #launch(String, String, VmSpec, String, Path)}, with QEMU run as {@code uid} (KubeVirt's non-root
+     * virt-launcher runs it as 107) owning its pod's directories, as the pod's fsGroup makes it.
+     */
+    public Launcher launch(String pod, String namespace, VmSpec spec, String annotations, Path base, Integer uid) throws Exception {
         Path dir = Files.createDirectories(work.resolve(pod));
         Path podPrivate = Files.createDirectories(work.resolve("pods/" + pod + "/volumes/kubernetes.io~empty-dir/private"));
         Path ephemeral = Files.createDirectories(work.resolve("pods/" + pod + "/volumes/kubernetes.io~empty-dir/ephemeral-disks"));
@@ -70,6 +78,17 @@ public final class LauncherPods implements AutoCloseable {
                 "mkdir -p /var/run/kubevirt-private /var/run/kubevirt-ephemeral-disks && mount --bind \"$0\" /var/run/kubevirt-private"
                         + " && mount --bind \"$1\" /var/run/kubevirt-ephemeral-disks && shift && exec \"$@\"", podPrivate.toString(),
                 ephemeral.toString()));
+        if (uid != null) {
+            for (Path owned : List.of(dir, podPrivate, ephemeral)) {
+                try (var tree = Files.walk(owned)) {
+                    for (Path p : tree.toList()) {
+                        Files.setAttribute(p, "unix:uid", uid);
+                        Files.setAttribute(p, "unix:gid", uid);
+                    }
+                }
+            }
+            command.addAll(List.of("setpriv", "--reuid=" + uid, "--regid=" + uid, "--clear-groups", "--"));
+        }
         command.addAll(machine(namespace, spec, dir, base == null ? null : Path.of(OVERLAY_IN_POD)));
         command.addAll(DomainHookTest.qemuArgs(DomainHookTest.parse(hooked.out())));
         Process process = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(dir.resolve("qemu.log").toFile()).start();
