@@ -67,14 +67,10 @@ class KubeVirtAgentTest {
         specs.put("hpc_vm1", TestVms.dirtier("vm1", 256, "-m 16 -d 4 -i 200"));
         specs.put("hpc_vm2", TestVms.dirtier("vm2", 256, "-m 24 -d 6 -i 250"));
         Path level0 = work.resolve("level0");
-        BearerToken token = BearerToken.random();
-        try (LauncherPods pods = new LauncherPods(work);
-             AgentService agent = new AgentService("n1", new KubeVirtVmRuntime(RuntimeConfig.defaults(Files.createDirectories(work.resolve("agent"))),
-                     Path.of("/proc"), level0, Duration.ofSeconds(60)), new RendezvousClock(Clock.systemUTC()));
-             AgentHttpServer server = new AgentHttpServer(agent, token, new InetSocketAddress("127.0.0.1", 0)).start()) {
-            AgentClient client = new AgentClient("n1", server.uri(), token.header(), Duration.ofSeconds(30));
-            Coordinator coordinator = new Coordinator(List.of(client), Clock.systemUTC());
-            CheckpointStorage storage = new CheckpointStorage(List.of(client), coordinator, Clock.systemUTC());
+        try (LauncherPods pods = new LauncherPods(work); KubeVirtNode node = new KubeVirtNode(work)) {
+            AgentClient client = node.client;
+            Coordinator coordinator = node.coordinator;
+            CheckpointStorage storage = node.storage;
 
             Map<String, LauncherPods.Launcher> first = new HashMap<>();
             specs.forEach((vm, spec) -> first.put(vm, launch(pods, vm + "-a", spec, "")));
@@ -136,7 +132,6 @@ class KubeVirtAgentTest {
             try (var held = Files.list(level0)) {
                 assertThat(held.toList()).as("discarding the checkpoint frees its memory").isEmpty();
             }
-            coordinator.close();
         }
     }
 
@@ -153,14 +148,10 @@ class KubeVirtAgentTest {
                 .redirectErrorStream(true).start();
         assertThat(img.waitFor()).isZero();
         VmSpec spec = TestVms.dirtier("vm1", 256, "-m 8 -d 1 -i 200").withGuestAgent(true);
-        BearerToken token = BearerToken.random();
-        try (LauncherPods pods = new LauncherPods(work);
-             AgentService agent = new AgentService("n1", new KubeVirtVmRuntime(RuntimeConfig.defaults(Files.createDirectories(work.resolve("agent"))),
-                     Path.of("/proc"), work.resolve("level0"), Duration.ofSeconds(60)), new RendezvousClock(Clock.systemUTC()));
-             AgentHttpServer server = new AgentHttpServer(agent, token, new InetSocketAddress("127.0.0.1", 0)).start()) {
-            AgentClient client = new AgentClient("n1", server.uri(), token.header(), Duration.ofSeconds(30));
-            Coordinator coordinator = new Coordinator(List.of(client), Clock.systemUTC());
-            CheckpointStorage storage = new CheckpointStorage(List.of(client), coordinator, Clock.systemUTC());
+        try (LauncherPods pods = new LauncherPods(work); KubeVirtNode node = new KubeVirtNode(work)) {
+            AgentClient client = node.client;
+            Coordinator coordinator = node.coordinator;
+            CheckpointStorage storage = node.storage;
             LauncherPods.Launcher first = pods.launch("vm1-a", NS, spec, "", base);
             awaitVm(client, "hpc_vm1");
             assertThat(client.vm("hpc_vm1").spec().disk()).as("the agent found the overlay in the pod")
@@ -188,7 +179,6 @@ class KubeVirtAgentTest {
             assertThat(read(third, 8)).as("from L1: written after the cut").isEmpty();
             assertThat(read(third, 16)).as("from L1: written after the first restart").isEmpty();
             coordinator.discard("kd1");
-            coordinator.close();
         }
     }
 
@@ -209,13 +199,9 @@ class KubeVirtAgentTest {
             Files.setPosixFilePermissions(p, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
         }
         VmSpec spec = new VmSpec("vm1", 256, 1, kernel, initrd, null, guest.workload(), null, null, null, false);
-        BearerToken token = BearerToken.random();
-        try (LauncherPods pods = new LauncherPods(work);
-             AgentService agent = new AgentService("n1", new KubeVirtVmRuntime(RuntimeConfig.defaults(Files.createDirectories(work.resolve("agent"))),
-                     Path.of("/proc"), work.resolve("level0"), Duration.ofSeconds(60)), new RendezvousClock(Clock.systemUTC()));
-             AgentHttpServer server = new AgentHttpServer(agent, token, new InetSocketAddress("127.0.0.1", 0)).start()) {
-            AgentClient client = new AgentClient("n1", server.uri(), token.header(), Duration.ofSeconds(30));
-            Coordinator coordinator = new Coordinator(List.of(client), Clock.systemUTC());
+        try (LauncherPods pods = new LauncherPods(work); KubeVirtNode node = new KubeVirtNode(work)) {
+            AgentClient client = node.client;
+            Coordinator coordinator = node.coordinator;
             LauncherPods.Launcher first = pods.launch("vm1-a", NS, spec, "", null, 107);
             awaitVm(client, "hpc_vm1");
             assertThat(Files.getAttribute(Path.of("/proc/" + first.process().pid()), "unix:uid")).as("QEMU runs as uid 107").isEqualTo(107);
@@ -249,7 +235,6 @@ class KubeVirtAgentTest {
             assertThat(client.status("kn2").vms().get(0).error()).contains("no resume from the coordinator");
             long round = lastRound(second);
             LauncherPods.awaitRound(second.console(), round + 3); // and the guest works on
-            coordinator.close();
         }
     }
 

@@ -118,6 +118,23 @@ public final class MockKubernetes implements AutoCloseable {
                 .build()).create();
     }
 
+    /** Polls a Mekha resource until its status passes {@code test}; fails with the last status seen. */
+    public <T extends io.fabric8.kubernetes.client.CustomResource<?, ?>> T awaitStatus(Class<T> type, String namespace, String name,
+                                                                                     java.util.function.Predicate<T> test,
+                                                                                     java.time.Duration timeout) throws InterruptedException {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        T last = null;
+        while (System.nanoTime() < deadline) {
+            last = client.resources(type).inNamespace(namespace).withName(name).get();
+            if (last != null && last.getStatus() != null && test.test(last)) {
+                return last;
+            }
+            Thread.sleep(100);
+        }
+        throw new AssertionError(type.getSimpleName() + " " + name + " did not get there within " + timeout + "; status: "
+                + (last == null ? "gone" : Serialization.asJson(last.getStatus())));
+    }
+
     @Override
     public void close() {
         client.close();

@@ -324,17 +324,7 @@ class OperatorCheckpointTest {
 
     private <T extends io.fabric8.kubernetes.client.CustomResource<?, ?>> T awaitStatus(Class<T> type, String name, Predicate<T> test,
                                                                                     Duration timeout) throws Exception {
-        long deadline = System.nanoTime() + timeout.toNanos();
-        T last = null;
-        while (System.nanoTime() < deadline) {
-            last = client.resources(type).inNamespace(NS).withName(name).get();
-            if (last != null && last.getStatus() != null && test.test(last)) {
-                return last;
-            }
-            Thread.sleep(100);
-        }
-        throw new AssertionError(type.getSimpleName() + " " + name + " did not get there within " + timeout + "; status: "
-                + (last == null ? "gone" : io.fabric8.kubernetes.client.utils.Serialization.asJson(last.getStatus())));
+        return kube.awaitStatus(type, NS, name, test, timeout);
     }
 
     private void awaitGone(String name, Duration timeout) throws Exception {

@@ -20,6 +20,7 @@ import io.mekha.api.v1alpha1.Phase;
 import io.mekha.api.v1alpha1.VirtualClusterCheckpoint;
 import io.mekha.api.v1alpha1.VirtualClusterRestore;
 import io.mekha.api.v1alpha1.VirtualClusterRestoreSpec;
+import io.mekha.kubevirt.KubeVirtNode;
 import io.mekha.kubevirt.LauncherPods;
 import io.mekha.local.DirtierLog;
 import io.mekha.operator.service.KubeVirt;
@@ -71,13 +72,11 @@ class OperatorKubeVirtTest {
         machines.put("vm2", TestVms.dirtier("vm2", 256, "-m 24 -d 6 -i 150"));
         try (MockKubernetes kube = new MockKubernetes();
              LauncherPods pods = new LauncherPods(work);
-             AgentService agent = new AgentService("n1", new KubeVirtVmRuntime(RuntimeConfig.defaults(Files.createDirectories(work.resolve("agent"))),
-                     Path.of("/proc"), work.resolve("level0"), Duration.ofSeconds(90)), new RendezvousClock(Clock.systemUTC()));
-             AgentHttpServer server = new AgentHttpServer(agent, new TokenReviewAuthenticator(kube.server.createClient(),
-                     Set.of(MockKubernetes.OPERATOR_USER), List.of("mekha-agent"), Clock.systemUTC()), new InetSocketAddress("127.0.0.1", 0)).start()) {
+             KubeVirtNode node = new KubeVirtNode(work, new TokenReviewAuthenticator(kube.server.createClient(),
+                     Set.of(MockKubernetes.OPERATOR_USER), List.of("mekha-agent"), Clock.systemUTC()), "Bearer " + MockKubernetes.OPERATOR_TOKEN)) {
             KubernetesClient client = kube.client;
             kube.namespace(NS);
-            kube.agentPod("n1", server.uri());
+            kube.agentPod("n1", node.server.uri());
             // vm1 keeps its data on a PVC (cut by a CSI snapshot); vm2 boots from a containerDisk (its overlay copied by the
             // agent) and has a hostDisk it only reads
             client.persistentVolumeClaims().inNamespace(NS).resource(new io.fabric8.kubernetes.api.model.PersistentVolumeClaimBuilder()
@@ -98,7 +97,7 @@ class OperatorKubeVirtTest {
                 VirtualClusterCheckpoint refused = OperatorCheckpointTest.checkpoint("cp0", null, null, null);
                 refused.getSpec().vms = List.of("vm1", "vm2");
                 client.resource(refused).create();
-                refused = awaitStatus(client, VirtualClusterCheckpoint.class, "cp0", c -> c.getStatus().phase != null && c.getStatus().phase.terminal());
+                refused = kube.awaitStatus(VirtualClusterCheckpoint.class, NS, "cp0", c -> c.getStatus().phase != null && c.getStatus().phase.terminal(), RUN);
                 assertThat(refused.getStatus().phase).isEqualTo(Phase.Failed);
                 assertThat(refused.getStatus().conditions).anySatisfy(c -> assertThat(c.getReason()).isEqualTo("DiskNotCaptured"));
                 assertThat(io.mekha.api.v1alpha1.Conditions.get(refused.getStatus().conditions, "Ready").getMessage())
@@ -122,7 +121,7 @@ class OperatorKubeVirtTest {
                 cp.getSpec().vms = List.of("vm1", "vm2");
                 cp.getSpec().uncapturedDisks = io.mekha.api.v1alpha1.UncapturedDisks.Discard;
                 client.resource(cp).create();
-                cp = awaitStatus(client, VirtualClusterCheckpoint.class, "cp1", c -> c.getStatus().phase != null && c.getStatus().phase.terminal());
+                cp = kube.awaitStatus(VirtualClusterCheckpoint.class, NS, "cp1", c -> c.getStatus().phase != null && c.getStatus().phase.terminal(), RUN);
                 assertThat(cp.getStatus().phase).as(String.valueOf(cp.getStatus().conditions)).isEqualTo(Phase.Succeeded);
                 assertThat(cp.getStatus().levels).containsExactly(LevelName.L0, LevelName.L1);
                 assertThat(cp.getStatus().vms).extracting(v -> v.name + "@" + v.node).containsExactlyInAnyOrder("vm1@n1", "vm2@n1");
@@ -167,8 +166,8 @@ class OperatorKubeVirtTest {
                 restore.setStatus(null);
                 restore.getSpec().checkpointName = "cp1";
                 client.resource(restore).create();
-                VirtualClusterRestore done = awaitStatus(client, VirtualClusterRestore.class, "restore1",
-                        r -> r.getStatus().phase != null && r.getStatus().phase.terminal());
+                VirtualClusterRestore done = kube.awaitStatus(VirtualClusterRestore.class, NS, "restore1",
+                        r -> r.getStatus().phase != null && r.getStatus().phase.terminal(), RUN);
                 assertThat(done.getStatus().phase).as(String.valueOf(done.getStatus().conditions)).isEqualTo(Phase.Succeeded);
                 assertThat(done.getStatus().restoredFrom).isEqualTo(LevelName.L0);
                 assertThat(done.getStatus().vms).extracting(v -> v.name).containsExactly("vm1", "vm2");
@@ -225,21 +224,6 @@ class OperatorKubeVirtTest {
             }
             Thread.sleep(100);
         }
-    }
-
-    private static <T extends io.fabric8.kubernetes.client.CustomResource<?, ?>> T awaitStatus(KubernetesClient client, Class<T> type,
-                                                                                           String name, Predicate<T> test) throws Exception {
-        long deadline = System.nanoTime() + RUN.toNanos();
-        T last = null;
-        while (System.nanoTime() < deadline) {
-            last = client.resources(type).inNamespace(NS).withName(name).get();
-            if (last != null && last.getStatus() != null && test.test(last)) {
-                return last;
-            }
-            Thread.sleep(100);
-        }
-        throw new AssertionError(type.getSimpleName() + " " + name + " did not finish within " + RUN + "; status: "
-                + (last == null ? "gone" : Serialization.asJson(last.getStatus())));
     }
 
     private static List<String> events(KubernetesClient client, String about) {

@@ -2,8 +2,6 @@ package io.mekha.agent.kubevirt;
 
 import io.mekha.agent.runtime.SocketPlace;
 import java.io.IOException;
-import java.net.StandardProtocolFamily;
-import java.net.UnixDomainSocketAddress;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -45,9 +43,8 @@ public final class PodSockets implements SocketPlace {
     public ServerSocketChannel listen(String name) throws IOException {
         Path socket = onHost(name);
         Files.deleteIfExists(socket);
-        ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
+        ServerSocketChannel server = SocketPlace.bind(ShortSocketPath.forBind(socket, linkDir, qemu.domain() + "-" + name));
         try {
-            server.bind(UnixDomainSocketAddress.of(ShortSocketPath.forBind(socket, linkDir, qemu.domain() + "-" + name)));
             ownedByQemu(socket);
         } catch (IOException e) {
             server.close();

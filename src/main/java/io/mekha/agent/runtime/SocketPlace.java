@@ -26,6 +26,18 @@ public interface SocketPlace {
     /** Removes socket {@code name} (best effort). */
     void remove(String name);
 
+    /** A unix server socket bound at {@code path} (closed again when binding fails). */
+    static ServerSocketChannel bind(Path path) throws IOException {
+        ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
+        try {
+            server.bind(UnixDomainSocketAddress.of(path));
+        } catch (IOException e) {
+            server.close();
+            throw e;
+        }
+        return server;
+    }
+
     /** A directory both see under one path: a QEMU of the agent's own. */
     static SocketPlace shared(Path dir) {
         return new SocketPlace() {
@@ -43,14 +55,7 @@ public interface SocketPlace {
             public ServerSocketChannel listen(String name) throws IOException {
                 Files.createDirectories(dir);
                 Files.deleteIfExists(dir.resolve(name));
-                ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
-                try {
-                    server.bind(UnixDomainSocketAddress.of(dir.resolve(name)));
-                } catch (IOException e) {
-                    server.close();
-                    throw e;
-                }
-                return server;
+                return bind(dir.resolve(name));
             }
 
             @Override

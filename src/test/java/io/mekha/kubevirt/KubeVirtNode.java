@@ -1,0 +1,54 @@
+package io.mekha.kubevirt;
+
+import io.mekha.agent.AgentService;
+import io.mekha.agent.RendezvousClock;
+import io.mekha.agent.kubevirt.KubeVirtVmRuntime;
+import io.mekha.agent.runtime.RuntimeConfig;
+import io.mekha.agent.server.AgentAuthenticator;
+import io.mekha.agent.server.AgentHttpServer;
+import io.mekha.agent.server.BearerToken;
+import io.mekha.protocol.AgentClient;
+import io.mekha.protocol.CheckpointStorage;
+import io.mekha.protocol.Coordinator;
+import java.net.InetSocketAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.List;
+
+/**
+ * A KubeVirt node's agent in this JVM: the KubeVirt runtime over this machine's real /proc, level 0
+ * in {@code work/level0}, served over authenticated HTTP; and a coordinator and storage that reach it
+ * that way.
+ */
+public final class KubeVirtNode implements AutoCloseable {
+    public final AgentService agent;
+    public final AgentHttpServer server;
+    public final AgentClient client;
+    public final Coordinator coordinator;
+    public final CheckpointStorage storage;
+
+    /** With a shared bearer token (the local mode's way). */
+    public KubeVirtNode(Path work) throws Exception {
+        this(work, BearerToken.random(), null);
+    }
+
+    /** Checking callers with {@code auth}; the coordinator sends {@code header} (null: the token's own). */
+    public KubeVirtNode(Path work, AgentAuthenticator auth, String header) throws Exception {
+        agent = new AgentService("n1", new KubeVirtVmRuntime(RuntimeConfig.defaults(Files.createDirectories(work.resolve("agent"))),
+                Path.of("/proc"), work.resolve("level0"), Duration.ofSeconds(90)), new RendezvousClock(Clock.systemUTC()));
+        server = new AgentHttpServer(agent, auth, new InetSocketAddress("127.0.0.1", 0)).start();
+        client = new AgentClient("n1", server.uri(), header != null ? header : ((BearerToken) auth).header(), Duration.ofSeconds(30));
+        coordinator = new Coordinator(List.of(client), Clock.systemUTC());
+        storage = new CheckpointStorage(List.of(client), coordinator, Clock.systemUTC());
+    }
+
+    @Override
+    public void close() {
+        storage.close();
+        coordinator.close();
+        server.close();
+        agent.close();
+    }
+}
