@@ -42,6 +42,7 @@ public final class HeldStream implements Level0Copy {
     private volatile Thread pump;
     private volatile String error;
     private volatile boolean discarded;
+    private volatile boolean accepted;
 
     /**
      * @param file where the stream is held (its directory is created)
@@ -79,6 +80,7 @@ public final class HeldStream implements Level0Copy {
         try (ServerSocketChannel listening = server;
              SocketChannel from = listening.accept();
              FileChannel to = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+            accepted = true;
             source.sockets().remove(SOCKET); // connected: nobody else may
             ByteBuffer buffer = ByteBuffer.allocateDirect(CHUNK);
             while (from.read(buffer) >= 0) {
@@ -94,7 +96,8 @@ public final class HeldStream implements Level0Copy {
                 LOG.warnf("VM '%s': %s", source.name(), error);
             }
         } finally {
-            source.sockets().remove(SOCKET);
+            // the socket file is removed by whoever knows it is this stream's: here once connected, else discard()
+            // (a live stage started over binds the same name at once; a late removal here would take the new one)
             ended.countDown();
         }
     }
@@ -169,8 +172,15 @@ public final class HeldStream implements Level0Copy {
         Thread t = pump;
         if (t != null) {
             t.interrupt(); // an interrupted channel read closes the channel
+            try {
+                t.join(2000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
         }
-        source.sockets().remove(SOCKET);
+        if (!accepted) {
+            source.sockets().remove(SOCKET);
+        }
         try {
             Files.deleteIfExists(file);
             if (diskCopy != null) {
