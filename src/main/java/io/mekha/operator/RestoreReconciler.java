@@ -63,6 +63,10 @@ public class RestoreReconciler implements Reconciler<VirtualClusterRestore> {
                 }
                 return observeAgain(left);
             }
+            // a restore on KubeVirt may have left its annotation and node pin on the VMs' templates: a later start of such a
+            // VM would wait for a state nobody feeds it
+            new io.mekha.operator.service.VmiRecreation(s.client(), Duration.ZERO).finish(ns, st.vms == null ? List.of()
+                    : st.vms.stream().map(v -> v.name).toList());
             return failNow(restore, "OperatorRestarted", "the operator restarted while this restore ran; check the VMs (kubectl get vmi -n "
                     + ns + ") and create a new VirtualClusterRestore to restart them from the checkpoint again");
         }

@@ -72,9 +72,17 @@ public final class AgentMain {
             System.err.println("--work-dir is required, and exactly one of --token-file (shared token) and --allow-user (Kubernetes identities)");
             System.exit(2);
         }
+        VmRuntime runtime;
+        try {
+            runtime = runtime(runtimeKind, RuntimeConfig.defaults(workDir.toAbsolutePath()).withAccelerator(accel), proc,
+                    level0 == null ? workDir.toAbsolutePath().resolve("level0") : level0);
+        } catch (IllegalArgumentException e) {
+            System.err.println(e.getMessage());
+            System.exit(2);
+            return;
+        }
         run(node, listen, workDir, level1 == null ? workDir.resolve("level1") : level1, authenticator(tokenFile, allowUsers, audiences, kubeApi),
-                runtime(runtimeKind, RuntimeConfig.defaults(workDir.toAbsolutePath()).withAccelerator(accel), proc,
-                        level0 == null ? workDir.toAbsolutePath().resolve("level0") : level0), segments);
+                runtime, segments);
     }
 
     /**
