@@ -43,6 +43,9 @@ public final class HeldStream implements Level0Copy {
     private volatile String error;
     private volatile boolean discarded;
     private volatile boolean accepted;
+    private volatile SocketChannel connection;
+    private volatile boolean holdingSwitchover;
+    private boolean switchoverReleased;
 
     /**
      * @param file where the stream is held (its directory is created)
@@ -81,6 +84,7 @@ public final class HeldStream implements Level0Copy {
              SocketChannel from = listening.accept();
              FileChannel to = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
             accepted = true;
+            connection = from;
             source.sockets().remove(SOCKET); // connected: nobody else may
             ByteBuffer buffer = ByteBuffer.allocateDirect(CHUNK);
             while (from.read(buffer) >= 0) {
@@ -102,9 +106,36 @@ public final class HeldStream implements Level0Copy {
         }
     }
 
+    /**
+     * The agent can withhold the switchover like a destination QEMU would (by default; {@code MEKHA_HOLD_SWITCHOVER=0}: not): on the
+     * return path (the same socket), it sends QEMU's {@code MIG_RP_MSG_SWITCHOVER_ACK} only once the VM is stopped at
+     * its cut, then {@code MIG_RP_MSG_SHUT}, after which the source completes without waiting for more.
+     */
     @Override
     public boolean offersSwitchoverAck() {
-        return false; // the agent is no QEMU: it cannot acknowledge a switchover
+        return true;
+    }
+
+    /** This migration holds the switchover until {@link #releaseSwitchover()} (the source has switchover-ack on). */
+    void holdSwitchover() {
+        holdingSwitchover = true;
+    }
+
+    /** Acknowledges the switchover and shuts the return path (no-op when not holding, or done already). */
+    synchronized void releaseSwitchover() throws IOException {
+        if (!holdingSwitchover || switchoverReleased) {
+            return;
+        }
+        SocketChannel channel = connection;
+        if (channel == null) {
+            throw new IOException("QEMU never connected to take its state");
+        }
+        // be16 type, be16 length, payload: SWITCHOVER_ACK (7, no payload), SHUT (1, be32 0: no error)
+        ByteBuffer messages = ByteBuffer.wrap(new byte[] {0, 7, 0, 0, 0, 1, 0, 4, 0, 0, 0, 0});
+        while (messages.hasRemaining()) {
+            channel.write(messages);
+        }
+        switchoverReleased = true;
     }
 
     @Override

@@ -12,11 +12,11 @@ import java.time.Instant;
  * The limit is never 0: QEMU 7.2 then skips the dirty-bitmap sync and finishes after the bulk pass.
  *
  * <p>Stock QEMU finishes a migration by itself, stopping the VM, whenever a pass over the dirty
- * set ends with (next to) nothing newly dirty. With {@code MEKHA_HOLD_SWITCHOVER=1} and where both
- * QEMUs offer {@code switchover-ack} (8.1+), Mekha prevents it: the migration runs through a
- * {@link MigrationRelay} that withholds the shadow's switchover acknowledgement until the VM is
- * stopped at its cut (QEMU may not switch over a running VM without it). By default, Mekha makes it
- * unlikely in three ways: where
+ * set ends with (next to) nothing newly dirty. Where QEMU offers {@code switchover-ack} (8.1+), Mekha
+ * can prevent it: the switchover acknowledgement is withheld until the VM is stopped at its cut (QEMU
+ * may not switch over a running VM without it), by the agent itself for a stream it holds (the
+ * default there), through a {@link MigrationRelay} for a shadow ({@code MEKHA_HOLD_SWITCHOVER=1}).
+ * Without that, Mekha makes it unlikely in three ways: where
  * QEMU offers {@code avail-switchover-bandwidth} (8.2+) it declares a switchover bandwidth so
  * small that only an empty dirty set fits; after the bulk pass it paces the copy so that each pass
  * lasts about {@link #PASS_TARGET} (a guest that is busy at all dirties something in that time,

@@ -37,12 +37,18 @@ public abstract sealed class ShadowTransfer permits MtdTransfer, StopAndCopyTran
     /** Where the source migrates to (set once the copy is ready to receive). */
     private String migrationUri;
     /**
-     * Whether MTD holds back the switchover through a {@link MigrationRelay} ({@code MEKHA_HOLD_SWITCHOVER=1} in the
-     * agent's environment). Off by default for now: it ends QEMU's early completions, but while it holds, an idle
-     * VM's migration thread re-syncs its dirty bitmap in a tight loop (a host core each), and one run of the
-     * time-policy test under it missed its 200 ms tolerance (255 ms) where it never had without; see the notes.
+     * Whether MTD holds back the switchover, so that QEMU cannot finish the live stage by itself ({@code MEKHA_HOLD_SWITCHOVER}
+     * in the agent's environment: 1 always, 0 never, unset: for held streams only). Into a shadow it goes through a
+     * {@link MigrationRelay}; off by default there: while it holds, an idle VM's migration thread re-syncs its dirty
+     * bitmap in a tight loop (a host core each), and one run of the time-policy test under it missed its 200 ms
+     * tolerance (255 ms) where it never had without; see the notes. A held stream is taken at memory speed, so QEMU
+     * would finish an idle guest's live stage over and over (each time a new bulk pass), and the agent holds it itself.
      */
-    static final boolean HOLD_SWITCHOVER = "1".equals(System.getenv("MEKHA_HOLD_SWITCHOVER"));
+    static final String HOLD_SWITCHOVER = System.getenv("MEKHA_HOLD_SWITCHOVER");
+
+    static boolean holdsSwitchover(Level0Copy copy) {
+        return "1".equals(HOLD_SWITCHOVER) || (HOLD_SWITCHOVER == null && copy instanceof HeldStream);
+    }
 
     /** Between source and shadow when the live stage holds back the switchover (MTD on QEMU 8.1+), else null. */
     protected MigrationRelay relay;
@@ -86,7 +92,7 @@ public abstract sealed class ShadowTransfer permits MtdTransfer, StopAndCopyTran
         try {
             transfer.configure();
             transfer.migrationUri = copy.receive();
-            transfer.configureSwitchoverHold(mode == TransferMode.MTD && HOLD_SWITCHOVER);
+            transfer.configureSwitchoverHold(mode == TransferMode.MTD && holdsSwitchover(copy));
         } catch (java.io.IOException | TransferException | RuntimeException e) {
             transfer.abort();
             if (e instanceof TransferException t) {
@@ -108,7 +114,7 @@ public abstract sealed class ShadowTransfer permits MtdTransfer, StopAndCopyTran
         if (!offers(source.qmp(), "switchover-ack")) {
             return;
         }
-        boolean holding = hold && copy instanceof ShadowCopy && copy.offersSwitchoverAck();
+        boolean holding = hold && copy.offersSwitchoverAck();
         List<QemuVm> sides = copy instanceof ShadowCopy s && copy.offersSwitchoverAck() ? List.of(source, s.qemu()) : List.of(source);
         for (QemuVm vm : sides) {
             ObjectNode args = QmpClient.args();
@@ -117,9 +123,10 @@ public abstract sealed class ShadowTransfer permits MtdTransfer, StopAndCopyTran
             caps.add(QmpClient.args().put("capability", "switchover-ack").put("state", holding));
             vm.qmp().execute("migrate-set-capabilities", args);
         }
-        if (holding) {
-            ShadowCopy shadow = (ShadowCopy) copy;
+        if (holding && copy instanceof ShadowCopy shadow) {
             relay = new MigrationRelay(shadow.qemu().paths().dir().resolve("relay.sock"), shadow.socket());
+        } else if (holding && copy instanceof HeldStream held) {
+            held.holdSwitchover();
         }
     }
 
@@ -141,8 +148,15 @@ public abstract sealed class ShadowTransfer permits MtdTransfer, StopAndCopyTran
         vm.qmp().execute("migrate-set-capabilities", args);
     }
 
-    /** Lets the held switchover through (the VM is stopped now); a no-op without a relay. */
+    /** Lets the held switchover through (the VM is stopped now); a no-op when nothing holds it. */
     protected void releaseSwitchover() throws QmpException {
+        if (copy instanceof HeldStream held) {
+            try {
+                held.releaseSwitchover();
+            } catch (java.io.IOException e) {
+                throw new QmpException("VM '" + source.name() + "': acknowledging the switchover on the return path failed: " + e.getMessage());
+            }
+        }
         if (relay != null) {
             try {
                 relay.release();
