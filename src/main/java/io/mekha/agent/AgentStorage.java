@@ -165,7 +165,6 @@ final class AgentStorage {
                         disk = streams.saveFile(ref.cutDisk(), to, request.virtualCluster(), checkpoint, diskFileName(request.vm()),
                                 request.vm(), timeout);
                     }
-                    ref.markStreamed().accept(request.level().name());
                 } else if (from == StorageLevel.L0) {
                     QemuVm shadow = ((io.mekha.agent.transfer.ShadowCopy) ref.copy()).qemu();
                     if (!shadow.isAlive()) {

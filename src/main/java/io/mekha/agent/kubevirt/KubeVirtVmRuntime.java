@@ -44,9 +44,14 @@ public final class KubeVirtVmRuntime implements VmRuntime {
     private final Path level0Dir;
     private final Path linkDir;
     private final Duration incomingWait;
-    private final Map<String, QemuVm> attached = new ConcurrentHashMap<>();
-    private final Map<String, LauncherQemu> launcherOf = new ConcurrentHashMap<>();
-    private final Map<String, List<String>> podDisksOf = new ConcurrentHashMap<>();
+    /** A VMI's QEMU the agent drives: its connection, where it lives, and its writable disks that live only in its pod. */
+    private record Attachment(QemuVm vm, LauncherQemu launcher, List<String> podDisks) {
+        Path onHost(String inPod) throws IOException {
+            return PodPaths.resolve(launcher.processDir().resolve("root"), inPod);
+        }
+    }
+
+    private final Map<String, Attachment> attached = new ConcurrentHashMap<>();
     private final AtomicLong seq = new AtomicLong();
 
     /**
@@ -90,42 +95,43 @@ public final class KubeVirtVmRuntime implements VmRuntime {
             found = launchers.all();
         } catch (IOException e) {
             LOG.warnf("cannot read the process table: %s", e.getMessage());
-            return List.copyOf(attached.values());
+            return attached.values().stream().map(Attachment::vm).toList();
         }
         List<QemuVm> vms = new ArrayList<>();
         for (LauncherQemu launcher : found) {
-            QemuVm known = attached.get(launcher.domain());
-            if (known != null && known.pid() == launcher.pid() && known.isAlive() && known.qmp().state() == QmpClient.State.RUNNING) {
-                vms.add(known);
+            Attachment known = attached.get(launcher.domain());
+            if (known != null && known.vm().pid() == launcher.pid() && known.vm().isAlive()
+                    && known.vm().qmp().state() == QmpClient.State.RUNNING) {
+                vms.add(known.vm());
                 continue;
             }
             if (known != null) {
-                known.kill(); // lets go of a monitor whose QEMU is gone or replaced
+                known.vm().kill(); // lets go of a monitor whose QEMU is gone or replaced
                 attached.remove(launcher.domain());
             }
             if (!PodPaths.exists(launcher.monitor())) {
                 continue; // a VMI started without Mekha's hook
             }
             try {
-                QemuVm vm = attach(launcher);
-                attached.put(launcher.domain(), vm);
-                vms.add(vm);
+                Attachment attachment = attach(launcher);
+                attached.put(launcher.domain(), attachment);
+                vms.add(attachment.vm());
             } catch (IOException e) {
                 LOG.warnf("VMI %s/%s (pid %d): cannot reach Mekha's monitor: %s", launcher.namespace(), launcher.name(), launcher.pid(),
                         e.getMessage());
             }
         }
-        attached.values().removeIf(vm -> {
-            boolean gone = found.stream().noneMatch(l -> l.pid() == vm.pid());
+        attached.values().removeIf(a -> {
+            boolean gone = found.stream().noneMatch(l -> l.pid() == a.vm().pid());
             if (gone) {
-                vm.kill();
+                a.vm().kill();
             }
             return gone;
         });
         return vms;
     }
 
-    private QemuVm attach(LauncherQemu launcher) throws QmpException, IOException {
+    private Attachment attach(LauncherQemu launcher) throws QmpException, IOException {
         ProcessHandle process = ProcessHandle.of(launcher.pid()).orElseThrow(() -> new IOException("process " + launcher.pid() + " is gone"));
         QmpClient qmp = QmpClient.connect(ShortSocketPath.of(launcher.monitor(), linkDir, launcher.domain()), config.qmpTimeout());
         List<String> args = launcher.commandLine();
@@ -139,12 +145,10 @@ public final class KubeVirtVmRuntime implements VmRuntime {
         // the one disk a checkpoint takes along (more are refused when a checkpoint starts); its path in the pod
         Path disk = podDisks.size() == 1 ? Path.of(podDisks.get(0)) : null;
         VmSpec spec = new VmSpec(launcher.domain(), memoryMiB(args), 1, null, null, null, null, disk, null, null, false);
-        launcherOf.put(launcher.domain(), launcher);
         podDisks.forEach(d -> LOG.debugf("VMI %s/%s: disk %s lives only in its pod", launcher.namespace(), launcher.name(), d));
-        podDisksOf.put(launcher.domain(), podDisks);
         Path dir = Files.createDirectories(config.workDir().resolve("attached").resolve(launcher.domain() + "-" + launcher.pid()));
-        return QemuVm.attached(spec, accelerator(args), QemuCommandLine.InstancePaths.in(dir), args, process, qmp,
-                new PodSockets(launcher, linkDir));
+        return new Attachment(QemuVm.attached(spec, accelerator(args), QemuCommandLine.InstancePaths.in(dir), args, process, qmp,
+                new PodSockets(launcher, linkDir)), launcher, podDisks);
     }
 
     /** The stream, held in memory, bounded: the guest's RAM and some room for pages sent again. */
@@ -154,7 +158,8 @@ public final class KubeVirtVmRuntime implements VmRuntime {
         if (shortfall != null) {
             throw new VmStartException("VM '" + source.name() + "': " + shortfall + "; free memory or checkpoint fewer VMs on this node at once");
         }
-        List<String> podDisks = podDisksOf.getOrDefault(source.name(), List.of());
+        Attachment attachment = attachmentOf(source);
+        List<String> podDisks = attachment.podDisks();
         if (podDisks.size() > 1) {
             throw new VmStartException("VM '" + source.name() + "' has " + podDisks.size() + " writable disks that live only in its pod "
                     + podDisks + "; Mekha captures one such disk per VM for now: keep the others on PersistentVolumeClaims");
@@ -165,7 +170,7 @@ public final class KubeVirtVmRuntime implements VmRuntime {
             return new HeldStream(source, level0Dir.resolve(name + ".stream"), bound);
         }
         try {
-            Path onHost = PodPaths.resolve(launcherOf.get(source.name()).processDir().resolve("root"), podDisks.get(0));
+            Path onHost = attachment.onHost(podDisks.get(0));
             return new HeldStream(source, level0Dir.resolve(name + ".stream"), bound, onHost, level0Dir.resolve(name + ".disk.qcow2"));
         } catch (IOException e) {
             throw new VmStartException("VM '" + source.name() + "': cannot reach its disk " + podDisks.get(0) + " in its pod: " + e.getMessage(), e);
@@ -233,7 +238,8 @@ public final class KubeVirtVmRuntime implements VmRuntime {
      * reads them anew when the incoming state is loaded, so it sees the disk at the cut.
      */
     private void restoreDisk(QemuVm vm, VmSpec saved, Path diskAtCut) throws VmStartException {
-        List<String> podDisks = podDisksOf.getOrDefault(vm.name(), List.of());
+        Attachment attachment = attachmentOf(vm);
+        List<String> podDisks = attachment.podDisks();
         if (saved.disk() == null && diskAtCut == null) {
             if (!podDisks.isEmpty()) {
                 throw new VmStartException("VM '" + vm.name() + "': the restored instance has a disk living only in its pod " + podDisks
@@ -251,7 +257,7 @@ public final class KubeVirtVmRuntime implements VmRuntime {
                     + "); restore into the same VirtualMachine spec");
         }
         try {
-            Path onHost = PodPaths.resolve(launcherOf.get(vm.name()).processDir().resolve("root"), inPod);
+            Path onHost = attachment.onHost(inPod);
             try (var from = java.nio.channels.FileChannel.open(diskAtCut, java.nio.file.StandardOpenOption.READ);
                  var to = java.nio.channels.FileChannel.open(onHost, java.nio.file.StandardOpenOption.WRITE,
                          java.nio.file.StandardOpenOption.TRUNCATE_EXISTING)) {
@@ -267,6 +273,15 @@ public final class KubeVirtVmRuntime implements VmRuntime {
         }
     }
 
+    /** The attachment of a VM this runtime handed out (the same QemuVm instance, still attached). */
+    private Attachment attachmentOf(QemuVm vm) throws VmStartException {
+        Attachment a = attached.get(vm.name());
+        if (a == null || a.vm() != vm) {
+            throw new VmStartException("VM '" + vm.name() + "': its QEMU (pid " + vm.pid() + ") is no longer attached on this node");
+        }
+        return a;
+    }
+
     @Override
     public boolean partnerCopies() {
         return false;
@@ -279,12 +294,12 @@ public final class KubeVirtVmRuntime implements VmRuntime {
 
     @Override
     public void close() {
-        attached.values().forEach(QemuVm::kill); // lets go of the monitors; the VMs are KubeVirt's
+        attached.values().forEach(a -> a.vm().kill()); // lets go of the monitors; the VMs are KubeVirt's
         attached.clear();
     }
 
     /** Guest RAM from {@code -m 1024}, {@code -m 1G} or libvirt's {@code -m size=1048576k,...}. */
-    static long memoryMiB(List<String> args) {
+    public static long memoryMiB(List<String> args) {
         int i = args.indexOf("-m");
         if (i < 0 || i + 1 >= args.size()) {
             return 0;
@@ -306,7 +321,7 @@ public final class KubeVirtVmRuntime implements VmRuntime {
     }
 
     /** KVM or TCG, from {@code -accel X} or {@code -machine ...,accel=X}; KVM when neither says (libvirt's kvm domains). */
-    static Accelerator accelerator(List<String> args) {
+    public static Accelerator accelerator(List<String> args) {
         for (int i = 0; i + 1 < args.size(); i++) {
             String value = args.get(i + 1);
             if (args.get(i).equals("-accel")) {

@@ -105,7 +105,20 @@ public final class CheckpointRun implements Runnable {
             plan = CheckpointSettings.flushPlan(cp.getSpec().storage, level2);
             try (Coordinator coordinator = new Coordinator(agents, s.clock())) {
                 Instant ts = cp.getStatus().suspendAt == null ? null : Instant.parse(cp.getStatus().suspendAt);
-                report = adopt ? coordinator.adopt(id, vms, options, ts, listener()) : coordinator.checkpoint(id, vms, options, listener());
+                // which disks the CSI driver cuts, known before anything is paused: nothing but the snapshots themselves
+                // may lengthen the pause
+                List<DiskSnapshots.Disk> disks = List.of();
+                String disksProblem = null;
+                try {
+                    disks = snapshots.disksOf(ns, cp.getStatus().vms.stream().map(v -> v.name).toList(), cp.getSpec().uncapturedDisks);
+                } catch (Refusal r) {
+                    if (!adopt) {
+                        throw r;
+                    }
+                    disksProblem = r.getMessage(); // picked up with VMs perhaps paused: the coordinator aborts and resumes them
+                }
+                ProtocolListener listener = listener(disks, disksProblem);
+                report = adopt ? coordinator.adopt(id, vms, options, ts, listener) : coordinator.checkpoint(id, vms, options, listener);
                 recordCapture(report);
                 s.metrics().checkpointTaken(report, Duration.between(started, s.clock().instant()));
                 s.events().normal(cp, "Captured", "every VM captured at Ts " + report.suspendAt() + " and resumed; suspend skew "
@@ -176,7 +189,11 @@ public final class CheckpointRun implements Runnable {
         }
     }
 
-    private ProtocolListener listener() {
+    /**
+     * @param disks the VMs' PVC-backed disks, snapshotted while every VM is paused at the cut
+     * @param disksProblem why the disks cannot be cut (null: they can); the checkpoint is then aborted at the cut
+     */
+    private ProtocolListener listener(List<DiskSnapshots.Disk> disks, String disksProblem) {
         return new ProtocolListener() {
             @Override
             public void step(String description) {
@@ -216,19 +233,17 @@ public final class CheckpointRun implements Runnable {
             /** The VMs' PVC-backed disks, cut by CSI snapshots while every VM is paused at the cut. */
             @Override
             public void whileSuspended(String id) throws CheckpointFailedException, InterruptedException {
-                String ns = cp.getMetadata().getNamespace();
-                List<DiskSnapshots.Disk> disks;
-                try {
-                    disks = snapshots.disksOf(ns, cp.getStatus().vms.stream().map(v -> v.name).toList(), cp.getSpec().uncapturedDisks);
-                } catch (Refusal r) {
-                    throw new CheckpointFailedException(r.getMessage());
+                if (disksProblem != null) {
+                    throw new CheckpointFailedException(disksProblem);
                 }
                 if (disks.isEmpty()) {
                     return;
                 }
-                List<VolumeSnapshotRef> taken = snapshots.take(ns, id, cp.getSpec().volumeSnapshotClassName, disks, SNAPSHOT_TIMEOUT);
+                List<VolumeSnapshotRef> taken = snapshots.take(cp.getMetadata().getNamespace(), id, cp.getSpec().volumeSnapshotClassName,
+                        disks, SNAPSHOT_TIMEOUT);
                 writeLater(st -> st.volumeSnapshots = taken);
-                s.events().normal(cp, "DisksCut", "took " + taken.size() + " VolumeSnapshot(s) of the VMs' PVC-backed disks at the cut");
+                later(() -> s.events().normal(cp, "DisksCut", "took " + taken.size()
+                        + " VolumeSnapshot(s) of the VMs' PVC-backed disks at the cut"));
             }
         };
     }

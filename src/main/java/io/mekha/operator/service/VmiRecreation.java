@@ -41,16 +41,9 @@ public final class VmiRecreation {
 
     /**
      * Recreates the instance of each VM of {@code nodeByVm} (VM names as the agents know them) on its node, carrying
-     * the restore annotation for {@code checkpointId}, and waits until each new instance is scheduled there.
-     */
-    public void recreate(String namespace, String checkpointId, Map<String, String> nodeByVm)
-            throws CheckpointFailedException, InterruptedException {
-        recreate(namespace, checkpointId, nodeByVm, List.of(), checkpointId);
-    }
-
-    /**
-     * As {@link #recreate(String, String, Map)}, with the VMs' PVC-backed disks restored first: a new PVC from each
-     * of {@code disks} (named after {@code restore}), which the VM's template then names in place of the old claim.
+     * the restore annotation for {@code checkpointId}, and waits until each new instance is scheduled there. The VMs'
+     * PVC-backed disks are restored first: a new PVC from each of {@code disks} (named after {@code restore}), which
+     * the VM's template then names in place of the old claim.
      */
     public void recreate(String namespace, String checkpointId, Map<String, String> nodeByVm, List<VolumeSnapshotRef> disks,
                          String restore) throws CheckpointFailedException, InterruptedException {
