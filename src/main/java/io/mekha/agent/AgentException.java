@@ -1,32 +1,46 @@
 package io.mekha.agent;
 
-/** A request the agent refuses or cannot carry out; {@code status} is the HTTP status to answer with. */
+import io.mekha.agent.api.ErrorKind;
+
+/** A request the agent refuses or cannot carry out, and what kind of refusal it is ({@link ErrorKind}). */
 public class AgentException extends Exception {
-    private final int status;
+    private final ErrorKind kind;
 
-    public AgentException(int status, String message) {
+    public AgentException(ErrorKind kind, String message) {
         super(message);
-        this.status = status;
+        this.kind = kind;
     }
 
-    public AgentException(int status, String message, Throwable cause) {
+    public AgentException(ErrorKind kind, String message, Throwable cause) {
         super(message, cause);
-        this.status = status;
+        this.kind = kind;
     }
 
-    public int status() {
-        return status;
+    public ErrorKind kind() {
+        return kind;
     }
 
-    public static AgentException badRequest(String message) {
-        return new AgentException(400, message);
+    public static AgentException invalid(String message) {
+        return new AgentException(ErrorKind.INVALID_REQUEST, message);
     }
 
     public static AgentException notFound(String message) {
-        return new AgentException(404, message);
+        return new AgentException(ErrorKind.NOT_FOUND, message);
     }
 
     public static AgentException conflict(String message) {
-        return new AgentException(409, message);
+        return new AgentException(ErrorKind.CONFLICT, message);
+    }
+
+    public static AgentException unprocessable(String message, Throwable cause) {
+        return new AgentException(ErrorKind.UNPROCESSABLE, message, cause);
+    }
+
+    public static AgentException noRoom(String message, Throwable cause) {
+        return new AgentException(ErrorKind.NO_ROOM, message, cause);
+    }
+
+    public static AgentException failed(String message, Throwable cause) {
+        return new AgentException(ErrorKind.FAILED, message, cause);
     }
 }

@@ -1,100 +1,47 @@
 package io.mekha.agent;
 
-import io.mekha.agent.api.AgentDtos.VmCheckpointStatus;
+import io.mekha.agent.api.AgentDtos.CheckpointStatus;
 import io.mekha.agent.api.VmPhase;
-import io.mekha.agent.runtime.QemuVm;
-import io.mekha.agent.time.GuestClock;
-import io.mekha.agent.time.TimePolicy;
-import io.mekha.agent.transfer.LiveEndingCondition;
-import io.mekha.agent.transfer.MigrationStatus;
-import io.mekha.agent.transfer.MtdTransfer;
-import io.mekha.agent.transfer.ShadowTransfer;
-import io.mekha.agent.transfer.TransferFigures;
+import io.mekha.model.TimePolicy;
 import java.time.Duration;
-import java.time.Instant;
 import java.util.List;
 import java.util.concurrent.ScheduledFuture;
 
-/** One checkpoint's state on one agent: a transfer per VM, with its phase and figures. */
+/** One checkpoint's state on one agent: its VMs ({@link SessionVm}), its watchdogs, and the pause deadline. */
 final class CheckpointSession {
-
-    /** One VM's part of the checkpoint. Fields are written by the agent's threads, read by status calls. */
-    static final class VmTransfer {
-        final QemuVm source;
-        volatile ShadowTransfer transfer;
-        /** Times the live stage started over because QEMU finished the migration by itself too early. */
-        volatile int liveRestarts;
-        volatile VmPhase phase = VmPhase.PREPARED;
-        volatile LiveEndingCondition.Reason liveEnd = LiveEndingCondition.Reason.NOT_MET;
-        volatile Instant liveDoneAt;
-        volatile Instant guestClockAtCut;
-        /** The guest clock read just before the live stage, extrapolated to the cut when the VM stops. */
-        volatile GuestClock.Reading clockBeforeLive;
-        /** How long QEMU kept the VM paused by finishing early during the live stage: its guest clock stood still. */
-        volatile java.time.Duration pausedDuringLive = java.time.Duration.ZERO;
-        volatile Instant stopIssuedAt;
-        volatile Instant capturedAt;
-        volatile Instant resumedAt;
-        volatile TransferFigures figures;
-        volatile String error;
-        /** Where the shadow was streamed out to (a level or a partner), or null; QEMU streams a paused VM only once. */
-        volatile String streamedTo;
-
-        VmTransfer(QemuVm source, ShadowTransfer transfer) {
-            this.source = source;
-            this.transfer = transfer;
-        }
-
-        int passes() {
-            return transfer instanceof MtdTransfer mtd ? mtd.condition().passes() : 0;
-        }
-
-        long bytes() {
-            if (figures != null) {
-                return figures.bytesTransferred();
-            }
-            MigrationStatus last = transfer instanceof MtdTransfer mtd ? mtd.lastStatus() : null;
-            return last == null ? 0 : last.transferredBytes();
-        }
-
-        String liveEndText() {
-            return transfer instanceof MtdTransfer ? liveEnd.describe() : "no live stage";
-        }
-
-        VmCheckpointStatus status() {
-            return new VmCheckpointStatus(source.name(), phase, liveEndText(), passes(), liveRestarts, bytes(), liveDoneAt, stopIssuedAt,
-                    capturedAt, resumedAt, figures, error, guestClockAtCut,
-                    (transfer.level0() instanceof io.mekha.agent.transfer.HeldStream held ? held.complete()
-                            : transfer.shadow().isAlive() && transfer.shadow().role() == QemuVm.Role.SHADOW), streamedTo != null,
-                    transfer.cutDisk());
-        }
-    }
-
     final String id;
-    final List<VmTransfer> vms;
+    final List<SessionVm> vms;
     final Duration pauseDeadline;
     final TimePolicy timePolicy;
+    final SessionChanges changes;
+    /** Held while the live stage is polled and while a step moves every VM at once (suspend, abort). */
+    final Object stepLock = new Object();
     volatile ScheduledFuture<?> poller;
     volatile ScheduledFuture<?> watchdog;
-    final Object pollLock = new Object();
 
-    CheckpointSession(String id, List<VmTransfer> vms, Duration pauseDeadline, TimePolicy timePolicy) {
+    CheckpointSession(String id, List<SessionVm> vms, Duration pauseDeadline, TimePolicy timePolicy, SessionChanges changes) {
         this.id = id;
         this.vms = List.copyOf(vms);
         this.pauseDeadline = pauseDeadline;
         this.timePolicy = timePolicy;
+        this.changes = changes;
     }
 
     boolean all(VmPhase phase) {
-        return vms.stream().allMatch(v -> v.phase == phase);
+        return vms.stream().allMatch(v -> v.phase() == phase);
     }
 
     boolean any(VmPhase phase) {
-        return vms.stream().anyMatch(v -> v.phase == phase);
+        return vms.stream().anyMatch(v -> v.phase() == phase);
     }
 
     boolean complete() {
         return all(VmPhase.RESUMED);
+    }
+
+    /** The VM of this checkpoint by that name, or null. */
+    SessionVm vm(String name) {
+        return vms.stream().filter(v -> v.name().equals(name)).findFirst().orElse(null);
     }
 
     void cancelTimers() {
@@ -102,9 +49,27 @@ final class CheckpointSession {
         if (p != null) {
             p.cancel(false);
         }
+        cancelWatchdog();
+    }
+
+    void cancelWatchdog() {
         ScheduledFuture<?> w = watchdog;
         if (w != null) {
             w.cancel(false);
         }
+    }
+
+    CheckpointStatus status(String node) {
+        long version = changes.version(); // read first: a change after it is seen by the next wait
+        return new CheckpointStatus(id, node, vms.stream().map(SessionVm::status).toList(), version);
+    }
+
+    /** "vm1=LIVE, vm2=CAPTURED", for messages. */
+    String phases() {
+        StringBuilder s = new StringBuilder();
+        for (SessionVm v : vms) {
+            s.append(s.length() == 0 ? "" : ", ").append(v.name()).append('=').append(v.phase());
+        }
+        return s.toString();
     }
 }

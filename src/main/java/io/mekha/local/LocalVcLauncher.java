@@ -1,10 +1,10 @@
 package io.mekha.local;
 
 import io.mekha.agent.api.AgentDtos.VmInfo;
-import io.mekha.agent.runtime.Accelerator;
-import io.mekha.agent.runtime.VmSpec;
+import io.mekha.agent.qemu.Accelerator;
 import io.mekha.agent.server.AgentMain;
 import io.mekha.agent.server.BearerToken;
+import io.mekha.model.VmSpec;
 import io.mekha.protocol.AgentCallException;
 import io.mekha.protocol.AgentClient;
 import java.io.File;

@@ -1,7 +1,7 @@
 package io.mekha.local;
 
-import io.mekha.agent.runtime.NetworkAttachment;
-import io.mekha.agent.runtime.VmSpec;
+import io.mekha.model.NetworkAttachment;
+import io.mekha.model.VmSpec;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -54,8 +54,10 @@ public record MpiImage(Path dir) {
         List<VmSpec> vms = new ArrayList<>();
         for (int i = 1; i <= count; i++) {
             NetworkAttachment net = new NetworkAttachment("lan", hubPort, String.format("52:54:00:77:00:%02x", i), "10.77.0." + i + "/24");
-            vms.add(new VmSpec("vm" + i, memoryMiB, 1, kernel(), initrd(), "root=/dev/vda rw init=/sbin/mekha-init mekha.hosts=" + hosts,
-                    null, disk(), net, null, true));
+            vms.add(VmSpec.named("vm" + i)
+                    .memoryMiB(memoryMiB).boot(kernel(), initrd())
+                    .append("root=/dev/vda rw init=/sbin/mekha-init mekha.hosts=" + hosts).disk(disk()).network(net)
+                    .guestAgent(true).build());
         }
         return vms;
     }

@@ -1,6 +1,6 @@
 package io.mekha.local;
 
-import io.mekha.agent.transfer.TransferFigures;
+import io.mekha.model.TransferFigures;
 import io.mekha.protocol.CheckpointReport;
 import io.mekha.protocol.RestartReport;
 import io.mekha.protocol.VmCheckpointReport;

@@ -1,7 +1,7 @@
 package io.mekha.local;
 
-import io.mekha.agent.runtime.NetworkAttachment;
-import io.mekha.agent.runtime.VmSpec;
+import io.mekha.model.NetworkAttachment;
+import io.mekha.model.VmSpec;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -20,7 +20,9 @@ public record RingCluster(int nodes, int steps, int intervalMs, int bufferMib, i
         for (int i = 0; i < nodes; i++) {
             NetworkAttachment nic = new NetworkAttachment("lan", hubPort, String.format("52:54:00:77:00:%02x", i + 1),
                     "10.77.0." + (i + 1) + "/24");
-            vms.add(new VmSpec(vmName(i), memoryMiB, 1, guest.kernel(), guest.initrd(), null, workload(i), null, nic, null, true));
+            vms.add(VmSpec.named(vmName(i))
+                    .memoryMiB(memoryMiB).boot(guest.kernel(), guest.initrd()).workload(workload(i)).network(nic).guestAgent(true)
+                    .build());
         }
         return vms;
     }

@@ -6,10 +6,10 @@ import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.exc.UnrecognizedPropertyException;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
-import io.mekha.agent.runtime.Accelerator;
-import io.mekha.agent.runtime.NetworkAttachment;
-import io.mekha.agent.runtime.VmSpec;
-import io.mekha.agent.shadow.HostMemory;
+import io.mekha.agent.level0.HostMemory;
+import io.mekha.agent.qemu.Accelerator;
+import io.mekha.model.NetworkAttachment;
+import io.mekha.model.VmSpec;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
@@ -200,8 +200,9 @@ public final class VirtualClusterFile {
             if (problems.size() > before) {
                 return null;
             }
-            return new VmSpec(vm.name(), memory, cpus, kernel, initrd, vm.append(), vm.workload(), disk, network, vm.bootMarker(),
-                    vm.guestAgent() != null && vm.guestAgent());
+            return VmSpec.named(vm.name())
+                    .memoryMiB(memory).cpus(cpus).boot(kernel, initrd).append(vm.append()).workload(vm.workload()).disk(disk)
+                    .network(network).bootMarker(vm.bootMarker()).guestAgent(vm.guestAgent() != null && vm.guestAgent()).build();
         }
 
         private Path file(String field, String value) {

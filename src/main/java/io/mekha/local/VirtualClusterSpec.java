@@ -1,7 +1,7 @@
 package io.mekha.local;
 
-import io.mekha.agent.runtime.Accelerator;
-import io.mekha.agent.runtime.VmSpec;
+import io.mekha.agent.qemu.Accelerator;
+import io.mekha.model.VmSpec;
 import java.util.List;
 import java.util.Optional;
 

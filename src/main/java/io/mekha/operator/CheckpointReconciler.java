@@ -9,16 +9,17 @@ import io.javaoperatorsdk.operator.api.reconciler.UpdateControl;
 import io.mekha.api.v1alpha1.Conditions;
 import io.mekha.api.v1alpha1.DeletionPolicy;
 import io.mekha.api.v1alpha1.Phase;
-import io.mekha.api.v1alpha1.VirtualClusterCheckpointStatus;
+import io.mekha.api.v1alpha1.Reasons;
 import io.mekha.api.v1alpha1.VirtualClusterCheckpoint;
+import io.mekha.api.v1alpha1.VirtualClusterCheckpointStatus;
 import io.mekha.api.v1alpha1.VmProgress;
 import io.mekha.operator.run.CheckpointRun;
 import io.mekha.operator.run.CheckpointSettings;
+import io.mekha.operator.service.DiskSnapshots;
 import io.mekha.operator.service.OperatorServices;
 import io.mekha.operator.service.ProtocolRuns;
-import io.mekha.operator.service.SourceLocks;
-import io.mekha.operator.service.DiskSnapshots;
 import io.mekha.operator.service.Refusal;
+import io.mekha.operator.service.SourceLocks;
 import io.mekha.operator.service.VirtualClusterResolver.Member;
 import io.mekha.protocol.AgentClient;
 import io.mekha.protocol.CheckpointFailedException;
@@ -40,12 +41,12 @@ import java.util.Set;
 @ControllerConfiguration(name = "virtualclustercheckpoint")
 public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint>, Cleaner<VirtualClusterCheckpoint> {
     /** Refusals that may clear up by themselves: wait for them until the failure deadline. */
-    private static final Set<String> TRANSIENT = Set.of("VirtualMachineNotRunning", "AgentNotFound", "AgentNotReady");
+    private static final Set<String> TRANSIENT = Set.of(Reasons.VIRTUAL_MACHINE_NOT_RUNNING, Reasons.AGENT_NOT_FOUND, Reasons.AGENT_NOT_READY);
 
-    private final OperatorServices s;
+    private final OperatorServices services;
 
     public CheckpointReconciler(OperatorServices services) {
-        this.s = services;
+        this.services = services;
     }
 
     @Override
@@ -68,32 +69,32 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
         Duration left = Duration.between(now(), created(cp).plus(deadline));
 
         if (st.phase == Phase.InProgress) {
-            if (s.runs().running(uid)) {
+            if (services.runs().running(uid)) {
                 if (left.isNegative() || left.isZero()) {
-                    s.runs().cancel(uid, "FailureDeadlineExceeded", "the failureDeadline of " + shown(cp.getSpec().failureDeadline) + " passed at stage " + st.stage);
+                    services.runs().cancel(uid, Reasons.FAILURE_DEADLINE_EXCEEDED, "the failureDeadline of " + shown(cp.getSpec().failureDeadline) + " passed at stage " + st.stage);
                 }
                 return observeAgain(left);
             }
             // status says a run is under way but none is in this process: its operator is gone; pick it up
-            s.locks().claim(cp.getMetadata().getNamespace(), st.vms.stream().map(v -> v.name).toList(), SourceLocks.holder(cp));
-            s.events().normal(cp, "PickedUp", "picking up the checkpoint after an operator restart (it was at stage " + st.stage + ")");
-            s.runs().start(uid, new CheckpointRun(s, cp, true));
+            services.locks().claim(cp.getMetadata().getNamespace(), st.vms.stream().map(v -> v.name).toList(), SourceLocks.holder(cp));
+            services.events().normal(cp, Reasons.PICKED_UP, "picking up the checkpoint after an operator restart (it was at stage " + st.stage + ")");
+            services.runs().start(uid, new CheckpointRun(services, cp, true));
             return observeAgain(left);
         }
 
         if (left.isNegative() || left.isZero()) {
             var waiting = Conditions.get(cp.getStatus().conditions, Conditions.READY);
-            return failNow(cp, "FailureDeadlineExceeded", "not started within the failureDeadline of " + shown(cp.getSpec().failureDeadline)
+            return failNow(cp, Reasons.FAILURE_DEADLINE_EXCEEDED, "not started within the failureDeadline of " + shown(cp.getSpec().failureDeadline)
                     + (waiting == null ? "" : ": " + waiting.getMessage()));
         }
         List<Member> members;
         try {
-            members = s.resolver().resolve(cp.getMetadata().getNamespace(), cp.getSpec());
+            members = services.resolver().resolve(cp.getMetadata().getNamespace(), cp.getSpec());
             CheckpointSettings.options(cp.getSpec(), members.stream().map(Member::vm).toList());
-            new DiskSnapshots(s.client()).disksOf(cp.getMetadata().getNamespace(), members.stream().map(Member::vm).toList(),
+            new DiskSnapshots(services.client()).disksOf(cp.getMetadata().getNamespace(), members.stream().map(Member::vm).toList(),
                     cp.getSpec().uncapturedDisks);
             for (String node : members.stream().map(Member::node).distinct().toList()) {
-                s.agents().forNode(node);
+                services.agents().forNode(node);
             }
         } catch (Refusal r) {
             if (TRANSIENT.contains(r.reason())) {
@@ -101,12 +102,12 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
             }
             return failNow(cp, r.reason(), r.getMessage());
         }
-        Optional<String> holder = s.locks().claim(cp.getMetadata().getNamespace(), members.stream().map(Member::vm).toList(), SourceLocks.holder(cp));
+        Optional<String> holder = services.locks().claim(cp.getMetadata().getNamespace(), members.stream().map(Member::vm).toList(), SourceLocks.holder(cp));
         if (holder.isPresent()) {
-            return waitFor(cp, "SourceLocked", "a VM of this checkpoint is being checkpointed or restored by " + holder.get()
+            return waitFor(cp, Reasons.SOURCE_LOCKED, "a VM of this checkpoint is being checkpointed or restored by " + holder.get()
                     + "; one checkpoint or restore at a time per VM: waiting for it to finish (until the failureDeadline)", left);
         }
-        boolean written = s.status().update(VirtualClusterCheckpoint.class, cp, status -> {
+        boolean written = services.status().update(VirtualClusterCheckpoint.class, cp, status -> {
             status.phase = Phase.InProgress;
             status.stage = "Preparing";
             status.checkpointId = checkpointId(cp);
@@ -119,78 +120,78 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
                 p.phase = "Pending";
                 return p;
             }).toList();
-            Conditions.progressing(status.conditions, "Started", "checkpointing " + members.size() + " VMs", cp.getMetadata().getGeneration(), now());
+            Conditions.progressing(status.conditions, Reasons.STARTED, "checkpointing " + members.size() + " VMs", cp.getMetadata().getGeneration(), now());
         });
         if (!written) {
-            s.locks().release(cp.getMetadata().getNamespace(), SourceLocks.holder(cp));
+            services.locks().release(cp.getMetadata().getNamespace(), SourceLocks.holder(cp));
             return UpdateControl.noUpdate();
         }
-        s.events().normal(cp, "Started", "checkpointing " + members.stream().map(m -> m.vm() + "@" + m.node()).toList()
+        services.events().normal(cp, Reasons.STARTED, "checkpointing " + members.stream().map(m -> m.vm() + "@" + m.node()).toList()
                 + " as " + cp.getStatus().checkpointId);
-        s.runs().start(uid, new CheckpointRun(s, cp, false));
+        services.runs().start(uid, new CheckpointRun(services, cp, false));
         return observeAgain(left);
     }
 
     @Override
     public DeleteControl cleanup(VirtualClusterCheckpoint cp, Context<VirtualClusterCheckpoint> context) {
         String uid = ProtocolRuns.key(cp);
-        if (s.runs().running(uid)) {
-            s.runs().cancel(uid, "Deleted", "the checkpoint was deleted while it ran");
+        if (services.runs().running(uid)) {
+            services.runs().cancel(uid, "Deleted", "the checkpoint was deleted while it ran");
             return DeleteControl.noFinalizerRemoval().rescheduleAfter(Duration.ofSeconds(1));
         }
         var st = cp.getStatus();
         if (st != null && st.checkpointId != null) {
             DeletionPolicy policy = cp.getSpec().deletionPolicy == null ? DeletionPolicy.Delete : cp.getSpec().deletionPolicy;
-            List<AgentClient> agents = s.agents().all();
-            try (Coordinator coordinator = new Coordinator(agents, s.clock());
-                 CheckpointStorage storage = new CheckpointStorage(agents, coordinator, s.clock())) {
+            List<AgentClient> agents = services.agents().all();
+            try (Coordinator coordinator = new Coordinator(agents, services.clock());
+                 CheckpointStorage storage = new CheckpointStorage(agents, services.clock())) {
                 if (policy == DeletionPolicy.Delete) {
                     storage.delete(cp.getMetadata().getNamespace(), st.checkpointId,
-                            CheckpointSettings.level2(s.client(), cp.getMetadata().getNamespace(), cp.getSpec().storage));
-                    new DiskSnapshots(s.client()).delete(cp.getMetadata().getNamespace(), st.checkpointId);
+                            CheckpointSettings.level2(services.client(), cp.getMetadata().getNamespace(), cp.getSpec().storage));
+                    new DiskSnapshots(services.client()).delete(cp.getMetadata().getNamespace(), st.checkpointId);
                 } else {
                     storage.releaseLevel0(st.checkpointId);
                 }
             } catch (CheckpointFailedException | Refusal e) {
-                s.events().warning(cp, "DeleteFailed", "could not delete the checkpoint's data (" + e.getMessage()
+                services.events().warning(cp, Reasons.DELETE_FAILED, "could not delete the checkpoint's data (" + e.getMessage()
                         + "); retrying. To give up and keep the data, remove the finalizer by hand");
                 return DeleteControl.noFinalizerRemoval().rescheduleAfter(Duration.ofSeconds(10));
             }
         }
-        s.locks().release(cp.getMetadata().getNamespace(), SourceLocks.holder(cp));
+        services.locks().release(cp.getMetadata().getNamespace(), SourceLocks.holder(cp));
         return DeleteControl.defaultDelete();
     }
 
     private UpdateControl<VirtualClusterCheckpoint> waitFor(VirtualClusterCheckpoint cp, String reason, String message, Duration left) {
         var before = Conditions.get(cp.getStatus().conditions, Conditions.PROGRESSING);
         boolean news = before == null || !reason.equals(before.getReason());
-        s.status().update(VirtualClusterCheckpoint.class, cp, status -> {
+        services.status().update(VirtualClusterCheckpoint.class, cp, status -> {
             status.phase = Phase.Pending;
             status.observedGeneration = cp.getMetadata().getGeneration();
             Conditions.waiting(status.conditions, reason, message, cp.getMetadata().getGeneration(), now());
         });
         if (news) {
-            s.events().normal(cp, reason, message);
+            services.events().normal(cp, reason, message);
         }
         return observeAgain(left);
     }
 
     private UpdateControl<VirtualClusterCheckpoint> failNow(VirtualClusterCheckpoint cp, String reason, String message) {
-        s.metrics().checkpointFinished("failed", reason);
-        s.events().warning(cp, reason, message);
-        s.status().update(VirtualClusterCheckpoint.class, cp, status -> {
+        services.metrics().checkpointFinished("failed", reason);
+        services.events().warning(cp, reason, message);
+        services.status().update(VirtualClusterCheckpoint.class, cp, status -> {
             status.phase = Phase.Failed;
             status.readyToUse = false;
             status.completedAt = now().toString();
             status.observedGeneration = cp.getMetadata().getGeneration();
             Conditions.failed(status.conditions, reason, message, cp.getMetadata().getGeneration(), now());
         });
-        s.locks().release(cp.getMetadata().getNamespace(), SourceLocks.holder(cp));
+        services.locks().release(cp.getMetadata().getNamespace(), SourceLocks.holder(cp));
         return UpdateControl.noUpdate();
     }
 
     private UpdateControl<VirtualClusterCheckpoint> observeAgain(Duration left) {
-        return UpdateControl.<VirtualClusterCheckpoint>noUpdate().rescheduleAfter(s.nextLook(left));
+        return UpdateControl.<VirtualClusterCheckpoint>noUpdate().rescheduleAfter(services.nextLook(left));
     }
 
     /** Unique on the agents and in storage, readable in file names: namespace, name and a piece of the UID. */
@@ -212,6 +213,6 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
     }
 
     private Instant now() {
-        return s.clock().instant();
+        return services.clock().instant();
     }
 }

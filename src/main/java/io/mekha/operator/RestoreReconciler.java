@@ -6,16 +6,17 @@ import io.javaoperatorsdk.operator.api.reconciler.Reconciler;
 import io.javaoperatorsdk.operator.api.reconciler.UpdateControl;
 import io.mekha.api.v1alpha1.Conditions;
 import io.mekha.api.v1alpha1.Phase;
-import io.mekha.api.v1alpha1.VirtualClusterRestoreStatus;
+import io.mekha.api.v1alpha1.Reasons;
 import io.mekha.api.v1alpha1.VirtualClusterCheckpoint;
 import io.mekha.api.v1alpha1.VirtualClusterRestore;
+import io.mekha.api.v1alpha1.VirtualClusterRestoreStatus;
 import io.mekha.api.v1alpha1.VmRestoreResult;
 import io.mekha.operator.run.CheckpointSettings;
 import io.mekha.operator.run.RestoreRun;
 import io.mekha.operator.service.OperatorServices;
 import io.mekha.operator.service.ProtocolRuns;
-import io.mekha.operator.service.SourceLocks;
 import io.mekha.operator.service.Refusal;
+import io.mekha.operator.service.SourceLocks;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.List;
@@ -29,10 +30,10 @@ import java.util.Optional;
  */
 @ControllerConfiguration(name = "virtualclusterrestore")
 public class RestoreReconciler implements Reconciler<VirtualClusterRestore> {
-    private final OperatorServices s;
+    private final OperatorServices services;
 
     public RestoreReconciler(OperatorServices services) {
-        this.s = services;
+        this.services = services;
     }
 
     @Override
@@ -57,46 +58,46 @@ public class RestoreReconciler implements Reconciler<VirtualClusterRestore> {
         Duration left = Duration.between(now(), (created == null ? now() : Instant.parse(created)).plus(deadline));
 
         if (st.phase == Phase.InProgress) {
-            if (s.runs().running(uid)) {
+            if (services.runs().running(uid)) {
                 if ((left.isNegative() || left.isZero())) {
-                    s.runs().cancel(uid, "FailureDeadlineExceeded", "the failureDeadline of " + shown(restore.getSpec().failureDeadline) + " passed");
+                    services.runs().cancel(uid, Reasons.FAILURE_DEADLINE_EXCEEDED, "the failureDeadline of " + shown(restore.getSpec().failureDeadline) + " passed");
                 }
                 return observeAgain(left);
             }
             // a restore on KubeVirt may have left its annotation and node pin on the VMs' templates: a later start of such a
             // VM would wait for a state nobody feeds it
-            new io.mekha.operator.service.VmiRecreation(s.client(), Duration.ZERO).finish(ns, st.vms == null ? List.of()
+            new io.mekha.operator.service.VmiRecreation(services.client(), Duration.ZERO).finish(ns, st.vms == null ? List.of()
                     : st.vms.stream().map(v -> v.name).toList());
-            return failNow(restore, "OperatorRestarted", "the operator restarted while this restore ran; check the VMs (kubectl get vmi -n "
+            return failNow(restore, Reasons.OPERATOR_RESTARTED, "the operator restarted while this restore ran; check the VMs (kubectl get vmi -n "
                     + ns + ") and create a new VirtualClusterRestore to restart them from the checkpoint again");
         }
         if ((left.isNegative() || left.isZero())) {
             var waiting = Conditions.get(restore.getStatus().conditions, Conditions.READY);
-            return failNow(restore, "FailureDeadlineExceeded", "not started within the failureDeadline of " + shown(restore.getSpec().failureDeadline)
+            return failNow(restore, Reasons.FAILURE_DEADLINE_EXCEEDED, "not started within the failureDeadline of " + shown(restore.getSpec().failureDeadline)
                     + (waiting == null ? "" : ": " + waiting.getMessage()));
         }
-        VirtualClusterCheckpoint cp = s.client().resources(VirtualClusterCheckpoint.class).inNamespace(ns)
+        VirtualClusterCheckpoint cp = services.client().resources(VirtualClusterCheckpoint.class).inNamespace(ns)
                 .withName(restore.getSpec().checkpointName).get();
         if (cp == null) {
-            return failNow(restore, "CheckpointNotFound", "no VirtualClusterCheckpoint '" + restore.getSpec().checkpointName
+            return failNow(restore, Reasons.CHECKPOINT_NOT_FOUND, "no VirtualClusterCheckpoint '" + restore.getSpec().checkpointName
                     + "' in namespace " + ns + " (kubectl get vccp -n " + ns + ")");
         }
         if (cp.getStatus() == null || !Boolean.TRUE.equals(cp.getStatus().readyToUse)) {
             Phase phase = cp.getStatus() == null ? null : cp.getStatus().phase;
             if (phase == Phase.Failed) {
-                return failNow(restore, "CheckpointNotReady", "checkpoint " + cp.getMetadata().getName() + " Failed and holds nothing to restore from");
+                return failNow(restore, Reasons.CHECKPOINT_NOT_READY, "checkpoint " + cp.getMetadata().getName() + " Failed and holds nothing to restore from");
             }
-            return waitFor(restore, "CheckpointNotReady", "checkpoint " + cp.getMetadata().getName() + " is not ready to use yet ("
+            return waitFor(restore, Reasons.CHECKPOINT_NOT_READY, "checkpoint " + cp.getMetadata().getName() + " is not ready to use yet ("
                     + (phase == null ? "Pending" : phase) + "); waiting", left);
         }
         List<String> vms = cp.getStatus().vms.stream().map(v -> v.name).toList();
         String holder = SourceLocks.holder(restore);
-        Optional<String> taken = s.locks().claim(ns, vms, holder);
+        Optional<String> taken = services.locks().claim(ns, vms, holder);
         if (taken.isPresent()) {
-            return waitFor(restore, "SourceLocked", "a VM of checkpoint " + cp.getMetadata().getName() + " is being checkpointed or restored by "
+            return waitFor(restore, Reasons.SOURCE_LOCKED, "a VM of checkpoint " + cp.getMetadata().getName() + " is being checkpointed or restored by "
                     + taken.get() + "; waiting for it to finish (until the failureDeadline)", left);
         }
-        boolean written = s.status().update(VirtualClusterRestore.class, restore, status -> {
+        boolean written = services.status().update(VirtualClusterRestore.class, restore, status -> {
             status.phase = Phase.InProgress;
             status.startedAt = now().toString();
             status.observedGeneration = restore.getMetadata().getGeneration();
@@ -106,44 +107,44 @@ public class RestoreReconciler implements Reconciler<VirtualClusterRestore> {
                 r.node = v.node;
                 return r;
             }).toList();
-            Conditions.progressing(status.conditions, "Started", "restoring " + vms.size() + " VMs from checkpoint " + cp.getMetadata().getName(),
+            Conditions.progressing(status.conditions, Reasons.STARTED, "restoring " + vms.size() + " VMs from checkpoint " + cp.getMetadata().getName(),
                     restore.getMetadata().getGeneration(), now());
         });
         if (!written) {
-            s.locks().release(ns, holder);
+            services.locks().release(ns, holder);
             return UpdateControl.noUpdate();
         }
-        s.runs().start(uid, new RestoreRun(s, restore, cp));
+        services.runs().start(uid, new RestoreRun(services, restore, cp));
         return observeAgain(left);
     }
 
     private UpdateControl<VirtualClusterRestore> waitFor(VirtualClusterRestore restore, String reason, String message, Duration left) {
         var before = Conditions.get(restore.getStatus().conditions, Conditions.PROGRESSING);
         boolean news = before == null || !reason.equals(before.getReason());
-        s.status().update(VirtualClusterRestore.class, restore, status -> {
+        services.status().update(VirtualClusterRestore.class, restore, status -> {
             status.phase = Phase.Pending;
             Conditions.waiting(status.conditions, reason, message, restore.getMetadata().getGeneration(), now());
         });
         if (news) {
-            s.events().normal(restore, reason, message);
+            services.events().normal(restore, reason, message);
         }
         return observeAgain(left);
     }
 
     private UpdateControl<VirtualClusterRestore> failNow(VirtualClusterRestore restore, String reason, String message) {
-        s.metrics().restoreFinished("failed", reason, "none");
-        s.events().warning(restore, reason, message);
-        s.status().update(VirtualClusterRestore.class, restore, status -> {
+        services.metrics().restoreFinished("failed", reason, "none");
+        services.events().warning(restore, reason, message);
+        services.status().update(VirtualClusterRestore.class, restore, status -> {
             status.phase = Phase.Failed;
             status.completedAt = now().toString();
             Conditions.failed(status.conditions, reason, message, restore.getMetadata().getGeneration(), now());
         });
-        s.locks().release(restore.getMetadata().getNamespace(), SourceLocks.holder(restore));
+        services.locks().release(restore.getMetadata().getNamespace(), SourceLocks.holder(restore));
         return UpdateControl.noUpdate();
     }
 
     private UpdateControl<VirtualClusterRestore> observeAgain(Duration left) {
-        return UpdateControl.<VirtualClusterRestore>noUpdate().rescheduleAfter(s.nextLook(left));
+        return UpdateControl.<VirtualClusterRestore>noUpdate().rescheduleAfter(services.nextLook(left));
     }
 
     private static String shown(String failureDeadline) {
@@ -151,6 +152,6 @@ public class RestoreReconciler implements Reconciler<VirtualClusterRestore> {
     }
 
     private Instant now() {
-        return s.clock().instant();
+        return services.clock().instant();
     }
 }

@@ -14,6 +14,7 @@ import io.mekha.api.v1alpha1.Conditions;
 import io.mekha.api.v1alpha1.KubeDuration;
 import io.mekha.api.v1alpha1.MekhaApi;
 import io.mekha.api.v1alpha1.Phase;
+import io.mekha.api.v1alpha1.Reasons;
 import io.mekha.api.v1alpha1.Retention;
 import io.mekha.api.v1alpha1.VirtualClusterCheckpoint;
 import io.mekha.api.v1alpha1.VirtualClusterCheckpointSchedule;
@@ -45,10 +46,10 @@ public class ScheduleReconciler implements Reconciler<VirtualClusterCheckpointSc
     private static final CronParser CRON = new CronParser(CronDefinitionBuilder.instanceDefinitionFor(CronType.UNIX));
     private static final DateTimeFormatter NAME_TIME = DateTimeFormatter.ofPattern("yyyyMMddHHmm").withZone(ZoneOffset.UTC);
 
-    private final OperatorServices s;
+    private final OperatorServices services;
 
     public ScheduleReconciler(OperatorServices services) {
-        this.s = services;
+        this.services = services;
     }
 
     @Override
@@ -59,7 +60,7 @@ public class ScheduleReconciler implements Reconciler<VirtualClusterCheckpointSc
             schedule.setStatus(new VirtualClusterCheckpointScheduleStatus());
         }
         var spec = schedule.getSpec();
-        Instant now = s.clock().instant();
+        Instant now = services.clock().instant();
         Long generation = schedule.getMetadata().getGeneration();
         ExecutionTime times;
         ZoneId zone;
@@ -75,10 +76,10 @@ public class ScheduleReconciler implements Reconciler<VirtualClusterCheckpointSc
         } catch (IllegalArgumentException | DateTimeException e) {
             String message = "cannot read the schedule: " + e.getMessage()
                     + " (spec.schedule takes five cron fields, minute hour day-of-month month day-of-week; spec.timeZone an IANA name)";
-            s.status().update(VirtualClusterCheckpointSchedule.class, schedule, st -> {
+            services.status().update(VirtualClusterCheckpointSchedule.class, schedule, st -> {
                 st.observedGeneration = generation;
                 st.nextScheduleTime = null;
-                Conditions.failed(st.conditions, "InvalidSchedule", message, generation, now);
+                Conditions.failed(st.conditions, Reasons.INVALID_SCHEDULE, message, generation, now);
             });
             return UpdateControl.noUpdate();
         }
@@ -102,7 +103,7 @@ public class ScheduleReconciler implements Reconciler<VirtualClusterCheckpointSc
         Optional<ZonedDateTime> next = times.nextExecution(local);
         Instant dueAt = due;
         String made = created;
-        s.status().update(VirtualClusterCheckpointSchedule.class, schedule, st -> {
+        services.status().update(VirtualClusterCheckpointSchedule.class, schedule, st -> {
             st.observedGeneration = generation;
             if (dueAt != null) {
                 st.lastScheduleTime = dueAt.toString();
@@ -115,15 +116,15 @@ public class ScheduleReconciler implements Reconciler<VirtualClusterCheckpointSc
                 st.lastSuccessfulTime = c.getStatus().completedAt;
             });
             if (Boolean.TRUE.equals(spec.suspend)) {
-                Conditions.waiting(st.conditions, "Suspended", "spec.suspend is true: no new checkpoints", generation, now);
+                Conditions.waiting(st.conditions, Reasons.SUSPENDED, "spec.suspend is true: no new checkpoints", generation, now);
             } else {
-                Conditions.succeeded(st.conditions, "Scheduled", "next checkpoint due " + next.map(t -> t.toInstant().toString()).orElse("never"),
+                Conditions.succeeded(st.conditions, Reasons.SCHEDULED, "next checkpoint due " + next.map(t -> t.toInstant().toString()).orElse("never"),
                         generation, now);
             }
         });
-        Duration wait = next.map(t -> Duration.between(now, t.toInstant())).orElse(s.observeEvery());
+        Duration wait = next.map(t -> Duration.between(now, t.toInstant())).orElse(services.observeEvery());
         return UpdateControl.<VirtualClusterCheckpointSchedule>noUpdate()
-                .rescheduleAfter(wait.compareTo(s.observeEvery()) > 0 || wait.isNegative() ? s.observeEvery() : wait.plusMillis(10));
+                .rescheduleAfter(wait.compareTo(services.observeEvery()) > 0 || wait.isNegative() ? services.observeEvery() : wait.plusMillis(10));
     }
 
     /** Creates the checkpoint due at {@code due} unless it exists; returns its name. */
@@ -140,11 +141,11 @@ public class ScheduleReconciler implements Reconciler<VirtualClusterCheckpointSc
                 .withAnnotations(Map.of(MekhaApi.SCHEDULED_AT_ANNOTATION, due.toString())).build());
         cp.setSpec(schedule.getSpec().template.spec);
         try {
-            s.client().resource(cp).create();
-            s.events().normal(schedule, "CheckpointCreated", "created " + name + " (due " + due + ")");
+            services.client().resource(cp).create();
+            services.events().normal(schedule, Reasons.CHECKPOINT_CREATED, "created " + name + " (due " + due + ")");
         } catch (KubernetesClientException e) {
             if (e.getCode() != 409) {
-                s.events().warning(schedule, "CreateFailed", "could not create checkpoint " + name + ": " + e.getMessage());
+                services.events().warning(schedule, Reasons.CREATE_FAILED, "could not create checkpoint " + name + ": " + e.getMessage());
                 throw e;
             }
         }
@@ -152,7 +153,7 @@ public class ScheduleReconciler implements Reconciler<VirtualClusterCheckpointSc
     }
 
     private List<VirtualClusterCheckpoint> children(VirtualClusterCheckpointSchedule schedule) {
-        return new ArrayList<>(s.client().resources(VirtualClusterCheckpoint.class).inNamespace(schedule.getMetadata().getNamespace())
+        return new ArrayList<>(services.client().resources(VirtualClusterCheckpoint.class).inNamespace(schedule.getMetadata().getNamespace())
                 .withLabel(MekhaApi.SCHEDULE_LABEL, schedule.getMetadata().getName()).list().getItems());
     }
 
@@ -179,9 +180,9 @@ public class ScheduleReconciler implements Reconciler<VirtualClusterCheckpointSc
         }
         List<String> names = new ArrayList<>();
         for (VirtualClusterCheckpoint c : doomed) {
-            s.client().resource(c).delete();
+            services.client().resource(c).delete();
             names.add(c.getMetadata().getName());
-            s.events().normal(schedule, "CheckpointPruned", "deleted " + c.getMetadata().getName() + " (" + phase(c) + ", due " + dueOf(c)
+            services.events().normal(schedule, Reasons.CHECKPOINT_PRUNED, "deleted " + c.getMetadata().getName() + " (" + phase(c) + ", due " + dueOf(c)
                     + ") per the retention policy");
         }
         return names;

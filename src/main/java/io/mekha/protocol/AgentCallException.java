@@ -1,20 +1,40 @@
 package io.mekha.protocol;
 
-/** A call to an agent failed: unreachable, refused, or answered with an error (status 0 when it never answered). */
+import io.mekha.agent.api.ErrorKind;
+
+/**
+ * A call to an agent failed: unreachable, refused, or answered with an error. {@link #kind} says what it means;
+ * {@link #status} is the HTTP status it came with (0 when the agent never answered).
+ */
 public class AgentCallException extends Exception {
+    private final ErrorKind kind;
     private final int status;
 
-    public AgentCallException(int status, String message, Throwable cause) {
+    public AgentCallException(ErrorKind kind, int status, String message, Throwable cause) {
         super(message, cause);
+        this.kind = kind;
         this.status = status;
+    }
+
+    /** The agent never answered (connection refused, reset, timed out). */
+    public static AgentCallException unreachable(String message, Throwable cause) {
+        return new AgentCallException(ErrorKind.UNREACHABLE, 0, message, cause);
+    }
+
+    public ErrorKind kind() {
+        return kind;
     }
 
     public int status() {
         return status;
     }
 
-    /** The agent never answered (connection refused, reset, timed out). */
     public boolean unreachable() {
-        return status == 0;
+        return kind == ErrorKind.UNREACHABLE;
+    }
+
+    /** The agent holds no such thing (checkpoint, VM, restart, stored copy). */
+    public boolean notFound() {
+        return kind == ErrorKind.NOT_FOUND;
     }
 }

@@ -39,11 +39,11 @@ final class AgentCalls implements AutoCloseable {
                 results.put(agent, new Result<>(future.get(), null));
             } catch (ExecutionException e) {
                 AgentCallException error = e.getCause() instanceof AgentCallException a ? a
-                        : new AgentCallException(0, "agent " + agent.node() + ": " + e.getCause(), e.getCause());
+                        : new AgentCallException(io.mekha.agent.api.ErrorKind.FAILED, 0, "agent " + agent.node() + ": " + e.getCause(), e.getCause());
                 results.put(agent, new Result<>(null, error));
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
-                results.put(agent, new Result<>(null, new AgentCallException(0, "interrupted", e)));
+                results.put(agent, new Result<>(null, AgentCallException.unreachable("interrupted", e)));
             }
         });
         return results;

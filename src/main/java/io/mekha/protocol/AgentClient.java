@@ -5,26 +5,28 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import io.mekha.agent.api.AgentDtos.AbortRequest;
 import io.mekha.agent.api.AgentDtos.AtRequest;
 import io.mekha.agent.api.AgentDtos.CheckpointStatus;
+import io.mekha.agent.api.AgentDtos.ErrorReply;
 import io.mekha.agent.api.AgentDtos.FlushRequest;
 import io.mekha.agent.api.AgentDtos.FlushResult;
 import io.mekha.agent.api.AgentDtos.PartnerShadow;
 import io.mekha.agent.api.AgentDtos.PartnerShadowRequest;
-import io.mekha.agent.api.AgentDtos.ReplicateRequest;
+import io.mekha.agent.api.AgentDtos.PrepareRequest;
 import io.mekha.agent.api.AgentDtos.PublishManifestRequest;
+import io.mekha.agent.api.AgentDtos.ReplicateRequest;
+import io.mekha.agent.api.AgentDtos.RestartRequest;
+import io.mekha.agent.api.AgentDtos.RestartStatus;
+import io.mekha.agent.api.AgentDtos.StartVmRequest;
 import io.mekha.agent.api.AgentDtos.StoredCheckpoint;
 import io.mekha.agent.api.AgentDtos.StoredRequest;
 import io.mekha.agent.api.AgentDtos.StoredVmResult;
 import io.mekha.agent.api.AgentDtos.StoredVmsRequest;
-import io.mekha.storage.CheckpointManifest;
-import io.mekha.agent.api.AgentDtos.ErrorReply;
-import io.mekha.agent.api.AgentDtos.PrepareRequest;
-import io.mekha.agent.api.AgentDtos.RestartRequest;
-import io.mekha.agent.api.AgentDtos.RestartStatus;
-import io.mekha.agent.api.AgentDtos.StartVmRequest;
 import io.mekha.agent.api.AgentDtos.TimeReply;
 import io.mekha.agent.api.AgentDtos.VmInfo;
+import io.mekha.agent.api.ErrorKind;
+import io.mekha.agent.api.HttpErrors;
 import io.mekha.agent.api.Json;
-import io.mekha.agent.runtime.VmSpec;
+import io.mekha.model.VmSpec;
+import io.mekha.storage.CheckpointManifest;
 import java.io.IOException;
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -86,10 +88,10 @@ public final class AgentClient {
     }
 
     /** Runs a command in a VM's guest; waits as long as the command may take. */
-    public io.mekha.agent.runtime.GuestCommands.Result exec(String vm, io.mekha.agent.api.AgentDtos.ExecRequest request)
+    public io.mekha.agent.api.AgentDtos.ExecResult exec(String vm, io.mekha.agent.api.AgentDtos.ExecRequest request)
             throws AgentCallException {
         Duration wait = (request.timeout() == null ? Duration.ofSeconds(60) : request.timeout()).plus(Duration.ofSeconds(30));
-        return call("POST", "/v1/vms/" + vm + "/exec", request, json.constructType(io.mekha.agent.runtime.GuestCommands.Result.class), wait);
+        return call("POST", "/v1/vms/" + vm + "/exec", request, json.constructType(io.mekha.agent.api.AgentDtos.ExecResult.class), wait);
     }
 
     public CheckpointStatus prepare(String id, PrepareRequest request) throws AgentCallException {
@@ -204,20 +206,24 @@ public final class AgentClient {
             }
             response = http.send(request.build(), HttpResponse.BodyHandlers.ofByteArray());
         } catch (IOException e) {
-            throw new AgentCallException(0, what + ": agent unreachable: " + e, e);
+            throw AgentCallException.unreachable(what + ": agent unreachable: " + e, e);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            throw new AgentCallException(0, what + ": interrupted", e);
+            throw AgentCallException.unreachable(what + ": interrupted", e);
         }
         int status = response.statusCode();
         if (status >= 300) {
             String message;
+            ErrorKind kind = null;
             try {
-                message = json.readValue(response.body(), ErrorReply.class).error();
+                ErrorReply reply = json.readValue(response.body(), ErrorReply.class);
+                message = reply.error();
+                kind = reply.kind();
             } catch (IOException e) {
                 message = new String(response.body());
             }
-            throw new AgentCallException(status, message + " [" + status + " from " + what + "]", null);
+            // the one place a status becomes a kind on this side: an answer that did not say its kind (a proxy's page)
+            throw new AgentCallException(kind != null ? kind : HttpErrors.kind(status), status, message + " [" + status + " from " + what + "]", null);
         }
         if (type.getRawClass() == Void.class || response.body().length == 0) {
             return null;
@@ -225,7 +231,7 @@ public final class AgentClient {
         try {
             return json.readValue(response.body(), type);
         } catch (IOException e) {
-            throw new AgentCallException(status, what + ": unreadable reply: " + e.getMessage(), e);
+            throw new AgentCallException(ErrorKind.FAILED, status, what + ": unreadable reply: " + e.getMessage(), e);
         }
     }
 }

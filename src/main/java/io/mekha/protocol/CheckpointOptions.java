@@ -1,7 +1,7 @@
 package io.mekha.protocol;
 
-import io.mekha.agent.time.TimePolicy;
-import io.mekha.agent.transfer.TransferMode;
+import io.mekha.model.TimePolicy;
+import io.mekha.model.TransferMode;
 import java.time.Duration;
 import java.util.Map;
 

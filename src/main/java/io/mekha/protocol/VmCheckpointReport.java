@@ -1,6 +1,6 @@
 package io.mekha.protocol;
 
-import io.mekha.agent.transfer.TransferFigures;
+import io.mekha.model.TransferFigures;
 import java.time.Instant;
 
 /**

@@ -1,6 +1,6 @@
 package io.mekha.storage;
 
-import io.mekha.agent.runtime.VmSpec;
+import io.mekha.model.VmSpec;
 import java.time.Instant;
 import java.util.List;
 import java.util.Optional;

@@ -3,7 +3,7 @@ package io.mekha.kubevirt;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.mekha.agent.api.AgentDtos.VmCheckpointStatus;
-import io.mekha.agent.runtime.VmSpec;
+import io.mekha.model.VmSpec;
 import io.mekha.protocol.CheckpointOptions;
 import io.mekha.protocol.CheckpointReport;
 import io.mekha.protocol.VmCheckpointReport;

@@ -4,15 +4,10 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import io.mekha.agent.AgentService;
-import io.mekha.agent.RendezvousClock;
 import io.mekha.agent.api.AgentDtos.VmInfo;
-import io.mekha.agent.kubevirt.KubeVirtVmRuntime;
-import io.mekha.agent.runtime.RuntimeConfig;
-import io.mekha.agent.runtime.VmSpec;
-import io.mekha.agent.server.AgentHttpServer;
-import io.mekha.agent.server.BearerToken;
+import io.mekha.agent.qemu.RuntimeConfig;
 import io.mekha.local.DirtierLog;
+import io.mekha.model.VmSpec;
 import io.mekha.protocol.AgentCallException;
 import io.mekha.protocol.AgentClient;
 import io.mekha.protocol.CheckpointOptions;
@@ -25,10 +20,8 @@ import io.mekha.protocol.VmCheckpointReport;
 import io.mekha.storage.StorageLevel;
 import io.mekha.testing.NoQemuLeftBehind;
 import io.mekha.testing.TestVms;
-import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.HashMap;
@@ -200,7 +193,7 @@ class KubeVirtAgentTest {
         for (Path p : List.of(kernel, initrd)) {
             Files.setPosixFilePermissions(p, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
         }
-        VmSpec spec = new VmSpec("vm1", 256, 1, kernel, initrd, null, guest.workload(), null, null, null, false);
+        VmSpec spec = VmSpec.named("vm1").boot(kernel, initrd).workload(guest.workload()).build();
         try (LauncherPods pods = new LauncherPods(work); KubeVirtNode node = new KubeVirtNode(work)) {
             AgentClient client = node.client;
             Coordinator coordinator = node.coordinator;
@@ -261,12 +254,12 @@ class KubeVirtAgentTest {
         return r.stdout();
     }
 
-    private static io.mekha.agent.runtime.GuestCommands.Result guest(LauncherPods.Launcher pod, String script) throws Exception {
+    private static io.mekha.agent.api.AgentDtos.ExecResult guest(LauncherPods.Launcher pod, String script) throws Exception {
         Path qga = pod.console().resolveSibling("qga.sock");
         long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
         while (true) {
             try {
-                return io.mekha.agent.runtime.GuestCommands.run(qga, List.of("/bin/sh", "-c", script), null, Duration.ofSeconds(30));
+                return io.mekha.agent.qemu.GuestCommands.run(qga, List.of("/bin/sh", "-c", script), null, Duration.ofSeconds(30));
             } catch (io.mekha.qmp.QmpException e) {
                 if (System.nanoTime() > deadline) {
                     throw e;

@@ -3,7 +3,7 @@ package io.mekha.kubevirt;
 import io.mekha.agent.AgentService;
 import io.mekha.agent.RendezvousClock;
 import io.mekha.agent.kubevirt.KubeVirtVmRuntime;
-import io.mekha.agent.runtime.RuntimeConfig;
+import io.mekha.agent.qemu.RuntimeConfig;
 import io.mekha.agent.server.AgentAuthenticator;
 import io.mekha.agent.server.AgentHttpServer;
 import io.mekha.agent.server.BearerToken;
@@ -41,7 +41,7 @@ public final class KubeVirtNode implements AutoCloseable {
         server = new AgentHttpServer(agent, auth, new InetSocketAddress("127.0.0.1", 0)).start();
         client = new AgentClient("n1", server.uri(), header != null ? header : ((BearerToken) auth).header(), Duration.ofSeconds(30));
         coordinator = new Coordinator(List.of(client), Clock.systemUTC());
-        storage = new CheckpointStorage(List.of(client), coordinator, Clock.systemUTC());
+        storage = new CheckpointStorage(List.of(client), Clock.systemUTC());
     }
 
     @Override

@@ -3,7 +3,7 @@ package io.mekha.kubevirt;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.mekha.agent.kubevirt.KubeVirtVmRuntime;
-import io.mekha.agent.runtime.Accelerator;
+import io.mekha.agent.qemu.Accelerator;
 import java.util.List;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;

@@ -2,11 +2,11 @@ package io.mekha.kubevirt;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.mekha.agent.runtime.Accelerator;
-import io.mekha.agent.runtime.QemuCommandLine;
-import io.mekha.agent.runtime.RuntimeConfig;
-import io.mekha.agent.runtime.VmSpec;
+import io.mekha.agent.qemu.Accelerator;
+import io.mekha.agent.qemu.QemuCommandLine;
+import io.mekha.agent.qemu.RuntimeConfig;
 import io.mekha.local.DirtierLog;
+import io.mekha.model.VmSpec;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;

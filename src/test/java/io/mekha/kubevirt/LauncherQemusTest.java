@@ -7,7 +7,7 @@ import io.mekha.agent.kubevirt.LauncherNotFoundException;
 import io.mekha.agent.kubevirt.LauncherQemu;
 import io.mekha.agent.kubevirt.LauncherQemus;
 import io.mekha.agent.kubevirt.ShortSocketPath;
-import io.mekha.agent.runtime.RuntimeConfig;
+import io.mekha.agent.qemu.RuntimeConfig;
 import io.mekha.qmp.QmpClient;
 import io.mekha.testing.NoQemuLeftBehind;
 import java.nio.file.Files;

@@ -3,8 +3,8 @@ package io.mekha.local;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import io.mekha.agent.runtime.Accelerator;
-import io.mekha.agent.runtime.VmSpec;
+import io.mekha.agent.qemu.Accelerator;
+import io.mekha.model.VmSpec;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Tag;

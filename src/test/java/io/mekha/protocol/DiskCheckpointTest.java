@@ -4,10 +4,10 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.mekha.agent.api.AgentDtos.ExecRequest;
-import io.mekha.agent.runtime.GuestCommands;
-import io.mekha.agent.runtime.VmSpec;
-import io.mekha.agent.transfer.TransferMode;
+import io.mekha.agent.api.AgentDtos.ExecResult;
 import io.mekha.local.GuestImage;
+import io.mekha.model.TransferMode;
+import io.mekha.model.VmSpec;
 import io.mekha.storage.StorageLevel;
 import io.mekha.storage.StorageTarget;
 import io.mekha.testing.NoQemuLeftBehind;
@@ -39,10 +39,11 @@ class DiskCheckpointTest {
         Path base = work.resolve("base.qcow2");
         assertThat(new ProcessBuilder("qemu-img", "create", "-q", "-f", "qcow2", base.toString(), "16M").inheritIO().start().waitFor()).isZero();
         GuestImage guest = GuestImage.locate().requireBuilt();
-        VmSpec spec = new VmSpec("vm1", 256, 1, guest.kernel(), guest.initrd(), null, "dirtier -m 8 -d 1 -i 200", base, null, null, true);
+        VmSpec spec = VmSpec.named("vm1")
+                .boot(guest.kernel(), guest.initrd()).workload("dirtier -m 8 -d 1 -i 200").disk(base).guestAgent(true).build();
         StorageTarget shared = new StorageTarget.Filesystem(work.resolve("shared"));
         try (SingleAgent node = new SingleAgent(work.resolve("n1"));
-             CheckpointStorage storage = new CheckpointStorage(List.of(node.client), node.coordinator, Clock.systemUTC())) {
+             CheckpointStorage storage = new CheckpointStorage(List.of(node.client), Clock.systemUTC())) {
             node.client.startVm(spec);
             write(node, "BEFORE-CUT", 0);
             for (TransferMode mode : List.of(TransferMode.MTD, TransferMode.STOP_AND_COPY)) {
@@ -94,14 +95,14 @@ class DiskCheckpointTest {
 
     /** Writes {@code text} at 512-byte sector {@code sector} of the guest's raw disk, synced. */
     private static void write(SingleAgent node, String text, int sector) throws Exception {
-        GuestCommands.Result r = node.client.exec("vm1", new ExecRequest(List.of("/bin/sh", "-c",
+        ExecResult r = node.client.exec("vm1", new ExecRequest(List.of("/bin/sh", "-c",
                 "printf '%s' '" + text + "' | dd of=/dev/vda bs=512 seek=" + sector + " conv=fsync,notrunc 2>&1"), null, Duration.ofSeconds(30)));
         assertThat(r.succeeded()).as("guest write: %s", r).isTrue();
     }
 
     /** Reads the text at sector {@code sector} (up to the first NUL). */
     private static String read(SingleAgent node, int sector) throws Exception {
-        GuestCommands.Result r = node.client.exec("vm1", new ExecRequest(List.of("/bin/sh", "-c",
+        ExecResult r = node.client.exec("vm1", new ExecRequest(List.of("/bin/sh", "-c",
                 "echo 3 > /proc/sys/vm/drop_caches; dd if=/dev/vda bs=512 skip=" + sector + " count=1 iflag=direct 2>/dev/null | tr -d '\\000'"),
                 null, Duration.ofSeconds(30)));
         assertThat(r.succeeded()).as("guest read: %s", r).isTrue();

@@ -3,7 +3,7 @@ package io.mekha.protocol;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.mekha.agent.api.AgentDtos.ExecRequest;
-import io.mekha.agent.runtime.GuestCommands;
+import io.mekha.agent.api.AgentDtos.ExecResult;
 import io.mekha.local.HpccOutput;
 import io.mekha.local.MpiImage;
 import io.mekha.storage.StorageLevel;
@@ -42,7 +42,7 @@ class HpccVirtualClusterTest {
     void hpccPassesEveryCheckAfterTheVcRestartsFromAMidRunCheckpointFromMemoryAndFromDisk() throws Exception {
         MpiImage image = MpiImage.locate().requireBuilt();
         try (TestCluster vc = new TestCluster(work, port -> image.cluster(3, 256, port));
-             CheckpointStorage storage = new CheckpointStorage(List.of(vc.client1, vc.client2), vc.coordinator, Clock.systemUTC())) {
+             CheckpointStorage storage = new CheckpointStorage(List.of(vc.client1, vc.client2), Clock.systemUTC())) {
             vc.bootAll();
             sh(vc, "vm1", "echo written-before-the-cut > /root/before-cut.txt && sync");
             sh(vc, "vm1", "cd /root && rm -f hpccoutf.txt && (nohup mpirun --allow-run-as-root -np 3 --host vm1,vm2,vm3 hpcc"
@@ -74,7 +74,7 @@ class HpccVirtualClusterTest {
     }
 
     private static String sh(TestCluster vc, String vm, String command) throws Exception {
-        GuestCommands.Result r = vc.clientOf(vm).exec(vm, new ExecRequest(List.of("/bin/sh", "-c", command), null, Duration.ofSeconds(60)));
+        ExecResult r = vc.clientOf(vm).exec(vm, new ExecRequest(List.of("/bin/sh", "-c", command), null, Duration.ofSeconds(60)));
         assertThat(r.succeeded()).as("%s: %s", command, r).isTrue();
         return r.stdout();
     }
@@ -84,7 +84,7 @@ class HpccVirtualClusterTest {
         long deadline = System.nanoTime() + RUN.toNanos();
         String last = "";
         while (System.nanoTime() < deadline) {
-            GuestCommands.Result r = vc.clientOf("vm1").exec("vm1",
+            ExecResult r = vc.clientOf("vm1").exec("vm1",
                     new ExecRequest(List.of("/bin/sh", "-c", "cat " + OUTPUT + " 2>/dev/null; true"), null, Duration.ofSeconds(60)));
             last = r.stdout();
             if (last.contains(marker)) {

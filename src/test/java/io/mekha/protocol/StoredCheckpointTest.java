@@ -45,7 +45,7 @@ class StoredCheckpointTest {
     void restartsFromLevel1AndThenFromS3AfterEveryVmAndEveryShadowIsGone() throws Exception {
         try (TestCluster vc = new TestCluster(work, 200, 30);
              S3Server s3 = new S3Server(work.resolve("s3"));
-             CheckpointStorage storage = new CheckpointStorage(List.of(vc.client1, vc.client2), vc.coordinator, Clock.systemUTC())) {
+             CheckpointStorage storage = new CheckpointStorage(List.of(vc.client1, vc.client2), Clock.systemUTC())) {
             StorageTarget l2 = s3.bucket("checkpoints", "team-a");
             vc.bootAll();
             vc.awaitStep(15, RUN);
@@ -58,6 +58,10 @@ class StoredCheckpointTest {
                     System.out::println);
             print(flush);
             assertThat(flush.failures()).isEmpty();
+            // the plan's writer limits hold on real writes: one per node disk, two to the shared target
+            assertThat(flush.peakWriters()).containsOnlyKeys("L1 node n1", "L1 node n2", "L2")
+                    .allSatisfy((slot, peak) -> assertThat(peak).as(slot).isBetween(1, slot.equals("L2") ? plan.level2Writers()
+                            : plan.level1WritersPerNode()));
             assertThat(flush.published()).containsOnlyKeys(StorageLevel.L1, StorageLevel.L2);
             assertThat(flush.durable()).isTrue();
             assertThat(flush.writes()).filteredOn(w -> w.level() == StorageLevel.L2).allMatch(w -> w.from() == StorageLevel.L1);
@@ -95,7 +99,7 @@ class StoredCheckpointTest {
     @Test
     void corruptOrMissingFilesAreFoundBeforeAnyVmStartsAndTheRestartFallsBackToAGoodLevel() throws Exception {
         try (TestCluster vc = new TestCluster(work, 200, 30);
-             CheckpointStorage storage = new CheckpointStorage(List.of(vc.client1, vc.client2), vc.coordinator, Clock.systemUTC())) {
+             CheckpointStorage storage = new CheckpointStorage(List.of(vc.client1, vc.client2), Clock.systemUTC())) {
             StorageTarget l2 = new StorageTarget.Filesystem(Files.createDirectories(work.resolve("shared")));
             vc.bootAll();
             vc.awaitStep(15, RUN);
@@ -150,7 +154,7 @@ class StoredCheckpointTest {
         Process mount = new ProcessBuilder("mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", small.toString()).inheritIO().start();
         assertThat(mount.waitFor()).isZero();
         try (TestCluster vc = new TestCluster(work, 200, 30);
-             CheckpointStorage storage = new CheckpointStorage(List.of(vc.client1, vc.client2), vc.coordinator, Clock.systemUTC())) {
+             CheckpointStorage storage = new CheckpointStorage(List.of(vc.client1, vc.client2), Clock.systemUTC())) {
             StorageTarget l2 = new StorageTarget.Filesystem(small);
             vc.bootAll();
             vc.awaitStep(15, RUN);
@@ -188,7 +192,7 @@ class StoredCheckpointTest {
     @Test
     void withPartnerCopiesInMemoryTheVcRestartsFromMemoryAfterANodeIsLost() throws Exception {
         try (TestCluster vc = new TestCluster(work, 200, 30);
-             CheckpointStorage storage = new CheckpointStorage(List.of(vc.client1, vc.client2), vc.coordinator, Clock.systemUTC())) {
+             CheckpointStorage storage = new CheckpointStorage(List.of(vc.client1, vc.client2), Clock.systemUTC())) {
             vc.bootAll();
             vc.awaitStep(15, RUN);
             CheckpointOptions options = CheckpointOptions.defaults();

@@ -2,8 +2,8 @@ package io.mekha.testing;
 
 import io.mekha.agent.AgentService;
 import io.mekha.agent.RendezvousClock;
+import io.mekha.agent.qemu.RuntimeConfig;
 import io.mekha.agent.runtime.LocalVmRuntime;
-import io.mekha.agent.runtime.RuntimeConfig;
 import io.mekha.agent.server.AgentHttpServer;
 import io.mekha.agent.server.BearerToken;
 import io.mekha.protocol.AgentClient;

@@ -1,8 +1,8 @@
 package io.mekha.testing;
 
-import io.mekha.agent.runtime.VmSpec;
 import io.mekha.local.GuestImage;
 import io.mekha.local.RingCluster;
+import io.mekha.model.VmSpec;
 import java.util.List;
 
 /** Virtual clusters for tests: N VMs on one segment running the ringnet workload. */

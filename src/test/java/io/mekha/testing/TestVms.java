@@ -1,7 +1,7 @@
 package io.mekha.testing;
 
-import io.mekha.agent.runtime.VmSpec;
 import io.mekha.local.GuestImage;
+import io.mekha.model.VmSpec;
 
 /** VM descriptions for tests, on the project's test guest. */
 public final class TestVms {
@@ -9,7 +9,6 @@ public final class TestVms {
 
     public static VmSpec dirtier(String name, long memoryMiB, String dirtierArgs) {
         GuestImage guest = GuestImage.locate().requireBuilt();
-        return new VmSpec(name, memoryMiB, 1, guest.kernel(), guest.initrd(), null,
-                "dirtier " + dirtierArgs, null, null, null, false);
+        return VmSpec.named(name).memoryMiB(memoryMiB).boot(guest.kernel(), guest.initrd()).workload("dirtier " + dirtierArgs).build();
     }
 }

@@ -1,7 +1,7 @@
 package io.mekha.agent.api;
 
-import io.mekha.agent.runtime.VmSpec;
-import io.mekha.agent.transfer.TransferFigures;
+import io.mekha.model.TransferFigures;
+import io.mekha.model.VmSpec;
 import io.mekha.storage.CheckpointManifest;
 import io.mekha.storage.StorageLevel;
 import io.mekha.storage.StorageTarget;
@@ -15,12 +15,15 @@ import java.util.Map;
 public final class AgentDtos {
     private AgentDtos() {}
 
-    /** The agent's clock, for estimating the offset between it and the coordinator. */
-    /** @param runtime "local" (QEMUs the agent starts) or "kubevirt" (the VMIs on its node) */
+    /**
+     * The agent's clock, for estimating the offset between it and the coordinator.
+     *
+     * @param runtime "local" (QEMUs the agent starts) or "kubevirt" (the VMIs on its node)
+     */
     public record TimeReply(Instant now, String node, String runtime) {}
 
-    /** A refusal or failure, with what to do about it. */
-    public record ErrorReply(String error) {}
+    /** A refusal or failure, with what to do about it, and what kind it is. */
+    public record ErrorReply(String error, ErrorKind kind) {}
 
     /** One VM this agent runs. */
     public record VmInfo(String name, String node, String state, long pid, String accelerator, String checkpoint,
@@ -40,15 +43,16 @@ public final class AgentDtos {
     public record PrepareRequest(List<String> vms, String mode, Duration maxLive, Duration completionTimeout,
                                  Duration pauseDeadline, Map<String, Long> bandwidthLimits, String timePolicy) {}
 
-    /**
-     * Restart from a checkpoint's shadows at {@code at} (the agent's clock).
-     *
-     * @param timePolicy null: the checkpoint's default
-     * @param slewPeriod how long the Slew policy may take to reach host time (null: 30 s)
-     */
     /** Feeds the named VMs' level-0 streams (held in memory) to their waiting QEMUs ahead of a restart; null: every one. */
     public record LoadLevel0Request(List<String> vms) {}
 
+    /**
+     * Restart from a checkpoint at {@code at} (the agent's clock): from memory (L0) or from the QEMUs loaded from storage.
+     *
+     * @param timePolicy null: the checkpoint's default
+     * @param slewPeriod how long the Slew policy may take to reach host time (null: 30 s)
+     * @param vms the VMs to restart on this node (null: every VM it holds the checkpoint of)
+     */
     public record RestartRequest(Instant at, String timePolicy, Duration slewPeriod, StorageLevel level, List<String> vms) {
         public RestartRequest(Instant at, String timePolicy, Duration slewPeriod) {
             this(at, timePolicy, slewPeriod, null, null);
@@ -65,16 +69,21 @@ public final class AgentDtos {
      *
      * @param liveRestarts how often the live stage started over because QEMU finished the migration by
      *     itself (pausing the VM) before the global ending condition; the VM was resumed at once each time
-     * @param shadowHeld whether the level-0 copy (the paused shadow) is still there to restart from
-     * @param shadowStreamed whether the shadow was already streamed out (to a level or a partner): QEMU does that once
+     * @param level0Held whether the level-0 copy (a paused shadow, a complete held stream) is still there to restart from
+     * @param level0Streamed whether a shadow was already streamed out (to a level or a partner): QEMU does that once
      * @param cutDisk the VM's disk image frozen at the cut (null: no disk, or not captured yet)
      */
     public record VmCheckpointStatus(String vm, VmPhase phase, String liveEnd, int passes, int liveRestarts, long bytesTransferred,
                                      Instant liveDoneAt, Instant stopIssuedAt, Instant capturedAt, Instant resumedAt,
-                                     TransferFigures figures, String error, Instant guestClockAtCut, boolean shadowHeld,
-                                     boolean shadowStreamed, java.nio.file.Path cutDisk) {}
+                                     TransferFigures figures, String error, Instant guestClockAtCut, boolean level0Held,
+                                     boolean level0Streamed, java.nio.file.Path cutDisk) {}
 
-    public record CheckpointStatus(String id, String node, List<VmCheckpointStatus> vms) {}
+    /**
+     * A checkpoint's VMs on one node.
+     *
+     * @param version moves whenever a VM changes phase: a caller waiting for the next change passes the version it saw
+     */
+    public record CheckpointStatus(String id, String node, List<VmCheckpointStatus> vms, long version) {}
 
     /**
      * One VM's restart from a checkpoint's shadow.
@@ -84,7 +93,7 @@ public final class AgentDtos {
      * @param guestClockAfter the guest's realtime clock read just after the restart, at {@code hostTimeAfter}
      * @param timeNote what the time policy did
      */
-    public record VmRestartStatus(String vm, String state, Instant resumedAt, Instant resumeEvent, String error,
+    public record VmRestartStatus(String vm, RestartState state, Instant resumedAt, Instant resumeEvent, String error,
                                   String timePolicy, Instant guestClockAtCut, Instant hostTimeAtCut, Instant guestClockAfter,
                                   Instant hostTimeAfter, String timeNote) {}
 
@@ -137,14 +146,25 @@ public final class AgentDtos {
     /**
      * A copy of another node's shadow held here.
      *
-     * @param state loading, held, restarted or failed
      * @param streamed whether it was already streamed out (to a level)
      */
-    public record PartnerShadow(String vm, String sourceNode, String uri, String state, String error, boolean streamed) {}
+    public record PartnerShadow(String vm, String sourceNode, String uri, PartnerCopyState state, String error, boolean streamed) {}
 
     /** Streams a complete checkpoint's shadow of {@code vm} to a partner node's waiting QEMU. */
     public record ReplicateRequest(String vm, String uri) {}
 
     /** A command to run in a VM's guest (through its guest agent). {@code timeout} null: 60 s. */
     public record ExecRequest(List<String> argv, String stdin, Duration timeout) {}
+
+    /**
+     * What a guest command did.
+     *
+     * @param exitCode null when it was still running at the timeout (it is left running)
+     * @param truncated whether the guest agent cut the output short (it keeps at most a few MiB)
+     */
+    public record ExecResult(List<String> argv, Integer exitCode, String stdout, String stderr, boolean truncated) {
+        public boolean succeeded() {
+            return exitCode != null && exitCode == 0;
+        }
+    }
 }

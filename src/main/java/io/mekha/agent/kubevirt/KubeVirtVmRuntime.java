@@ -1,15 +1,14 @@
 package io.mekha.agent.kubevirt;
 
-import io.mekha.agent.runtime.Accelerator;
-import io.mekha.agent.runtime.QemuCommandLine;
-import io.mekha.agent.runtime.QemuVm;
-import io.mekha.agent.runtime.RuntimeConfig;
+import io.mekha.agent.level0.HeldStream;
+import io.mekha.agent.level0.Level0Copy;
+import io.mekha.agent.qemu.Accelerator;
+import io.mekha.agent.qemu.QemuCommandLine;
+import io.mekha.agent.qemu.QemuVm;
+import io.mekha.agent.qemu.RuntimeConfig;
+import io.mekha.agent.qemu.VmStartException;
 import io.mekha.agent.runtime.VmRuntime;
-import io.mekha.agent.runtime.VmSpec;
-import io.mekha.agent.runtime.VmStartException;
-import io.mekha.agent.shadow.ShadowCheckpointer;
-import io.mekha.agent.transfer.HeldStream;
-import io.mekha.agent.transfer.Level0Copy;
+import io.mekha.model.VmSpec;
 import io.mekha.qmp.QmpClient;
 import io.mekha.qmp.QmpException;
 import java.io.IOException;
@@ -144,7 +143,7 @@ public final class KubeVirtVmRuntime implements VmRuntime {
         }
         // the one disk a checkpoint takes along (more are refused when a checkpoint starts); its path in the pod
         Path disk = podDisks.size() == 1 ? Path.of(podDisks.get(0)) : null;
-        VmSpec spec = new VmSpec(launcher.domain(), memoryMiB(args), 1, null, null, null, null, disk, null, null, false);
+        VmSpec spec = VmSpec.named(launcher.domain()).memoryMiB(memoryMiB(args)).disk(disk).build();
         podDisks.forEach(d -> LOG.debugf("VMI %s/%s: disk %s lives only in its pod", launcher.namespace(), launcher.name(), d));
         Path dir = Files.createDirectories(config.workDir().resolve("attached").resolve(launcher.domain() + "-" + launcher.pid()));
         return new Attachment(QemuVm.attached(spec, accelerator(args), QemuCommandLine.InstancePaths.in(dir), args, process, qmp,
@@ -154,7 +153,7 @@ public final class KubeVirtVmRuntime implements VmRuntime {
     /** The stream, held in memory, bounded: the guest's RAM and some room for pages sent again. */
     @Override
     public Level0Copy level0(QemuVm source) throws VmStartException {
-        String shortfall = ShadowCheckpointer.memoryShortfall(source.spec().memoryMiB());
+        String shortfall = io.mekha.agent.level0.MemoryBound.shortfall(source.spec().memoryMiB());
         if (shortfall != null) {
             throw new VmStartException("VM '" + source.name() + "': " + shortfall + "; free memory or checkpoint fewer VMs on this node at once");
         }

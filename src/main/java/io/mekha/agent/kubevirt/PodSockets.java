@@ -1,6 +1,6 @@
 package io.mekha.agent.kubevirt;
 
-import io.mekha.agent.runtime.SocketPlace;
+import io.mekha.agent.qemu.SocketPlace;
 import java.io.IOException;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.file.Files;

@@ -2,6 +2,15 @@ package io.mekha.agent.runtime;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.mekha.agent.network.SegmentPort;
+import io.mekha.agent.qemu.Accelerator;
+import io.mekha.agent.qemu.ConsoleLog;
+import io.mekha.agent.qemu.ProcessKiller;
+import io.mekha.agent.qemu.QemuCommandLine;
+import io.mekha.agent.qemu.QemuImg;
+import io.mekha.agent.qemu.QemuVm;
+import io.mekha.agent.qemu.RuntimeConfig;
+import io.mekha.agent.qemu.VmStartException;
+import io.mekha.model.VmSpec;
 import io.mekha.qmp.QmpClient;
 import io.mekha.qmp.QmpException;
 import java.io.File;
@@ -65,13 +74,13 @@ public final class LocalVmRuntime implements VmRuntime {
 
     /** A shadow: the VM's machine, waiting paused for the state (checked against the node's memory first). */
     @Override
-    public io.mekha.agent.transfer.Level0Copy level0(QemuVm source) throws VmStartException, InterruptedException {
-        String shortfall = io.mekha.agent.shadow.ShadowCheckpointer.memoryShortfall(source.spec().memoryMiB());
+    public io.mekha.agent.level0.Level0Copy level0(QemuVm source) throws VmStartException, InterruptedException {
+        String shortfall = io.mekha.agent.level0.MemoryBound.shortfall(source.spec().memoryMiB());
         if (shortfall != null) {
             throw new VmStartException("VM '" + source.name() + "': " + shortfall + "; free memory or checkpoint fewer VMs on this host at once");
         }
         try {
-            return new io.mekha.agent.transfer.ShadowCopy(startShadow(source));
+            return new io.mekha.agent.level0.ShadowCopy(startShadow(source));
         } catch (VmStartException e) {
             throw new VmStartException("VM '" + source.name() + "': cannot start its shadow: " + e.getMessage(), e);
         }

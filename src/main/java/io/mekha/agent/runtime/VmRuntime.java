@@ -1,6 +1,11 @@
 package io.mekha.agent.runtime;
 
-import io.mekha.agent.transfer.Level0Copy;
+import io.mekha.agent.level0.Level0Copy;
+import io.mekha.agent.qemu.Accelerator;
+import io.mekha.agent.qemu.QemuVm;
+import io.mekha.agent.qemu.RuntimeConfig;
+import io.mekha.agent.qemu.VmStartException;
+import io.mekha.model.VmSpec;
 import java.nio.file.Path;
 import java.util.List;
 

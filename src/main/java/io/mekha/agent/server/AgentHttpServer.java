@@ -7,18 +7,20 @@ import com.sun.net.httpserver.HttpServer;
 import io.mekha.agent.AgentException;
 import io.mekha.agent.AgentService;
 import io.mekha.agent.api.AgentDtos.AbortRequest;
-import io.mekha.agent.api.AgentDtos.FlushRequest;
-import io.mekha.agent.api.AgentDtos.PartnerShadowRequest;
-import io.mekha.agent.api.AgentDtos.ReplicateRequest;
-import io.mekha.agent.api.AgentDtos.PublishManifestRequest;
-import io.mekha.agent.api.AgentDtos.StoredRequest;
-import io.mekha.agent.api.AgentDtos.StoredVmsRequest;
 import io.mekha.agent.api.AgentDtos.AtRequest;
 import io.mekha.agent.api.AgentDtos.ErrorReply;
+import io.mekha.agent.api.AgentDtos.FlushRequest;
+import io.mekha.agent.api.AgentDtos.PartnerShadowRequest;
 import io.mekha.agent.api.AgentDtos.PrepareRequest;
+import io.mekha.agent.api.AgentDtos.PublishManifestRequest;
+import io.mekha.agent.api.AgentDtos.ReplicateRequest;
 import io.mekha.agent.api.AgentDtos.RestartRequest;
 import io.mekha.agent.api.AgentDtos.StartVmRequest;
+import io.mekha.agent.api.AgentDtos.StoredRequest;
+import io.mekha.agent.api.AgentDtos.StoredVmsRequest;
 import io.mekha.agent.api.AgentDtos.TimeReply;
+import io.mekha.agent.api.ErrorKind;
+import io.mekha.agent.api.HttpErrors;
 import io.mekha.agent.api.Json;
 import java.io.IOException;
 import java.io.InputStream;
@@ -32,9 +34,9 @@ import org.jboss.logging.Logger;
 
 /**
  * The agent's HTTP/JSON API, the wire between coordinator and agent. Every request must carry
- * the agent's bearer token; errors come back as {@code {"error": "..."}} with a status that says
- * whose fault it was (400 bad request, 401 unauthenticated, 404 unknown, 409 conflict, 422 VM
- * could not start, 500 failure).
+ * the agent's bearer token; errors come back as {@code {"error": "...", "kind": "..."}} with the
+ * HTTP status of their {@link ErrorKind} ({@link HttpErrors}: 400 bad request, 401 unauthenticated,
+ * 404 unknown, 409 conflict, 422 cannot be done here, 507 no room, 500 failure).
  */
 public final class AgentHttpServer implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(AgentHttpServer.class);
@@ -88,30 +90,39 @@ public final class AgentHttpServer implements AutoCloseable {
             AgentAuthenticator.Verdict verdict = auth.check(exchange.getRequestHeaders().getFirst("Authorization"));
             if (!verdict.allowed()) {
                 refusals.incrementAndGet();
-                if (verdict.status() == 401) {
+                if (verdict.refusal() == ErrorKind.UNAUTHENTICATED) {
                     exchange.getResponseHeaders().add("WWW-Authenticate", "Bearer realm=\"mekha-agent\"");
                 }
                 LOG.warnf("refused %s %s from %s: %s", exchange.getRequestMethod(), exchange.getRequestURI().getPath(),
                         exchange.getRemoteAddress(), verdict.problem());
-                String kind = verdict.status() == 401 ? "unauthenticated" : verdict.status() == 403 ? "forbidden" : "cannot authenticate now";
-                reply(exchange, verdict.status(), new ErrorReply(kind + ": this Mekha agent (node " + agent.node() + ") " + verdict.problem()));
+                String kind = switch (verdict.refusal()) {
+                    case UNAUTHENTICATED -> "unauthenticated";
+                    case FORBIDDEN -> "forbidden";
+                    default -> "cannot authenticate now";
+                };
+                error(exchange, verdict.refusal(), kind + ": this Mekha agent (node " + agent.node() + ") " + verdict.problem());
                 return;
             }
             try {
                 Object result = route(exchange);
                 reply(exchange, result == null ? 204 : 200, result);
             } catch (AgentException e) {
-                reply(exchange, e.status(), new ErrorReply(e.getMessage()));
+                error(exchange, e.kind(), e.getMessage());
             } catch (JsonProcessingException e) {
-                reply(exchange, 400, new ErrorReply("malformed request body: " + e.getOriginalMessage()));
+                error(exchange, ErrorKind.INVALID_REQUEST, "malformed request body: " + e.getOriginalMessage());
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
-                reply(exchange, 503, new ErrorReply("agent on node " + agent.node() + " is shutting down"));
+                error(exchange, ErrorKind.UNAVAILABLE, "agent on node " + agent.node() + " is shutting down");
             } catch (RuntimeException e) {
                 LOG.error("agent request failed", e);
-                reply(exchange, 500, new ErrorReply("agent on node " + agent.node() + " failed: " + e));
+                error(exchange, ErrorKind.FAILED, "agent on node " + agent.node() + " failed: " + e);
             }
         }
+    }
+
+    /** The one place an error's kind becomes an HTTP status. */
+    private void error(HttpExchange exchange, ErrorKind kind, String message) throws IOException {
+        reply(exchange, HttpErrors.status(kind), new ErrorReply(message, kind));
     }
 
     private Object route(HttpExchange exchange) throws AgentException, IOException, InterruptedException {
@@ -162,7 +173,7 @@ public final class AgentHttpServer implements AutoCloseable {
                 case "POST restart" -> {
                     RestartRequest request = body(exchange, RestartRequest.class);
                     if (request.at() == null) {
-                        throw AgentException.badRequest("the request needs 'at', the rendezvous instant");
+                        throw AgentException.invalid("the request needs 'at', the rendezvous instant");
                     }
                     yield agent.restart(id, request.at(), request.timePolicy(), request.slewPeriod(), request.level(), request.vms());
                 }
@@ -209,7 +220,7 @@ public final class AgentHttpServer implements AutoCloseable {
     private java.time.Instant at(HttpExchange exchange) throws IOException, AgentException {
         AtRequest request = body(exchange, AtRequest.class);
         if (request.at() == null) {
-            throw AgentException.badRequest("the request needs 'at', the rendezvous instant");
+            throw AgentException.invalid("the request needs 'at', the rendezvous instant");
         }
         return request.at();
     }
@@ -218,17 +229,17 @@ public final class AgentHttpServer implements AutoCloseable {
         try (InputStream in = exchange.getRequestBody()) {
             byte[] bytes = in.readNBytes(MAX_BODY + 1);
             if (bytes.length > MAX_BODY) {
-                throw AgentException.badRequest("request body over " + MAX_BODY + " bytes");
+                throw AgentException.invalid("request body over " + MAX_BODY + " bytes");
             }
             if (bytes.length == 0) {
-                throw AgentException.badRequest("the request needs a JSON body (" + type.getSimpleName() + ")");
+                throw AgentException.invalid("the request needs a JSON body (" + type.getSimpleName() + ")");
             }
             return json.readValue(bytes, type);
         }
     }
 
     private static AgentException methodNotAllowed(String method, String path) {
-        return new AgentException(405, method + " is not allowed on " + path);
+        return new AgentException(ErrorKind.METHOD_NOT_ALLOWED, method + " is not allowed on " + path);
     }
 
     private String metrics() {

@@ -2,11 +2,11 @@ package io.mekha.agent.server;
 
 import io.mekha.agent.AgentService;
 import io.mekha.agent.RendezvousClock;
-import io.mekha.agent.runtime.Accelerator;
-import io.mekha.agent.runtime.LocalVmRuntime;
-import io.mekha.agent.runtime.RuntimeConfig;
-import io.mekha.agent.runtime.VmRuntime;
 import io.mekha.agent.kubevirt.KubeVirtVmRuntime;
+import io.mekha.agent.qemu.Accelerator;
+import io.mekha.agent.qemu.RuntimeConfig;
+import io.mekha.agent.runtime.LocalVmRuntime;
+import io.mekha.agent.runtime.VmRuntime;
 import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -1,5 +1,6 @@
 package io.mekha.agent.server;
 
+import io.mekha.agent.api.ErrorKind;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -57,7 +58,7 @@ public record BearerToken(String value) implements AgentAuthenticator {
     @Override
     public Verdict check(String authorizationHeader) {
         return matches(authorizationHeader) ? Verdict.allow("holder of the agent token")
-                : Verdict.refuse(401, "needs 'Authorization: Bearer <token>' with its token");
+                : Verdict.refuse(ErrorKind.UNAUTHENTICATED, "needs 'Authorization: Bearer <token>' with its token");
     }
 
     public String header() {

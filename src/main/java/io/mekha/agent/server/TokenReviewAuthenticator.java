@@ -4,6 +4,7 @@ import io.fabric8.kubernetes.api.model.authentication.TokenReview;
 import io.fabric8.kubernetes.api.model.authentication.TokenReviewBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientException;
+import io.mekha.agent.api.ErrorKind;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
@@ -51,7 +52,7 @@ public final class TokenReviewAuthenticator implements AgentAuthenticator {
     @Override
     public Verdict check(String authorizationHeader) {
         if (authorizationHeader == null || !authorizationHeader.startsWith("Bearer ") || authorizationHeader.length() <= 7) {
-            return Verdict.refuse(401, "needs 'Authorization: Bearer <ServiceAccount token>' from one of " + allowedUsers);
+            return Verdict.refuse(ErrorKind.UNAUTHENTICATED, "needs 'Authorization: Bearer <ServiceAccount token>' from one of " + allowedUsers);
         }
         String token = authorizationHeader.substring(7).trim();
         String key = sha256(token);
@@ -61,7 +62,7 @@ public final class TokenReviewAuthenticator implements AgentAuthenticator {
             return known.verdict();
         }
         Verdict verdict = review(token);
-        if (verdict.status() != 503) {
+        if (verdict.refusal() != ErrorKind.UNAVAILABLE) {
             recent.put(key, new Remembered(verdict, now.plus(REMEMBER)));
         }
         if (recent.size() > 1000) {
@@ -77,16 +78,16 @@ public final class TokenReviewAuthenticator implements AgentAuthenticator {
         try {
             answer = client.resource(asked).create();
         } catch (KubernetesClientException e) {
-            return Verdict.refuse(503, "could not check the token with the Kubernetes API (TokenReview): " + e.getMessage());
+            return Verdict.refuse(ErrorKind.UNAVAILABLE, "could not check the token with the Kubernetes API (TokenReview): " + e.getMessage());
         }
         if (answer == null || answer.getStatus() == null || !Boolean.TRUE.equals(answer.getStatus().getAuthenticated())) {
             String why = answer == null || answer.getStatus() == null || answer.getStatus().getError() == null ? "not authenticated"
                     : answer.getStatus().getError();
-            return Verdict.refuse(401, "the Kubernetes API did not accept the bearer token (TokenReview: " + why + ")");
+            return Verdict.refuse(ErrorKind.UNAUTHENTICATED, "the Kubernetes API did not accept the bearer token (TokenReview: " + why + ")");
         }
         String user = answer.getStatus().getUser() == null ? null : answer.getStatus().getUser().getUsername();
         if (user == null || !allowedUsers.contains(user)) {
-            return Verdict.refuse(403, "does not take calls from " + user + "; allowed: " + allowedUsers);
+            return Verdict.refuse(ErrorKind.FORBIDDEN, "does not take calls from " + user + "; allowed: " + allowedUsers);
         }
         return Verdict.allow(user);
     }

@@ -1,14 +1,13 @@
 package io.mekha.agent.storage;
 
-import com.github.luben.zstd.ZstdInputStream;
 import com.github.luben.zstd.ZstdOutputStream;
-import io.mekha.agent.runtime.QemuVm;
-import io.mekha.agent.transfer.MigrationStatus;
+import io.mekha.agent.qemu.MigrationStatus;
+import io.mekha.agent.qemu.QemuVm;
 import io.mekha.qmp.QmpClient;
 import io.mekha.qmp.QmpException;
 import io.mekha.storage.CheckpointStore;
-import io.mekha.storage.StoredStream;
 import io.mekha.storage.StoredStream.Compression;
+import io.mekha.storage.StoredStream;
 import java.io.FilterOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -21,10 +20,7 @@ import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
-import java.util.HexFormat;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
@@ -61,17 +57,17 @@ public final class VmStateStreams {
         long deadline = System.nanoTime() + timeout.toNanos();
         Path socket = socketDir.resolve("save-" + SEQ.incrementAndGet() + ".sock");
         long raw = 0;
-        Digest digest;
+        StreamDigest digest;
         try (ServerSocketChannel server = ServerSocketChannel.open(StandardProtocolFamily.UNIX)) {
             Files.createDirectories(socketDir);
             Files.deleteIfExists(socket);
             server.bind(UnixDomainSocketAddress.of(socket));
             QmpClient qmp = shadow.qmp();
-            io.mekha.agent.transfer.ShadowTransfer.plainOutgoingMigration(shadow);
+            io.mekha.agent.qemu.MigrationCapabilities.plainOutgoingMigration(shadow);
             qmp.execute("migrate", QmpClient.args().put("uri", "unix:" + socket));
             try (SocketChannel from = acceptWithin(server, Duration.ofSeconds(30), shadow);
                  CheckpointStore.StreamSink sink = store.create(vc, checkpoint, file)) {
-                digest = new Digest(sink.stream());
+                digest = new StreamDigest(sink.stream());
                 try (OutputStream out = compression == Compression.ZSTD ? new ZstdOutputStream(digest, ZSTD_LEVEL) : new Unclosed(digest)) {
                     raw = pump(Channels.newInputStream(from), out, deadline, () -> "saving VM '" + shadow.name() + "' to " + where
                             + " exceeded the target's write timeout of " + timeout.toMillis() + " ms; nothing was published");
@@ -107,9 +103,9 @@ public final class VmStateStreams {
         String where = store.locate(vc, checkpoint, file);
         long deadline = System.nanoTime() + timeout.toNanos();
         long raw;
-        Digest digest;
+        StreamDigest digest;
         try (CheckpointStore.StreamSink sink = store.create(vc, checkpoint, file)) {
-            digest = new Digest(sink.stream());
+            digest = new StreamDigest(sink.stream());
             try (OutputStream out = compression == Compression.ZSTD ? new ZstdOutputStream(digest, ZSTD_LEVEL) : new Unclosed(digest)) {
                 raw = pump(state, out, deadline, () -> "saving VM '" + vm + "' to " + where + " exceeded the target's write timeout of "
                         + timeout.toMillis() + " ms; nothing was published");
@@ -128,9 +124,9 @@ public final class VmStateStreams {
             throws StoredStateException {
         String where = store.locate(vc, checkpoint, name);
         long deadline = System.nanoTime() + timeout.toNanos();
-        Digest digest;
+        StreamDigest digest;
         try (InputStream in = Files.newInputStream(file); CheckpointStore.StreamSink sink = store.create(vc, checkpoint, name)) {
-            digest = new Digest(sink.stream());
+            digest = new StreamDigest(sink.stream());
             pump(in, digest, deadline, () -> "saving the disk of VM '" + vm + "' to " + where + " exceeded the target's write timeout of "
                     + timeout.toMillis() + " ms; nothing was published");
             sink.commit();
@@ -150,10 +146,10 @@ public final class VmStateStreams {
         long deadline = System.nanoTime() + timeout.toNanos();
         try (InputStream in = from.open(vc, checkpoint, stream.file());
              CheckpointStore.StreamSink sink = to.create(vc, checkpoint, stream.file())) {
-            Digest digest = new Digest(sink.stream());
+            StreamDigest digest = new StreamDigest(sink.stream());
             pump(in, digest, deadline, () -> "copying VM '" + vm + "' to " + where + " exceeded the target's write timeout of "
                     + timeout.toMillis() + " ms; nothing was published");
-            check(stream, digest.count, digest.hex(), from.locate(vc, checkpoint, stream.file()), vm);
+            StreamDigest.check(stream, digest.count, digest.hex(), from.locate(vc, checkpoint, stream.file()), vm);
             sink.commit();
         } catch (NoSuchFileException e) {
             throw new StoredStateException("VM '" + vm + "': " + from.locate(vc, checkpoint, stream.file()) + " is missing");
@@ -168,9 +164,9 @@ public final class VmStateStreams {
     public void verify(CheckpointStore store, String vc, String checkpoint, StoredStream stream, String vm) throws StoredStateException {
         String where = store.locate(vc, checkpoint, stream.file());
         try (InputStream in = store.open(vc, checkpoint, stream.file())) {
-            Digest digest = new Digest(OutputStream.nullOutputStream());
+            StreamDigest digest = new StreamDigest(OutputStream.nullOutputStream());
             in.transferTo(digest);
-            check(stream, digest.count, digest.hex(), where, vm);
+            StreamDigest.check(stream, digest.count, digest.hex(), where, vm);
         } catch (NoSuchFileException e) {
             throw new StoredStateException("VM '" + vm + "': " + where + " is missing");
         } catch (IOException e) {
@@ -188,9 +184,9 @@ public final class VmStateStreams {
         try (InputStream in = store.open(vc, checkpoint, stream.file())) {
             Files.createDirectories(local.getParent());
             try (OutputStream file = Files.newOutputStream(local)) {
-                Digest digest = new Digest(file);
+                StreamDigest digest = new StreamDigest(file);
                 in.transferTo(digest);
-                check(stream, digest.count, digest.hex(), where, vm);
+                StreamDigest.check(stream, digest.count, digest.hex(), where, vm);
             }
         } catch (NoSuchFileException e) {
             deleteQuietly(local);
@@ -201,80 +197,6 @@ public final class VmStateStreams {
         } catch (StoredStateException e) {
             deleteQuietly(local);
             throw e;
-        }
-    }
-
-    /**
-     * Feeds a stored stream into a QEMU started with {@code -incoming defer -S}; returns once it
-     * has loaded the whole state and is paused, ready for {@code cont}. The bytes are checksummed
-     * again on the way in: a file changed since it was verified fails the load.
-     */
-    public void load(QemuVm incoming, InputStream stored, StoredStream stream, Duration timeout) throws StoredStateException, InterruptedException {
-        String vm = incoming.name();
-        Digest digest = new Digest(OutputStream.nullOutputStream());
-        InputStream checked = new java.io.FilterInputStream(stored) {
-            @Override
-            public int read(byte[] b, int off, int len) throws IOException {
-                int n = super.read(b, off, len);
-                if (n > 0) {
-                    digest.write(b, off, n);
-                }
-                return n;
-            }
-        };
-        try {
-            InputStream state = Compression.parse(stream.compression()) == Compression.ZSTD ? new ZstdInputStream(checked) : checked;
-            feed(incoming, state, -1, timeout, () -> check(stream, digest.count, digest.hex(), "the stream fed to VM '" + vm + "'", vm));
-        } catch (IOException e) {
-            throw new StoredStateException("VM '" + vm + "': feeding its stored state to QEMU failed: " + e.getMessage() + qemuSays(incoming), e);
-        }
-    }
-
-    /** Feeds a raw migration stream of {@code bytes} bytes (a level-0 stream held in memory) to a QEMU waiting with {@code -incoming defer}. */
-    public void feed(QemuVm incoming, InputStream raw, long bytes, Duration timeout) throws StoredStateException, InterruptedException {
-        feed(incoming, raw, bytes, timeout, () -> { });
-    }
-
-    private interface Check {
-        void run() throws StoredStateException;
-    }
-
-    /**
-     * QEMU listens where it and the agent meet ({@link QemuVm#sockets()}: inside a virt-launcher pod, reached through
-     * /proc), the agent connects and writes the stream, checks it ({@code afterFed}), and waits until QEMU loaded it.
-     */
-    private void feed(QemuVm incoming, InputStream state, long expected, Duration timeout, Check afterFed)
-            throws StoredStateException, InterruptedException {
-        String vm = incoming.name();
-        long deadline = System.nanoTime() + timeout.toNanos();
-        String name = "load-" + SEQ.incrementAndGet() + ".sock";
-        try {
-            incoming.sockets().remove(name);
-            incoming.qmp().execute("migrate-incoming", QmpClient.args().put("uri", "unix:" + incoming.sockets().inQemu(name)));
-            long fed = 0;
-            try (SocketChannel to = connectWithin(incoming.sockets(), name, Duration.ofSeconds(10), incoming)) {
-                OutputStream out = Channels.newOutputStream(to);
-                byte[] buffer = new byte[CHUNK];
-                int n;
-                while ((n = state.read(buffer)) > 0) {
-                    out.write(buffer, 0, n);
-                    fed += n;
-                }
-                out.flush();
-                afterFed.run();
-            }
-            if (expected >= 0 && fed != expected) {
-                throw new StoredStateException("VM '" + vm + "': fed " + fed + " bytes of its stream, it holds " + expected);
-            }
-            awaitLoaded(incoming, deadline);
-        } catch (QmpException e) {
-            throw new StoredStateException("VM '" + vm + "': the restarted QEMU refused its stored state: " + e.getMessage()
-                    + qemuSays(incoming), e);
-        } catch (IOException e) {
-            throw new StoredStateException("VM '" + vm + "': feeding its stored state to QEMU failed: " + e.getMessage()
-                    + qemuSays(incoming), e);
-        } finally {
-            incoming.sockets().remove(name);
         }
     }
 
@@ -296,17 +218,6 @@ public final class VmStateStreams {
         return total;
     }
 
-    private static void check(StoredStream expected, long bytes, String sha256, String where, String vm) throws StoredStateException {
-        if (bytes != expected.bytes()) {
-            throw new StoredStateException("VM '" + vm + "': " + where + " failed the size check: " + bytes + " bytes, the manifest says "
-                    + expected.bytes());
-        }
-        if (!sha256.equals(expected.sha256())) {
-            throw new StoredStateException("VM '" + vm + "': " + where + " failed the SHA-256 check: " + sha256 + ", the manifest says "
-                    + expected.sha256());
-        }
-    }
-
     private static void awaitSaved(QemuVm shadow, long deadline) throws QmpException, StoredStateException, InterruptedException {
         while (true) {
             MigrationStatus status = MigrationStatus.parse(shadow.qmp().execute("query-migrate"));
@@ -321,23 +232,6 @@ public final class VmStateStreams {
                 throw new StoredStateException("saving VM '" + shadow.name() + "': QEMU did not report the save complete in time");
             }
             Thread.sleep(10);
-        }
-    }
-
-    public static void awaitLoaded(QemuVm vm, long deadline) throws QmpException, StoredStateException, InterruptedException {
-        String problem = io.mekha.agent.transfer.IncomingState.awaitLoaded(vm, deadline);
-        if (problem != null) {
-            throw new StoredStateException("VM '" + vm.name() + "': loading its stored state: " + problem + qemuSays(vm));
-        }
-    }
-
-
-    private static String qemuSays(QemuVm vm) {
-        try {
-            String log = Files.exists(vm.paths().log()) ? Files.readString(vm.paths().log()).strip() : "";
-            return log.isEmpty() ? "" : " (QEMU: " + log.lines().reduce((a, b) -> b).orElse("") + ")";
-        } catch (IOException e) {
-            return "";
         }
     }
 
@@ -368,63 +262,11 @@ public final class VmStateStreams {
         }
     }
 
-    private static SocketChannel connectWithin(io.mekha.agent.runtime.SocketPlace place, String name, Duration limit, QemuVm vm)
-            throws IOException, InterruptedException {
-        long deadline = System.nanoTime() + limit.toNanos();
-        while (true) {
-            try {
-                return SocketChannel.open(UnixDomainSocketAddress.of(place.forAgent(name)));
-            } catch (IOException e) {
-                if (System.nanoTime() > deadline || !vm.isAlive()) {
-                    throw new IOException("cannot connect to the restarted QEMU's incoming socket " + place.inQemu(name) + ": "
-                            + e.getMessage(), e);
-                }
-                Thread.sleep(10);
-            }
-        }
-    }
-
     private static void deleteQuietly(Path path) {
         try {
             Files.deleteIfExists(path);
         } catch (IOException ignored) {
             // a leftover socket or staging file is harmless and replaced next time
-        }
-    }
-
-    /** Counts and hashes what passes through. */
-    private static final class Digest extends FilterOutputStream {
-        private final MessageDigest sha;
-        long count;
-
-        Digest(OutputStream out) {
-            super(out);
-            try {
-                sha = MessageDigest.getInstance("SHA-256");
-            } catch (NoSuchAlgorithmException e) {
-                throw new IllegalStateException(e);
-            }
-        }
-
-        @Override
-        public void write(int b) throws IOException {
-            write(new byte[] {(byte) b}, 0, 1);
-        }
-
-        @Override
-        public void write(byte[] b, int off, int len) throws IOException {
-            out.write(b, off, len);
-            sha.update(b, off, len);
-            count += len;
-        }
-
-        @Override
-        public void close() throws IOException {
-            out.flush();
-        }
-
-        String hex() {
-            return HexFormat.of().formatHex(sha.digest());
         }
     }
 

@@ -1,6 +1,6 @@
 package io.mekha.agent.time;
 
-import io.mekha.agent.runtime.QemuVm;
+import io.mekha.agent.qemu.QemuVm;
 import io.mekha.qmp.QgaClient;
 import io.mekha.qmp.QmpClient;
 import io.mekha.qmp.QmpException;

@@ -1,6 +1,8 @@
 package io.mekha.agent.transfer;
 
-import io.mekha.agent.runtime.QemuVm;
+import io.mekha.agent.level0.Level0Copy;
+import io.mekha.agent.qemu.QemuVm;
+import io.mekha.model.TransferMode;
 import io.mekha.qmp.QmpException;
 import java.time.Instant;
 
@@ -10,7 +12,7 @@ import java.time.Instant;
  * writes it, so the shadow receives memory as it was at the start. Needs QEMU's
  * {@code background-snapshot} capability (and userfaultfd write-protection in the host kernel).
  */
-public final class BackgroundSnapshotTransfer extends ShadowTransfer {
+public final class BackgroundSnapshotTransfer extends Level0Transfer {
 
     BackgroundSnapshotTransfer(QemuVm source, Level0Copy copy, LiveStageBounds bounds) {
         super(source, copy, bounds);

@@ -1,5 +1,6 @@
 package io.mekha.agent.transfer;
 
+import io.mekha.agent.qemu.MigrationStatus;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;

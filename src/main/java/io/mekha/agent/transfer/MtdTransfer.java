@@ -1,6 +1,10 @@
 package io.mekha.agent.transfer;
 
-import io.mekha.agent.runtime.QemuVm;
+import io.mekha.agent.level0.HeldStream;
+import io.mekha.agent.level0.Level0Copy;
+import io.mekha.agent.qemu.MigrationStatus;
+import io.mekha.agent.qemu.QemuVm;
+import io.mekha.model.TransferMode;
 import io.mekha.qmp.QmpException;
 import java.time.Duration;
 import java.time.Instant;
@@ -25,7 +29,7 @@ import java.time.Instant;
  * trickle ({@link #hold}). A guest idle for longer than a pass can still be finished by QEMU: it is
  * then paused from that instant, which keeps the cut consistent, and its figures say "QEMU completed".
  */
-public final class MtdTransfer extends ShadowTransfer {
+public final class MtdTransfer extends Level0Transfer {
     static final long LIVE_DOWNTIME_MS = 1;
     /** bytes/s: 1 ms of it is under one page, so QEMU switches over only with nothing dirty. */
     static final long HOLD_SWITCHOVER_BANDWIDTH = 1 << 20;
@@ -54,7 +58,7 @@ public final class MtdTransfer extends ShadowTransfer {
     @Override
     protected void configure() throws QmpException, TransferException {
         int major = source.qmp().greeting() == null ? 0 : source.qmp().greeting().path("version").path("qemu").path("major").asInt(0);
-        if (major > 0 && major < 8 && source.accelerator() == io.mekha.agent.runtime.Accelerator.TCG) {
+        if (major > 0 && major < 8 && source.accelerator() == io.mekha.agent.qemu.Accelerator.TCG) {
             // measured here: on QEMU 7.2 under TCG, a VM stopped in the middle of a precopy restored
             // with corrupt memory (its kernel oopsed), every time; StopAndCopy and BackgroundSnapshot were exact
             throw new TransferException("VM '" + source.name() + "': MTD needs QEMU 8 or later under TCG (this is QEMU " + major
@@ -103,6 +107,22 @@ public final class MtdTransfer extends ShadowTransfer {
         long perSecond = status.remainingBytes() * 1000 / PASS_TARGET.toMillis();
         long paced = Math.max(MIN_PACED_BANDWIDTH, perSecond);
         setParameter("max-bandwidth", Math.min(paced, bounds.qemuMaxBandwidth(UNCAPPED_BANDWIDTH)));
+    }
+
+    @Override
+    public void holdLive() throws QmpException {
+        hold();
+    }
+
+    @Override
+    public int passes() {
+        return condition.passes();
+    }
+
+    @Override
+    public long bytesSoFar() {
+        MigrationStatus last = lastStatus;
+        return last == null ? 0 : last.transferredBytes();
     }
 
     /** The last query-migrate reading of the live stage (null before the first poll). */

@@ -1,10 +1,12 @@
 package io.mekha.agent.transfer;
 
-import io.mekha.agent.runtime.QemuVm;
+import io.mekha.agent.level0.Level0Copy;
+import io.mekha.agent.qemu.QemuVm;
+import io.mekha.model.TransferMode;
 import io.mekha.qmp.QmpException;
 
 /** The classic baseline: stop the VM, copy all of its state, let it run again. */
-public final class StopAndCopyTransfer extends ShadowTransfer {
+public final class StopAndCopyTransfer extends Level0Transfer {
 
     StopAndCopyTransfer(QemuVm source, Level0Copy copy, LiveStageBounds bounds) {
         super(source, copy, bounds);

@@ -1,6 +1,6 @@
 package io.mekha.api.v1alpha1;
 
-import io.mekha.agent.transfer.TransferMode;
+import io.mekha.model.TransferMode;
 
 /** How VM state reaches the shadows (see docs/transfer-modes.md). */
 public enum TransferModeName {

@@ -1,6 +1,6 @@
 package io.mekha.local.cli;
 
-import io.mekha.agent.runtime.Accelerator;
+import io.mekha.agent.qemu.Accelerator;
 import io.mekha.agent.server.AgentMain;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
@@ -58,7 +58,7 @@ public class AgentCommand implements Callable<Integer> {
             System.err.println("give exactly one of --token-file (shared token) and --allow-user (Kubernetes identities)");
             return 2;
         }
-        io.mekha.agent.runtime.RuntimeConfig config = io.mekha.agent.runtime.RuntimeConfig.defaults(workDir.toAbsolutePath())
+        io.mekha.agent.qemu.RuntimeConfig config = io.mekha.agent.qemu.RuntimeConfig.defaults(workDir.toAbsolutePath())
                 .withAccelerator(Accelerator.parse(accelerator));
         io.mekha.agent.runtime.VmRuntime vms;
         try {

@@ -2,16 +2,16 @@ package io.mekha.local.cli;
 
 import io.mekha.agent.AgentService;
 import io.mekha.agent.RendezvousClock;
+import io.mekha.agent.qemu.RuntimeConfig;
 import io.mekha.agent.runtime.LocalVmRuntime;
-import io.mekha.agent.runtime.RuntimeConfig;
-import io.mekha.agent.runtime.VmSpec;
 import io.mekha.agent.server.AgentHttpServer;
 import io.mekha.agent.server.BearerToken;
-import io.mekha.agent.transfer.TransferMode;
 import io.mekha.local.DirtierLog;
 import io.mekha.local.GuestImage;
 import io.mekha.local.MemorySize;
 import io.mekha.local.TextTable;
+import io.mekha.model.TransferMode;
+import io.mekha.model.VmSpec;
 import io.mekha.protocol.AgentClient;
 import io.mekha.protocol.CheckpointOptions;
 import io.mekha.protocol.CheckpointReport;
@@ -99,14 +99,15 @@ public class BenchFlushCommand implements Callable<Integer> {
             for (int i = 1; i <= vms; i++) {
                 // sizes differ on purpose, so that the order matters: VM i fills i/vms of --fill
                 long fillThis = Math.max(16, fillMiB * i / vms);
-                VmSpec spec = new VmSpec("vm" + i, memoryMiB, 1, guest.kernel(), guest.initrd(), null,
-                        "dirtier -m " + fillThis + " -d 1 -i 2000", null, null, null, false);
+                VmSpec spec = VmSpec.named("vm" + i)
+                        .memoryMiB(memoryMiB).boot(guest.kernel(), guest.initrd())
+                        .workload("dirtier -m " + fillThis + " -d 1 -i 2000").build();
                 clients.get(i % 2).startVm(spec);
                 names.add(spec.name());
             }
             awaitFilled(services, names);
             try (Coordinator coordinator = new Coordinator(clients, Clock.systemUTC());
-                 CheckpointStorage storage = new CheckpointStorage(clients, coordinator, Clock.systemUTC())) {
+                 CheckpointStorage storage = new CheckpointStorage(clients, Clock.systemUTC())) {
                 CheckpointOptions options = CheckpointOptions.defaults().withMode(TransferMode.STOP_AND_COPY);
                 FlushPlan base = FlushPlan.level1().withLevels(List.of(StorageLevel.L2), shared)
                         .withWriteTimeout(Duration.ofHours(1)); // measured against --timeout, not enforced, so both runs finish

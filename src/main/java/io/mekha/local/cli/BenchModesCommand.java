@@ -1,20 +1,19 @@
 package io.mekha.local.cli;
 
-import io.mekha.agent.runtime.LocalVmRuntime;
-import io.mekha.agent.runtime.QemuVm;
-import io.mekha.agent.runtime.RuntimeConfig;
-import io.mekha.agent.runtime.VmSpec;
-import io.mekha.agent.shadow.ShadowCheckpoint;
-import io.mekha.agent.shadow.ShadowCheckpointer;
+import io.mekha.agent.qemu.MigrationCapabilities;
+import io.mekha.agent.qemu.QemuVm;
+import io.mekha.agent.qemu.RuntimeConfig;
 import io.mekha.agent.transfer.LiveStageBounds;
-import io.mekha.agent.transfer.ShadowTransfer;
-import io.mekha.agent.transfer.TransferException;
-import io.mekha.agent.transfer.TransferFigures;
-import io.mekha.agent.transfer.TransferMode;
 import io.mekha.local.DirtierLog;
+import io.mekha.local.EmbeddedNode;
 import io.mekha.local.GuestImage;
 import io.mekha.local.MemorySize;
 import io.mekha.local.TextTable;
+import io.mekha.model.TransferFigures;
+import io.mekha.model.TransferMode;
+import io.mekha.model.VmSpec;
+import io.mekha.protocol.CheckpointFailedException;
+import io.mekha.protocol.ProtocolListener;
 import java.io.PrintStream;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -54,27 +53,28 @@ public class BenchModesCommand implements Callable<Integer> {
         long dirtyMiB = MemorySize.parseMiB(dirty);
         GuestImage guest = GuestImage.locate().requireBuilt();
         RuntimeConfig config = runtime.config("mekha-bench-");
-        VmSpec spec = new VmSpec("bench", memoryMiB, 1, guest.kernel(), guest.initrd(), null,
-                "dirtier -m " + dirtyMiB + " -d 16 -i 0", null, null, null, false);
+        VmSpec spec = VmSpec.named("bench")
+                .memoryMiB(memoryMiB).boot(guest.kernel(), guest.initrd()).workload("dirtier -m " + dirtyMiB + " -d 16 -i 0")
+                .build();
         out.printf("Transfer modes: one %d MiB VM (%s) rewriting %d MiB continuously, %d checkpoints per mode, medians.%n",
                 memoryMiB, config.accelerator(), dirtyMiB, repeat);
         TextTable table = new TextTable("mode", "paused (Mekha)", "paused (QEMU events)", "QEMU downtime", "bytes", "live stage", "total");
-        try (LocalVmRuntime runtime = new LocalVmRuntime(config)) {
-            QemuVm vm = runtime.start(spec);
+        try (EmbeddedNode node = EmbeddedNode.start(config)) {
+            QemuVm vm = node.startVm(spec);
             waitForWorkload(vm, dirtyMiB);
-            ShadowCheckpointer checkpointer = new ShadowCheckpointer(runtime);
+            int seq = 0;
             for (TransferMode mode : TransferMode.values()) {
                 List<TransferFigures> runs = new ArrayList<>();
                 try {
                     for (int i = 0; i < repeat; i++) {
-                        ShadowCheckpoint checkpoint = checkpointer.checkpoint(vm, mode, LiveStageBounds.defaults());
-                        runs.add(checkpoint.figures());
-                        checkpoint.discard();
+                        String id = "bench-" + (++seq);
+                        runs.add(node.checkpoint(id, vm.name(), mode, LiveStageBounds.defaults().maxLive(), ProtocolListener.NONE).figures());
+                        node.discard(id);
                         out.printf("  %s run %d: paused %s%n", mode.displayName(), i + 1,
                                 TextTable.ms(runs.get(i).mekhaPaused() != null ? runs.get(i).mekhaPaused() : runs.get(i).guestPaused()));
                     }
-                } catch (TransferException e) {
-                    if (mode == TransferMode.BACKGROUND_SNAPSHOT && !ShadowTransfer.offers(vm.qmp(), "background-snapshot")) {
+                } catch (CheckpointFailedException e) {
+                    if (mode == TransferMode.BACKGROUND_SNAPSHOT && !MigrationCapabilities.offers(vm.qmp(), "background-snapshot")) {
                         table.row(mode.displayName(), "not offered by this QEMU", null, null, null, null, null);
                         continue;
                     }

@@ -1,33 +1,32 @@
 package io.mekha.local.cli;
 
+import io.mekha.agent.api.AgentDtos.VmInfo;
 import io.mekha.local.InvalidSpecException;
+import io.mekha.local.LocalVcState;
+import io.mekha.local.Reports;
+import io.mekha.model.TimePolicy;
+import io.mekha.model.TransferMode;
+import io.mekha.protocol.AgentClient;
+import io.mekha.protocol.CheckpointOptions;
+import io.mekha.protocol.CheckpointReport;
 import io.mekha.protocol.CheckpointStorage;
+import io.mekha.protocol.Coordinator;
 import io.mekha.protocol.FlushPlan;
 import io.mekha.protocol.FlushReport;
 import io.mekha.storage.StorageLevel;
 import io.mekha.storage.StorageTarget;
 import io.mekha.storage.StoredStream;
-import java.util.ArrayList;
-import java.util.HashMap;
-import java.util.Map;
-import picocli.CommandLine.Mixin;
-
-import io.mekha.agent.api.AgentDtos.VmInfo;
-import io.mekha.agent.time.TimePolicy;
-import io.mekha.agent.transfer.TransferMode;
-import io.mekha.local.LocalVcState;
-import io.mekha.local.Reports;
-import io.mekha.protocol.AgentClient;
-import io.mekha.protocol.CheckpointOptions;
-import io.mekha.protocol.CheckpointReport;
-import io.mekha.protocol.Coordinator;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.ZoneOffset;
 import java.time.format.DateTimeFormatter;
+import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
@@ -105,7 +104,7 @@ public class CheckpointCommand extends CliCommand implements Callable<Integer> {
             out().println();
             out().print(Reports.checkpoint(report));
             if (plan != null) {
-                try (CheckpointStorage storage = new CheckpointStorage(List.of(agent), coordinator, Clock.systemUTC())) {
+                try (CheckpointStorage storage = new CheckpointStorage(List.of(agent), Clock.systemUTC())) {
                     Map<String, Long> sizes = new HashMap<>();
                     report.vms().forEach(v -> sizes.put(v.vm(), v.figures().bytesTransferred()));
                     if (shared != null) {

@@ -1,7 +1,7 @@
 package io.mekha.local.cli;
 
 import io.mekha.agent.api.AgentDtos.ExecRequest;
-import io.mekha.agent.runtime.GuestCommands;
+import io.mekha.agent.api.AgentDtos.ExecResult;
 import io.mekha.local.InvalidSpecException;
 import io.mekha.local.LocalVcState;
 import java.time.Duration;
@@ -53,7 +53,7 @@ public class ExecCommand extends CliCommand implements Callable<Integer> {
         }
         List<String> argv = command.get(0).startsWith("/") ? command : List.of("/bin/sh", "-c", shellLine(command));
         LocalVcState state = LocalVcState.find(vc);
-        GuestCommands.Result result = state.client().exec(vm, new ExecRequest(argv, null, wait));
+        ExecResult result = state.client().exec(vm, new ExecRequest(argv, null, wait));
         out().print(result.stdout());
         err().print(result.stderr());
         out().flush();

@@ -1,21 +1,19 @@
 package io.mekha.local.cli;
 
 import io.mekha.local.InvalidSpecException;
-import io.mekha.protocol.AgentClient;
-import io.mekha.protocol.CheckpointStorage;
-import io.mekha.storage.StorageLevel;
-import io.mekha.storage.StorageTarget;
-import picocli.CommandLine.Mixin;
-
 import io.mekha.local.LocalVcState;
 import io.mekha.local.Reports;
+import io.mekha.model.TimePolicy;
+import io.mekha.protocol.AgentClient;
+import io.mekha.protocol.CheckpointStorage;
 import io.mekha.protocol.Coordinator;
-import io.mekha.protocol.RestartReport;
+import io.mekha.storage.StorageLevel;
+import io.mekha.storage.StorageTarget;
 import java.time.Clock;
 import java.util.List;
 import java.util.concurrent.Callable;
-import io.mekha.agent.time.TimePolicy;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
@@ -58,7 +56,7 @@ public class RestoreCommand extends CliCommand implements Callable<Integer> {
         }
         AgentClient agent = state.client();
         try (Coordinator coordinator = new Coordinator(List.of(agent), Clock.systemUTC());
-             CheckpointStorage storage = new CheckpointStorage(List.of(agent), coordinator, Clock.systemUTC())) {
+             CheckpointStorage storage = new CheckpointStorage(List.of(agent), Clock.systemUTC())) {
             CheckpointStorage.RestoreReport report = storage.restore(state.name(), checkpoint, first, shared,
                     timePolicy == null ? null : TimePolicy.parse(timePolicy), java.time.Duration.parse("PT" + slewPeriod.toUpperCase()),
                     step -> out().println("==> " + step));

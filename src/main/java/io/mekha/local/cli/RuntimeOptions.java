@@ -1,7 +1,7 @@
 package io.mekha.local.cli;
 
-import io.mekha.agent.runtime.Accelerator;
-import io.mekha.agent.runtime.RuntimeConfig;
+import io.mekha.agent.qemu.Accelerator;
+import io.mekha.agent.qemu.RuntimeConfig;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -1,18 +1,17 @@
 package io.mekha.local.cli;
 
-import io.mekha.agent.runtime.LocalVmRuntime;
-import io.mekha.agent.runtime.QemuVm;
-import io.mekha.agent.runtime.RuntimeConfig;
-import io.mekha.agent.runtime.VmSpec;
-import io.mekha.agent.shadow.ShadowCheckpoint;
-import io.mekha.agent.shadow.ShadowCheckpointer;
+import io.mekha.agent.qemu.QemuVm;
+import io.mekha.agent.qemu.RuntimeConfig;
 import io.mekha.agent.transfer.LiveStageBounds;
-import io.mekha.agent.transfer.TransferFigures;
-import io.mekha.agent.transfer.TransferMode;
 import io.mekha.local.DirtierLog;
+import io.mekha.local.EmbeddedNode;
 import io.mekha.local.GuestImage;
 import io.mekha.local.MemorySize;
 import io.mekha.local.TextTable;
+import io.mekha.model.TransferFigures;
+import io.mekha.model.TransferMode;
+import io.mekha.model.VmSpec;
+import io.mekha.protocol.ProtocolListener;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -23,9 +22,9 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
- * The local-mode demo: boots a VM running a deterministic workload, checkpoints it into an
- * in-memory shadow, lets it run on, crashes it, restarts it from the shadow and checks that the
- * workload continued exactly from the cut.
+ * The single-VM demo: boots a VM running a deterministic workload, checkpoints it into an
+ * in-memory shadow (the VC protocol with one VM, over the agent's HTTP API), lets it run on,
+ * crashes it, restarts it from the shadow and checks that the workload continued exactly from the cut.
  */
 @Command(name = "demo-vm", mixinStandardHelpOptions = true,
         description = "Checkpoint a running VM into an in-memory shadow, crash it, restart it from the shadow, verify.")
@@ -50,17 +49,18 @@ public class SingleVmDemoCommand implements Callable<Integer> {
         RuntimeConfig config = runtime.config("mekha-demo-");
         Path work = config.workDir();
         long dirtyMiB = Math.max(16, memoryMiB * 3 / 8);
-        VmSpec spec = new VmSpec("vm1", memoryMiB, 1, guest.kernel(), guest.initrd(), null,
-                "dirtier -m " + dirtyMiB + " -d 8 -i 0", null, null, null, true);
+        VmSpec spec = VmSpec.named("vm1")
+                .memoryMiB(memoryMiB).boot(guest.kernel(), guest.initrd()).workload("dirtier -m " + dirtyMiB + " -d 8 -i 0")
+                .guestAgent(true).build();
 
         out.println("Mekha local demo: one VM checkpointed into an in-memory shadow (" + transferMode.displayName()
                 + "), crashed, and restarted from the shadow.");
         out.println("Work directory: " + work);
         Progress progress = new Progress(out, 5);
-        try (LocalVmRuntime runtime = new LocalVmRuntime(config)) {
+        try (EmbeddedNode node = EmbeddedNode.start(config)) {
             progress.begin("booting vm1 (" + memoryMiB + " MiB, 1 vCPU, " + config.accelerator()
                     + ") with a workload that rewrites " + dirtyMiB + " MiB in rounds and hashes it");
-            QemuVm vm = runtime.start(spec);
+            QemuVm vm = node.startVm(spec);
             progress.done("booted under " + vm.accelerator() + ", pid " + vm.pid());
 
             progress.begin("letting the workload run");
@@ -68,9 +68,9 @@ public class SingleVmDemoCommand implements Callable<Integer> {
             progress.done("round " + warm);
 
             progress.begin(transferMode.displayName() + " checkpoint into a shadow QEMU");
-            ShadowCheckpoint checkpoint = new ShadowCheckpointer(runtime).checkpoint(vm, transferMode, LiveStageBounds.defaults());
+            TransferFigures f = node.checkpoint("demo-vm", vm.name(), transferMode, LiveStageBounds.defaults().maxLive(),
+                    ProtocolListener.NONE).figures();
             long roundAtCheckpoint = DirtierLog.lastRoundReached(vm.console().text());
-            TransferFigures f = checkpoint.figures();
             progress.done("paused " + TextTable.ms(f.mekhaPaused() != null ? f.mekhaPaused() : f.guestPaused())
                     + ", " + TextTable.mib(f.bytesTransferred()) + " sent");
 
@@ -81,7 +81,8 @@ public class SingleVmDemoCommand implements Callable<Integer> {
             progress.done("killed at round " + before.lastKey());
 
             progress.begin("restarting vm1 from its shadow");
-            QemuVm restarted = checkpoint.restart();
+            node.restart("demo-vm", ProtocolListener.NONE);
+            QemuVm restarted = node.vm(vm.name());
             long first = awaitRound(restarted, 1);
             awaitRound(restarted, before.lastKey() + 10);
             TreeMap<Long, String> after = DirtierLog.parse(restarted.console().lines());

@@ -27,9 +27,7 @@ public class StatusCommand extends CliCommand implements Callable<Integer> {
         out().print(vms.render());
         TextTable checkpoints = new TextTable("checkpoint", "cut (Ts)", "VMs", "suspend skew", "resume skew", "held whole at");
         io.mekha.protocol.AgentClient agent = state.client();
-        try (io.mekha.protocol.Coordinator coordinator = new io.mekha.protocol.Coordinator(List.of(agent), java.time.Clock.systemUTC());
-             io.mekha.protocol.CheckpointStorage storage = new io.mekha.protocol.CheckpointStorage(List.of(agent), coordinator,
-                     java.time.Clock.systemUTC())) {
+        try (io.mekha.protocol.CheckpointStorage storage = new io.mekha.protocol.CheckpointStorage(List.of(agent), java.time.Clock.systemUTC())) {
             for (CheckpointReport report : state.checkpoints()) {
                 io.mekha.storage.StorageTarget shared = state.level2(report.id()).orElse(null);
                 List<io.mekha.storage.StorageLevel> levels = storage.holdings(state.name(),

@@ -1,6 +1,6 @@
 package io.mekha.local.cli;
 
-import io.mekha.agent.runtime.Accelerator;
+import io.mekha.agent.qemu.Accelerator;
 import io.mekha.local.LocalVcLauncher;
 import io.mekha.local.LocalVcState;
 import java.nio.file.Path;

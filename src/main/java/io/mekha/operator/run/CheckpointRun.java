@@ -4,15 +4,16 @@ import io.mekha.api.v1alpha1.Conditions;
 import io.mekha.api.v1alpha1.KubeDuration;
 import io.mekha.api.v1alpha1.LevelName;
 import io.mekha.api.v1alpha1.Phase;
+import io.mekha.api.v1alpha1.Reasons;
 import io.mekha.api.v1alpha1.VirtualClusterCheckpoint;
 import io.mekha.api.v1alpha1.VirtualClusterCheckpointStatus;
 import io.mekha.api.v1alpha1.VmProgress;
+import io.mekha.api.v1alpha1.VolumeSnapshotRef;
+import io.mekha.operator.service.DiskSnapshots;
 import io.mekha.operator.service.OperatorMetrics;
 import io.mekha.operator.service.OperatorServices;
-import io.mekha.operator.service.VmNames;
-import io.mekha.operator.service.DiskSnapshots;
-import io.mekha.api.v1alpha1.VolumeSnapshotRef;
 import io.mekha.operator.service.Refusal;
+import io.mekha.operator.service.VmNames;
 import io.mekha.protocol.AgentClient;
 import io.mekha.protocol.CheckpointFailedException;
 import io.mekha.protocol.CheckpointOptions;
@@ -23,7 +24,6 @@ import io.mekha.protocol.FlushPlan;
 import io.mekha.protocol.FlushReport;
 import io.mekha.protocol.ProtocolListener;
 import io.mekha.protocol.VmCheckpointReport;
-import io.mekha.storage.StorageLevel;
 import io.mekha.storage.StorageTarget;
 import java.time.Duration;
 import java.time.Instant;
@@ -49,7 +49,7 @@ public final class CheckpointRun implements Runnable {
     /** How long the CSI driver may take to cut the disks, the VMs paused meanwhile (agents resume them by themselves after 60 s). */
     private static final Duration SNAPSHOT_TIMEOUT = Duration.ofSeconds(30);
 
-    private final OperatorServices s;
+    private final OperatorServices services;
     private final VirtualClusterCheckpoint cp;
     private final boolean adopt;
     private final DiskSnapshots snapshots;
@@ -61,7 +61,7 @@ public final class CheckpointRun implements Runnable {
      * @param adopt pick up a checkpoint whose run was started by an operator process that is gone
      */
     public CheckpointRun(OperatorServices services, VirtualClusterCheckpoint checkpoint, boolean adopt) {
-        this.s = services;
+        this.services = services;
         this.cp = checkpoint;
         this.adopt = adopt;
         this.snapshots = new DiskSnapshots(services.client());
@@ -80,14 +80,14 @@ public final class CheckpointRun implements Runnable {
         } finally {
             drainWrites();
             writer.shutdownNow();
-            s.locks().release(cp.getMetadata().getNamespace(), io.mekha.operator.service.SourceLocks.holder(cp));
+            services.locks().release(cp.getMetadata().getNamespace(), io.mekha.operator.service.SourceLocks.holder(cp));
         }
     }
 
     private void runProtocol() {
         String ns = cp.getMetadata().getNamespace();
         String id = cp.getStatus().checkpointId;
-        Instant started = s.clock().instant();
+        Instant started = services.clock().instant();
         CheckpointReport report;
         StorageTarget level2;
         FlushPlan plan;
@@ -95,15 +95,15 @@ public final class CheckpointRun implements Runnable {
         try {
             List<String> vms = new ArrayList<>();
             for (String node : new LinkedHashSet<>(cp.getStatus().vms.stream().map(v -> v.node).toList())) {
-                AgentClient agent = s.agents().forNode(node);
+                AgentClient agent = services.agents().forNode(node);
                 agents.add(agent);
                 List<String> onNode = agentVms(agent);
                 cp.getStatus().vms.stream().filter(v -> node.equals(v.node)).forEach(v -> vms.add(VmNames.onAgent(ns, v.name, onNode)));
             }
             CheckpointOptions options = CheckpointSettings.options(cp.getSpec(), vms);
-            level2 = CheckpointSettings.level2(s.client(), ns, cp.getSpec().storage);
+            level2 = CheckpointSettings.level2(services.client(), ns, cp.getSpec().storage);
             plan = CheckpointSettings.flushPlan(cp.getSpec().storage, level2);
-            try (Coordinator coordinator = new Coordinator(agents, s.clock())) {
+            try (Coordinator coordinator = new Coordinator(agents, services.clock())) {
                 Instant ts = cp.getStatus().suspendAt == null ? null : Instant.parse(cp.getStatus().suspendAt);
                 // which disks the CSI driver cuts, known before anything is paused: nothing but the snapshots themselves
                 // may lengthen the pause
@@ -120,31 +120,31 @@ public final class CheckpointRun implements Runnable {
                 ProtocolListener listener = listener(disks, disksProblem);
                 report = adopt ? coordinator.adopt(id, vms, options, ts, listener) : coordinator.checkpoint(id, vms, options, listener);
                 recordCapture(report);
-                s.metrics().checkpointTaken(report, Duration.between(started, s.clock().instant()));
-                s.events().normal(cp, "Captured", "every VM captured at Ts " + report.suspendAt() + " and resumed; suspend skew "
+                services.metrics().checkpointTaken(report, Duration.between(started, services.clock().instant()));
+                services.events().normal(cp, Reasons.CAPTURED, "every VM captured at Ts " + report.suspendAt() + " and resumed; suspend skew "
                         + KubeDuration.format(report.suspendSkew()) + ", longest pause " + KubeDuration.format(maxPause(report)));
                 tellInstances(report);
                 if (plan != null) {
                     flush(coordinator, agents, report, options, plan);
                 } else {
-                    succeed("Captured", "held in memory (L0) on the VMs' nodes");
+                    succeed(Reasons.CAPTURED, "held in memory (L0) on the VMs' nodes");
                 }
             }
         } catch (Refusal r) {
             fail(r.reason(), r.getMessage());
         } catch (CheckpointFailedException | InterruptedException e) {
             // the coordinator has aborted on every agent it could reach, and its message says whether every VM runs
-            var cancelled = s.runs().cancelled(io.mekha.operator.service.ProtocolRuns.key(cp));
+            var cancelled = services.runs().cancelled(io.mekha.operator.service.ProtocolRuns.key(cp));
             if (cancelled != null) {
                 fail(cancelled.reason(), cancelled.message() + "; " + e.getMessage());
             } else if (e instanceof InterruptedException) {
-                fail("Interrupted", "the operator stopped; " + e.getMessage());
+                fail(Reasons.INTERRUPTED, "the operator stopped; " + e.getMessage());
             } else {
-                fail(adopt ? "OperatorRestarted" : "CheckpointFailed", e.getMessage());
+                fail(adopt ? Reasons.OPERATOR_RESTARTED : Reasons.CHECKPOINT_FAILED, e.getMessage());
             }
         } catch (RuntimeException e) {
             LOG.errorf(e, "checkpoint %s/%s failed", ns, cp.getMetadata().getName());
-            fail("InternalError", e.toString());
+            fail(Reasons.INTERNAL_ERROR, e.toString());
         }
     }
 
@@ -160,12 +160,12 @@ public final class CheckpointRun implements Runnable {
             throws CheckpointFailedException, InterruptedException {
         write(st -> {
             st.stage = "Flushing";
-            Conditions.progressing(st.conditions, "Flushing", "writing the checkpoint to " + plan.levels(), generation(), now());
+            Conditions.progressing(st.conditions, Reasons.FLUSHING, "writing the checkpoint to " + plan.levels(), generation(), now());
         });
-        s.events().normal(cp, "Flushing", "writing every VM's state to " + plan.levels());
+        services.events().normal(cp, Reasons.FLUSHING, "writing every VM's state to " + plan.levels());
         Map<String, Long> sizes = new HashMap<>();
         report.vms().forEach(v -> sizes.put(v.vm(), v.figures() == null ? 0 : v.figures().bytesTransferred()));
-        try (CheckpointStorage storage = new CheckpointStorage(agents, coordinator, s.clock())) {
+        try (CheckpointStorage storage = new CheckpointStorage(agents, services.clock())) {
             FlushReport flushed = storage.flush(CheckpointStorage.draft(cp.getMetadata().getNamespace(), report, options, now()), sizes, plan,
                     step -> LOG.debugf("%s: %s", cp.getMetadata().getName(), step));
             List<LevelName> levels = new ArrayList<>();
@@ -174,16 +174,16 @@ public final class CheckpointRun implements Runnable {
             }
             flushed.published().keySet().stream().sorted().forEach(l -> levels.add(LevelName.valueOf(l.name())));
             if (flushed.timeToDurable() != null) {
-                s.metrics().timeToDurable(flushed.timeToDurable());
+                services.metrics().timeToDurable(flushed.timeToDurable());
             }
             write(st -> {
                 st.levels = levels;
                 st.timeToDurable = KubeDuration.format(flushed.timeToDurable());
             });
             if (flushed.durable()) {
-                succeed("Durable", "held whole at " + levels + "; durable after " + KubeDuration.format(flushed.timeToDurable()));
+                succeed(Reasons.DURABLE, "held whole at " + levels + "; durable after " + KubeDuration.format(flushed.timeToDurable()));
             } else {
-                fail("FlushFailed", "writing to " + flushed.failures().keySet() + " failed: " + flushed.failures().values()
+                failKeepingCheckpoint(Reasons.FLUSH_FAILED, "writing to " + flushed.failures().keySet() + " failed: " + flushed.failures().values()
                         + "; nothing partial was published and the memory copy (L0) is kept, so a restore from L0 still works");
             }
         }
@@ -242,7 +242,7 @@ public final class CheckpointRun implements Runnable {
                 List<VolumeSnapshotRef> taken = snapshots.take(cp.getMetadata().getNamespace(), id, cp.getSpec().volumeSnapshotClassName,
                         disks, SNAPSHOT_TIMEOUT);
                 writeLater(st -> st.volumeSnapshots = taken);
-                later(() -> s.events().normal(cp, "DisksCut", "took " + taken.size()
+                later(() -> services.events().normal(cp, Reasons.DISKS_CUT, "took " + taken.size()
                         + " VolumeSnapshot(s) of the VMs' PVC-backed disks at the cut"));
             }
         };
@@ -282,10 +282,10 @@ public final class CheckpointRun implements Runnable {
      */
     private void tellInstances(CheckpointReport report) {
         for (VmCheckpointReport vm : report.vms()) {
-            var vmi = s.client().genericKubernetesResources(io.mekha.operator.service.KubeVirt.INSTANCES)
+            var vmi = services.client().genericKubernetesResources(io.mekha.operator.service.KubeVirt.INSTANCES)
                     .inNamespace(cp.getMetadata().getNamespace()).withName(VmNames.inNamespace(cp.getMetadata().getNamespace(), vm.vm())).get();
             if (vmi != null) {
-                s.events().normal(vmi, "MekhaCheckpoint", "paused " + KubeDuration.format(OperatorMetrics.paused(vm)) + " by Mekha for "
+                services.events().normal(vmi, Reasons.MEKHA_CHECKPOINT, "paused " + KubeDuration.format(OperatorMetrics.paused(vm)) + " by Mekha for "
                         + "VirtualClusterCheckpoint " + cp.getMetadata().getName() + " (stopped " + vm.stoppedAt() + ", running again "
                         + vm.resumedAt() + ")");
             }
@@ -298,8 +298,8 @@ public final class CheckpointRun implements Runnable {
 
     private void succeed(String reason, String message) {
         drainWrites();
-        s.metrics().checkpointFinished("succeeded", reason);
-        s.events().normal(cp, "Succeeded", "checkpoint ready to use: " + message);
+        services.metrics().checkpointFinished("succeeded", reason);
+        services.events().normal(cp, Reasons.SUCCEEDED, "checkpoint ready to use: " + message);
         write(st -> {
             st.phase = Phase.Succeeded;
             st.stage = "Done";
@@ -308,22 +308,32 @@ public final class CheckpointRun implements Runnable {
         });
     }
 
+    /** The checkpoint was not taken: every VM runs, no copy of it is kept (its disk snapshots go too). */
     private void fail(String reason, String message) {
+        fail(reason, message, false);
+    }
+
+    /** The checkpoint was taken and stays usable from what holds it, but not every level asked for was written. */
+    private void failKeepingCheckpoint(String reason, String message) {
+        fail(reason, message, true);
+    }
+
+    private void fail(String reason, String message, boolean checkpointKept) {
         // a cancellation (an interrupt) has been handled by now: cleared, it cannot fail the final writes below
         Thread.interrupted();
         if (cp.getStatus().vms != null) {
             paused.released(cp.getMetadata().getNamespace(), cp.getStatus().vms.stream().map(v -> v.name).toList()); // aborted: running again
         }
-        if (!"FlushFailed".equals(reason) && cp.getStatus().checkpointId != null) {
+        if (!checkpointKept && cp.getStatus().checkpointId != null) {
             snapshots.delete(cp.getMetadata().getNamespace(), cp.getStatus().checkpointId); // no disks without the memory they go with
         }
         drainWrites();
-        s.metrics().checkpointFinished("failed", reason);
-        s.events().warning(cp, reason, message);
+        services.metrics().checkpointFinished("failed", reason);
+        services.events().warning(cp, reason, message);
         write(st -> {
             st.phase = Phase.Failed;
             st.completedAt = now().toString();
-            if (!"FlushFailed".equals(reason)) {
+            if (!checkpointKept) {
                 st.readyToUse = false;
             }
             Conditions.failed(st.conditions, reason, message, generation(), now());
@@ -353,7 +363,7 @@ public final class CheckpointRun implements Runnable {
 
     private void write(Consumer<VirtualClusterCheckpointStatus> change) {
         try {
-            s.status().update(VirtualClusterCheckpoint.class, cp, change);
+            services.status().update(VirtualClusterCheckpoint.class, cp, change);
         } catch (RuntimeException e) {
             LOG.warnf("could not write the status of %s/%s: %s", cp.getMetadata().getNamespace(), cp.getMetadata().getName(), e.getMessage());
         }
@@ -364,6 +374,6 @@ public final class CheckpointRun implements Runnable {
     }
 
     private Instant now() {
-        return s.clock().instant();
+        return services.clock().instant();
     }
 }

@@ -3,8 +3,9 @@ package io.mekha.operator.run;
 import io.fabric8.kubernetes.api.model.Secret;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.mekha.api.v1alpha1.KubeDuration;
-import io.mekha.api.v1alpha1.LevelName;
 import io.mekha.api.v1alpha1.Level2Target;
+import io.mekha.api.v1alpha1.LevelName;
+import io.mekha.api.v1alpha1.Reasons;
 import io.mekha.api.v1alpha1.StorageSpec;
 import io.mekha.api.v1alpha1.TimePolicyName;
 import io.mekha.api.v1alpha1.TransferModeName;
@@ -43,13 +44,13 @@ public final class CheckpointSettings {
                 }
             }
             if (global.compareTo(perVm) < 0) {
-                throw new Refusal("InvalidSpec", "spec.liveStage.globalBound (" + global + ") is shorter than maxPerVm (" + perVm + ")");
+                throw new Refusal(Reasons.INVALID_SPEC, "spec.liveStage.globalBound (" + global + ") is shorter than maxPerVm (" + perVm + ")");
             }
             TimePolicyName policy = spec.timePolicy == null ? TimePolicyName.Virtual : spec.timePolicy;
             return CheckpointOptions.defaults().withMode(mode.toMode()).withLiveBounds(perVm, global).withBandwidthLimits(limits)
                     .withTimePolicy(policy.toPolicy());
         } catch (IllegalArgumentException e) {
-            throw new Refusal("InvalidSpec", e.getMessage());
+            throw new Refusal(Reasons.INVALID_SPEC, e.getMessage());
         }
     }
 
@@ -57,7 +58,7 @@ public final class CheckpointSettings {
         try {
             return KubeDuration.parse("spec.failureDeadline", text, DEFAULT_DEADLINE);
         } catch (IllegalArgumentException e) {
-            throw new Refusal("InvalidSpec", e.getMessage());
+            throw new Refusal(Reasons.INVALID_SPEC, e.getMessage());
         }
     }
 
@@ -71,7 +72,7 @@ public final class CheckpointSettings {
             return null;
         }
         if (levels.contains(StorageLevel.L2) && level2 == null) {
-            throw new Refusal("InvalidSpec", "spec.storage.levels includes L2: set spec.storage.level2 (a path or an s3 bucket)");
+            throw new Refusal(Reasons.INVALID_SPEC, "spec.storage.levels includes L2: set spec.storage.level2 (a path or an s3 bucket)");
         }
         try {
             FlushPlan plan = FlushPlan.level1().withLevels(levels, level2)
@@ -79,7 +80,7 @@ public final class CheckpointSettings {
                     .withWriters(1, storage.level2Writers == null ? 1 : storage.level2Writers);
             return Boolean.TRUE.equals(storage.releaseMemoryWhenDurable) ? plan.withLevel0(FlushPlan.Level0Policy.RELEASE_WHEN_DURABLE) : plan;
         } catch (IllegalArgumentException e) {
-            throw new Refusal("InvalidSpec", e.getMessage());
+            throw new Refusal(Reasons.INVALID_SPEC, e.getMessage());
         }
     }
 
@@ -90,7 +91,7 @@ public final class CheckpointSettings {
         }
         Level2Target t = storage.level2;
         if ((t.path == null) == (t.s3 == null)) {
-            throw new Refusal("InvalidSpec", "set exactly one of spec.storage.level2.path and spec.storage.level2.s3");
+            throw new Refusal(Reasons.INVALID_SPEC, "set exactly one of spec.storage.level2.path and spec.storage.level2.s3");
         }
         StorageTarget target;
         if (t.path != null) {
@@ -101,7 +102,7 @@ public final class CheckpointSettings {
             if (t.s3.credentialsSecret != null) {
                 Secret s = client.secrets().inNamespace(namespace).withName(t.s3.credentialsSecret).get();
                 if (s == null) {
-                    throw new Refusal("CredentialsNotFound", "Secret " + namespace + "/" + t.s3.credentialsSecret
+                    throw new Refusal(Reasons.CREDENTIALS_NOT_FOUND, "Secret " + namespace + "/" + t.s3.credentialsSecret
                             + " named in spec.storage.level2.s3.credentialsSecret does not exist");
                 }
                 key = secretValue(s, "AWS_ACCESS_KEY_ID");
@@ -113,7 +114,7 @@ public final class CheckpointSettings {
         try {
             target.validate();
         } catch (IllegalArgumentException e) {
-            throw new Refusal("InvalidSpec", "spec.storage.level2: " + e.getMessage());
+            throw new Refusal(Reasons.INVALID_SPEC, "spec.storage.level2: " + e.getMessage());
         }
         return target;
     }
@@ -125,6 +126,6 @@ public final class CheckpointSettings {
         if (s.getStringData() != null && s.getStringData().get(key) != null) {
             return s.getStringData().get(key).trim();
         }
-        throw new Refusal("CredentialsNotFound", "Secret " + s.getMetadata().getName() + " has no key " + key);
+        throw new Refusal(Reasons.CREDENTIALS_NOT_FOUND, "Secret " + s.getMetadata().getName() + " has no key " + key);
     }
 }

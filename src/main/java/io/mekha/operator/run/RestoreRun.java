@@ -4,6 +4,7 @@ import io.mekha.api.v1alpha1.Conditions;
 import io.mekha.api.v1alpha1.KubeDuration;
 import io.mekha.api.v1alpha1.LevelName;
 import io.mekha.api.v1alpha1.Phase;
+import io.mekha.api.v1alpha1.Reasons;
 import io.mekha.api.v1alpha1.TimePolicyName;
 import io.mekha.api.v1alpha1.VirtualClusterCheckpoint;
 import io.mekha.api.v1alpha1.VirtualClusterRestore;
@@ -35,12 +36,12 @@ import org.jboss.logging.Logger;
 public final class RestoreRun implements Runnable {
     private static final Logger LOG = Logger.getLogger(RestoreRun.class);
 
-    private final OperatorServices s;
+    private final OperatorServices services;
     private final VirtualClusterRestore restore;
     private final VirtualClusterCheckpoint checkpoint;
 
     public RestoreRun(OperatorServices services, VirtualClusterRestore restore, VirtualClusterCheckpoint checkpoint) {
-        this.s = services;
+        this.services = services;
         this.restore = restore;
         this.checkpoint = checkpoint;
     }
@@ -50,34 +51,34 @@ public final class RestoreRun implements Runnable {
         try {
             restore();
         } finally {
-            s.locks().release(restore.getMetadata().getNamespace(), io.mekha.operator.service.SourceLocks.holder(restore));
+            services.locks().release(restore.getMetadata().getNamespace(), io.mekha.operator.service.SourceLocks.holder(restore));
         }
     }
 
     private void restore() {
         String ns = restore.getMetadata().getNamespace();
         try {
-            StorageTarget level2 = CheckpointSettings.level2(s.client(), ns, checkpoint.getSpec().storage);
+            StorageTarget level2 = CheckpointSettings.level2(services.client(), ns, checkpoint.getSpec().storage);
             TimePolicyName policy = restore.getSpec().timePolicy != null ? restore.getSpec().timePolicy
                     : checkpoint.getSpec().timePolicy != null ? checkpoint.getSpec().timePolicy : TimePolicyName.Virtual;
             Duration slew = KubeDuration.parse("spec.slewPeriod", restore.getSpec().slewPeriod, Duration.ofSeconds(60));
             StorageLevel preferred = restore.getSpec().preferredLevel == null ? StorageLevel.L0 : restore.getSpec().preferredLevel.toLevel();
-            List<AgentClient> agents = s.agents().all();
+            List<AgentClient> agents = services.agents().all();
             if (agents.isEmpty()) {
-                throw new Refusal("AgentNotFound", "no Mekha agent is ready on any node");
+                throw new Refusal(Reasons.AGENT_NOT_FOUND, "no Mekha agent is ready on any node");
             }
-            s.events().normal(restore, "Restoring", "restarting " + checkpoint.getStatus().vms.size() + " VMs from checkpoint "
+            services.events().normal(restore, Reasons.RESTORING, "restarting " + checkpoint.getStatus().vms.size() + " VMs from checkpoint "
                     + checkpoint.getMetadata().getName() + ", trying " + preferred + " first");
             boolean onKubeVirt = kubevirtAgents(agents);
-            VmiRecreation recreation = new VmiRecreation(s.client(), RECREATE_TIMEOUT);
+            VmiRecreation recreation = new VmiRecreation(services.client(), RECREATE_TIMEOUT);
             Map<String, String> recreated = new LinkedHashMap<>();
             String id = checkpoint.getStatus().checkpointId;
-            try (Coordinator coordinator = new Coordinator(agents, s.clock());
-                 CheckpointStorage storage = new CheckpointStorage(agents, coordinator, s.clock())) {
+            try (Coordinator coordinator = new Coordinator(agents, services.clock());
+                 CheckpointStorage storage = new CheckpointStorage(agents, services.clock())) {
                 CheckpointStorage.RestoreReport report = storage.restore(ns, id, preferred, level2, policy.toPolicy(), slew,
                         step -> LOG.debugf("%s: %s", restore.getMetadata().getName(), step), (level, nodes) -> {
                             if (onKubeVirt) {
-                                s.events().normal(restore, "Recreating", "recreating the instances of " + nodes.size() + " VMs, each on the node"
+                                services.events().normal(restore, Reasons.RECREATING, "recreating the instances of " + nodes.size() + " VMs, each on the node"
                                         + " holding its state at " + level + ", to start waiting for it");
                                 recreated.putAll(nodes);
                                 List<io.mekha.api.v1alpha1.VolumeSnapshotRef> disks = checkpoint.getStatus().volumeSnapshots == null
@@ -92,16 +93,16 @@ public final class RestoreRun implements Runnable {
         } catch (Refusal r) {
             fail(r.reason(), r.getMessage());
         } catch (IllegalArgumentException e) {
-            fail("InvalidSpec", e.getMessage());
+            fail(Reasons.INVALID_SPEC, e.getMessage());
         } catch (CheckpointFailedException e) {
-            fail("RestoreFailed", e.getMessage());
+            fail(Reasons.RESTORE_FAILED, e.getMessage());
         } catch (InterruptedException e) {
-            var cancelled = s.runs().cancelled(io.mekha.operator.service.ProtocolRuns.key(restore));
-            fail(cancelled != null ? cancelled.reason() : "Interrupted", (cancelled != null ? cancelled.message() : "the operator stopped")
+            var cancelled = services.runs().cancelled(io.mekha.operator.service.ProtocolRuns.key(restore));
+            fail(cancelled != null ? cancelled.reason() : Reasons.INTERRUPTED, (cancelled != null ? cancelled.message() : "the operator stopped")
                     + "; the restore was interrupted: check the VMs (kubectl get vmi) and create a new VirtualClusterRestore");
         } catch (RuntimeException e) {
             LOG.errorf(e, "restore %s/%s failed", ns, restore.getMetadata().getName());
-            fail("InternalError", e.toString());
+            fail(Reasons.INTERNAL_ERROR, e.toString());
         }
     }
 
@@ -146,26 +147,26 @@ public final class RestoreRun implements Runnable {
         String message = "every VM resumed at " + restart.resumeAt() + " from " + report.level() + ", resume skew "
                 + KubeDuration.format(restart.resumeSkew());
         // figures, events and the checkpoint first: whoever sees this status final finds them all
-        s.metrics().restoreFinished("succeeded", "Restored", report.level().name());
-        s.metrics().restoreResumeSkew(restart.resumeSkew());
-        s.events().normal(restore, "Restored", message);
+        services.metrics().restoreFinished("succeeded", Reasons.RESTORED, report.level().name());
+        services.metrics().restoreResumeSkew(restart.resumeSkew());
+        services.events().normal(restore, Reasons.RESTORED, message);
         if (report.level() == StorageLevel.L0 && !heldStreams) {
             // a restart from memory turns the shadows into the VMs: the checkpoint no longer lives there (a stream held in
             // memory, KubeVirt's level 0, was only read: it stays)
-            s.status().update(VirtualClusterCheckpoint.class, checkpoint, st -> {
+            services.status().update(VirtualClusterCheckpoint.class, checkpoint, st -> {
                 st.levels.remove(LevelName.L0);
                 if (st.levels.isEmpty()) {
                     st.readyToUse = false;
                 }
             });
-            s.events().normal(checkpoint, "MemoryCopyUsed", "restore " + restore.getMetadata().getName() + " restarted the VMs from the"
+            services.events().normal(checkpoint, Reasons.MEMORY_COPY_USED, "restore " + restore.getMetadata().getName() + " restarted the VMs from the"
                     + " memory copy (L0), which became the VMs; the checkpoint is held at " + checkpoint.getStatus().levels);
         }
         for (VmRestoreResult vm : vms) {
-            var vmi = s.client().genericKubernetesResources(io.mekha.operator.service.KubeVirt.INSTANCES)
+            var vmi = services.client().genericKubernetesResources(io.mekha.operator.service.KubeVirt.INSTANCES)
                     .inNamespace(restore.getMetadata().getNamespace()).withName(vm.name).get();
             if (vmi != null) {
-                s.events().normal(vmi, "MekhaRestore", "restarted by Mekha on node " + vm.node + " from checkpoint "
+                services.events().normal(vmi, Reasons.MEKHA_RESTORE, "restarted by Mekha on node " + vm.node + " from checkpoint "
                         + checkpoint.getMetadata().getName() + " (" + report.level() + "), running again " + vm.resumedAt);
             }
         }
@@ -177,15 +178,15 @@ public final class RestoreRun implements Runnable {
             st.resumeSkew = KubeDuration.format(restart.resumeSkew());
             st.vms = vms;
             st.completedAt = now().toString();
-            Conditions.succeeded(st.conditions, "Restored", message, restore.getMetadata().getGeneration(), now());
+            Conditions.succeeded(st.conditions, Reasons.RESTORED, message, restore.getMetadata().getGeneration(), now());
         });
     }
 
     private void fail(String reason, String message) {
         // a cancellation (an interrupt) has been handled by now: cleared, it cannot fail the final writes below
         Thread.interrupted();
-        s.metrics().restoreFinished("failed", reason, "none");
-        s.events().warning(restore, reason, message);
+        services.metrics().restoreFinished("failed", reason, "none");
+        services.events().warning(restore, reason, message);
         write(st -> {
             st.phase = Phase.Failed;
             st.completedAt = now().toString();
@@ -195,7 +196,7 @@ public final class RestoreRun implements Runnable {
 
     private void write(Consumer<VirtualClusterRestoreStatus> change) {
         try {
-            s.status().update(VirtualClusterRestore.class, restore, change);
+            services.status().update(VirtualClusterRestore.class, restore, change);
         } catch (RuntimeException e) {
             LOG.warnf("could not write the status of %s/%s: %s", restore.getMetadata().getNamespace(), restore.getMetadata().getName(),
                     e.getMessage());
@@ -203,6 +204,6 @@ public final class RestoreRun implements Runnable {
     }
 
     private Instant now() {
-        return s.clock().instant();
+        return services.clock().instant();
     }
 }

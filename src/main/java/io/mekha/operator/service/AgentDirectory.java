@@ -3,6 +3,7 @@ package io.mekha.operator.service;
 import io.fabric8.kubernetes.api.model.ContainerPort;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.client.KubernetesClient;
+import io.mekha.api.v1alpha1.Reasons;
 import io.mekha.protocol.AgentClient;
 import java.net.URI;
 import java.time.Duration;
@@ -52,12 +53,12 @@ public final class AgentDirectory {
         List<Pod> pods = agentPods();
         Pod pod = pods.stream().filter(p -> node.equals(p.getSpec().getNodeName())).findFirst().orElse(null);
         if (pod == null) {
-            throw new Refusal("AgentNotFound", "no Mekha agent pod on node " + node + " (pods labelled " + settings.podLabels()
+            throw new Refusal(Reasons.AGENT_NOT_FOUND, "no Mekha agent pod on node " + node + " (pods labelled " + settings.podLabels()
                     + " in namespace " + settings.namespace() + "); is the mekha-agent DaemonSet scheduled there?");
         }
         String problem = notServing(pod);
         if (problem != null) {
-            throw new Refusal("AgentNotReady", "the Mekha agent on node " + node + " (pod " + pod.getMetadata().getName() + ") " + problem);
+            throw new Refusal(Reasons.AGENT_NOT_READY, "the Mekha agent on node " + node + " (pod " + pod.getMetadata().getName() + ") " + problem);
         }
         return client(pod);
     }

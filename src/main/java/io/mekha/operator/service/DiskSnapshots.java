@@ -5,6 +5,7 @@ import io.fabric8.kubernetes.api.model.GenericKubernetesResourceBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientException;
 import io.fabric8.kubernetes.client.dsl.base.ResourceDefinitionContext;
+import io.mekha.api.v1alpha1.Reasons;
 import io.mekha.api.v1alpha1.UncapturedDisks;
 import io.mekha.api.v1alpha1.VolumeSnapshotRef;
 import io.mekha.protocol.CheckpointFailedException;
@@ -61,14 +62,14 @@ public final class DiskSnapshots {
                 } else if (POD_ONLY.stream().anyMatch(volume::containsKey)) {
                     podOnly.add(name);
                 } else if (volume.containsKey("hostDisk") && policy != UncapturedDisks.Discard) {
-                    throw new Refusal("DiskNotCaptured", "VirtualMachine " + namespace + "/" + vm + " has volume '" + name
+                    throw new Refusal(Reasons.DISK_NOT_CAPTURED, "VirtualMachine " + namespace + "/" + vm + " has volume '" + name
                             + "' (hostDisk), a file on one node that Mekha does not cut with the VM: a restore would find it as it is"
                             + " then, under a guest that remembers it as it was. Use a PersistentVolumeClaim or DataVolume (cut by a CSI"
                             + " snapshot), or set spec.uncapturedDisks: Discard if the guest does not write to it");
                 }
             }
             if (podOnly.size() > 1) {
-                throw new Refusal("DiskNotCaptured", "VirtualMachine " + namespace + "/" + vm + " has " + podOnly.size()
+                throw new Refusal(Reasons.DISK_NOT_CAPTURED, "VirtualMachine " + namespace + "/" + vm + " has " + podOnly.size()
                         + " disks that live only in its virt-launcher pod " + podOnly + "; the agent copies one such disk per VM at"
                         + " the cut: keep the others on PersistentVolumeClaims or DataVolumes");
             }

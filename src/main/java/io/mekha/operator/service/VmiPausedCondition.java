@@ -3,6 +3,7 @@ package io.mekha.operator.service;
 import io.fabric8.kubernetes.api.model.GenericKubernetesResource;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientException;
+import io.mekha.api.v1alpha1.Reasons;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -21,7 +22,7 @@ import org.jboss.logging.Logger;
 public final class VmiPausedCondition {
     private static final Logger LOG = Logger.getLogger(VmiPausedCondition.class);
     public static final String TYPE = "Paused";
-    public static final String REASON = "PausedByMekha";
+    public static final String REASON = Reasons.PAUSED_BY_MEKHA;
 
     private final KubernetesClient client;
 

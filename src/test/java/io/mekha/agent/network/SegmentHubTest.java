@@ -2,12 +2,12 @@ package io.mekha.agent.network;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.mekha.agent.qemu.QemuVm;
+import io.mekha.agent.qemu.RuntimeConfig;
 import io.mekha.agent.runtime.LocalVmRuntime;
-import io.mekha.agent.runtime.QemuVm;
-import io.mekha.agent.runtime.RuntimeConfig;
-import io.mekha.agent.runtime.VmSpec;
 import io.mekha.local.RingCluster;
 import io.mekha.local.RingReference;
+import io.mekha.model.VmSpec;
 import io.mekha.testing.NoQemuLeftBehind;
 import io.mekha.testing.TestVcs;
 import java.nio.file.Path;

@@ -4,8 +4,13 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.mekha.agent.qemu.Accelerator;
+import io.mekha.agent.qemu.QemuVm;
+import io.mekha.agent.qemu.RuntimeConfig;
+import io.mekha.agent.qemu.VmStartException;
 import io.mekha.local.GuestImage;
 import io.mekha.local.VirtualClusterFile;
+import io.mekha.model.VmSpec;
 import io.mekha.qmp.QmpEvent;
 import io.mekha.qmp.QmpEventQueue;
 import io.mekha.testing.NoQemuLeftBehind;
@@ -78,7 +83,7 @@ class LocalVmRuntimeTest {
     @Test
     void aMissingKernelFileGetsQemusOwnWordsAndNoProcessIsLeft() {
         GuestImage guest = GuestImage.locate().requireBuilt();
-        VmSpec spec = new VmSpec("vm1", 256, 1, work.resolve("no-such-vmlinuz"), guest.initrd(), null, null, null, null, null, false);
+        VmSpec spec = VmSpec.named("vm1").boot(work.resolve("no-such-vmlinuz"), guest.initrd()).build();
         try (LocalVmRuntime runtime = new LocalVmRuntime(RuntimeConfig.defaults(work))) {
             assertThatThrownBy(() -> runtime.start(spec))
                     .isInstanceOf(VmStartException.class)

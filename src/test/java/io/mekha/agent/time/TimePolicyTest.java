@@ -4,10 +4,11 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.mekha.agent.AgentService;
+import io.mekha.agent.qemu.QemuVm;
 import io.mekha.agent.runtime.LocalVmRuntime;
-import io.mekha.agent.runtime.QemuVm;
-import io.mekha.agent.runtime.VmSpec;
 import io.mekha.local.GuestImage;
+import io.mekha.model.TimePolicy;
+import io.mekha.model.VmSpec;
 import io.mekha.protocol.CheckpointFailedException;
 import io.mekha.protocol.CheckpointOptions;
 import io.mekha.protocol.CheckpointReport;
@@ -50,7 +51,7 @@ class TimePolicyTest {
     private static VmSpec vm(String name, boolean agent) {
         GuestImage guest = GuestImage.locate().requireBuilt();
         // a guest that keeps busy: an idle one lets QEMU finish its precopy early, pausing it briefly (see MtdTransfer)
-        return new VmSpec(name, 256, 1, guest.kernel(), guest.initrd(), null, "dirtier -m 32 -d 2 -i 0", null, null, null, agent);
+        return VmSpec.named(name).boot(guest.kernel(), guest.initrd()).workload("dirtier -m 32 -d 2 -i 0").guestAgent(agent).build();
     }
 
     @ParameterizedTest

@@ -2,9 +2,11 @@ package io.mekha.agent.transfer;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.mekha.agent.level0.HeldStream;
+import io.mekha.agent.qemu.QemuVm;
+import io.mekha.agent.qemu.RuntimeConfig;
 import io.mekha.agent.runtime.LocalVmRuntime;
-import io.mekha.agent.runtime.QemuVm;
-import io.mekha.agent.runtime.RuntimeConfig;
+import io.mekha.model.TransferMode;
 import io.mekha.testing.NoQemuLeftBehind;
 import io.mekha.testing.TestVms;
 import java.nio.file.Files;
@@ -33,7 +35,7 @@ class HeldStreamTest {
             QemuVm vm = runtime.start(TestVms.dirtier("vm1", 256, "-m 48 -d 48 -i 0"));
             long bound = 24L << 20;
             HeldStream held = new HeldStream(vm, work.resolve("level0/vm1.stream"), bound);
-            ShadowTransfer transfer = ShadowTransfer.prepare(TransferMode.MTD, vm, held, LiveStageBounds.defaults());
+            Level0Transfer transfer = Level0Transfer.prepare(TransferMode.MTD, vm, held, LiveStageBounds.defaults());
             transfer.startLive();
             long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
             LiveEndingCondition.Reason reason = LiveEndingCondition.Reason.NOT_MET;

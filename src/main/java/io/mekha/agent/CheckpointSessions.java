@@ -1,0 +1,290 @@
+package io.mekha.agent;
+
+import io.mekha.agent.api.AgentDtos.CheckpointStatus;
+import io.mekha.agent.api.AgentDtos.PrepareRequest;
+import io.mekha.agent.api.VmPhase;
+import io.mekha.agent.qemu.QemuVm;
+import io.mekha.agent.time.GuestClock;
+import io.mekha.agent.transfer.TransferException;
+import io.mekha.model.TransferMode;
+import io.mekha.qmp.QmpException;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import org.jboss.logging.Logger;
+
+/**
+ * This node's part of the checkpoint protocol: prepare (lock, level-0 copies, live stage), the
+ * live stage's local ending condition, suspend at Ts, capture, resume at Tr, abort, and the
+ * watchdogs that never leave a VM paused when the coordinator goes silent.
+ */
+final class CheckpointSessions {
+    private static final Logger LOG = Logger.getLogger(CheckpointSessions.class);
+    /** With no suspend this long after the live stage's own bound, the coordinator is presumed gone. */
+    private static final Duration SUSPEND_GRACE = Duration.ofSeconds(60);
+
+    private final String node;
+    private final VmRegistry vms;
+    private final VmLocks locks;
+    private final TransferFactory transfers;
+    private final GuestTime guestTime;
+    private final RendezvousClock clock;
+    private final ScheduledExecutorService timers;
+    private final ExecutorService workers;
+    private final LiveStages liveStages;
+    private final Map<String, CheckpointSession> sessions = new ConcurrentHashMap<>();
+
+    CheckpointSessions(String node, VmRegistry vms, VmLocks locks, TransferFactory transfers, GuestTime guestTime, RendezvousClock clock,
+                       ScheduledExecutorService timers, ExecutorService workers) {
+        this.node = node;
+        this.vms = vms;
+        this.locks = locks;
+        this.transfers = transfers;
+        this.guestTime = guestTime;
+        this.clock = clock;
+        this.timers = timers;
+        this.workers = workers;
+        this.liveStages = new LiveStages(transfers, clock);
+    }
+
+    /** Locks the VMs, makes a level-0 copy for each and starts the live stage. */
+    CheckpointStatus prepare(String id, PrepareRequest request) throws AgentException, InterruptedException {
+        Ids.require(id);
+        if (sessions.containsKey(id)) {
+            throw AgentException.conflict("checkpoint " + id + " already exists on node " + node);
+        }
+        PreparePlan plan = PreparePlan.of(id, request);
+        List<QemuVm> sources = new ArrayList<>();
+        for (String name : request.vms()) {
+            sources.add(vms.require(name));
+        }
+        guestTime.requireGuestAgents(id, plan.timePolicy(), sources, true);
+        locks.lockAll(request.vms(), id);
+        try {
+            CheckpointSession session = start(id, plan, sources);
+            sessions.put(id, session);
+            session.poller = timers.scheduleWithFixedDelay(() -> liveStages.poll(session), 0, LiveStages.POLL.toMillis(), TimeUnit.MILLISECONDS);
+            Duration noSuspendLimit = plan.bounds().maxLive().multipliedBy(2).plus(SUSPEND_GRACE);
+            session.watchdog = timers.schedule(() -> abandonIfNotSuspended(session, noSuspendLimit),
+                    noSuspendLimit.toMillis(), TimeUnit.MILLISECONDS);
+            LOG.infof("checkpoint %s: %s live stage started for %s on node %s", id, plan.mode().displayName(), request.vms(), node);
+            return session.status(node);
+        } catch (AgentException | InterruptedException | RuntimeException e) {
+            request.vms().forEach(vm -> locks.unlock(vm, id));
+            throw e;
+        }
+    }
+
+    private CheckpointSession start(String id, PreparePlan plan, List<QemuVm> sources) throws AgentException, InterruptedException {
+        // the guest clocks, read while every VM surely runs (a paused guest's agent cannot answer, and nothing
+        // may delay the stop at Ts); extrapolated to the cut, over a live stage of seconds
+        Map<String, GuestClock.Reading> clocksBefore = new ConcurrentHashMap<>();
+        for (QemuVm vm : sources) {
+            GuestClock.Reading reading = guestTime.read(vm);
+            if (reading != null) {
+                clocksBefore.put(vm.name(), reading);
+            }
+        }
+        SessionChanges changes = new SessionChanges();
+        List<SessionVm> prepared = new ArrayList<>();
+        try {
+            for (QemuVm vm : sources) {
+                SessionVm v = new SessionVm(vm, transfers.prepare(vm, plan.mode(), plan.boundsFor(vm.name())), changes);
+                v.clockBeforeLive = clocksBefore.get(vm.name());
+                prepared.add(v);
+            }
+            for (SessionVm v : prepared) {
+                v.transfer.startLive();
+                if (plan.mode() == TransferMode.MTD) {
+                    v.moveTo(VmPhase.LIVE);
+                } else {
+                    v.liveDoneAt = clock.now();
+                    v.moveTo(VmPhase.LIVE_DONE);
+                }
+            }
+        } catch (TransferException | QmpException | RuntimeException e) {
+            prepared.forEach(v -> v.transfer.abort());
+            throw AgentException.failed("checkpoint " + id + " on node " + node + ": prepare failed: " + e.getMessage(), e);
+        }
+        return new CheckpointSession(id, prepared, plan.pauseDeadline(), plan.timePolicy(), changes);
+    }
+
+    /** Stops every VM of the checkpoint at {@code at} (this agent's clock), then waits for the level-0 copies to fill. */
+    CheckpointStatus suspend(String id, Instant at) throws AgentException {
+        CheckpointSession session = require(id);
+        synchronized (session.stepLock) {
+            for (SessionVm v : session.vms) {
+                if (v.phase() != VmPhase.LIVE && v.phase() != VmPhase.LIVE_DONE) {
+                    throw AgentException.conflict("checkpoint " + id + ": VM '" + v.name() + "' is " + v.phase()
+                            + ", cannot suspend" + (v.error() == null ? "" : " (" + v.error() + ")"));
+                }
+            }
+            session.cancelTimers();
+            session.vms.forEach(v -> v.moveTo(VmPhase.SUSPENDING));
+        }
+        for (SessionVm v : session.vms) {
+            workers.submit(() -> suspendOne(v, at));
+        }
+        // the watchdog: never leave a VM paused if the coordinator does not come back with a resume
+        Duration untilDeadline = Duration.between(clock.now(), at).plus(session.pauseDeadline);
+        session.watchdog = timers.schedule(() -> resumeOnSilence(session), Math.max(0, untilDeadline.toMillis()), TimeUnit.MILLISECONDS);
+        return session.status(node);
+    }
+
+    private void suspendOne(SessionVm v, Instant at) {
+        try {
+            clock.sleepUntil(at);
+            v.stopIssuedAt = clock.now();
+            if (v.clockBeforeLive != null) {
+                v.guestClockAtCut = v.clockBeforeLive.guestAt(v.stopIssuedAt).minus(v.pausedDuringLive);
+            }
+            v.transfer.suspend();
+            v.moveTo(VmPhase.SUSPENDED);
+            v.transfer.awaitCaptured();
+            v.capturedAt = clock.now();
+            v.moveTo(VmPhase.CAPTURED);
+        } catch (Exception e) {
+            fail(v, "suspend/capture failed: " + e.getMessage());
+        }
+    }
+
+    /** Lets every VM of the checkpoint run again at {@code at}: only once all of them are captured (the barrier). */
+    CheckpointStatus resume(String id, Instant at) throws AgentException {
+        CheckpointSession session = require(id);
+        if (!session.all(VmPhase.CAPTURED)) {
+            throw AgentException.conflict("checkpoint " + id + ": cannot resume before every VM on node " + node
+                    + " is captured: " + session.phases());
+        }
+        session.cancelWatchdog();
+        for (SessionVm v : session.vms) {
+            workers.submit(() -> resumeOne(session, v, at));
+        }
+        return session.status(node);
+    }
+
+    private void resumeOne(CheckpointSession session, SessionVm v, Instant at) {
+        try {
+            clock.sleepUntil(at);
+            v.transfer.resumeSource();
+            v.resumedAt = clock.now();
+            v.figures = v.transfer.figures(v.liveEndText(), v.transfer.passes());
+            v.moveTo(VmPhase.RESUMED);
+        } catch (Exception e) {
+            fail(v, "resume failed: " + e.getMessage());
+        } finally {
+            locks.unlock(v.name(), session.id);
+        }
+    }
+
+    /** Undoes the checkpoint: cancels transfers, resumes what Mekha paused, removes the level-0 copies. */
+    CheckpointStatus abort(String id, String reason) throws AgentException {
+        CheckpointSession session = require(id);
+        synchronized (session.stepLock) {
+            session.cancelTimers();
+            for (SessionVm v : session.vms) {
+                if (v.phase() == VmPhase.RESUMED) {
+                    continue; // complete: the checkpoint of this VM stays until discarded
+                }
+                // the phase first: a capture that fails because this abort cancels its migration must find it ABORTED
+                v.end(VmPhase.ABORTED, "aborted: " + (reason == null ? "by the coordinator" : reason));
+                v.transfer.abort();
+                locks.unlock(v.name(), id);
+            }
+        }
+        LOG.infof("checkpoint %s aborted on node %s: %s", id, node, reason);
+        return session.status(node);
+    }
+
+    CheckpointStatus status(String id) throws AgentException {
+        return require(id).status(node);
+    }
+
+    /** The checkpoint's status once a VM changed phase after version {@code seen}, or when {@code timeout} passes. */
+    CheckpointStatus awaitChange(String id, long seen, Duration timeout) throws AgentException, InterruptedException {
+        CheckpointSession session = require(id);
+        session.changes.awaitAfter(seen, timeout);
+        return session.status(node);
+    }
+
+    /** Forgets a checkpoint (aborting it first if it is not over); returns it, so that its level-0 copies can be dropped. */
+    Optional<CheckpointSession> remove(String id) throws AgentException {
+        CheckpointSession session = require(id);
+        if (session.vms.stream().anyMatch(v -> !v.phase().terminal())) {
+            abort(id, "discarded");
+        }
+        return Optional.ofNullable(sessions.remove(id));
+    }
+
+    Optional<CheckpointSession> find(String id) {
+        return Optional.ofNullable(sessions.get(id));
+    }
+
+    CheckpointSession require(String id) throws AgentException {
+        Ids.require(id);
+        CheckpointSession session = sessions.get(id);
+        if (session == null) {
+            throw AgentException.notFound("no checkpoint " + id + " on node " + node);
+        }
+        return session;
+    }
+
+    /** VM {@code vm} of checkpoint {@code id}, complete (resumed after its cut), or a refusal saying why not. */
+    SessionVm complete(String id, String vm) throws AgentException {
+        SessionVm v = require(id).vm(vm);
+        if (v == null) {
+            throw AgentException.notFound("checkpoint " + id + " has no VM '" + vm + "' on node " + node);
+        }
+        if (v.phase() != VmPhase.RESUMED) {
+            throw AgentException.conflict("checkpoint " + id + " is not complete for VM '" + vm + "' (" + v.phase() + ")");
+        }
+        return v;
+    }
+
+    /**
+     * Ends a VM in FAILED, its transfer undone first (the VM runs again, its copy is dropped), so that whoever reads
+     * FAILED finds the VM running. A VM already in a terminal phase stays as it is (an abort got there first).
+     */
+    static void fail(SessionVm v, String why, String node) {
+        if (v.phase().terminal()) {
+            LOG.debugf("VM '%s' on node %s stays %s; ignored: %s", v.name(), node, v.phase(), why);
+            return;
+        }
+        v.transfer.abort();
+        if (v.end(VmPhase.FAILED, why)) {
+            LOG.errorf("VM '%s' on node %s: %s", v.name(), node, why);
+        }
+    }
+
+    private void fail(SessionVm v, String why) {
+        fail(v, why, node);
+    }
+
+    private void resumeOnSilence(CheckpointSession session) {
+        if (session.any(VmPhase.RESUMED)) {
+            return;
+        }
+        LOG.errorf("checkpoint %s: no resume within %s of the suspend; resuming every VM this node paused", session.id, session.pauseDeadline);
+        try {
+            abort(session.id, "no resume from the coordinator within " + session.pauseDeadline + " of the suspend; VMs resumed by the agent");
+        } catch (AgentException e) {
+            LOG.error("watchdog abort failed", e);
+        }
+    }
+
+    private void abandonIfNotSuspended(CheckpointSession session, Duration limit) {
+        if (session.any(VmPhase.LIVE) || session.any(VmPhase.LIVE_DONE)) {
+            try {
+                abort(session.id, "no suspend from the coordinator within " + limit + "; level-0 copies removed");
+            } catch (AgentException e) {
+                LOG.error("watchdog abort failed", e);
+            }
+        }
+    }
+}

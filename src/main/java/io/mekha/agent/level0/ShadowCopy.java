@@ -1,0 +1,53 @@
+package io.mekha.agent.level0;
+
+import io.mekha.agent.level0.Level0Copy;
+import io.mekha.agent.qemu.QemuVm;
+import io.mekha.qmp.QmpClient;
+import io.mekha.qmp.QmpException;
+import java.nio.file.Path;
+import java.time.Duration;
+
+/** Level 0 as a shadow: a paused QEMU with the VM's machine, loading the state as it arrives. */
+public record ShadowCopy(QemuVm qemu) implements Level0Copy {
+
+    /** The socket the shadow listens on (a relay, when there is one, forwards to it). */
+    public Path socket() {
+        return qemu.paths().dir().resolve("migrate.sock");
+    }
+
+    @Override
+    public String receive() throws QmpException {
+        qemu.qmp().execute("migrate-incoming", QmpClient.args().put("uri", "unix:" + socket()));
+        return "unix:" + socket();
+    }
+
+    @Override
+    public boolean offersSwitchoverAck() throws QmpException {
+        return io.mekha.agent.qemu.MigrationCapabilities.offers(qemu.qmp(), "switchover-ack");
+    }
+
+    @Override
+    public String awaitComplete(long deadline) throws QmpException, InterruptedException {
+        return IncomingState.awaitLoaded(qemu, deadline);
+    }
+
+    @Override
+    public boolean held() {
+        return qemu.isAlive() && qemu.role() == QemuVm.Role.SHADOW;
+    }
+
+    @Override
+    public boolean lost() {
+        return qemu.exitedWithin(Duration.ZERO);
+    }
+
+    @Override
+    public void discard() {
+        qemu.kill();
+    }
+
+    @Override
+    public String describe() {
+        return "its shadow QEMU";
+    }
+}

@@ -1,0 +1,65 @@
+package io.mekha.agent.transfer;
+
+import io.mekha.agent.level0.Level0Copy;
+import io.mekha.model.TransferFigures;
+import io.mekha.model.TransferMode;
+import io.mekha.qmp.QmpException;
+import java.nio.file.Path;
+import java.time.Instant;
+
+/**
+ * What a checkpoint session drives for one VM, in the protocol's order: {@link #startLive},
+ * {@link #pollLive} until the local ending condition, {@link #suspend} at Ts (the cut),
+ * {@link #awaitCaptured}, {@link #resumeSource} at Tr; {@link #abort} undoes whatever was done.
+ * {@link Level0Transfer} is the one over QEMU; tests drive sessions with fakes of their own.
+ */
+public interface VmTransfer {
+
+    TransferMode mode();
+
+    LiveStageBounds bounds();
+
+    /** Where the VM's state goes: a shadow QEMU or a stream held in memory. */
+    Level0Copy level0();
+
+    /** Begins copying while the VM runs; modes without a live stage do nothing. */
+    void startLive() throws QmpException;
+
+    /** One look at the live stage: the reason it may end now, or NOT_MET. */
+    LiveEndingCondition.Reason pollLive() throws QmpException, TransferException;
+
+    /** The local ending condition is met: keep the live stage going slowly, without letting QEMU finish it. */
+    default void holdLive() throws QmpException {
+    }
+
+    /** Freezes the VM's state now: this is the VM's cut. Returns quickly; the copy may go on. */
+    void suspend() throws QmpException;
+
+    /** Waits until the level-0 copy holds the whole state, the VM still paused. */
+    void awaitCaptured() throws TransferException, InterruptedException;
+
+    /** Lets the VM run again, if Mekha paused it. */
+    void resumeSource() throws QmpException;
+
+    /** Cancels the transfer, resumes the VM if Mekha paused it, drops the level-0 copy; never throws. */
+    void abort();
+
+    /** The figures of a completed transfer; after {@link #resumeSource}. */
+    TransferFigures figures(String liveEnd, int passes) throws InterruptedException;
+
+    /** When QEMU itself stopped the VM (it finished the live stage early), or null; for a transfer about to be abandoned. */
+    Instant stoppedByQemuAt() throws InterruptedException;
+
+    /** The VM's disk image as it was at the cut (null without a disk, or before the capture). */
+    Path cutDisk();
+
+    /** Passes over memory so far (MTD's bulk pass counts as the first; 0 without a live stage). */
+    default int passes() {
+        return 0;
+    }
+
+    /** Bytes sent so far, from the last look at the live stage. */
+    default long bytesSoFar() {
+        return 0;
+    }
+}

@@ -1,0 +1,62 @@
+package io.mekha.api.v1alpha1;
+
+/**
+ * The machine reasons Mekha's resources carry in their conditions and events, and in its metrics'
+ * {@code reason} label: one name per cause, so that code and alert rules compare constants.
+ */
+public final class Reasons {
+    private Reasons() {}
+
+    // ---- a checkpoint or restore under way or done
+    public static final String STARTED = "Started";
+    public static final String PICKED_UP = "PickedUp";
+    public static final String FLUSHING = "Flushing";
+    public static final String DURABLE = "Durable";
+    public static final String SUCCEEDED = "Succeeded";
+    public static final String CAPTURED = "Captured";
+    public static final String DISKS_CUT = "DisksCut";
+    public static final String RESTORING = "Restoring";
+    public static final String RECREATING = "Recreating";
+    public static final String RESTORED = "Restored";
+    public static final String MEMORY_COPY_USED = "MemoryCopyUsed";
+    /** The event on each VMI Mekha paused for a checkpoint, and the one on each VMI it restarted. */
+    public static final String MEKHA_CHECKPOINT = "MekhaCheckpoint";
+    public static final String MEKHA_RESTORE = "MekhaRestore";
+    /** The VMI's Paused condition while Mekha holds it at the cut. */
+    public static final String PAUSED_BY_MEKHA = "PausedByMekha";
+
+    // ---- waiting
+    public static final String SOURCE_LOCKED = "SourceLocked";
+    public static final String CHECKPOINT_NOT_READY = "CheckpointNotReady";
+
+    // ---- refusals: the spec or the cluster must change
+    public static final String INVALID_SPEC = "InvalidSpec";
+    public static final String INVALID_SCHEDULE = "InvalidSchedule";
+    public static final String NO_VIRTUAL_MACHINES = "NoVirtualMachines";
+    public static final String VIRTUAL_MACHINE_NOT_FOUND = "VirtualMachineNotFound";
+    public static final String VIRTUAL_MACHINE_IN_OTHER_NAMESPACE = "VirtualMachineInOtherNamespace";
+    public static final String VIRTUAL_MACHINE_NOT_RUNNING = "VirtualMachineNotRunning";
+    public static final String AGENT_NOT_FOUND = "AgentNotFound";
+    public static final String AGENT_NOT_READY = "AgentNotReady";
+    public static final String CHECKPOINT_NOT_FOUND = "CheckpointNotFound";
+    public static final String CREDENTIALS_NOT_FOUND = "CredentialsNotFound";
+    public static final String DISK_NOT_CAPTURED = "DiskNotCaptured";
+
+    // ---- failures
+    public static final String CHECKPOINT_FAILED = "CheckpointFailed";
+    /** The checkpoint was taken (every VM resumed) but not every level asked for was written. */
+    public static final String FLUSH_FAILED = "FlushFailed";
+    public static final String RESTORE_FAILED = "RestoreFailed";
+    public static final String FAILURE_DEADLINE_EXCEEDED = "FailureDeadlineExceeded";
+    public static final String OPERATOR_RESTARTED = "OperatorRestarted";
+    public static final String INTERRUPTED = "Interrupted";
+    public static final String INTERNAL_ERROR = "InternalError";
+
+    // ---- schedules
+    public static final String SCHEDULED = "Scheduled";
+    public static final String SUSPENDED = "Suspended";
+    public static final String CHECKPOINT_CREATED = "CheckpointCreated";
+    public static final String CHECKPOINT_PRUNED = "CheckpointPruned";
+    public static final String CREATE_FAILED = "CreateFailed";
+    public static final String DELETE_FAILED = "DeleteFailed";
+}

@@ -1,0 +1,264 @@
+package io.mekha.protocol;
+
+import io.mekha.agent.api.AgentDtos.CheckpointStatus;
+import io.mekha.agent.api.AgentDtos.PrepareRequest;
+import io.mekha.agent.api.AgentDtos.VmCheckpointStatus;
+import io.mekha.agent.api.VmPhase;
+import io.mekha.model.TransferMode;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.function.Predicate;
+
+/**
+ * The coordinated checkpoint: lock and prepare every VM, the live stage everywhere, the global
+ * ending condition, suspend every VM at a rendezvous instant Ts, the barrier (every VM captured),
+ * then resume every VM at Tr chosen only after the barrier. Any failure before the barrier aborts
+ * the checkpoint on every agent, which resumes every VM Mekha paused. Also picks up a checkpoint
+ * whose coordinator went away ({@link #adopt}).
+ */
+final class CheckpointProtocol {
+    private static final Duration POLL = Duration.ofMillis(25);
+    /** While VMs are paused every millisecond counts: poll the capture faster. */
+    private static final Duration PAUSED_POLL = Duration.ofMillis(5);
+    private static final Duration RESUME_TIMEOUT = Duration.ofSeconds(30);
+
+    private final List<AgentClient> agents;
+    private final Clock clock;
+    private final AgentCalls calls;
+    private final Rendezvous rendezvous;
+    private final Aborts aborts;
+
+    CheckpointProtocol(List<AgentClient> agents, Clock clock, AgentCalls calls, Rendezvous rendezvous, Aborts aborts) {
+        this.agents = agents;
+        this.clock = clock;
+        this.calls = calls;
+        this.rendezvous = rendezvous;
+        this.aborts = aborts;
+    }
+
+    CheckpointReport checkpoint(String id, List<String> vmNames, CheckpointOptions options, ProtocolListener listener)
+            throws CheckpointFailedException, InterruptedException {
+        Instant started = clock.instant();
+        if (options.mode() == TransferMode.BACKGROUND_SNAPSHOT && vmNames.size() > 1) {
+            throw new CheckpointFailedException("BackgroundSnapshot checkpoints one VM at a time for now: QEMU resumes each VM by"
+                    + " itself right after its snapshot starts, so across VMs the cut would not be consistent; use MTD or StopAndCopy");
+        }
+        VirtualClusterMembers members = VirtualClusterMembers.resolve(vmNames, agents);
+        Map<AgentClient, ClockOffset> offsets = rendezvous.offsets(members.agents());
+        listener.reached(ProtocolListener.Stage.PREPARING, null);
+        listener.step("preparing shadows for " + vmNames.size() + " VMs on " + members.agents().size() + " node(s)");
+
+        Map<AgentClient, CheckpointStatus> prepared = new LinkedHashMap<>();
+        List<String> prepareErrors = new ArrayList<>();
+        calls.parallel(members.agents(), agent -> agent.prepare(id, prepareRequest(options, members.vmsByAgent().get(agent))))
+                .forEach((agent, result) -> {
+                    if (result.error() == null) {
+                        prepared.put(agent, result.value());
+                    } else {
+                        prepareErrors.add(result.error().getMessage());
+                    }
+                });
+        if (!prepareErrors.isEmpty()) {
+            aborts.abortAll(id, prepared.keySet(), "prepare failed elsewhere: " + String.join("; ", prepareErrors));
+            throw new CheckpointFailedException("checkpoint " + id + " aborted, every VM left running: " + String.join("; ", prepareErrors));
+        }
+
+        try {
+            listener.reached(ProtocolListener.Stage.LIVE_STAGE, null);
+            listener.step(options.mode().displayName() + " live stage on every VM");
+            String liveEnd = awaitGlobalEndingCondition(id, members, options);
+            listener.step("global ending condition: " + liveEnd);
+
+            Instant ts = rendezvous.pick(options.rendezvousLead(), offsets);
+            listener.reached(ProtocolListener.Stage.SUSPENDING, ts);
+            listener.step("suspending every VM at Ts = " + ts);
+            AgentCalls.requireAll(calls.parallel(members.agents(), agent -> agent.suspend(id, offsets.get(agent).toAgent(ts))), "suspend");
+            awaitPhase(id, members, VmPhase.CAPTURED, Duration.between(clock.instant(), ts).plus(options.completionTimeout()), "capture");
+            listener.step("barrier: every VM captured");
+            listener.reached(ProtocolListener.Stage.CAPTURED, null);
+            listener.whileSuspended(id);
+
+            Instant tr = rendezvous.pick(options.rendezvousLead(), offsets);
+            Map<AgentClient, CheckpointStatus> done = resumeAll(id, members, offsets, tr, listener);
+            CheckpointReport report = report(id, done, offsets, ts, tr, liveEnd, Duration.between(started, clock.instant()));
+            listener.reached(ProtocolListener.Stage.RESUMED, null);
+            listener.step("checkpoint " + id + " complete: suspend skew " + report.suspendSkew().toNanos() / 1e6
+                    + " ms, resume skew " + report.resumeSkew().toNanos() / 1e6 + " ms");
+            return report;
+        } catch (CheckpointFailedException e) {
+            Aborts.Outcome outcome = aborts.abortAll(id, members.agents(), e.getMessage());
+            throw new CheckpointFailedException("checkpoint " + id + " aborted (" + e.getMessage() + "); " + outcome, e);
+        } catch (InterruptedException e) {
+            Aborts.Outcome outcome = aborts.abortAll(id, members.agents(), "coordinator interrupted");
+            InterruptedException told = new InterruptedException("checkpoint " + id + " interrupted; " + outcome);
+            told.initCause(e);
+            throw told;
+        } catch (RuntimeException e) {
+            aborts.abortAll(id, members.agents(), "coordinator failed: " + e);
+            throw e;
+        }
+    }
+
+    private Map<AgentClient, CheckpointStatus> resumeAll(String id, VirtualClusterMembers members, Map<AgentClient, ClockOffset> offsets,
+                                                         Instant tr, ProtocolListener listener)
+            throws CheckpointFailedException, InterruptedException {
+        listener.reached(ProtocolListener.Stage.RESUMING, tr);
+        listener.step("resuming every VM at Tr = " + tr);
+        AgentCalls.requireAll(calls.parallel(members.agents(), agent -> agent.resume(id, offsets.get(agent).toAgent(tr))), "resume");
+        return awaitPhase(id, members, VmPhase.RESUMED, Duration.between(clock.instant(), tr).plus(RESUME_TIMEOUT), "resume");
+    }
+
+    /**
+     * Picks up checkpoint {@code id} after the coordinator that started it went away (an operator
+     * restart): asks the agents where each VM is. Every VM captured at the cut (paused, level-0 copies
+     * complete): resume them all at a new Tr and finish. Every VM already resumed: collect the
+     * figures and finish. Anything else (live stage, mixed, an agent that lost the checkpoint):
+     * abort on every agent, which resumes every VM it paused, and fail.
+     *
+     * @param ts the cut instant recorded before the coordinator went away, if it was
+     */
+    CheckpointReport adopt(String id, List<String> vmNames, CheckpointOptions options, Instant ts, ProtocolListener listener)
+            throws CheckpointFailedException, InterruptedException {
+        Instant started = clock.instant();
+        VirtualClusterMembers members = VirtualClusterMembers.resolve(vmNames, agents);
+        Map<AgentClient, CheckpointStatus> statuses;
+        Map<AgentClient, ClockOffset> offsets;
+        try {
+            statuses = statuses(id, members);
+        } catch (CheckpointFailedException e) {
+            throw abortAfterRestart(id, members, "could not read the checkpoint's state", e);
+        }
+        listener.step("picked up checkpoint " + id + ": " + describe(statuses));
+        try {
+            offsets = rendezvous.offsets(members.agents());
+        } catch (CheckpointFailedException e) {
+            throw abortAfterRestart(id, members, "could not reach every agent", e);
+        }
+        if (allVms(statuses, v -> v.phase() == VmPhase.CAPTURED)) {
+            try {
+                listener.whileSuspended(id); // what the previous coordinator may not have taken yet (idempotent)
+                Instant tr = rendezvous.pick(options.rendezvousLead(), offsets);
+                listener.step("every VM captured at the cut");
+                statuses = resumeAll(id, members, offsets, tr, listener);
+                return report(id, statuses, offsets, ts != null ? ts : firstStop(statuses), tr, "adopted after a coordinator restart",
+                        Duration.between(started, clock.instant()));
+            } catch (CheckpointFailedException e) {
+                Aborts.Outcome outcome = aborts.abortAll(id, members.agents(), e.getMessage());
+                throw new CheckpointFailedException("checkpoint " + id + " aborted (" + e.getMessage() + "); " + outcome, e);
+            }
+        }
+        if (allVms(statuses, v -> v.phase() == VmPhase.RESUMED)) {
+            Instant tr = statuses.values().stream().flatMap(s -> s.vms().stream()).map(VmCheckpointStatus::resumedAt)
+                    .filter(Objects::nonNull).min(Instant::compareTo).orElse(clock.instant());
+            return report(id, statuses, offsets, ts != null ? ts : firstStop(statuses), tr, "adopted after a coordinator restart",
+                    Duration.between(started, clock.instant()));
+        }
+        String where = describe(statuses);
+        Aborts.Outcome outcome = aborts.abortAll(id, members.agents(), "coordinator restarted before the cut");
+        throw new CheckpointFailedException("the coordinator restarted while checkpoint " + id + " was before its cut (" + where + "); "
+                + (outcome.everywhere() ? "aborted on every agent, every VM left running" : outcome)
+                + "; create a new checkpoint");
+    }
+
+    private CheckpointFailedException abortAfterRestart(String id, VirtualClusterMembers members, String what, CheckpointFailedException e) {
+        Aborts.Outcome outcome = aborts.abortAll(id, members.agents(), "coordinator restarted and " + what + ": " + e.getMessage());
+        return new CheckpointFailedException("checkpoint " + id + " aborted after a coordinator restart (" + e.getMessage() + "); " + outcome, e);
+    }
+
+    private static Instant firstStop(Map<AgentClient, CheckpointStatus> statuses) {
+        return statuses.values().stream().flatMap(s -> s.vms().stream()).map(VmCheckpointStatus::stopIssuedAt)
+                .filter(Objects::nonNull).min(Instant::compareTo).orElse(null);
+    }
+
+    private static PrepareRequest prepareRequest(CheckpointOptions options, List<String> vms) {
+        Map<String, Long> limits = new HashMap<>();
+        vms.forEach(v -> {
+            if (options.bandwidthLimits().containsKey(v)) {
+                limits.put(v, options.bandwidthLimits().get(v));
+            }
+        });
+        return new PrepareRequest(vms, options.mode().name(), options.maxLivePerVm(), options.completionTimeout(),
+                options.pauseDeadline(), limits, options.timePolicy().name());
+    }
+
+    private String awaitGlobalEndingCondition(String id, VirtualClusterMembers members, CheckpointOptions options)
+            throws CheckpointFailedException, InterruptedException {
+        Instant deadline = clock.instant().plus(options.globalLiveBound());
+        while (true) {
+            Map<AgentClient, CheckpointStatus> statuses = statuses(id, members);
+            failOnBrokenVm(statuses);
+            if (allVms(statuses, v -> v.phase() == VmPhase.LIVE_DONE)) {
+                return "every VM met its local ending condition";
+            }
+            if (!clock.instant().isBefore(deadline)) {
+                return "global live-stage bound of " + options.globalLiveBound() + " reached";
+            }
+            Thread.sleep(POLL.toMillis());
+        }
+    }
+
+    private Map<AgentClient, CheckpointStatus> awaitPhase(String id, VirtualClusterMembers members, VmPhase phase, Duration timeout,
+                                                          String step) throws CheckpointFailedException, InterruptedException {
+        Instant deadline = clock.instant().plus(timeout);
+        while (true) {
+            Map<AgentClient, CheckpointStatus> statuses = statuses(id, members);
+            failOnBrokenVm(statuses);
+            if (allVms(statuses, v -> v.phase() == phase)) {
+                return statuses;
+            }
+            if (clock.instant().isAfter(deadline)) {
+                throw new CheckpointFailedException(step + " did not finish within " + timeout + ": " + describe(statuses));
+            }
+            Thread.sleep(PAUSED_POLL.toMillis());
+        }
+    }
+
+    private Map<AgentClient, CheckpointStatus> statuses(String id, VirtualClusterMembers members) throws CheckpointFailedException {
+        return AgentCalls.requireAll(calls.parallel(members.agents(), agent -> agent.status(id)), "status");
+    }
+
+    private static void failOnBrokenVm(Map<AgentClient, CheckpointStatus> statuses) throws CheckpointFailedException {
+        for (var entry : statuses.entrySet()) {
+            for (VmCheckpointStatus vm : entry.getValue().vms()) {
+                if (vm.phase() == VmPhase.FAILED || vm.phase() == VmPhase.ABORTED) {
+                    throw new CheckpointFailedException("VM '" + vm.vm() + "' on node " + entry.getKey().node() + " " + vm.phase()
+                            + ": " + vm.error());
+                }
+            }
+        }
+    }
+
+    private static boolean allVms(Map<AgentClient, CheckpointStatus> statuses, Predicate<VmCheckpointStatus> test) {
+        return statuses.values().stream().flatMap(s -> s.vms().stream()).allMatch(test);
+    }
+
+    private static String describe(Map<AgentClient, CheckpointStatus> statuses) {
+        List<String> parts = new ArrayList<>();
+        statuses.forEach((agent, status) -> status.vms().forEach(v -> parts.add(v.vm() + "@" + agent.node() + "=" + v.phase())));
+        return String.join(", ", parts);
+    }
+
+    private static CheckpointReport report(String id, Map<AgentClient, CheckpointStatus> done, Map<AgentClient, ClockOffset> offsets,
+                                           Instant ts, Instant tr, String liveEnd, Duration took) {
+        List<VmCheckpointReport> vms = new ArrayList<>();
+        done.forEach((agent, status) -> {
+            ClockOffset offset = offsets.get(agent);
+            for (VmCheckpointStatus vm : status.vms()) {
+                var f = vm.figures();
+                vms.add(new VmCheckpointReport(vm.vm(), agent.node(), f, offset.toCoordinator(vm.liveDoneAt()),
+                        offset.toCoordinator(f != null && f.stopAt() != null ? f.stopAt() : vm.stopIssuedAt()),
+                        offset.toCoordinator(vm.capturedAt()),
+                        offset.toCoordinator(f != null && f.resumeAt() != null ? f.resumeAt() : vm.resumedAt()), vm.guestClockAtCut()));
+            }
+        });
+        vms.sort((a, b) -> a.vm().compareTo(b.vm()));
+        return new CheckpointReport(id, vms, ts, tr, liveEnd, took);
+    }
+}
