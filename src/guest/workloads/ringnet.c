@@ -12,7 +12,8 @@
  * io.mekha.local.RingReference computes the same sums on the host.
  *
  * usage: ringnet -i <node index> -n <nodes> [-a 10.77.0] [-b first-host-number (1)]
- *                [-m MiB] [-d MiB-per-step] [-s steps] [-t interval-ms]
+ *                [-m MiB] [-d MiB-per-step | -p pages-per-step] [-s steps] [-t interval-ms]
+ * (-p: a chatty ring that dirties a few pages per step, where -d dirties whole MiB)
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -70,7 +71,8 @@ int main(int argc, char **argv) {
     int node = -1, nodes = 0, base = 1, opt;
     const char *prefix = "10.77.0";
     unsigned long mib = 16, dirty_mib = 4, steps = 200, interval_ms = 100;
-    while ((opt = getopt(argc, argv, "i:n:a:b:m:d:s:t:")) != -1) {
+    unsigned long page_count = 0;
+    while ((opt = getopt(argc, argv, "i:n:a:b:m:d:p:s:t:")) != -1) {
         switch (opt) {
         case 'i': node = atoi(optarg); break;
         case 'n': nodes = atoi(optarg); break;
@@ -78,14 +80,20 @@ int main(int argc, char **argv) {
         case 'b': base = atoi(optarg); break;
         case 'm': mib = strtoul(optarg, NULL, 10); break;
         case 'd': dirty_mib = strtoul(optarg, NULL, 10); break;
+        case 'p': page_count = strtoul(optarg, NULL, 10); break;
         case 's': steps = strtoul(optarg, NULL, 10); break;
         case 't': interval_ms = strtoul(optarg, NULL, 10); break;
         default: goto usage;
         }
     }
-    if (node < 0 || nodes < 2 || node >= nodes || mib == 0 || dirty_mib == 0 || dirty_mib > mib) goto usage;
+    if (node < 0 || nodes < 2 || node >= nodes || mib == 0) goto usage;
+    if (!page_count && (dirty_mib == 0 || dirty_mib > mib)) goto usage;
 
     size_t pages = (size_t)mib * (1024 * 1024 / PAGE), dirty_pages = (size_t)dirty_mib * (1024 * 1024 / PAGE);
+    if (page_count) {
+        if (page_count > pages) goto usage;
+        dirty_pages = page_count;
+    }
     uint64_t *buf = malloc(pages * PAGE);
     if (!buf) die("malloc");
     size_t words = pages * PAGE / sizeof(uint64_t);
@@ -152,6 +160,6 @@ int main(int argc, char **argv) {
     return 0;
 
 usage:
-    fprintf(stderr, "usage: ringnet -i node -n nodes [-a 10.77.0] [-b 1] [-m MiB] [-d MiB] [-s steps] [-t ms]\n");
+    fprintf(stderr, "usage: ringnet -i node -n nodes [-a 10.77.0] [-b 1] [-m MiB] [-d MiB | -p pages] [-s steps] [-t ms]\n");
     return 2;
 }

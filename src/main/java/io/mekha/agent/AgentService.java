@@ -65,7 +65,8 @@ public final class AgentService implements AutoCloseable {
         this(node, runtime, clock, level1, new Level0Transfers(runtime));
     }
 
-    AgentService(String node, VmRuntime runtime, RendezvousClock clock, Path level1, TransferFactory transfers) {
+    /** An agent whose transfers come from {@code transfers} (simulated VMs for the coordinator's scale benchmark, test fakes). */
+    public AgentService(String node, VmRuntime runtime, RendezvousClock clock, Path level1, TransferFactory transfers) {
         this.node = node;
         this.runtime = runtime;
         this.clock = clock;

@@ -18,6 +18,8 @@ final class CheckpointSession {
     final Object stepLock = new Object();
     volatile ScheduledFuture<?> poller;
     volatile ScheduledFuture<?> watchdog;
+    /** How long before Ts the suspend arrived (for the log when a cut comes late). */
+    volatile Duration suspendHeardLead;
 
     CheckpointSession(String id, List<SessionVm> vms, Duration pauseDeadline, TimePolicy timePolicy, SessionChanges changes) {
         this.id = id;

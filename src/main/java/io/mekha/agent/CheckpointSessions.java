@@ -116,7 +116,11 @@ final class CheckpointSessions {
         return new CheckpointSession(id, prepared, plan.pauseDeadline(), plan.timePolicy(), changes);
     }
 
-    /** Stops every VM of the checkpoint at {@code at} (this agent's clock), then waits for the level-0 copies to fill. */
+    /**
+     * Stops every VM of the checkpoint at {@code at} (this agent's clock), then waits for the level-0 copies to fill.
+     * One thread cuts them all: it waits until the instant and sends each VM's stop without waiting for replies, so
+     * the VMs of a node stop within microseconds of each other.
+     */
     CheckpointStatus suspend(String id, Instant at) throws AgentException {
         CheckpointSession session = require(id);
         synchronized (session.stepLock) {
@@ -129,23 +133,46 @@ final class CheckpointSessions {
             session.cancelTimers();
             session.vms.forEach(v -> v.moveTo(VmPhase.SUSPENDING));
         }
-        for (SessionVm v : session.vms) {
-            workers.submit(() -> suspendOne(v, at));
-        }
+        session.suspendHeardLead = Duration.between(clock.now(), at);
+        workers.submit(() -> cut(session, at));
         // the watchdog: never leave a VM paused if the coordinator does not come back with a resume
         Duration untilDeadline = Duration.between(clock.now(), at).plus(session.pauseDeadline);
         session.watchdog = timers.schedule(() -> resumeOnSilence(session), Math.max(0, untilDeadline.toMillis()), TimeUnit.MILLISECONDS);
         return session.status(node);
     }
 
-    private void suspendOne(SessionVm v, Instant at) {
+    private void cut(CheckpointSession session, Instant at) {
         try {
-            clock.sleepUntil(at);
-            v.stopIssuedAt = clock.now();
+            Duration late = clock.sleepUntil(at);
+            if (late.toMillis() >= 1) {
+                LOG.warnf("checkpoint %s: the cut on node %s came %d ms after Ts (the suspend was heard %s before it)", session.id, node,
+                        late.toMillis(), session.suspendHeardLead);
+            }
+        } catch (InterruptedException e) {
+            session.vms.forEach(v -> fail(v, "interrupted before the cut"));
+            return;
+        }
+        List<SessionVm> stopped = new ArrayList<>();
+        for (SessionVm v : session.vms) {
+            try {
+                v.stopIssuedAt = clock.now();
+                v.transfer.stop();
+                stopped.add(v);
+            } catch (Exception e) {
+                fail(v, "suspend failed: " + e.getMessage());
+            }
+        }
+        for (SessionVm v : stopped) {
+            workers.submit(() -> capture(v));
+        }
+    }
+
+    private void capture(SessionVm v) {
+        try {
+            v.transfer.completeSuspend();
             if (v.clockBeforeLive != null) {
                 v.guestClockAtCut = v.clockBeforeLive.guestAt(v.stopIssuedAt).minus(v.pausedDuringLive);
             }
-            v.transfer.suspend();
             v.moveTo(VmPhase.SUSPENDED);
             v.transfer.awaitCaptured();
             v.capturedAt = clock.now();
@@ -155,27 +182,54 @@ final class CheckpointSessions {
         }
     }
 
-    /** Lets every VM of the checkpoint run again at {@code at}: only once all of them are captured (the barrier). */
+    /**
+     * Lets every VM of the checkpoint run again at {@code at}: only once all of them are captured (the barrier). One
+     * thread sends every VM's {@code cont} at the instant; the watchdog stays until every VM runs again.
+     */
     CheckpointStatus resume(String id, Instant at) throws AgentException {
         CheckpointSession session = require(id);
         if (!session.all(VmPhase.CAPTURED)) {
             throw AgentException.conflict("checkpoint " + id + ": cannot resume before every VM on node " + node
                     + " is captured: " + session.phases());
         }
-        session.cancelWatchdog();
-        for (SessionVm v : session.vms) {
-            workers.submit(() -> resumeOne(session, v, at));
-        }
+        workers.submit(() -> resumeAll(session, at));
         return session.status(node);
     }
 
-    private void resumeOne(CheckpointSession session, SessionVm v, Instant at) {
+    private void resumeAll(CheckpointSession session, Instant at) {
         try {
             clock.sleepUntil(at);
-            v.transfer.resumeSource();
-            v.resumedAt = clock.now();
+        } catch (InterruptedException e) {
+            return; // the watchdog resumes them
+        }
+        List<SessionVm> sent = new ArrayList<>();
+        for (SessionVm v : session.vms) {
+            try {
+                v.transfer.sendResume();
+                v.resumedAt = clock.now();
+                sent.add(v);
+            } catch (Exception e) {
+                fail(v, "resume failed: " + e.getMessage());
+                locks.unlock(v.name(), session.id);
+            }
+        }
+        for (SessionVm v : sent) {
+            workers.submit(() -> finishResume(session, v));
+        }
+    }
+
+    private void finishResume(CheckpointSession session, SessionVm v) {
+        try {
+            v.transfer.completeResume();
             v.figures = v.transfer.figures(v.liveEndText(), v.transfer.passes());
+            Instant measured = guestTime.clockAtCut(v.source, v.figures.resumeAt() != null ? v.figures.resumeAt() : v.resumedAt);
+            if (measured != null) {
+                v.guestClockAtCut = measured;
+            }
             v.moveTo(VmPhase.RESUMED);
+            if (session.complete()) {
+                session.cancelWatchdog();
+            }
         } catch (Exception e) {
             fail(v, "resume failed: " + e.getMessage());
         } finally {
@@ -267,7 +321,7 @@ final class CheckpointSessions {
     }
 
     private void resumeOnSilence(CheckpointSession session) {
-        if (session.any(VmPhase.RESUMED)) {
+        if (session.complete()) {
             return;
         }
         LOG.errorf("checkpoint %s: no resume within %s of the suspend; resuming every VM this node paused", session.id, session.pauseDeadline);

@@ -13,9 +13,20 @@ public final class RendezvousClock {
     private static final Duration SPIN = Duration.ofMillis(2);
 
     private final Clock clock;
+    private final Duration spin;
 
     public RendezvousClock(Clock clock) {
+        this(clock, SPIN);
+    }
+
+    /**
+     * @param spin how long before the instant to stop sleeping and spin: one agent per node spins one core for that
+     *     long; many simulated nodes in one process sleep to the instant instead ({@link Duration#ZERO}), or they would
+     *     take the CPUs from each other
+     */
+    public RendezvousClock(Clock clock, Duration spin) {
         this.clock = clock;
+        this.spin = spin;
     }
 
     public Instant now() {
@@ -25,9 +36,13 @@ public final class RendezvousClock {
     /** Returns at {@code at} (immediately if it has passed); returns how late it was. */
     public Duration sleepUntil(Instant at) throws InterruptedException {
         long targetNanos = System.nanoTime() + Duration.between(clock.instant(), at).toNanos();
-        long sleepNanos = targetNanos - System.nanoTime() - SPIN.toNanos();
-        if (sleepNanos > 0) {
-            Thread.sleep(sleepNanos / 1_000_000, (int) (sleepNanos % 1_000_000));
+        long sleepNanos;
+        while ((sleepNanos = targetNanos - System.nanoTime() - spin.toNanos()) > 0) {
+            // to the microsecond (Thread.sleep rounds to milliseconds); parkNanos may return early, hence the loop
+            java.util.concurrent.locks.LockSupport.parkNanos(sleepNanos);
+            if (Thread.interrupted()) {
+                throw new InterruptedException("interrupted waiting for " + at);
+            }
         }
         while (System.nanoTime() < targetNanos) {
             Thread.onSpinWait();

@@ -8,11 +8,24 @@ import java.util.List;
 /**
  * A VC running the guest's {@code ringnet} workload: N VMs on one segment, addresses
  * 10.77.0.1..N, each a node of the TCP ring. Used by the demo and the tests.
+ *
+ * @param dirtyPages pages each node rewrites a step: {@code dirtyMib} whole MiB, or fewer (a chatty ring)
  */
-public record RingCluster(int nodes, int steps, int intervalMs, int bufferMib, int dirtyMib) {
+public record RingCluster(int nodes, int steps, int intervalMs, int bufferMib, int dirtyMib, int dirtyPages) {
+    private static final int PAGES_PER_MIB = 256;
+
+    public RingCluster(int nodes, int steps, int intervalMs, int bufferMib, int dirtyMib) {
+        this(nodes, steps, intervalMs, bufferMib, dirtyMib, dirtyMib * PAGES_PER_MIB);
+    }
+
+    /** A ring that sends a message every {@code intervalMs} and dirties only {@code pages} pages a step. */
+    public static RingCluster chatty(int nodes, int steps, int intervalMs, int pages) {
+        return new RingCluster(nodes, steps, intervalMs, 1, 0, pages);
+    }
 
     public String workload(int node) {
-        return "ringnet -i " + node + " -n " + nodes + " -m " + bufferMib + " -d " + dirtyMib + " -s " + steps + " -t " + intervalMs;
+        String dirty = dirtyPages == dirtyMib * PAGES_PER_MIB ? " -d " + dirtyMib : " -p " + dirtyPages;
+        return "ringnet -i " + node + " -n " + nodes + " -m " + bufferMib + dirty + " -s " + steps + " -t " + intervalMs;
     }
 
     public List<VmSpec> specs(GuestImage guest, int hubPort, long memoryMiB) {
@@ -37,6 +50,6 @@ public record RingCluster(int nodes, int steps, int intervalMs, int bufferMib, i
 
     /** What an uninterrupted run prints: sums[step-1][node]. */
     public long[][] reference() {
-        return RingReference.sums(nodes, steps, bufferMib, dirtyMib);
+        return RingReference.sumsByPages(nodes, steps, bufferMib, dirtyPages);
     }
 }

@@ -28,8 +28,12 @@ public final class RingReference {
 
     /** sums[step-1][node] for {@code steps} steps of a ring of {@code nodes} (ringnet -m mib -d dirtyMib). */
     public static long[][] sums(int nodes, int steps, int mib, int dirtyMib) {
+        return sumsByPages(nodes, steps, mib, dirtyMib * (1024 * 1024 / PAGE));
+    }
+
+    /** sums[step-1][node] for a ring that dirties {@code dirtyPages} pages a step (ringnet -m mib -p dirtyPages). */
+    public static long[][] sumsByPages(int nodes, int steps, int mib, int dirtyPages) {
         int pages = mib * (1024 * 1024 / PAGE);
-        int dirtyPages = dirtyMib * (1024 * 1024 / PAGE);
         int wordsPerPage = PAGE / Long.BYTES;
         int stride = wordsPerPage / WORDS_PER_PAGE_TOUCHED;
         long[][] buffers = new long[nodes][];

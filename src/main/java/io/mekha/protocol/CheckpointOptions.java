@@ -12,7 +12,8 @@ import java.util.Map;
  * @param globalLiveBound the live stage ends for all VMs together at the latest after this
  * @param completionTimeout how long capturing (the final transfer after the stop) may take
  * @param pauseDeadline each agent resumes the VMs it paused if no resume arrives within this
- * @param rendezvousLead how far ahead Ts and Tr are set, at least (grown to cover the clock uncertainty)
+ * @param rendezvousLead how far ahead Ts is set, at least (grown to cover slow calls and the clock uncertainty: the VMs run
+ *     until Ts, so a generous lead costs no pause); Tr follows the last capture as closely as every agent can hear it
  * @param bandwidthLimits bytes/s per VM transfer, by VM name (absent: uncapped)
  * @param timePolicy the default time policy of restarts from this checkpoint
  */
@@ -22,7 +23,7 @@ public record CheckpointOptions(TransferMode mode, Duration maxLivePerVm, Durati
 
     public static CheckpointOptions defaults() {
         return new CheckpointOptions(TransferMode.MTD, Duration.ofSeconds(30), Duration.ofSeconds(45), Duration.ofSeconds(120),
-                Duration.ofSeconds(60), Duration.ofMillis(30), Map.of(), TimePolicy.VIRTUAL);
+                Duration.ofSeconds(60), Duration.ofMillis(150), Map.of(), TimePolicy.VIRTUAL);
     }
 
     public CheckpointOptions {

@@ -24,9 +24,6 @@ import java.util.function.Predicate;
  * whose coordinator went away ({@link #adopt}).
  */
 final class CheckpointProtocol {
-    private static final Duration POLL = Duration.ofMillis(25);
-    /** While VMs are paused every millisecond counts: poll the capture faster. */
-    private static final Duration PAUSED_POLL = Duration.ofMillis(5);
     private static final Duration RESUME_TIMEOUT = Duration.ofSeconds(30);
 
     private final List<AgentClient> agents;
@@ -34,6 +31,7 @@ final class CheckpointProtocol {
     private final AgentCalls calls;
     private final Rendezvous rendezvous;
     private final Aborts aborts;
+    private final PhaseWatch watch;
 
     CheckpointProtocol(List<AgentClient> agents, Clock clock, AgentCalls calls, Rendezvous rendezvous, Aborts aborts) {
         this.agents = agents;
@@ -41,6 +39,7 @@ final class CheckpointProtocol {
         this.calls = calls;
         this.rendezvous = rendezvous;
         this.aborts = aborts;
+        this.watch = new PhaseWatch(clock, calls);
     }
 
     CheckpointReport checkpoint(String id, List<String> vmNames, CheckpointOptions options, ProtocolListener listener)
@@ -51,7 +50,7 @@ final class CheckpointProtocol {
                     + " itself right after its snapshot starts, so across VMs the cut would not be consistent; use MTD or StopAndCopy");
         }
         VirtualClusterMembers members = VirtualClusterMembers.resolve(vmNames, agents);
-        Map<AgentClient, ClockOffset> offsets = rendezvous.offsets(members.agents());
+        Map<AgentClient, ClockOffset> offsets = new LinkedHashMap<>(rendezvous.offsets(members.agents()));
         listener.reached(ProtocolListener.Stage.PREPARING, null);
         listener.step("preparing shadows for " + vmNames.size() + " VMs on " + members.agents().size() + " node(s)");
 
@@ -76,16 +75,32 @@ final class CheckpointProtocol {
             String liveEnd = awaitGlobalEndingCondition(id, members, options);
             listener.step("global ending condition: " + liveEnd);
 
-            Instant ts = rendezvous.pick(options.rendezvousLead(), offsets);
+            // the clocks again, now, under the live stage's load: a clock stepped since, or calls slower than at the start,
+            // would make an agent stop early or late
+            Map<AgentClient, ClockOffset> now = rendezvous.offsets(members.agents());
+            offsets.putAll(now);
+            Instant ts = rendezvous.generousInstant(options.rendezvousLead(), offsets);
             listener.reached(ProtocolListener.Stage.SUSPENDING, ts);
             listener.step("suspending every VM at Ts = " + ts);
-            AgentCalls.requireAll(calls.parallel(members.agents(), agent -> agent.suspend(id, offsets.get(agent).toAgent(ts))), "suspend");
+            Instant suspendSent = clock.instant();
+            Map<AgentClient, Duration> suspendCalls = new java.util.concurrent.ConcurrentHashMap<>();
+            AgentCalls.requireAll(calls.parallel(members.agents(), agent -> {
+                Instant sent = clock.instant();
+                CheckpointStatus status = agent.suspend(id, offsets.get(agent).toAgent(ts));
+                suspendCalls.put(agent, Duration.between(sent, clock.instant()));
+                return status;
+            }), "suspend");
+            Duration slowestCall = suspendCalls.values().stream().max(Duration::compareTo).orElse(Duration.ZERO);
+            if (clock.instant().isAfter(ts)) {
+                listener.step("the suspend reached the last agent " + Duration.between(ts, clock.instant()).toMillis()
+                        + " ms after Ts (sent " + Duration.between(suspendSent, ts).toMillis() + " ms before it): its VMs stop late");
+            }
             awaitPhase(id, members, VmPhase.CAPTURED, Duration.between(clock.instant(), ts).plus(options.completionTimeout()), "capture");
             listener.step("barrier: every VM captured");
             listener.reached(ProtocolListener.Stage.CAPTURED, null);
             listener.whileSuspended(id);
 
-            Instant tr = rendezvous.pick(options.rendezvousLead(), offsets);
+            Instant tr = rendezvous.resumeInstant(offsets, slowestCall);
             Map<AgentClient, CheckpointStatus> done = resumeAll(id, members, offsets, tr, listener);
             CheckpointReport report = report(id, done, offsets, ts, tr, liveEnd, Duration.between(started, clock.instant()));
             listener.reached(ProtocolListener.Stage.RESUMED, null);
@@ -144,7 +159,7 @@ final class CheckpointProtocol {
         if (allVms(statuses, v -> v.phase() == VmPhase.CAPTURED)) {
             try {
                 listener.whileSuspended(id); // what the previous coordinator may not have taken yet (idempotent)
-                Instant tr = rendezvous.pick(options.rendezvousLead(), offsets);
+                Instant tr = rendezvous.resumeInstant(offsets, Duration.ZERO);
                 listener.step("every VM captured at the cut");
                 statuses = resumeAll(id, members, offsets, tr, listener);
                 return report(id, statuses, offsets, ts != null ? ts : firstStop(statuses), tr, "adopted after a coordinator restart",
@@ -188,36 +203,22 @@ final class CheckpointProtocol {
                 options.pauseDeadline(), limits, options.timePolicy().name());
     }
 
+    /** Every VM met its local ending condition, or the global bound passed: heard from each agent as it happens. */
     private String awaitGlobalEndingCondition(String id, VirtualClusterMembers members, CheckpointOptions options)
             throws CheckpointFailedException, InterruptedException {
-        Instant deadline = clock.instant().plus(options.globalLiveBound());
-        while (true) {
-            Map<AgentClient, CheckpointStatus> statuses = statuses(id, members);
-            failOnBrokenVm(statuses);
-            if (allVms(statuses, v -> v.phase() == VmPhase.LIVE_DONE)) {
-                return "every VM met its local ending condition";
-            }
-            if (!clock.instant().isBefore(deadline)) {
-                return "global live-stage bound of " + options.globalLiveBound() + " reached";
-            }
-            Thread.sleep(POLL.toMillis());
-        }
+        PhaseWatch.Outcome outcome = watch.await(id, members.agents(), v -> v.phase() == VmPhase.LIVE_DONE,
+                clock.instant().plus(options.globalLiveBound()));
+        return outcome.reached() ? "every VM met its local ending condition" : "global live-stage bound of " + options.globalLiveBound() + " reached";
     }
 
+    /** Every VM in {@code phase} (the barrier: every VM captured; then every VM resumed), heard from each agent as it happens. */
     private Map<AgentClient, CheckpointStatus> awaitPhase(String id, VirtualClusterMembers members, VmPhase phase, Duration timeout,
                                                           String step) throws CheckpointFailedException, InterruptedException {
-        Instant deadline = clock.instant().plus(timeout);
-        while (true) {
-            Map<AgentClient, CheckpointStatus> statuses = statuses(id, members);
-            failOnBrokenVm(statuses);
-            if (allVms(statuses, v -> v.phase() == phase)) {
-                return statuses;
-            }
-            if (clock.instant().isAfter(deadline)) {
-                throw new CheckpointFailedException(step + " did not finish within " + timeout + ": " + describe(statuses));
-            }
-            Thread.sleep(PAUSED_POLL.toMillis());
+        PhaseWatch.Outcome outcome = watch.await(id, members.agents(), v -> v.phase() == phase, clock.instant().plus(timeout));
+        if (!outcome.reached()) {
+            throw new CheckpointFailedException(step + " did not finish within " + timeout + ": " + describe(outcome.statuses()));
         }
+        return outcome.statuses();
     }
 
     private Map<AgentClient, CheckpointStatus> statuses(String id, VirtualClusterMembers members) throws CheckpointFailedException {
@@ -255,7 +256,8 @@ final class CheckpointProtocol {
                 vms.add(new VmCheckpointReport(vm.vm(), agent.node(), f, offset.toCoordinator(vm.liveDoneAt()),
                         offset.toCoordinator(f != null && f.stopAt() != null ? f.stopAt() : vm.stopIssuedAt()),
                         offset.toCoordinator(vm.capturedAt()),
-                        offset.toCoordinator(f != null && f.resumeAt() != null ? f.resumeAt() : vm.resumedAt()), vm.guestClockAtCut()));
+                        offset.toCoordinator(f != null && f.resumeAt() != null ? f.resumeAt() : vm.resumedAt()), vm.guestClockAtCut(),
+                        vm.liveRestarts(), offset.toCoordinator(vm.stopIssuedAt())));
             }
         });
         vms.sort((a, b) -> a.vm().compareTo(b.vm()));

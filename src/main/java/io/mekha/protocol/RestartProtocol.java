@@ -66,7 +66,7 @@ final class RestartProtocol {
             throws CheckpointFailedException, InterruptedException {
         List<AgentClient> holders = List.copyOf(vmsByAgent.keySet());
         Map<AgentClient, ClockOffset> offsets = rendezvous.offsets(holders);
-        Instant tr = rendezvous.pick(CheckpointOptions.defaults().rendezvousLead(), offsets);
+        Instant tr = rendezvous.generousInstant(CheckpointOptions.defaults().rendezvousLead(), offsets);
         listener.step("restarting checkpoint " + id + " from " + level + " on " + holders.size() + " node(s), resuming together at Tr = " + tr);
         String policyName = policy == null ? null : policy.name();
         AgentCalls.requireAll(calls.parallel(holders,

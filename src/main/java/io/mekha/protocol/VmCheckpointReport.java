@@ -12,9 +12,11 @@ import java.time.Instant;
  * @param resumedAt when QEMU ran the VM again (its RESUME event)
  * @param guestClockAtCut the guest's realtime clock at the cut (needs a guest agent; null without):
  *     with {@code stoppedAt}, the host time of the cut, what restarts apply their time policy from
+ * @param liveRestarts how often QEMU ended this VM's live stage by itself and it started over (0 with the switchover held)
+ * @param stopSentAt when the agent sent the stop ({@code stoppedAt} is when QEMU says the VM stopped)
  */
 public record VmCheckpointReport(String vm, String node, TransferFigures figures, Instant liveDoneAt, Instant stoppedAt, Instant capturedAt,
-                                 Instant resumedAt, Instant guestClockAtCut) {
+                                 Instant resumedAt, Instant guestClockAtCut, int liveRestarts, Instant stopSentAt) {
 
     /** Guest clock minus host clock at the cut. */
     public java.time.Duration guestOffsetAtCut() {

@@ -151,6 +151,14 @@ public final class QmpClient implements AutoCloseable {
 
     /** Runs one command and returns its {@code return} value, or throws QEMU's error. */
     public JsonNode execute(String command, ObjectNode arguments, Duration timeout) throws QmpException {
+        return submit(command, arguments).await(timeout);
+    }
+
+    /**
+     * Sends one command now and returns without waiting for its reply: for commands that must leave at one instant
+     * (the stop at a cut), or several that QEMU takes in order while the caller goes on. Await the reply later.
+     */
+    public Reply submit(String command, ObjectNode arguments) throws QmpException {
         State now = state.get();
         boolean negotiating = now == State.CONNECTING && command.equals("qmp_capabilities");
         if (now != State.RUNNING && !negotiating) {
@@ -172,20 +180,41 @@ public final class QmpClient implements AutoCloseable {
             pending.remove(id);
             throw new QmpDisconnectedException("QMP command '" + command + "' interrupted: " + endCause.getMessage(), endCause);
         }
-        try {
-            send(message);
-            return call.reply().get(timeout.toNanos(), TimeUnit.NANOSECONDS);
-        } catch (TimeoutException e) {
-            pending.remove(id);
-            abandoned.add(id);
-            throw new QmpTimeoutException("QMP command '" + command + "' to " + peer + " got no reply within " + timeout);
-        } catch (ExecutionException e) {
-            throw asQmpException(e.getCause(), "QMP command '" + command + "'");
-        } catch (InterruptedException e) {
-            pending.remove(id);
-            abandoned.add(id);
-            Thread.currentThread().interrupt();
-            throw new QmpDisconnectedException("interrupted waiting for QMP command '" + command + "'", e);
+        send(message);
+        return new Reply(id, call);
+    }
+
+    /** The reply to a command sent by {@link #submit}, once it comes. */
+    public final class Reply {
+        private final String id;
+        private final Pending call;
+
+        private Reply(String id, Pending call) {
+            this.id = id;
+            this.call = call;
+        }
+
+        /** Waits for the reply: QEMU's {@code return} value, or its error. */
+        public JsonNode await(Duration timeout) throws QmpException {
+            try {
+                return call.reply().get(timeout.toNanos(), TimeUnit.NANOSECONDS);
+            } catch (TimeoutException e) {
+                pending.remove(id);
+                abandoned.add(id);
+                throw new QmpTimeoutException("QMP command '" + call.command() + "' to " + peer + " got no reply within " + timeout);
+            } catch (ExecutionException e) {
+                throw asQmpException(e.getCause(), "QMP command '" + call.command() + "'");
+            } catch (InterruptedException e) {
+                pending.remove(id);
+                abandoned.add(id);
+                Thread.currentThread().interrupt();
+                throw new QmpDisconnectedException("interrupted waiting for QMP command '" + call.command() + "'", e);
+            }
+        }
+
+        /** Waits with the client's default timeout. */
+        public JsonNode await() throws QmpException {
+            return await(defaultTimeout);
         }
     }
 

@@ -54,8 +54,8 @@ class CheckpointPhasesTest {
             CheckpointStatus done = node.awaitAll("cp", RESUMED);
 
             assertThat(node.agent.phaseHistory("cp", "vm1")).containsExactly(PREPARED, LIVE, LIVE_DONE, SUSPENDING, SUSPENDED, CAPTURED, RESUMED);
-            assertThat(node.transfer("vm1").calls).containsExactly("startLive", "pollLive:DIRTY_SET_STOPPED_SHRINKING", "holdLive", "suspend",
-                    "awaitCaptured", "resumeSource", "figures");
+            assertThat(node.transfer("vm1").calls).containsExactly("startLive", "pollLive:DIRTY_SET_STOPPED_SHRINKING", "holdLive", "stop",
+                    "completeSuspend", "awaitCaptured", "sendResume", "completeResume", "figures");
             assertThat(done.vms().get(0).level0Held()).isTrue();
             assertThat(done.vms().get(0).error()).isNull();
         }
@@ -115,7 +115,8 @@ class CheckpointPhasesTest {
             node.agent.prepare("cp", mtd(List.of("vm1"), null));
             FakeTransfer first = node.transfer("vm1");
             first.endLiveStage(Reason.COMPLETED_BY_QEMU);
-            node.await("cp", s -> s.vms().get(0).liveRestarts() == 1, "one live restart");
+            node.await("cp", s -> s.vms().get(0).liveRestarts() == 1 && node.transfers.get("vm1").size() == 2
+                    && node.agent.phaseHistory("cp", "vm1").size() == 3, "one live restart");
             FakeTransfer second = node.transfer("vm1");
             assertThat(second).isNotSameAs(first);
             assertThat(first.calls).containsExactly("startLive", "pollLive:COMPLETED_BY_QEMU", "stoppedByQemuAt", "abort");
@@ -156,7 +157,7 @@ class CheckpointPhasesTest {
                 assertThat(e.kind()).isEqualTo(ErrorKind.CONFLICT);
                 assertThat(e.getMessage()).contains("cannot resume before every VM").contains("vm2=SUSPENDED");
             });
-            assertThat(node.transfer("vm1").calls).doesNotContain("resumeSource");
+            assertThat(node.transfer("vm1").calls).doesNotContain("sendResume");
             node.agent.abort("cp", "test over");
         }
     }

@@ -9,6 +9,7 @@ import io.mekha.agent.qemu.QemuVm;
 import io.mekha.agent.qemu.RuntimeConfig;
 import io.mekha.agent.qemu.VmStartException;
 import io.mekha.agent.runtime.VmRuntime;
+import io.mekha.agent.sim.SimulatedMonitor;
 import io.mekha.model.VmSpec;
 import io.mekha.qmp.QmpClient;
 import io.mekha.qmp.QmpException;
@@ -20,23 +21,21 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.function.Predicate;
 
 /**
- * An agent whose VMs are fakes (a {@link FakeMonitor} each, no QEMU) and whose transfers are {@link FakeTransfer}s the
+ * An agent whose VMs are fakes (answering on a {@link SimulatedMonitor}, no QEMU) and whose transfers are {@link FakeTransfer}s the
  * test drives: the agent's own rooms, watchdogs and phase table run for real.
  */
 final class FakeNode implements AutoCloseable {
     final AgentService agent;
     /** Every transfer the agent asked for, by VM, in order (a live stage that starts over adds one). */
     final Map<String, List<FakeTransfer>> transfers = new ConcurrentHashMap<>();
-    private final List<FakeMonitor> monitors = new ArrayList<>();
+    private final SimulatedMonitor monitor;
     private final List<QemuVm> vms = new ArrayList<>();
 
     FakeNode(Path work, String... names) throws IOException, QmpException {
+        monitor = new SimulatedMonitor(work.resolve("monitor.qmp"));
         for (String name : names) {
-            FakeMonitor monitor = new FakeMonitor(work.resolve(name + ".qmp"));
-            monitors.add(monitor);
             QmpClient qmp = QmpClient.connect(monitor.path(), Duration.ofSeconds(5));
             vms.add(QemuVm.attached(VmSpec.named(name).build(), Accelerator.TCG, QemuCommandLine.InstancePaths.in(work.resolve(name)),
                     List.of("fake"), ProcessHandle.current(), qmp, null));
@@ -95,11 +94,17 @@ final class FakeNode implements AutoCloseable {
         return all.get(all.size() - 1);
     }
 
+    /** A condition on a checkpoint's status (and whatever else the test looks at). */
+    @FunctionalInterface
+    interface Condition {
+        boolean holds(CheckpointStatus status) throws Exception;
+    }
+
     /** Waits, on the agent's own change notifications, until {@code test} holds for the checkpoint's status. */
-    CheckpointStatus await(String id, Predicate<CheckpointStatus> test, String what) throws Exception {
+    CheckpointStatus await(String id, Condition test, String what) throws Exception {
         long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
         CheckpointStatus status = agent.status(id);
-        while (!test.test(status)) {
+        while (!test.holds(status)) {
             if (System.nanoTime() > deadline) {
                 throw new AssertionError("checkpoint " + id + " never got to " + what + ": " + status);
             }
@@ -115,8 +120,6 @@ final class FakeNode implements AutoCloseable {
     @Override
     public void close() throws IOException {
         agent.close();
-        for (FakeMonitor m : monitors) {
-            m.close();
-        }
+        monitor.close();
     }
 }

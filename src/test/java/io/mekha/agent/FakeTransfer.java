@@ -126,8 +126,13 @@ final class FakeTransfer implements VmTransfer {
     }
 
     @Override
-    public void suspend() {
-        calls.add("suspend");
+    public void stop() {
+        calls.add("stop");
+    }
+
+    @Override
+    public void completeSuspend() {
+        calls.add("completeSuspend");
     }
 
     @Override
@@ -146,8 +151,13 @@ final class FakeTransfer implements VmTransfer {
     }
 
     @Override
-    public void resumeSource() {
-        calls.add("resumeSource");
+    public void sendResume() {
+        calls.add("sendResume");
+    }
+
+    @Override
+    public void completeResume() {
+        calls.add("completeResume");
     }
 
     @Override

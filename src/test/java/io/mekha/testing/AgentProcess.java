@@ -42,7 +42,7 @@ public final class AgentProcess implements AutoCloseable {
                 while ((line = out.readLine()) != null) {
                     if (line.startsWith("MEKHA-AGENT listening ")) {
                         URI found = URI.create(line.split(" ")[2]);
-                        Thread drain = new Thread(() -> drain(out), "agent-" + node + "-output");
+                        Thread drain = new Thread(() -> drain(node, out), "agent-" + node + "-output");
                         drain.setDaemon(true);
                         drain.start();
                         return found;
@@ -61,10 +61,17 @@ public final class AgentProcess implements AutoCloseable {
         }
     }
 
-    private static void drain(BufferedReader out) {
+    /** Keeps the pipe flowing; the agent's warnings and errors go to the test's output, with its node's name. */
+    private static void drain(String node, BufferedReader out) {
         try {
-            while (out.readLine() != null) {
-                // keep the pipe flowing; the agent's log is not needed here
+            String line;
+            boolean shown = false;
+            while ((line = out.readLine()) != null) {
+                boolean worth = line.contains("WARN") || line.contains("ERROR") || line.contains("SEVERE");
+                if (worth || (shown && line.startsWith("\t"))) {
+                    System.out.println("[agent " + node + "] " + line);
+                }
+                shown = worth || (shown && line.startsWith("\t"));
             }
         } catch (IOException ignored) {
             // the process ended

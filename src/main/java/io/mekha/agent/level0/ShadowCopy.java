@@ -17,6 +17,9 @@ public record ShadowCopy(QemuVm qemu) implements Level0Copy {
 
     @Override
     public String receive() throws QmpException {
+        if (io.mekha.agent.qemu.MigrationCapabilities.offers(qemu.qmp(), "events")) {
+            io.mekha.agent.qemu.MigrationCapabilities.set(qemu.qmp(), java.util.Map.of("events", true)); // the load is heard, not polled for
+        }
         qemu.qmp().execute("migrate-incoming", QmpClient.args().put("uri", "unix:" + socket()));
         return "unix:" + socket();
     }

@@ -45,6 +45,14 @@ public final class AgentHttpServer implements AutoCloseable {
     private static final Pattern CHECKPOINT = Pattern.compile("^/v1/checkpoints/([^/]+)(?:/([a-z]+))?$");
     private static final int MAX_BODY = 1 << 20;
 
+    static {
+        // the JDK's server writes a reply's headers and body apart; with Nagle's algorithm the body then waits for the
+        // caller's delayed ACK (40 ms on Linux): every rendezvous call would arrive that late
+        if (System.getProperty("sun.net.httpserver.nodelay") == null) {
+            System.setProperty("sun.net.httpserver.nodelay", "true");
+        }
+    }
+
     private final AgentService agent;
     private final AgentAuthenticator auth;
     private final HttpServer server;
@@ -68,6 +76,15 @@ public final class AgentHttpServer implements AutoCloseable {
     public AgentHttpServer start() {
         server.start();
         return this;
+    }
+
+    /** Requests answered so far, whatever their status (the benchmarks' calls per second). */
+    public long requestsAnswered() {
+        long total = 0;
+        for (int i = 0; i < answered.length(); i++) {
+            total += answered.get(i);
+        }
+        return total;
     }
 
     public URI uri() {
@@ -161,7 +178,7 @@ public final class AgentHttpServer implements AutoCloseable {
             String id = cp.group(1);
             String action = cp.group(2) == null ? "" : cp.group(2);
             return switch (method + " " + action) {
-                case "GET " -> agent.status(id);
+                case "GET " -> status(exchange, id);
                 case "DELETE " -> {
                     agent.discard(id);
                     yield null;
@@ -215,6 +232,47 @@ public final class AgentHttpServer implements AutoCloseable {
             };
         }
         throw AgentException.notFound("no such endpoint: " + method + " " + path);
+    }
+
+    /** How long one status call may wait for a change: long enough to save calls, short enough to notice a dead caller. */
+    private static final java.time.Duration MAX_WAIT = java.time.Duration.ofSeconds(30);
+
+    /**
+     * A checkpoint's status; with {@code ?after=V&waitMs=N}, once a VM changed phase after version V (or N ms passed):
+     * the coordinator hears a capture the moment it happens, without polling.
+     */
+    private Object status(HttpExchange exchange, String id) throws AgentException, InterruptedException {
+        java.util.Map<String, String> query = query(exchange);
+        if (!query.containsKey("after")) {
+            return agent.status(id);
+        }
+        long after;
+        java.time.Duration wait;
+        try {
+            after = Long.parseLong(query.get("after"));
+            wait = java.time.Duration.ofMillis(Long.parseLong(query.getOrDefault("waitMs", "5000")));
+        } catch (NumberFormatException e) {
+            throw AgentException.invalid("'after' and 'waitMs' must be whole numbers: " + e.getMessage());
+        }
+        if (wait.isNegative() || wait.compareTo(MAX_WAIT) > 0) {
+            throw AgentException.invalid("'waitMs' must be between 0 and " + MAX_WAIT.toMillis());
+        }
+        return agent.awaitChange(id, after, wait);
+    }
+
+    private static java.util.Map<String, String> query(HttpExchange exchange) {
+        java.util.Map<String, String> values = new java.util.HashMap<>();
+        String raw = exchange.getRequestURI().getRawQuery();
+        if (raw != null) {
+            for (String pair : raw.split("&")) {
+                int eq = pair.indexOf('=');
+                if (eq > 0) {
+                    values.put(java.net.URLDecoder.decode(pair.substring(0, eq), java.nio.charset.StandardCharsets.UTF_8),
+                            java.net.URLDecoder.decode(pair.substring(eq + 1), java.nio.charset.StandardCharsets.UTF_8));
+                }
+            }
+        }
+        return values;
     }
 
     private java.time.Instant at(HttpExchange exchange) throws IOException, AgentException {

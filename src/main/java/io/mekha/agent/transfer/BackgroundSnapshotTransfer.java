@@ -29,8 +29,14 @@ public final class BackgroundSnapshotTransfer extends Level0Transfer {
         setCapability("background-snapshot", true, true);
     }
 
+    /** QEMU pauses the VM itself for the snapshot's start: Mekha does not stop it. */
     @Override
-    public void suspend() throws QmpException {
+    public void stop() {
+        stopIssued = Instant.now();
+    }
+
+    @Override
+    public void completeSuspend() throws QmpException {
         suspended = Instant.now();
         migrate();
     }

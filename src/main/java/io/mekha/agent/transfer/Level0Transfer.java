@@ -1,12 +1,10 @@
 package io.mekha.agent.transfer;
 
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.mekha.agent.level0.HeldStream;
 import io.mekha.agent.level0.Level0Copy;
 import io.mekha.agent.level0.ShadowCopy;
 import io.mekha.agent.qemu.MigrationCapabilities;
 import io.mekha.agent.qemu.MigrationStatus;
-import io.mekha.agent.qemu.QemuCommandLine;
 import io.mekha.agent.qemu.QemuVm;
 import io.mekha.model.TransferFigures;
 import io.mekha.model.TransferMode;
@@ -14,54 +12,42 @@ import io.mekha.qmp.QmpClient;
 import io.mekha.qmp.QmpEvent;
 import io.mekha.qmp.QmpEventQueue;
 import io.mekha.qmp.QmpException;
+import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
-import java.util.List;
 import java.util.Set;
 import org.jboss.logging.Logger;
 
 /**
  * The transfer of one running VM's state into its level-0 copy (a shadow QEMU, or a stream the
- * agent holds: {@link Level0Copy}), in phases that a coordinator can
- * spread over time: {@link #startLive}, {@link #pollLive} until the local ending condition,
- * {@link #suspend} at the chosen instant (the cut), {@link #awaitCaptured}, then
- * {@link #resumeSource} at the chosen instant. {@link #abort} undoes whatever was done.
- * One subclass per {@link TransferMode}.
+ * agent holds: {@link Level0Copy}), in the phases a checkpoint session spreads over time
+ * ({@link VmTransfer}). One subclass per {@link TransferMode}. QEMU's STOP, RESUME and MIGRATION
+ * events are what the figures and the capture wait on: nothing polls faster than it must.
  */
 public abstract sealed class Level0Transfer implements VmTransfer permits MtdTransfer, StopAndCopyTransfer, BackgroundSnapshotTransfer {
     private static final Logger LOG = Logger.getLogger(Level0Transfer.class);
     static final long UNCAPPED_BANDWIDTH = MigrationCapabilities.UNCAPPED_BANDWIDTH;
     static final long FINAL_DOWNTIME_MS = MigrationCapabilities.FINAL_DOWNTIME_MS;
-    private static final Duration POLL = Duration.ofMillis(10);
+    /** A look at the migration between MIGRATION events, in case one was missed. */
+    private static final Duration EVENT_WAIT = Duration.ofMillis(50);
+    private static final Duration REPLY_TIMEOUT = Duration.ofSeconds(30);
 
     protected final QemuVm source;
     protected final Level0Copy copy;
+    protected final LiveStageBounds bounds;
     /** Where the source migrates to (set once the copy is ready to receive). */
     private String migrationUri;
-    /**
-     * Whether MTD holds back the switchover, so that QEMU cannot finish the live stage by itself ({@code MEKHA_HOLD_SWITCHOVER}
-     * in the agent's environment: 1 always, 0 never, unset: for held streams only). Into a shadow it goes through a
-     * {@link MigrationRelay}; off by default there: while it holds, an idle VM's migration thread re-syncs its dirty
-     * bitmap in a tight loop (a host core each), and one run of the time-policy test under it missed its 200 ms
-     * tolerance (255 ms) where it never had without; see the notes. A held stream is taken at memory speed, so QEMU
-     * would finish an idle guest's live stage over and over (each time a new bulk pass), and the agent holds it itself.
-     */
-    static final String HOLD_SWITCHOVER = System.getenv("MEKHA_HOLD_SWITCHOVER");
-
-    static boolean holdsSwitchover(Level0Copy copy) {
-        return "1".equals(HOLD_SWITCHOVER) || (HOLD_SWITCHOVER == null && copy instanceof HeldStream);
-    }
-
-    /** Between source and shadow when the live stage holds back the switchover (MTD on QEMU 8.1+), else null. */
-    protected MigrationRelay relay;
-    protected final LiveStageBounds bounds;
+    protected SwitchoverHold hold;
     private final QmpEventQueue runStateEvents;
+    private final QmpEventQueue migrationEvents;
     private final Instant prepared;
     protected Instant liveStarted;
-    protected Instant stopIssued;
-    protected Instant suspended;
-    protected boolean pausedByMekha;
+    protected volatile Instant stopIssued;
+    protected volatile Instant suspended;
+    protected volatile boolean pausedByMekha;
+    private QmpClient.Reply stopReply;
+    private QmpClient.Reply resumeReply;
     private Instant resumeAcknowledged;
     private Instant captured;
     private Instant stopEvent;
@@ -74,6 +60,7 @@ public abstract sealed class Level0Transfer implements VmTransfer permits MtdTra
         this.copy = copy;
         this.bounds = bounds;
         this.runStateEvents = source.qmp().listen(Set.of("STOP", "RESUME"));
+        this.migrationEvents = source.qmp().listen(Set.of("MIGRATION"));
         this.prepared = Instant.now();
     }
 
@@ -95,8 +82,8 @@ public abstract sealed class Level0Transfer implements VmTransfer permits MtdTra
         try {
             transfer.configure();
             transfer.migrationUri = copy.receive();
-            transfer.configureSwitchoverHold(mode == TransferMode.MTD && holdsSwitchover(copy));
-        } catch (java.io.IOException | TransferException | RuntimeException e) {
+            transfer.hold = SwitchoverHold.configure(source, copy, mode == TransferMode.MTD);
+        } catch (IOException | TransferException | RuntimeException e) {
             transfer.abort();
             if (e instanceof TransferException t) {
                 throw t;
@@ -107,50 +94,7 @@ public abstract sealed class Level0Transfer implements VmTransfer permits MtdTra
         return transfer;
     }
 
-    /**
-     * With {@code hold} (and where both QEMUs offer {@code switchover-ack}), the migration goes
-     * through a {@link MigrationRelay} that withholds the shadow's switchover acknowledgement until
-     * the VM is stopped at its cut: QEMU cannot finish the live stage by itself. Otherwise the
-     * capabilities are switched off on both sides (a QEMU keeps them from one migration to the next).
-     */
-    private void configureSwitchoverHold(boolean hold) throws QmpException, java.io.IOException {
-        if (!MigrationCapabilities.offers(source.qmp(), "switchover-ack")) {
-            return;
-        }
-        boolean holding = hold && copy.offersSwitchoverAck();
-        List<QemuVm> sides = copy instanceof ShadowCopy s && copy.offersSwitchoverAck() ? List.of(source, s.qemu()) : List.of(source);
-        for (QemuVm vm : sides) {
-            ObjectNode args = QmpClient.args();
-            var caps = args.putArray("capabilities");
-            caps.add(QmpClient.args().put("capability", "return-path").put("state", holding));
-            caps.add(QmpClient.args().put("capability", "switchover-ack").put("state", holding));
-            vm.qmp().execute("migrate-set-capabilities", args);
-        }
-        if (holding && copy instanceof ShadowCopy shadow) {
-            relay = new MigrationRelay(shadow.qemu().paths().dir().resolve("relay.sock"), shadow.socket());
-        } else if (holding && copy instanceof HeldStream held) {
-            held.holdSwitchover();
-        }
-    }
-
-    /** Lets the held switchover through (the VM is stopped now); a no-op when nothing holds it. */
-    protected void releaseSwitchover() throws QmpException {
-        if (copy instanceof HeldStream held) {
-            try {
-                held.releaseSwitchover();
-            } catch (java.io.IOException e) {
-                throw new QmpException("VM '" + source.name() + "': acknowledging the switchover on the return path failed: " + e.getMessage());
-            }
-        }
-        if (relay != null) {
-            try {
-                relay.release();
-            } catch (java.io.IOException e) {
-                throw new QmpException("VM '" + source.name() + "': the migration relay to the shadow broke: " + e.getMessage());
-            }
-        }
-    }
-
+    @Override
     public abstract TransferMode mode();
 
     public QemuVm source() {
@@ -162,35 +106,56 @@ public abstract sealed class Level0Transfer implements VmTransfer permits MtdTra
         return copy instanceof ShadowCopy s ? s.qemu() : null;
     }
 
+    @Override
     public Level0Copy level0() {
         return copy;
     }
 
+    @Override
     public LiveStageBounds bounds() {
         return bounds;
+    }
+
+    /** Whether QEMU cannot end the live stage by itself (the switchover is held until the stop). */
+    public boolean switchoverHeld() {
+        return hold != null && hold.holding();
     }
 
     /** Sets capabilities and parameters on the source for this mode. */
     protected void configure() throws QmpException, TransferException {
         setCapability("background-snapshot", false, false);
+        setCapability("events", true, false); // MIGRATION events: the capture is heard, not polled for
         setParameter("max-bandwidth", bounds.qemuMaxBandwidth(UNCAPPED_BANDWIDTH));
         setParameterIfOffered("avail-switchover-bandwidth", 0);
     }
 
-    /** Begins copying while the VM runs; modes without a live stage do nothing. */
+    @Override
     public void startLive() throws QmpException {
         liveStarted = Instant.now();
     }
 
-    /** One look at the live stage: the reason it may end now, or NOT_MET. */
+    @Override
     public LiveEndingCondition.Reason pollLive() throws QmpException, TransferException {
         return LiveEndingCondition.Reason.DIRTY_SET_STOPPED_SHRINKING;
     }
 
-    /** Freezes the VM's state now: this is the VM's cut. Returns quickly; the copy may go on. */
-    public abstract void suspend() throws QmpException;
+    /** Sends {@code stop}; the VM counts as paused by Mekha from now on, whatever comes back. */
+    protected void sendStop() throws QmpException {
+        pausedByMekha = true;
+        stopIssued = Instant.now();
+        stopReply = source.qmp().submit("stop", null);
+    }
 
-    /** Waits until the shadow holds the whole state, paused. */
+    /** Waits for QEMU's reply to the stop. */
+    protected void awaitStop() throws QmpException {
+        if (stopReply != null) {
+            stopReply.await(REPLY_TIMEOUT);
+            stopReply = null;
+        }
+        suspended = Instant.now();
+    }
+
+    @Override
     public void awaitCaptured() throws TransferException, InterruptedException {
         long deadline = System.nanoTime() + bounds.completionTimeout().toNanos();
         try {
@@ -208,73 +173,41 @@ public abstract sealed class Level0Transfer implements VmTransfer permits MtdTra
                     throw new TransferException("VM '" + source.name() + "': the transfer to " + copy.describe() + " did not complete within "
                             + bounds.completionTimeout() + " (" + status.remainingBytes() + " bytes left)");
                 }
-                Thread.sleep(POLL.toMillis());
+                migrationEvents.poll(EVENT_WAIT); // the next MIGRATION event, or a look anyway
             }
             finalStatus = status;
-            awaitShadowLoaded(deadline);
-            if (relay != null) {
-                relay.close();
+            String problem = copy.awaitComplete(deadline);
+            if (problem != null) {
+                throw new TransferException("VM '" + source.name() + "': " + copy.describe() + " could not take the state (completion timeout "
+                        + bounds.completionTimeout() + "): " + problem);
             }
-            freezeDisk();
+            if (hold != null) {
+                hold.close();
+            }
+            cutDisk = DiskCut.freeze(source);
             captured = Instant.now();
         } catch (QmpException e) {
             throw new TransferException("VM '" + source.name() + "': lost QEMU while capturing: " + e.getMessage(), e);
         }
     }
 
-    private void awaitShadowLoaded(long deadline) throws QmpException, TransferException, InterruptedException {
-        String problem = copy.awaitComplete(deadline);
-        if (problem != null) {
-            throw new TransferException("VM '" + source.name() + "': " + copy.describe() + " could not take the state (completion timeout "
-                    + bounds.completionTimeout() + "): " + problem);
-        }
-    }
-
-
-    /**
-     * Freezes the paused source's disk at the cut: QEMU moves the VM onto a new overlay, and the
-     * overlay it wrote until now (the shadow's backing file) is never written again. Runs while the
-     * VM is still paused after its memory was captured, so disk and memory are cut at one instant.
-     */
-    private void freezeDisk() throws TransferException {
-        Path current = source.disk();
-        if (current == null) {
-            return;
-        }
-        try {
-            freezeDiskAt(current);
-        } catch (QmpException e) {
-            throw new TransferException("VM '" + source.name() + "': cannot freeze its disk " + current + " at the cut: " + e.getMessage(), e);
-        }
-    }
-
-    private void freezeDiskAt(Path current) throws QmpException {
-        java.util.regex.Matcher numbered = java.util.regex.Pattern.compile("disk-(\\d+)\\.qcow2").matcher(current.getFileName().toString());
-        int generation = numbered.matches() ? Integer.parseInt(numbered.group(1)) : 0;
-        Path next = current.resolveSibling("disk-" + (generation + 1) + ".qcow2");
-        source.qmp().execute("blockdev-snapshot-sync", QmpClient.args().put("device", QemuCommandLine.DISK_ID)
-                .put("snapshot-file", next.toString()).put("format", "qcow2"));
-        source.diskMovedTo(next);
-        cutDisk = current;
-    }
-
-    /** The VM's disk image as it was at the cut (null without a disk, or before the capture). */
+    @Override
     public Path cutDisk() {
         return cutDisk;
     }
 
-    /** Pauses the source now, remembering that Mekha did (so that abort and resume let it run again). */
-    protected void stopSource() throws QmpException {
-        stopIssued = Instant.now();
-        source.qmp().execute("stop");
-        pausedByMekha = true;
-        suspended = Instant.now();
+    @Override
+    public void sendResume() throws QmpException {
+        if (pausedByMekha) {
+            resumeReply = source.qmp().submit("cont", null);
+        }
     }
 
-    /** Lets the source run again, if Mekha paused it. */
-    public void resumeSource() throws QmpException {
-        if (pausedByMekha) {
-            source.qmp().execute("cont");
+    @Override
+    public void completeResume() throws QmpException {
+        if (resumeReply != null) {
+            resumeReply.await(REPLY_TIMEOUT);
+            resumeReply = null;
             resumeAcknowledged = Instant.now();
             pausedByMekha = false;
         }
@@ -284,6 +217,7 @@ public abstract sealed class Level0Transfer implements VmTransfer permits MtdTra
      * Undoes the transfer: cancels the migration, resumes the source if Mekha paused it, drops
      * the level-0 copy. Best effort and never throws: it runs when something already failed.
      */
+    @Override
     public void abort() {
         QmpClient qmp = source.qmp();
         try {
@@ -305,13 +239,14 @@ public abstract sealed class Level0Transfer implements VmTransfer permits MtdTra
             LOG.errorf("VM '%s': could not resume it during abort: %s", source.name(), e.getMessage());
         }
         copy.discard();
-        if (relay != null) {
-            relay.close();
+        if (hold != null) {
+            hold.close();
         }
         runStateEvents.close();
+        migrationEvents.close();
     }
 
-    /** The figures of a completed transfer; call after {@link #resumeSource}. */
+    @Override
     public TransferFigures figures(String liveEnd, int passes) throws InterruptedException {
         collectRunStateEvents();
         Duration live = liveStarted == null || suspended == null ? Duration.ZERO : Duration.between(liveStarted, suspended);
@@ -334,12 +269,14 @@ public abstract sealed class Level0Transfer implements VmTransfer permits MtdTra
             }
         }
         runStateEvents.close();
+        migrationEvents.close();
     }
 
     /**
      * When QEMU itself stopped the source (it finished the migration early), from its STOP event;
      * null if it has not. Consumes the run-state events: only for a transfer about to be abandoned.
      */
+    @Override
     public Instant stoppedByQemuAt() throws InterruptedException {
         QmpEvent event;
         while ((event = runStateEvents.poll(Duration.ZERO)) != null) {
@@ -360,7 +297,7 @@ public abstract sealed class Level0Transfer implements VmTransfer permits MtdTra
     }
 
     protected void migrate() throws QmpException {
-        source.qmp().execute("migrate", QmpClient.args().put("uri", relay != null ? "unix:" + relay.path() : migrationUri));
+        source.qmp().execute("migrate", QmpClient.args().put("uri", hold != null ? hold.uri(migrationUri) : migrationUri));
     }
 
     protected void setParameter(String name, long value) throws QmpException {
@@ -386,9 +323,6 @@ public abstract sealed class Level0Transfer implements VmTransfer permits MtdTra
             }
             return;
         }
-        ObjectNode capability = QmpClient.args().put("capability", name).put("state", on);
-        ObjectNode args = QmpClient.args();
-        args.putArray("capabilities").add(capability);
-        source.qmp().execute("migrate-set-capabilities", args);
+        MigrationCapabilities.set(source.qmp(), java.util.Map.of(name, on));
     }
 }

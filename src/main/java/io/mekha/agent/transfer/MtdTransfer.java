@@ -5,6 +5,7 @@ import io.mekha.agent.level0.Level0Copy;
 import io.mekha.agent.qemu.MigrationStatus;
 import io.mekha.agent.qemu.QemuVm;
 import io.mekha.model.TransferMode;
+import io.mekha.qmp.QmpClient;
 import io.mekha.qmp.QmpException;
 import java.time.Duration;
 import java.time.Instant;
@@ -12,38 +13,42 @@ import java.time.Instant;
 /**
  * MTD: precopy with a 1 ms downtime limit, so QEMU keeps copying but never finishes on its own,
  * until the live stage meets its ending condition; then Mekha stops the VM at the instant it
- * (or the coordinator) chose, raises the limit, and the last dirty pages flow into the shadow.
+ * (or the coordinator) chose, raises the limit, and the last dirty pages flow into the copy.
  * The limit is never 0: QEMU 7.2 then skips the dirty-bitmap sync and finishes after the bulk pass.
  *
  * <p>Stock QEMU finishes a migration by itself, stopping the VM, whenever a pass over the dirty
- * set ends with (next to) nothing newly dirty. Where QEMU offers {@code switchover-ack} (8.1+), Mekha
- * can prevent it: the switchover acknowledgement is withheld until the VM is stopped at its cut (QEMU
- * may not switch over a running VM without it), by the agent itself for a stream it holds (the
- * default there), through a {@link MigrationRelay} for a shadow ({@code MEKHA_HOLD_SWITCHOVER=1}).
- * Without that, Mekha makes it unlikely in three ways: where
- * QEMU offers {@code avail-switchover-bandwidth} (8.2+) it declares a switchover bandwidth so
- * small that only an empty dirty set fits; after the bulk pass it paces the copy so that each pass
- * lasts about {@link #PASS_TARGET} (a guest that is busy at all dirties something in that time,
- * whereas at full speed a pass over a small dirty set takes microseconds, and a guest idle for
- * those has an empty dirty set); and once the local ending condition is met it slows the copy to a
- * trickle ({@link #hold}). A guest idle for longer than a pass can still be finished by QEMU: it is
- * then paused from that instant, which keeps the cut consistent, and its figures say "QEMU completed".
+ * set ends with (next to) nothing newly dirty. Where QEMU offers {@code switchover-ack} (8.1+) the
+ * switchover is held until the stop at Ts ({@link SwitchoverHold}), on every path: QEMU cannot
+ * finish early at all, and the live stage keeps the dirty set small right up to Ts (passes of
+ * {@link #HELD_PASS_TARGET}); only a guest with nothing to send is slowed to {@link #HOLD_BANDWIDTH},
+ * which bounds how often QEMU's migration thread re-syncs an empty dirty bitmap while it waits.
+ * A held stream is itself bounded in memory, so once its live stage ends it too is slowed to a
+ * trickle. Without the hold (older QEMU, {@code MEKHA_HOLD_SWITCHOVER=0}) Mekha makes an early
+ * finish unlikely in three ways: a switchover bandwidth so small that only an empty dirty set fits
+ * ({@code avail-switchover-bandwidth}, QEMU 8.2+), passes paced to about {@link #PASS_TARGET} (a
+ * busy guest dirties something in that time), and a trickle once the local ending condition is met;
+ * a guest idle for longer is then paused from that instant, and its live stage starts over.
  */
 public final class MtdTransfer extends Level0Transfer {
     static final long LIVE_DOWNTIME_MS = 1;
     /** bytes/s: 1 ms of it is under one page, so QEMU switches over only with nothing dirty. */
     static final long HOLD_SWITCHOVER_BANDWIDTH = 1 << 20;
-    /** How long a pass over the dirty set should last once the bulk pass is done. */
+    /** How long a pass over the dirty set should last once the bulk pass is done (switchover not held). */
     static final Duration PASS_TARGET = Duration.ofMillis(250);
+    /** With the switchover held, passes are short: the dirty set at Ts is what the guest dirtied in about this long. */
+    static final Duration HELD_PASS_TARGET = Duration.ofMillis(50);
     /** Pacing never goes below this, so a large dirty set still converges. */
     static final long MIN_PACED_BANDWIDTH = 4L << 20;
     /** bytes/s while holding: about one page per rate-limit window of 100 ms. */
     static final long HOLD_BANDWIDTH = 48 << 10;
 
     private final LiveEndingCondition condition;
+    private volatile QmpClient.Reply finalPassReply;
+    private boolean switchoverBandwidthOffered;
     private volatile MigrationStatus lastStatus;
     private volatile boolean held;
     private long pacedForPass = -1;
+    private long lastPaced = -1;
 
     MtdTransfer(QemuVm source, Level0Copy copy, LiveStageBounds bounds) {
         super(source, copy, bounds);
@@ -67,7 +72,7 @@ public final class MtdTransfer extends Level0Transfer {
         }
         super.configure();
         setParameter("downtime-limit", LIVE_DOWNTIME_MS);
-        setParameterIfOffered("avail-switchover-bandwidth", HOLD_SWITCHOVER_BANDWIDTH);
+        switchoverBandwidthOffered = setParameterIfOffered("avail-switchover-bandwidth", HOLD_SWITCHOVER_BANDWIDTH);
     }
 
     @Override
@@ -98,15 +103,28 @@ public final class MtdTransfer extends Level0Transfer {
         return reason;
     }
 
-    /** At each new pass after the bulk pass, sets the bandwidth that makes the pass last about PASS_TARGET. */
+    /**
+     * At each new pass after the bulk pass, sets the bandwidth that makes the pass last about its target: with the
+     * switchover held, {@link #HELD_PASS_TARGET} and, for a guest with nothing dirty, {@link #HOLD_BANDWIDTH}; without,
+     * {@link #PASS_TARGET}, never below {@link #MIN_PACED_BANDWIDTH}.
+     */
     private void pace(MigrationStatus status) throws QmpException {
         if (held || status.dirtySyncCount() < 2 || status.dirtySyncCount() == pacedForPass) {
             return;
         }
         pacedForPass = status.dirtySyncCount();
-        long perSecond = status.remainingBytes() * 1000 / PASS_TARGET.toMillis();
-        long paced = Math.max(MIN_PACED_BANDWIDTH, perSecond);
-        setParameter("max-bandwidth", Math.min(paced, bounds.qemuMaxBandwidth(UNCAPPED_BANDWIDTH)));
+        long paced;
+        if (switchoverHeld()) {
+            paced = Math.max(HOLD_BANDWIDTH, status.remainingBytes() * 1000 / HELD_PASS_TARGET.toMillis());
+        } else {
+            paced = Math.max(MIN_PACED_BANDWIDTH, status.remainingBytes() * 1000 / PASS_TARGET.toMillis());
+        }
+        paced = Math.min(paced, bounds.qemuMaxBandwidth(UNCAPPED_BANDWIDTH));
+        // set only on a real change: an idle guest's passes come by the thousand per second while held
+        if (paced < lastPaced / 2 || paced > lastPaced * 2) {
+            setParameter("max-bandwidth", paced);
+            lastPaced = paced;
+        }
     }
 
     @Override
@@ -136,24 +154,45 @@ public final class MtdTransfer extends Level0Transfer {
 
     /**
      * Keeps a VM that met its local ending condition live while the others catch up (the global
-     * ending condition), without letting QEMU finish by itself: copying slows to a trickle, so a
-     * pass over the small dirty set lasts seconds, and a running guest always dirties something in
-     * that time. At full speed a pass takes milliseconds, and a guest idle for those milliseconds
-     * has an empty dirty set, which QEMU takes as the moment to stop the VM and finish.
+     * ending condition). With the switchover held into a shadow nothing changes: the short passes
+     * go on, so the dirty set stays small until Ts. A held stream would grow with every page sent
+     * again, so it slows to a trickle. Without the hold the copy slows to a trickle too, so that a
+     * pass over the small dirty set lasts seconds and a running guest always dirties something in
+     * that time: at full speed a pass takes milliseconds, and a guest idle for those milliseconds has
+     * an empty dirty set, which QEMU takes as the moment to stop the VM and finish.
      */
     public void hold() throws QmpException {
-        if (!held) {
-            setParameter("max-bandwidth", HOLD_BANDWIDTH);
-            held = true;
+        if (held || (switchoverHeld() && !(copy instanceof io.mekha.agent.level0.HeldStream))) {
+            return;
         }
+        setParameter("max-bandwidth", HOLD_BANDWIDTH);
+        held = true;
+    }
+
+    /**
+     * The cut: {@code stop}, and right behind it (QEMU takes them in order) the parameters that let the final pass
+     * go as fast as it can; neither waits for the other's reply.
+     */
+    @Override
+    public void stop() throws QmpException {
+        sendStop();
+        QmpClient.Reply finalPass = source.qmp().submit("migrate-set-parameters", QmpClient.args()
+                .put("max-bandwidth", bounds.qemuMaxBandwidth(UNCAPPED_BANDWIDTH)).put("downtime-limit", FINAL_DOWNTIME_MS));
+        finalPassReply = finalPass;
     }
 
     @Override
-    public void suspend() throws QmpException {
-        stopSource();
-        releaseSwitchover();
-        setParameter("max-bandwidth", bounds.qemuMaxBandwidth(UNCAPPED_BANDWIDTH));
-        setParameter("downtime-limit", FINAL_DOWNTIME_MS);
-        setParameterIfOffered("avail-switchover-bandwidth", 0);
+    public void completeSuspend() throws QmpException {
+        awaitStop();
+        if (finalPassReply != null) {
+            finalPassReply.await(java.time.Duration.ofSeconds(30));
+            finalPassReply = null;
+        }
+        if (hold != null) {
+            hold.release(); // a stopped VM may switch over; with the return path, QEMU waits for the copy's word
+        }
+        if (switchoverBandwidthOffered) {
+            setParameter("avail-switchover-bandwidth", 0);
+        }
     }
 }

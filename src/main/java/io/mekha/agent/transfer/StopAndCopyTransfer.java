@@ -24,8 +24,14 @@ public final class StopAndCopyTransfer extends Level0Transfer {
     }
 
     @Override
-    public void suspend() throws QmpException {
-        stopSource();
+    public void stop() throws QmpException {
+        sendStop();
+    }
+
+    /** The whole state goes now, the VM paused. */
+    @Override
+    public void completeSuspend() throws QmpException {
+        awaitStop();
         migrate();
     }
 }

@@ -9,8 +9,10 @@ import java.time.Instant;
 
 /**
  * What a checkpoint session drives for one VM, in the protocol's order: {@link #startLive},
- * {@link #pollLive} until the local ending condition, {@link #suspend} at Ts (the cut),
- * {@link #awaitCaptured}, {@link #resumeSource} at Tr; {@link #abort} undoes whatever was done.
+ * {@link #pollLive} until the local ending condition, {@link #stop} at Ts (the cut) and
+ * {@link #completeSuspend}, {@link #awaitCaptured}, {@link #sendResume} at Tr and
+ * {@link #completeResume}; {@link #abort} undoes whatever was done. The stop and the resume are
+ * sent without waiting for QEMU's reply, so that one thread can cut every VM of a node at one instant.
  * {@link Level0Transfer} is the one over QEMU; tests drive sessions with fakes of their own.
  */
 public interface VmTransfer {
@@ -32,19 +34,31 @@ public interface VmTransfer {
     default void holdLive() throws QmpException {
     }
 
-    /** Freezes the VM's state now: this is the VM's cut. Returns quickly; the copy may go on. */
-    void suspend() throws QmpException;
+    /** Sends the stop that freezes the VM's state now (its cut), without waiting for QEMU's reply. */
+    void stop() throws QmpException;
+
+    /** After {@link #stop}: QEMU confirmed the stop, and the final transfer goes. */
+    void completeSuspend() throws QmpException;
 
     /** Waits until the level-0 copy holds the whole state, the VM still paused. */
     void awaitCaptured() throws TransferException, InterruptedException;
 
-    /** Lets the VM run again, if Mekha paused it. */
-    void resumeSource() throws QmpException;
+    /** Sends the {@code cont} that lets the VM run again (if Mekha paused it), without waiting for QEMU's reply. */
+    void sendResume() throws QmpException;
+
+    /** After {@link #sendResume}: QEMU confirmed the VM runs. */
+    void completeResume() throws QmpException;
+
+    /** Both halves of the resume, now. */
+    default void resumeSource() throws QmpException {
+        sendResume();
+        completeResume();
+    }
 
     /** Cancels the transfer, resumes the VM if Mekha paused it, drops the level-0 copy; never throws. */
     void abort();
 
-    /** The figures of a completed transfer; after {@link #resumeSource}. */
+    /** The figures of a completed transfer; after {@link #completeResume}. */
     TransferFigures figures(String liveEnd, int passes) throws InterruptedException;
 
     /** When QEMU itself stopped the VM (it finished the live stage early), or null; for a transfer about to be abandoned. */

@@ -1,4 +1,4 @@
-package io.mekha.agent;
+package io.mekha.agent.sim;
 
 import java.io.BufferedReader;
 import java.io.IOException;
@@ -17,24 +17,24 @@ import java.util.regex.Pattern;
 
 /**
  * A QMP monitor that answers like an idle, running QEMU (greeting, {@code query-status} running, an empty return for
- * anything else), so that agent rooms can be driven without a QEMU behind them.
+ * anything else), for any number of clients at once: the monitor of simulated VMs, and of the fakes agent tests drive.
  */
-final class FakeMonitor implements AutoCloseable {
+public final class SimulatedMonitor implements AutoCloseable {
     private static final Pattern ID = Pattern.compile("\"id\"\\s*:\\s*(\"[^\"]*\"|\\d+)");
     private final Path path;
     private final ServerSocketChannel server;
 
-    FakeMonitor(Path path) throws IOException {
+    public SimulatedMonitor(Path path) throws IOException {
         this.path = path;
         Files.deleteIfExists(path);
         server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
         server.bind(UnixDomainSocketAddress.of(path));
-        Thread acceptor = new Thread(this::accept, "fake-monitor");
+        Thread acceptor = new Thread(this::accept, "simulated-monitor");
         acceptor.setDaemon(true);
         acceptor.start();
     }
 
-    Path path() {
+    public Path path() {
         return path;
     }
 
@@ -42,7 +42,7 @@ final class FakeMonitor implements AutoCloseable {
         while (server.isOpen()) {
             try {
                 SocketChannel client = server.accept();
-                Thread t = new Thread(() -> serve(client), "fake-monitor-client");
+                Thread t = new Thread(() -> serve(client), "simulated-monitor-client");
                 t.setDaemon(true);
                 t.start();
             } catch (IOException e) {
@@ -53,7 +53,7 @@ final class FakeMonitor implements AutoCloseable {
 
     private static void serve(SocketChannel client) {
         try (client; OutputStream out = Channels.newOutputStream(client)) {
-            out.write("{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": 0, \"major\": 10}, \"package\": \"fake\"}, \"capabilities\": []}}\n"
+            out.write("{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": 0, \"major\": 10}, \"package\": \"simulated\"}, \"capabilities\": []}}\n"
                     .getBytes(StandardCharsets.UTF_8));
             BufferedReader in = new BufferedReader(new InputStreamReader(Channels.newInputStream(client), StandardCharsets.UTF_8));
             String line;

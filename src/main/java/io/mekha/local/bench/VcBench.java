@@ -1,0 +1,206 @@
+package io.mekha.local.bench;
+
+import io.mekha.agent.AgentService;
+import io.mekha.agent.RendezvousClock;
+import io.mekha.agent.api.AgentDtos.VmInfo;
+import io.mekha.agent.network.SegmentHub;
+import io.mekha.agent.qemu.RuntimeConfig;
+import io.mekha.agent.runtime.LocalVmRuntime;
+import io.mekha.agent.server.AgentHttpServer;
+import io.mekha.agent.server.BearerToken;
+import io.mekha.local.GuestClockTrace;
+import io.mekha.local.GuestImage;
+import io.mekha.local.VcWorkload;
+import io.mekha.model.TransferMode;
+import io.mekha.model.VmSpec;
+import io.mekha.protocol.AgentClient;
+import io.mekha.protocol.CheckpointOptions;
+import io.mekha.protocol.CheckpointReport;
+import io.mekha.protocol.Coordinator;
+import io.mekha.protocol.ProtocolListener;
+import io.mekha.protocol.RestartReport;
+import io.mekha.protocol.VmCheckpointReport;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.function.Consumer;
+
+/**
+ * One VC, one host, one workload, checkpointed in each mode in turn and restarted from memory each
+ * time: per VM, its pause (QEMU's STOP to RESUME), final transfer, barrier wait, bytes, live stage
+ * and the clock jump its own clock shows across the restart; per VC, suspend and resume skew and how
+ * far the distances between the guests' clocks moved. The VC is the one the last restart left.
+ */
+public final class VcBench implements AutoCloseable {
+    private static final int LINES = 50;
+    private static final Duration SETTLE = Duration.ofMillis(200);
+    private static final Duration WAIT = Duration.ofMinutes(3);
+
+    /** One VM's figures in one checkpoint-and-restart. */
+    public record Row(String workload, String mode, String vm, double pausedMs, double finalTransferMs, double barrierWaitMs,
+                      double trLeadMs, long bytes, double liveStageMs, int passes, int liveRestarts, String liveEnd, Double clockJumpMs,
+                      Double reportedClockJumpMs, double suspendSkewMs, double resumeSkewMs, double offsetChangeAfterCheckpointMs,
+                      double offsetChangeAfterRestartMs, double qemuCpuMs, boolean exact) {}
+
+    private final VcWorkload workload;
+    private final int vmCount;
+    private final int steps;
+    private final SegmentHub hub;
+    private final AgentService agent;
+    private final AgentHttpServer server;
+    private final AgentClient client;
+    private final Coordinator coordinator;
+    private final List<VmSpec> specs;
+    private final Map<String, GuestClockTrace> traces = new LinkedHashMap<>();
+    private final Consumer<String> progress;
+
+    public VcBench(VcWorkload workload, int vmCount, long memoryMiB, RuntimeConfig config, Consumer<String> progress) throws IOException {
+        this.workload = workload;
+        this.vmCount = vmCount;
+        this.steps = 1_000_000;
+        this.progress = progress;
+        this.hub = SegmentHub.open("lan", 0);
+        this.agent = new AgentService("local", new LocalVmRuntime(config), new RendezvousClock(Clock.systemUTC()));
+        BearerToken token = BearerToken.random();
+        this.server = new AgentHttpServer(agent, token, new InetSocketAddress("127.0.0.1", 0)).start();
+        this.client = new AgentClient("local", server.uri(), token.header(), Duration.ofSeconds(30));
+        this.coordinator = new Coordinator(List.of(client), Clock.systemUTC());
+        this.specs = workload.specs(GuestImage.locate().requireBuilt(), hub.port(), vmCount, memoryMiB, steps);
+    }
+
+    /** Boots the VC and lets the workload settle ({@code warmUp}). */
+    public void boot(Duration warmUp) throws Exception {
+        for (VmSpec spec : specs) {
+            client.startVm(spec);
+        }
+        for (VmSpec spec : specs) {
+            traces.put(spec.name(), GuestClockTrace.follow(console(spec.name())));
+        }
+        Thread.sleep(warmUp.toMillis());
+        traces.values().iterator().next().awaitAfter(Instant.now(), LINES + 5, WAIT);
+    }
+
+    /** One checkpoint in {@code mode}, a crash of every VM a second later, a restart from memory: the rows. */
+    public List<Row> checkpointCrashRestart(TransferMode mode) throws Exception {
+        String id = "bench-" + mode.name().toLowerCase() + "-" + System.nanoTime();
+        Map<String, Long> cpuBefore = qemuCpu();
+        CheckpointReport cut = coordinator.checkpoint(id, names(), CheckpointOptions.defaults().withMode(mode), ProtocolListener.NONE);
+        Map<String, Long> cpuAfter = qemuCpu();
+        Map<String, Duration> before = new LinkedHashMap<>();
+        Map<String, Duration> afterCut = new LinkedHashMap<>();
+        for (String vm : names()) {
+            before.put(vm, traces.get(vm).offsetBefore(cut.suspendAt(), LINES));
+            afterCut.put(vm, GuestClockTrace.offset(traces.get(vm).awaitAfter(cut.resumeAt().plus(SETTLE), LINES, WAIT)));
+        }
+        Thread.sleep(1000);
+        Map<String, List<String>> consolesBefore = new LinkedHashMap<>();
+        for (VmInfo vm : client.vms()) {
+            ProcessHandle.of(vm.pid()).ifPresent(p -> {
+                p.destroyForcibly();
+                p.onExit().join();
+            });
+        }
+        for (String vm : names()) {
+            consolesBefore.put(vm, Files.readAllLines(console(vm)));
+        }
+        RestartReport restart = coordinator.restart(id, ProtocolListener.NONE);
+        for (String vm : names()) {
+            traces.get(vm).switchTo(console(vm));
+        }
+        Map<String, Duration> afterRestart = new LinkedHashMap<>();
+        for (String vm : names()) {
+            afterRestart.put(vm, GuestClockTrace.offset(traces.get(vm).awaitAfter(restart.resumeAt().plus(SETTLE), LINES, WAIT)));
+        }
+        Thread.sleep(2000);
+        Map<String, List<String>> consolesAfter = new LinkedHashMap<>();
+        for (String vm : names()) {
+            consolesAfter.put(vm, Files.readAllLines(console(vm)));
+        }
+        List<String> mismatches = workload.mismatches(consolesBefore, consolesAfter, vmCount, steps);
+        mismatches.stream().limit(3).forEach(m -> progress.accept("  MISMATCH " + m));
+        coordinator.discard(id);
+
+        Instant lastCapture = cut.vms().stream().map(VmCheckpointReport::capturedAt).filter(Objects::nonNull).max(Comparator.naturalOrder())
+                .orElse(cut.resumeAt());
+        double cutChange = distanceChange(before, afterCut);
+        double restartChange = distanceChange(before, afterRestart);
+        List<Row> rows = new ArrayList<>();
+        for (VmCheckpointReport v : cut.vms()) {
+            var f = v.figures();
+            Instant resumedAgain = restart.resumedAt().get(v.vm());
+            Double jump = resumedAgain == null || v.stoppedAt() == null ? null
+                    : ms(afterRestart.get(v.vm()).minus(before.get(v.vm()).minus(Duration.between(v.stoppedAt(), resumedAgain))));
+            Duration reported = restart.clocks().get(v.vm()) == null ? null : restart.clocks().get(v.vm()).jump();
+            rows.add(new Row(workload.label(), mode.displayName(), v.vm(), ms(f.guestPaused()), ms(Duration.between(v.stoppedAt(), v.capturedAt())),
+                    ms(Duration.between(v.capturedAt(), lastCapture)), ms(Duration.between(lastCapture, cut.resumeAt())), f.bytesTransferred(),
+                    ms(f.liveStage()), f.passes(), v.liveRestarts(), f.liveEnd(), jump, reported == null ? null : ms(reported),
+                    ms(cut.suspendSkew()), ms(cut.resumeSkew()), cutChange, restartChange,
+                    (cpuAfter.getOrDefault(v.vm(), 0L) - cpuBefore.getOrDefault(v.vm(), 0L)) / 1e6, mismatches.isEmpty()));
+        }
+        return rows;
+    }
+
+    private List<String> names() {
+        return specs.stream().map(VmSpec::name).toList();
+    }
+
+    private Path console(String vm) throws Exception {
+        return Path.of(client.vm(vm).consolePath());
+    }
+
+    /** Each VM's QEMU CPU time so far (user + system, ns), from /proc. */
+    private Map<String, Long> qemuCpu() throws Exception {
+        long tick = 10_000_000L; // USER_HZ 100 on Linux
+        Map<String, Long> cpu = new LinkedHashMap<>();
+        for (VmInfo vm : client.vms()) {
+            try {
+                String[] stat = Files.readString(Path.of("/proc/" + vm.pid() + "/stat")).replaceAll(".*\\) ", "").split(" ");
+                cpu.put(vm.name(), (Long.parseLong(stat[11]) + Long.parseLong(stat[12])) * tick);
+            } catch (IOException | RuntimeException e) {
+                // gone: no figure
+            }
+        }
+        return cpu;
+    }
+
+    /** The most the distance between any two guests' clocks moved, in ms. */
+    static double distanceChange(Map<String, Duration> before, Map<String, Duration> after) {
+        List<String> vms = List.copyOf(before.keySet());
+        double worst = 0;
+        for (int i = 0; i < vms.size(); i++) {
+            for (int j = i + 1; j < vms.size(); j++) {
+                Duration was = before.get(vms.get(i)).minus(before.get(vms.get(j)));
+                Duration now = after.get(vms.get(i)).minus(after.get(vms.get(j)));
+                worst = Math.max(worst, Math.abs(ms(now.minus(was))));
+            }
+        }
+        return worst;
+    }
+
+    static double ms(Duration d) {
+        return d == null ? Double.NaN : d.toNanos() / 1e6;
+    }
+
+    @Override
+    public void close() {
+        traces.values().forEach(GuestClockTrace::close);
+        coordinator.close();
+        server.close();
+        agent.close();
+        try {
+            hub.close();
+        } catch (IOException ignored) {
+            // the hub's socket goes with the process
+        }
+    }
+}
