@@ -152,6 +152,11 @@ public final class AgentService implements AutoCloseable {
         return sessions.resume(id, at);
     }
 
+    /** Resumes at {@code at}; answers once every VM is resumed (or failed), or {@code limit} after {@code at}. */
+    public CheckpointStatus resumeAndWait(String id, Instant at, Duration limit) throws AgentException, InterruptedException {
+        return sessions.resumeAndWait(id, at, limit);
+    }
+
     public CheckpointStatus abort(String id, String reason) throws AgentException {
         return sessions.abort(id, reason);
     }
@@ -163,6 +168,11 @@ public final class AgentService implements AutoCloseable {
     /** The status once any VM of the checkpoint changed phase after version {@code seen}, or after {@code timeout}. */
     public CheckpointStatus awaitChange(String id, long seen, Duration timeout) throws AgentException, InterruptedException {
         return sessions.awaitChange(id, seen, timeout);
+    }
+
+    /** The status once every VM of the checkpoint is in {@code phase} (or one failed or was aborted), or after {@code timeout}. */
+    public CheckpointStatus awaitPhase(String id, io.mekha.agent.api.VmPhase phase, Duration timeout) throws AgentException, InterruptedException {
+        return sessions.awaitPhase(id, phase, timeout);
     }
 
     /** Every phase VM {@code vm} went through in checkpoint {@code id}, in order (for tests of the phase table). */

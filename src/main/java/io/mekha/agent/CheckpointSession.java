@@ -18,6 +18,11 @@ final class CheckpointSession {
     final Object stepLock = new Object();
     volatile ScheduledFuture<?> poller;
     volatile ScheduledFuture<?> watchdog;
+    /**
+     * Ts, once the suspend arrives: the session's cut thread, started at prepare, waits on it, so that no thread is
+     * created between the suspend and the cut. Cancelled by an abort.
+     */
+    final java.util.concurrent.CompletableFuture<java.time.Instant> cutAt = new java.util.concurrent.CompletableFuture<>();
     /** How long before Ts the suspend arrived (for the log when a cut comes late). */
     volatile Duration suspendHeardLead;
 
@@ -61,9 +66,9 @@ final class CheckpointSession {
         }
     }
 
-    CheckpointStatus status(String node) {
+    CheckpointStatus status(String node, java.time.Instant now) {
         long version = changes.version(); // read first: a change after it is seen by the next wait
-        return new CheckpointStatus(id, node, vms.stream().map(SessionVm::status).toList(), version);
+        return new CheckpointStatus(id, node, vms.stream().map(SessionVm::status).toList(), version, now);
     }
 
     /** "vm1=LIVE, vm2=CAPTURED", for messages. */

@@ -70,12 +70,13 @@ final class CheckpointSessions {
         try {
             CheckpointSession session = start(id, plan, sources);
             sessions.put(id, session);
+            workers.submit(() -> awaitCut(session));
             session.poller = timers.scheduleWithFixedDelay(() -> liveStages.poll(session), 0, LiveStages.POLL.toMillis(), TimeUnit.MILLISECONDS);
             Duration noSuspendLimit = plan.bounds().maxLive().multipliedBy(2).plus(SUSPEND_GRACE);
             session.watchdog = timers.schedule(() -> abandonIfNotSuspended(session, noSuspendLimit),
                     noSuspendLimit.toMillis(), TimeUnit.MILLISECONDS);
             LOG.infof("checkpoint %s: %s live stage started for %s on node %s", id, plan.mode().displayName(), request.vms(), node);
-            return session.status(node);
+            return session.status(node, clock.now());
         } catch (AgentException | InterruptedException | RuntimeException e) {
             request.vms().forEach(vm -> locks.unlock(vm, id));
             throw e;
@@ -134,42 +135,76 @@ final class CheckpointSessions {
             session.vms.forEach(v -> v.moveTo(VmPhase.SUSPENDING));
         }
         session.suspendHeardLead = Duration.between(clock.now(), at);
-        workers.submit(() -> cut(session, at));
+        session.cutAt.complete(at);
         // the watchdog: never leave a VM paused if the coordinator does not come back with a resume
         Duration untilDeadline = Duration.between(clock.now(), at).plus(session.pauseDeadline);
         session.watchdog = timers.schedule(() -> resumeOnSilence(session), Math.max(0, untilDeadline.toMillis()), TimeUnit.MILLISECONDS);
-        return session.status(node);
+        return session.status(node, clock.now());
+    }
+
+    /** The session's cut thread: waits for the suspend's Ts, then cuts; ends with nothing done if the session is aborted first. */
+    private void awaitCut(CheckpointSession session) {
+        Instant at;
+        try {
+            at = session.cutAt.get();
+        } catch (java.util.concurrent.CancellationException | java.util.concurrent.ExecutionException e) {
+            return;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return;
+        }
+        cut(session, at);
     }
 
     private void cut(CheckpointSession session, Instant at) {
-        try {
-            Duration late = clock.sleepUntil(at);
-            if (late.toMillis() >= 1) {
-                LOG.warnf("checkpoint %s: the cut on node %s came %d ms after Ts (the suspend was heard %s before it)", session.id, node,
-                        late.toMillis(), session.suspendHeardLead);
+        for (SessionVm v : session.vms) {
+            try {
+                v.transfer.prepareStop();
+            } catch (Exception e) {
+                LOG.debugf("VM '%s': stop not prepared (%s); it is sent unprepared", v.name(), e.getMessage());
             }
+        }
+        Duration late;
+        try {
+            late = clock.sleepUntil(at);
         } catch (InterruptedException e) {
             session.vms.forEach(v -> fail(v, "interrupted before the cut"));
             return;
         }
         List<SessionVm> stopped = new ArrayList<>();
-        for (SessionVm v : session.vms) {
-            try {
-                v.stopIssuedAt = clock.now();
-                v.transfer.stop();
-                stopped.add(v);
-            } catch (Exception e) {
-                fail(v, "suspend failed: " + e.getMessage());
+        // under the step lock: an abort that came while this thread waited for Ts is not undone by a late stop
+        synchronized (session.stepLock) {
+            for (SessionVm v : session.vms) {
+                if (v.phase() != VmPhase.SUSPENDING) {
+                    continue;
+                }
+                try {
+                    v.stopIssuedAt = clock.now();
+                    v.transfer.stop();
+                    stopped.add(v);
+                } catch (Exception e) {
+                    fail(v, "suspend failed: " + e.getMessage());
+                }
             }
         }
-        for (SessionVm v : stopped) {
-            workers.submit(() -> capture(v));
+        if (late.toMillis() >= 1) { // told after the stops, never before them
+            LOG.warnf("checkpoint %s: the cut on node %s came %d ms after Ts (the suspend was heard %s before it)", session.id, node,
+                    late.toMillis(), session.suspendHeardLead);
+        }
+        // the last VM's capture on this thread: a node of one VM starts no thread at the cut
+        for (int i = 0; i < stopped.size() - 1; i++) {
+            SessionVm v = stopped.get(i);
+            workers.submit(() -> capture(v, at));
+        }
+        if (!stopped.isEmpty()) {
+            capture(stopped.get(stopped.size() - 1), at);
         }
     }
 
-    private void capture(SessionVm v) {
+    private void capture(SessionVm v, Instant at) {
         try {
             v.transfer.completeSuspend();
+            v.stopLate = Duration.between(at, v.stopIssuedAt).plus(v.transfer.stopLag());
             if (v.clockBeforeLive != null) {
                 v.guestClockAtCut = v.clockBeforeLive.guestAt(v.stopIssuedAt).minus(v.pausedDuringLive);
             }
@@ -184,7 +219,8 @@ final class CheckpointSessions {
 
     /**
      * Lets every VM of the checkpoint run again at {@code at}: only once all of them are captured (the barrier). One
-     * thread sends every VM's {@code cont} at the instant; the watchdog stays until every VM runs again.
+     * thread sends every VM's {@code cont}, each as late after {@code at} as its stop came after Ts, so that every VM
+     * pauses Tr - Ts and the guests' clocks keep their distances; the watchdog stays until every VM runs again.
      */
     CheckpointStatus resume(String id, Instant at) throws AgentException {
         CheckpointSession session = require(id);
@@ -193,17 +229,36 @@ final class CheckpointSessions {
                     + " is captured: " + session.phases());
         }
         workers.submit(() -> resumeAll(session, at));
-        return session.status(node);
+        return session.status(node, clock.now());
+    }
+
+    /**
+     * Resumes at {@code at} and answers once every VM is resumed (or failed), or {@code limit} after {@code at}: the
+     * answer is the checkpoint's end on this node, and nothing is written back before Tr.
+     */
+    CheckpointStatus resumeAndWait(String id, Instant at, Duration limit) throws AgentException, InterruptedException {
+        resume(id, at);
+        Duration untilAt = Duration.between(clock.now(), at);
+        return awaitPhase(id, VmPhase.RESUMED, (untilAt.isNegative() ? Duration.ZERO : untilAt).plus(limit));
     }
 
     private void resumeAll(CheckpointSession session, Instant at) {
-        try {
-            clock.sleepUntil(at);
-        } catch (InterruptedException e) {
-            return; // the watchdog resumes them
-        }
-        List<SessionVm> sent = new ArrayList<>();
         for (SessionVm v : session.vms) {
+            try {
+                v.transfer.prepareResume();
+            } catch (Exception e) {
+                LOG.debugf("VM '%s': resume not prepared (%s); it is sent unprepared", v.name(), e.getMessage());
+            }
+        }
+        List<SessionVm> inOrder = new ArrayList<>(session.vms);
+        inOrder.sort(java.util.Comparator.comparing(v -> v.stopLate));
+        List<SessionVm> sent = new ArrayList<>();
+        for (SessionVm v : inOrder) {
+            try {
+                clock.sleepUntil(at.plus(v.stopLate));
+            } catch (InterruptedException e) {
+                break; // the watchdog resumes the rest
+            }
             try {
                 v.transfer.sendResume();
                 v.resumedAt = clock.now();
@@ -242,6 +297,7 @@ final class CheckpointSessions {
         CheckpointSession session = require(id);
         synchronized (session.stepLock) {
             session.cancelTimers();
+            session.cutAt.cancel(false); // a cut thread still waiting for Ts ends
             for (SessionVm v : session.vms) {
                 if (v.phase() == VmPhase.RESUMED) {
                     continue; // complete: the checkpoint of this VM stays until discarded
@@ -253,18 +309,41 @@ final class CheckpointSessions {
             }
         }
         LOG.infof("checkpoint %s aborted on node %s: %s", id, node, reason);
-        return session.status(node);
+        return session.status(node, clock.now());
     }
 
     CheckpointStatus status(String id) throws AgentException {
-        return require(id).status(node);
+        return require(id).status(node, clock.now());
     }
 
     /** The checkpoint's status once a VM changed phase after version {@code seen}, or when {@code timeout} passes. */
     CheckpointStatus awaitChange(String id, long seen, Duration timeout) throws AgentException, InterruptedException {
         CheckpointSession session = require(id);
         session.changes.awaitAfter(seen, timeout);
-        return session.status(node);
+        return session.status(node, clock.now());
+    }
+
+    /**
+     * The status once every VM of the checkpoint is in {@code phase}, or one has failed or been aborted, or after
+     * {@code timeout}: one answer per agent for a barrier, however many phases its VMs pass on the way.
+     */
+    CheckpointStatus awaitPhase(String id, VmPhase phase, Duration timeout) throws AgentException, InterruptedException {
+        CheckpointSession session = require(id);
+        long deadline = System.nanoTime() + timeout.toNanos();
+        long seen = session.changes.version();
+        while (!settled(session, phase)) {
+            long left = deadline - System.nanoTime();
+            if (left <= 0) {
+                break;
+            }
+            seen = session.changes.awaitAfter(seen, Duration.ofNanos(left));
+        }
+        return session.status(node, clock.now());
+    }
+
+    private static boolean settled(CheckpointSession session, VmPhase phase) {
+        return session.vms.stream().allMatch(v -> v.phase() == phase)
+                || session.vms.stream().anyMatch(v -> v.phase() == VmPhase.FAILED || v.phase() == VmPhase.ABORTED);
     }
 
     /** Forgets a checkpoint (aborting it first if it is not over); returns it, so that its level-0 copies can be dropped. */

@@ -32,8 +32,15 @@ final class Restarts {
     private static final Logger LOG = Logger.getLogger(Restarts.class);
     private static final Duration DEFAULT_SLEW = Duration.ofSeconds(30);
 
-    /** One VM to restart: its paused, loaded QEMU and what it needs for the time policy. */
-    private record Source(String vm, QemuVm loaded, QemuVm previous, Instant guestClockAtCut, Instant hostTimeAtCut) {}
+    /**
+     * One VM to restart: its paused, loaded QEMU and what it needs for the time policy. It resumes {@code stopLate}
+     * after Tr, as late as it stopped after Ts at the cut, so that every VM loses the same time across the restart.
+     */
+    private record Source(String vm, QemuVm loaded, QemuVm previous, Instant guestClockAtCut, Instant hostTimeAtCut, Duration stopLate) {
+        Source {
+            stopLate = stopLate == null || stopLate.isNegative() ? Duration.ZERO : stopLate;
+        }
+    }
 
     private final String node;
     private final VmRegistry vms;
@@ -60,7 +67,8 @@ final class Restarts {
     }
 
     /**
-     * Restarts VMs from a checkpoint, resuming them together at {@code at}: from L0 its shadows (or
+     * Restarts VMs from a checkpoint, resuming them together at {@code at} (each as late after it as it stopped after
+     * Ts, so that every guest loses the same time): from L0 its shadows (or
      * partner copies, or QEMUs fed from held streams), from L1/L2 the QEMUs loaded from storage.
      *
      * @param only the VMs to restart here (null: every VM this node holds the checkpoint of)
@@ -82,7 +90,7 @@ final class Restarts {
                 throw e;
             }
             for (StoredLoads.LoadedVm l : loaded) {
-                sources.add(new Source(l.entry().name(), l.qemu(), null, l.entry().guestClockAtCut(), l.entry().stoppedAt()));
+                sources.add(new Source(l.entry().name(), l.qemu(), null, l.entry().guestClockAtCut(), l.entry().stoppedAt(), l.stopLate()));
             }
         }
         Map<String, VmRestartStatus> states = new ConcurrentHashMap<>();
@@ -118,7 +126,7 @@ final class Restarts {
                 throw AgentException.conflict("checkpoint " + id + ": the copy of VM '" + c.request.vm() + "' on node " + node
                         + " is " + (c.qemu.isAlive() ? c.state() : "gone"));
             }
-            sources.add(new Source(c.request.vm(), c.qemu, null, c.request.guestClockAtCut(), c.request.stoppedAt()));
+            sources.add(new Source(c.request.vm(), c.qemu, null, c.request.guestClockAtCut(), c.request.stoppedAt(), c.request.stopLate()));
         }
         for (SessionVm v : mine) {
             if (v.copy() instanceof HeldStream stream) {
@@ -140,7 +148,8 @@ final class Restarts {
         for (SessionVm v : mine) {
             boolean stream = v.copy() instanceof HeldStream;
             QemuVm loaded = stream ? takeFed(id, v) : ((io.mekha.agent.level0.ShadowCopy) v.copy()).qemu();
-            sources.add(new Source(v.name(), loaded, stream ? null : v.source, v.guestClockAtCut, v.stopIssuedAt));
+            Instant stoppedAt = v.figures != null && v.figures.stopAt() != null ? v.figures.stopAt() : v.stopIssuedAt;
+            sources.add(new Source(v.name(), loaded, stream ? null : v.source, v.guestClockAtCut, stoppedAt, v.stopLate));
         }
         return policy;
     }
@@ -158,7 +167,7 @@ final class Restarts {
             }
             try (QmpEventQueue events = loaded.qmp().listen(Set.of("RESUME"))) {
                 loaded.promote();
-                clock.sleepUntil(at);
+                clock.sleepUntil(at.plus(source.stopLate()));
                 loaded.qmp().execute("cont");
                 Instant resumedAt = clock.now();
                 QmpEvent resume = events.poll(Duration.ofSeconds(2));

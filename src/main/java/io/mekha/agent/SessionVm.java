@@ -43,6 +43,8 @@ final class SessionVm extends Level0Holding {
     /** How long QEMU kept the VM paused by finishing early during the live stage: its guest clock stood still. */
     volatile Duration pausedDuringLive = Duration.ZERO;
     volatile Instant stopIssuedAt;
+    /** How long after Ts the guest stopped: its resume comes that much after Tr, so that every VM pauses Tr - Ts. */
+    volatile Duration stopLate = Duration.ZERO;
     volatile Instant capturedAt;
     volatile Instant resumedAt;
     volatile TransferFigures figures;
@@ -120,7 +122,7 @@ final class SessionVm extends Level0Holding {
         TransferFigures f = figures;
         return new VmCheckpointStatus(name(), now, liveEndText(), t.passes(), liveRestarts, f != null ? f.bytesTransferred() : t.bytesSoFar(),
                 liveDoneAt, stopIssuedAt, capturedAt, resumedAt, f, why, guestClockAtCut, t.level0().held(), streamedTo() != null,
-                t.cutDisk());
+                t.cutDisk(), stopLate);
     }
 
     // ---------------------------------------------------------------- as a level-0 holding, once complete

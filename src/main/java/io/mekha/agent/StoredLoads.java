@@ -37,7 +37,8 @@ final class StoredLoads {
     private static final Duration LOAD_TIMEOUT = Duration.ofMinutes(5);
 
     /** A VM loaded from storage, paused, waiting for the restart's {@code cont}. */
-    record LoadedVm(CheckpointManifest.VmEntry entry, QemuVm qemu, String checkpointTimePolicy) {}
+    /** @param stopLate how long after Ts this VM's guest stopped at the cut (from the manifest; zero where unknown) */
+    record LoadedVm(CheckpointManifest.VmEntry entry, QemuVm qemu, String checkpointTimePolicy, java.time.Duration stopLate) {}
 
     private final String node;
     private final VmRuntime runtime;
@@ -119,7 +120,7 @@ final class StoredLoads {
                 CheckpointManifest.VmEntry entry = entry(manifest, vm);
                 Path disk = entry.disk() == null ? null : restoreDisk(store, manifest, entry);
                 QemuVm qemu = runtime.startIncoming(entry.spec(), Accelerator.parse(entry.accelerator()), disk);
-                started.add(new LoadedVm(entry, qemu, manifest.timePolicy()));
+                started.add(new LoadedVm(entry, qemu, manifest.timePolicy(), manifest.stopLate(entry)));
                 Path staged = stagedFile(manifest, entry.stream());
                 try (InputStream in = Files.exists(staged) ? Files.newInputStream(staged)
                         : store.open(manifest.virtualCluster(), checkpoint, entry.stream().file())) {

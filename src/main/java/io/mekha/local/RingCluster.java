@@ -52,4 +52,9 @@ public record RingCluster(int nodes, int steps, int intervalMs, int bufferMib, i
     public long[][] reference() {
         return RingReference.sumsByPages(nodes, steps, bufferMib, dirtyPages);
     }
+
+    /** The first {@code upTo} steps of an uninterrupted run (a long ring is checked only as far as it got). */
+    public long[][] reference(int upTo) {
+        return RingReference.sumsByPages(nodes, Math.min(steps, upTo), bufferMib, dirtyPages);
+    }
 }

@@ -115,7 +115,13 @@ public enum VcWorkload {
                 });
             } else if (ring != null) {
                 int node = i - ringFirst();
-                RingReference.mismatches(RingReference.printed(after.get(vm), node), ring.reference(), node).forEach(m -> problems.add(vm + ": " + m));
+                TreeMap<Long, Long> printed = RingReference.printed(after.get(vm), node);
+                if (printed.isEmpty()) {
+                    problems.add(vm + ": no ring step printed after the restart");
+                    continue;
+                }
+                long[][] reference = ring.reference((int) Math.min(Integer.MAX_VALUE, printed.lastKey()));
+                RingReference.mismatches(printed, reference, node).forEach(m -> problems.add(vm + ": " + m));
             }
         }
         return problems;

@@ -7,6 +7,7 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.Semaphore;
 
 /** Calls many agents at once and gathers every answer or failure. */
 final class AgentCalls implements AutoCloseable {
@@ -33,6 +34,31 @@ final class AgentCalls implements AutoCloseable {
         for (AgentClient agent : targets) {
             futures.put(agent, executor.submit(() -> call.call(agent)));
         }
+        return gather(futures);
+    }
+
+    /**
+     * Like {@link #parallel}, at most {@code atOnce} calls in flight: for measurements that a crowd of calls would
+     * distort (a clock exchange's round trips would time the coordinator's own queue, not the network).
+     */
+    <T> Map<AgentClient, Result<T>> parallel(List<AgentClient> targets, Call<T> call, int atOnce) {
+        Semaphore slots = new Semaphore(atOnce);
+        Map<AgentClient, Future<T>> futures = new LinkedHashMap<>();
+        for (AgentClient agent : targets) {
+            futures.put(agent, executor.submit(() -> {
+                slots.acquire();
+                try {
+                    return call.call(agent);
+                } finally {
+                    slots.release();
+                }
+            }));
+        }
+        return gather(futures);
+    }
+
+    /** Every future's value or failure, in the map's order. */
+    static <T> Map<AgentClient, Result<T>> gather(Map<AgentClient, Future<T>> futures) {
         Map<AgentClient, Result<T>> results = new LinkedHashMap<>();
         futures.forEach((agent, future) -> {
             try {
@@ -61,6 +87,11 @@ final class AgentCalls implements AutoCloseable {
             values.put(entry.getKey(), entry.getValue().value());
         }
         return values;
+    }
+
+    /** The shared pool, for work chained on futures. */
+    ExecutorService executor() {
+        return executor;
     }
 
     /** Runs one call on the shared pool. */

@@ -120,6 +120,12 @@ public final class AgentClient {
                 json.constructType(CheckpointStatus.class), wait.plus(timeout));
     }
 
+    /** The checkpoint's status once every VM is in {@code phase} (or one failed or was aborted), or after {@code wait}: a long poll. */
+    public CheckpointStatus awaitPhase(String id, io.mekha.agent.api.VmPhase phase, Duration wait) throws AgentCallException {
+        return call("GET", "/v1/checkpoints/" + id + "?until=" + phase.name() + "&waitMs=" + wait.toMillis(), null,
+                json.constructType(CheckpointStatus.class), wait.plus(timeout));
+    }
+
     public CheckpointStatus suspend(String id, Instant at) throws AgentCallException {
         return call("POST", "/v1/checkpoints/" + id + "/suspend", new AtRequest(at), CheckpointStatus.class);
     }
@@ -209,34 +215,86 @@ public final class AgentClient {
 
     private <T> T call(String method, String path, Object body, JavaType type, Duration callTimeout) throws AgentCallException {
         String what = method + " " + path + " on agent " + node + " (" + base + ")";
-        int status;
-        byte[] reply;
+        HttpURLConnection connection;
         try {
-            HttpURLConnection connection = (HttpURLConnection) base.resolve(path).toURL().openConnection();
-            connection.setConnectTimeout((int) CONNECT_TIMEOUT.toMillis());
-            connection.setReadTimeout((int) Math.min(Integer.MAX_VALUE, Math.max(1, callTimeout.toMillis())));
-            connection.setRequestMethod(method);
-            connection.setRequestProperty("Accept", "application/json");
-            if (authorization != null) {
-                connection.setRequestProperty("Authorization", authorization);
-            }
+            connection = open(method, path, callTimeout);
             if (body != null) {
-                byte[] bytes = json.writeValueAsBytes(body);
+                byte[] bytes = bodyBytes(body);
                 connection.setDoOutput(true);
                 connection.setRequestProperty("Content-Type", "application/json");
                 try (OutputStream out = connection.getOutputStream()) {
                     out.write(bytes);
                 }
             }
+        } catch (IOException e) {
+            throw unreachable(what, e);
+        }
+        return finish(connection, what, type);
+    }
+
+    /**
+     * Opens a rendezvous call ({@code action} is {@code suspend} or {@code resume}, {@code query} may be empty) whose
+     * instant is written later ({@link ArmedCall#send}): the request line and headers go now, the body later, so the
+     * agent waits on it with the request already parsed and authenticated.
+     */
+    ArmedCall arm(String id, String action, String query, Duration callTimeout) throws AgentCallException {
+        String path = "/v1/checkpoints/" + id + "/" + action + query;
+        String what = "POST " + path + " (armed) on agent " + node + " (" + base + ")";
+        try {
+            HttpURLConnection connection = open("POST", path, callTimeout);
+            connection.setDoOutput(true);
+            connection.setRequestProperty("Content-Type", "application/json");
+            // a body of known length, padded: the instant then goes out as one write (chunked, it took two, and twice the time)
+            connection.setFixedLengthStreamingMode(ArmedCall.BODY_LENGTH);
+            OutputStream body = connection.getOutputStream(); // sends the request line and headers
+            return new ArmedCall(this, what, connection, body);
+        } catch (IOException e) {
+            throw unreachable(what, e);
+        }
+    }
+
+    byte[] bodyBytes(Object body) throws AgentCallException {
+        try {
+            return json.writeValueAsBytes(body);
+        } catch (IOException e) {
+            throw new AgentCallException(ErrorKind.INVALID_REQUEST, 0, "cannot write a request to agent " + node + ": " + e.getMessage(), e);
+        }
+    }
+
+    private HttpURLConnection open(String method, String path, Duration callTimeout) throws IOException {
+        HttpURLConnection connection = (HttpURLConnection) base.resolve(path).toURL().openConnection();
+        connection.setConnectTimeout((int) CONNECT_TIMEOUT.toMillis());
+        connection.setReadTimeout((int) Math.min(Integer.MAX_VALUE, Math.max(1, callTimeout.toMillis())));
+        connection.setRequestMethod(method);
+        connection.setRequestProperty("Accept", "application/json");
+        if (authorization != null) {
+            connection.setRequestProperty("Authorization", authorization);
+        }
+        return connection;
+    }
+
+    private AgentCallException unreachable(String what, IOException e) {
+        if (Thread.currentThread().isInterrupted()) {
+            return AgentCallException.unreachable(what + ": interrupted", e);
+        }
+        return AgentCallException.unreachable(what + ": agent unreachable: " + e, e);
+    }
+
+    <T> T finish(HttpURLConnection connection, String what, Class<T> type) throws AgentCallException {
+        return finish(connection, what, json.getTypeFactory().constructType(type));
+    }
+
+    /** Reads a call's answer: the value, or the agent's error as an {@link AgentCallException} of its kind. */
+    private <T> T finish(HttpURLConnection connection, String what, JavaType type) throws AgentCallException {
+        int status;
+        byte[] reply;
+        try {
             status = connection.getResponseCode();
             try (InputStream in = status >= 400 ? connection.getErrorStream() : connection.getInputStream()) {
                 reply = in == null ? new byte[0] : in.readAllBytes(); // read whole: the connection goes back to the pool
             }
         } catch (IOException e) {
-            if (Thread.currentThread().isInterrupted()) {
-                throw AgentCallException.unreachable(what + ": interrupted", e);
-            }
-            throw AgentCallException.unreachable(what + ": agent unreachable: " + e, e);
+            throw unreachable(what, e);
         }
         if (status >= 300) {
             String message;

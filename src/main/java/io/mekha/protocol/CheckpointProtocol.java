@@ -32,6 +32,8 @@ final class CheckpointProtocol {
     private final Rendezvous rendezvous;
     private final Aborts aborts;
     private final PhaseWatch watch;
+    private final ArmedFanOut suspends;
+    private final ArmedFanOut resumes;
 
     CheckpointProtocol(List<AgentClient> agents, Clock clock, AgentCalls calls, Rendezvous rendezvous, Aborts aborts) {
         this.agents = agents;
@@ -40,6 +42,9 @@ final class CheckpointProtocol {
         this.rendezvous = rendezvous;
         this.aborts = aborts;
         this.watch = new PhaseWatch(clock, calls);
+        this.suspends = new ArmedFanOut(calls, "suspend", "", RESUME_TIMEOUT, AgentClient::suspend);
+        // an armed resume answers once its node's VMs run again: no second round of calls to hear it
+        this.resumes = new ArmedFanOut(calls, "resume", "?wait=resumed", RESUME_TIMEOUT, AgentClient::resume);
     }
 
     CheckpointReport checkpoint(String id, List<String> vmNames, CheckpointOptions options, ProtocolListener listener)
@@ -69,7 +74,9 @@ final class CheckpointProtocol {
             throw new CheckpointFailedException("checkpoint " + id + " aborted, every VM left running: " + String.join("; ", prepareErrors));
         }
 
-        try {
+        // every agent's suspend and resume are opened now, Ts and Tr written into them once chosen: near the cut, each
+        // agent hears its instant in one small write, and nothing is opened
+        try (ArmedFanOut.Armed suspend = suspends.arm(id, members.agents()); ArmedFanOut.Armed resume = resumes.arm(id, members.agents())) {
             listener.reached(ProtocolListener.Stage.LIVE_STAGE, null);
             listener.step(options.mode().displayName() + " live stage on every VM");
             String liveEnd = awaitGlobalEndingCondition(id, members, options);
@@ -79,29 +86,37 @@ final class CheckpointProtocol {
             // would make an agent stop early or late
             Map<AgentClient, ClockOffset> now = rendezvous.offsets(members.agents());
             offsets.putAll(now);
-            Instant ts = rendezvous.generousInstant(options.rendezvousLead(), offsets);
+            Instant ts = rendezvous.generousInstant(options.rendezvousLead(), offsets, suspends.writeOut(members.agents().size()));
             listener.reached(ProtocolListener.Stage.SUSPENDING, ts);
             listener.step("suspending every VM at Ts = " + ts);
             Instant suspendSent = clock.instant();
-            Map<AgentClient, Duration> suspendCalls = new java.util.concurrent.ConcurrentHashMap<>();
-            AgentCalls.requireAll(calls.parallel(members.agents(), agent -> {
-                Instant sent = clock.instant();
-                CheckpointStatus status = agent.suspend(id, offsets.get(agent).toAgent(ts));
-                suspendCalls.put(agent, Duration.between(sent, clock.instant()));
-                return status;
-            }), "suspend");
-            Duration slowestCall = suspendCalls.values().stream().max(Duration::compareTo).orElse(Duration.ZERO);
+            AgentCalls.requireAll(suspend.send(ts, agent -> offsets.get(agent).toAgent(ts), false), "suspend");
             if (clock.instant().isAfter(ts)) {
                 listener.step("the suspend reached the last agent " + Duration.between(ts, clock.instant()).toMillis()
                         + " ms after Ts (sent " + Duration.between(suspendSent, ts).toMillis() + " ms before it): its VMs stop late");
             }
-            awaitPhase(id, members, VmPhase.CAPTURED, Duration.between(clock.instant(), ts).plus(options.completionTimeout()), "capture");
+            PhaseWatch.Outcome barrier = awaitOutcome(id, members, VmPhase.CAPTURED,
+                    Duration.between(clock.instant(), ts).plus(options.completionTimeout()), "capture");
+            // how long the answer that completed the barrier took to arrive: the way to the agents at this moment
+            Duration recentWay = barrier.lastArrival(offsets);
             listener.step("barrier: every VM captured");
             listener.reached(ProtocolListener.Stage.CAPTURED, null);
             listener.whileSuspended(id);
 
-            Instant tr = rendezvous.resumeInstant(offsets, slowestCall);
-            Map<AgentClient, CheckpointStatus> done = resumeAll(id, members, offsets, tr, listener);
+            Instant tr = rendezvous.resumeInstant(offsets, recentWay, resumes.writeOut(members.agents().size()));
+            listener.reached(ProtocolListener.Stage.RESUMING, tr);
+            listener.step("resuming every VM at Tr = " + tr);
+            Map<AgentClient, CheckpointStatus> done = new LinkedHashMap<>(
+                    AgentCalls.requireAll(resume.send(tr, agent -> offsets.get(agent).toAgent(tr), true), "resume"));
+            // an armed resume answers once its VMs are resumed; an agent resumed by an ordinary call is asked again
+            List<AgentClient> unresumed = done.entrySet().stream()
+                    .filter(e -> !e.getValue().vms().stream().allMatch(v -> v.phase() == VmPhase.RESUMED)).map(Map.Entry::getKey).toList();
+            if (!unresumed.isEmpty()) {
+                done.putAll(watch.await(id, unresumed, VmPhase.RESUMED, tr.plus(RESUME_TIMEOUT)).statuses());
+                if (!allVms(done, v -> v.phase() == VmPhase.RESUMED)) {
+                    throw new CheckpointFailedException("resume did not finish within " + RESUME_TIMEOUT + ": " + describe(done));
+                }
+            }
             CheckpointReport report = report(id, done, offsets, ts, tr, liveEnd, Duration.between(started, clock.instant()));
             listener.reached(ProtocolListener.Stage.RESUMED, null);
             listener.step("checkpoint " + id + " complete: suspend skew " + report.suspendSkew().toNanos() / 1e6
@@ -206,7 +221,7 @@ final class CheckpointProtocol {
     /** Every VM met its local ending condition, or the global bound passed: heard from each agent as it happens. */
     private String awaitGlobalEndingCondition(String id, VirtualClusterMembers members, CheckpointOptions options)
             throws CheckpointFailedException, InterruptedException {
-        PhaseWatch.Outcome outcome = watch.await(id, members.agents(), v -> v.phase() == VmPhase.LIVE_DONE,
+        PhaseWatch.Outcome outcome = watch.await(id, members.agents(), VmPhase.LIVE_DONE,
                 clock.instant().plus(options.globalLiveBound()));
         return outcome.reached() ? "every VM met its local ending condition" : "global live-stage bound of " + options.globalLiveBound() + " reached";
     }
@@ -214,11 +229,16 @@ final class CheckpointProtocol {
     /** Every VM in {@code phase} (the barrier: every VM captured; then every VM resumed), heard from each agent as it happens. */
     private Map<AgentClient, CheckpointStatus> awaitPhase(String id, VirtualClusterMembers members, VmPhase phase, Duration timeout,
                                                           String step) throws CheckpointFailedException, InterruptedException {
-        PhaseWatch.Outcome outcome = watch.await(id, members.agents(), v -> v.phase() == phase, clock.instant().plus(timeout));
+        return awaitOutcome(id, members, phase, timeout, step).statuses();
+    }
+
+    private PhaseWatch.Outcome awaitOutcome(String id, VirtualClusterMembers members, VmPhase phase, Duration timeout, String step)
+            throws CheckpointFailedException, InterruptedException {
+        PhaseWatch.Outcome outcome = watch.await(id, members.agents(), phase, clock.instant().plus(timeout));
         if (!outcome.reached()) {
             throw new CheckpointFailedException(step + " did not finish within " + timeout + ": " + describe(outcome.statuses()));
         }
-        return outcome.statuses();
+        return outcome;
     }
 
     private Map<AgentClient, CheckpointStatus> statuses(String id, VirtualClusterMembers members) throws CheckpointFailedException {

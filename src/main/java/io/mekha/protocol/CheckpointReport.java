@@ -27,11 +27,25 @@ public record CheckpointReport(String id, List<VmCheckpointReport> vms, Instant 
         return spread(vms.stream().map(VmCheckpointReport::resumedAt).toList());
     }
 
+    /**
+     * Spread of the VMs' pauses (each from its stop to its resume): what moves the distances between the guests'
+     * clocks. Each VM resumes as late after Tr as it stopped after Ts, so this stays near zero whatever the skews.
+     */
+    public Duration pauseSpread() {
+        return spreadOf(vms.stream().filter(v -> v.stoppedAt() != null && v.resumedAt() != null)
+                .map(v -> Duration.between(v.stoppedAt(), v.resumedAt())).toList());
+    }
+
     /** True when no VM ran again before every VM was captured: the cut is consistent. */
     public boolean barrierHeld() {
         Instant lastCapture = vms.stream().map(VmCheckpointReport::capturedAt).filter(Objects::nonNull).max(Comparator.naturalOrder()).orElse(null);
         Instant firstResume = vms.stream().map(VmCheckpointReport::resumedAt).filter(Objects::nonNull).min(Comparator.naturalOrder()).orElse(null);
         return lastCapture != null && firstResume != null && firstResume.isAfter(lastCapture);
+    }
+
+    static Duration spreadOf(List<Duration> durations) {
+        List<Duration> known = durations.stream().filter(Objects::nonNull).sorted().toList();
+        return known.size() < 2 ? Duration.ZERO : known.get(known.size() - 1).minus(known.get(0));
     }
 
     static Duration spread(List<Instant> instants) {

@@ -64,7 +64,7 @@ final class PartnerReplication {
                     var f = vm.figures();
                     var copy = partner.hostPartner(checkpoint, new io.mekha.agent.api.AgentDtos.PartnerShadowRequest(vm.vm(), source.node(),
                             info.spec(), info.accelerator(), partner.base().getHost(), f != null && f.stopAt() != null ? f.stopAt() : vm.stopIssuedAt(),
-                            vm.guestClockAtCut(), null, vm.cutDisk()));
+                            vm.guestClockAtCut(), null, vm.cutDisk(), vm.stopLate()));
                     hosted.computeIfAbsent(partner, a -> new ArrayList<>()).add(vm.vm());
                     listener.step("copying VM '" + vm.vm() + "' from node " + source.node() + " into the memory of node " + partner.node());
                     source.replicate(checkpoint, new io.mekha.agent.api.AgentDtos.ReplicateRequest(vm.vm(), copy.uri()));

@@ -13,7 +13,6 @@ import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Future;
 import java.util.concurrent.LinkedBlockingQueue;
-import java.util.function.Predicate;
 
 /**
  * Waits for every agent's VMs of a checkpoint to reach a phase, hearing each agent the moment a VM
@@ -25,8 +24,33 @@ final class PhaseWatch {
     /** The most one long poll waits before it asks again (a dead agent is noticed by its call failing). */
     private static final Duration LONG_POLL = Duration.ofSeconds(5);
 
-    /** What the wait saw: every agent's last status, and whether the phase was reached before the deadline. */
-    record Outcome(Map<AgentClient, CheckpointStatus> statuses, boolean reached) {}
+    /**
+     * What the wait saw: every agent's last status, when it arrived (this side's clock), and whether the phase was
+     * reached before the deadline.
+     */
+    record Outcome(Map<AgentClient, CheckpointStatus> statuses, Map<AgentClient, Instant> arrivals, boolean reached) {
+
+        /**
+         * How long the answer that arrived last took on its way here: arrival minus the agent's own {@code at} (on this
+         * side's clock). The way from the agents at the moment the barrier was reached, when the other agents are
+         * already quiet; answers that arrived in a crowd before it measured the crowd.
+         */
+        Duration lastArrival(Map<AgentClient, ClockOffset> offsets) {
+            AgentClient last = null;
+            for (var e : arrivals.entrySet()) {
+                if (last == null || e.getValue().isAfter(arrivals.get(last))) {
+                    last = e.getKey();
+                }
+            }
+            CheckpointStatus status = last == null ? null : statuses.get(last);
+            ClockOffset offset = last == null ? null : offsets.get(last);
+            if (status == null || status.at() == null || offset == null) {
+                return Duration.ZERO;
+            }
+            Duration way = Duration.between(offset.toCoordinator(status.at()), arrivals.get(last));
+            return way.isNegative() ? Duration.ZERO : way;
+        }
+    }
 
     private final Clock clock;
     private final AgentCalls calls;
@@ -40,26 +64,29 @@ final class PhaseWatch {
      * Until every VM on every agent satisfies {@code done}, or {@code deadline} passes (then {@code reached} is false).
      * Throws at once when a VM is FAILED or ABORTED, or an agent cannot be asked.
      */
-    Outcome await(String id, List<AgentClient> agents, Predicate<VmCheckpointStatus> done, Instant deadline)
+    Outcome await(String id, List<AgentClient> agents, VmPhase phase, Instant deadline)
             throws CheckpointFailedException, InterruptedException {
-        Map<AgentClient, Future<CheckpointStatus>> watches = new LinkedHashMap<>();
+        Map<AgentClient, Future<Seen>> watches = new LinkedHashMap<>();
         BlockingQueue<AgentClient> answered = new LinkedBlockingQueue<>();
         for (AgentClient agent : agents) {
             watches.put(agent, calls.submit(() -> {
                 try {
-                    return watch(id, agent, done, deadline);
+                    return watch(id, agent, phase, deadline);
                 } finally {
                     answered.add(agent);
                 }
             }));
         }
         Map<AgentClient, CheckpointStatus> statuses = new LinkedHashMap<>();
+        Map<AgentClient, Instant> arrivals = new LinkedHashMap<>();
         try {
             for (int i = 0; i < agents.size(); i++) {
                 // whichever agent answers first, so that a failure anywhere is heard at once
                 AgentClient agent = answered.take();
                 try {
-                    statuses.put(agent, watches.get(agent).get());
+                    Seen seen = watches.get(agent).get();
+                    statuses.put(agent, seen.status());
+                    arrivals.put(agent, seen.arrived());
                 } catch (ExecutionException e) {
                     Throwable cause = e.getCause();
                     if (cause instanceof CheckpointFailedException failed) {
@@ -75,28 +102,36 @@ final class PhaseWatch {
         } finally {
             watches.values().forEach(f -> f.cancel(true));
         }
-        boolean reached = statuses.values().stream().flatMap(s -> s.vms().stream()).allMatch(done);
-        return new Outcome(statuses, reached);
+        boolean reached = statuses.values().stream().flatMap(s -> s.vms().stream()).allMatch(v -> v.phase() == phase);
+        return new Outcome(statuses, arrivals, reached);
     }
 
-    /** One agent: its status, long-polled until its VMs satisfy {@code done}, one breaks, or the deadline passes. */
-    private CheckpointStatus watch(String id, AgentClient agent, Predicate<VmCheckpointStatus> done, Instant deadline)
+    /** An agent's status, and when it arrived. */
+    private record Seen(CheckpointStatus status, Instant arrived) {}
+
+    /**
+     * One agent: its status, long-polled until its VMs are in {@code phase}, one breaks, or the deadline passes. The
+     * agent answers once they are (not at every phase on the way), so a barrier costs one answer per node.
+     */
+    private Seen watch(String id, AgentClient agent, VmPhase phase, Instant deadline)
             throws AgentCallException, CheckpointFailedException {
         CheckpointStatus status = agent.status(id);
+        Instant arrived = clock.instant();
         while (true) {
             for (VmCheckpointStatus vm : status.vms()) {
                 if (vm.phase() == VmPhase.FAILED || vm.phase() == VmPhase.ABORTED) {
                     throw new CheckpointFailedException("VM '" + vm.vm() + "' on node " + agent.node() + " " + vm.phase() + ": " + vm.error());
                 }
             }
-            if (status.vms().stream().allMatch(done)) {
-                return status;
+            if (status.vms().stream().allMatch(v -> v.phase() == phase)) {
+                return new Seen(status, arrived);
             }
             Duration left = Duration.between(clock.instant(), deadline);
             if (left.isNegative() || left.isZero()) {
-                return status;
+                return new Seen(status, arrived);
             }
-            status = agent.awaitStatus(id, status.version(), left.compareTo(LONG_POLL) < 0 ? left : LONG_POLL);
+            status = agent.awaitPhase(id, phase, left.compareTo(LONG_POLL) < 0 ? left : LONG_POLL);
+            arrived = clock.instant();
         }
     }
 }

@@ -52,6 +52,15 @@ public record RestartReport(String checkpointId, Map<String, String> nodes, Inst
         return CheckpointReport.spread(List.copyOf(resumedAt.values()));
     }
 
+    /**
+     * Spread of the time each guest lost, from its stop at the cut to its resume here: what moves the distances
+     * between the guests' clocks (each VM resumes as late after Tr as it stopped after Ts, so this stays near zero).
+     */
+    public Duration lostSpread() {
+        return CheckpointReport.spreadOf(clocks.values().stream().filter(c -> c.hostAtCut() != null && c.resumedAt() != null)
+                .map(c -> Duration.between(c.hostAtCut(), c.resumedAt())).toList());
+    }
+
     /** The offset between two VMs' guest clocks (a minus b) at the cut, or null when unknown. */
     public Duration interVmOffsetBefore(String a, String b) {
         VmClock x = clocks.get(a);

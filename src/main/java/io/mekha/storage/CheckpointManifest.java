@@ -36,6 +36,17 @@ public record CheckpointManifest(String format, String virtualCluster, String ch
     public record VmEntry(String name, String node, VmSpec spec, String accelerator, Instant stoppedAt, Instant guestClockAtCut,
                           StoredStream stream, StoredStream disk) {}
 
+    /**
+     * How long after Ts the VM's guest stopped at the cut: a restart resumes it that much after its Tr, so that every
+     * VM of the checkpoint loses the same time and the guests' clocks keep their distances. Zero where unknown.
+     */
+    public java.time.Duration stopLate(VmEntry vm) {
+        if (suspendAt == null || vm.stoppedAt() == null || vm.stoppedAt().isBefore(suspendAt)) {
+            return java.time.Duration.ZERO;
+        }
+        return java.time.Duration.between(suspendAt, vm.stoppedAt());
+    }
+
     public Optional<VmEntry> vm(String name) {
         return vms.stream().filter(v -> v.name().equals(name)).findFirst();
     }

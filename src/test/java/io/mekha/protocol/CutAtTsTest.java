@@ -80,7 +80,10 @@ class CutAtTsTest {
                     before.put(vm, traces.get(vm).offsetBefore(cut.suspendAt(), LINES));
                     afterCut.put(vm, GuestClockTrace.offset(traces.get(vm).awaitAfter(cut.resumeAt().plus(SETTLE), LINES, RUN)));
                 }
-                Duration cutTolerance = cut.resumeSkew().plus(cut.suspendSkew()).plusMillis(5);
+                // each VM resumes as late after Tr as it stopped after Ts, so that the pauses differ only by how late each QEMU
+                // acted on its cont (on two shared cores, up to a few ms for a busy VM's main loop; docs/cut-at-ts.md)
+                System.out.printf("pause spread %s (suspend skew %s, resume skew %s)%n", cut.pauseSpread(), cut.suspendSkew(), cut.resumeSkew());
+                Duration cutTolerance = cut.resumeSkew().plusMillis(5);
                 assertDistancesKept("after the checkpoint", before, afterCut, cutTolerance);
 
                 // the VC runs on, every VM crashes, and the whole VC restarts from memory
@@ -104,6 +107,7 @@ class CutAtTsTest {
                 for (String vm : vc.vmNames()) {
                     afterRestart.put(vm, GuestClockTrace.offset(traces.get(vm).awaitAfter(restart.resumeAt().plus(SETTLE), LINES, RUN)));
                 }
+                System.out.printf("restart: lost-time spread %s, resume skew %s%n", restart.lostSpread(), restart.resumeSkew());
                 Duration restartTolerance = restart.resumeSkew().plusMillis(5);
                 assertDistancesKept("after the restart", before, afterRestart, restartTolerance);
 

@@ -58,6 +58,32 @@ class QmpClientTest {
     }
 
     @Test
+    void submittedCommandsLeaveAtOnceInOrderAndEachReplyIsAwaitedLater() throws Exception {
+        try (FakeQmpServer server = new FakeQmpServer(dir.resolve("qmp.sock"), true);
+             QmpClient client = connected(server)) {
+            // the cut: a stop and the final pass's parameters go out back to back, no reply waited for in between
+            QmpClient.Reply stop = client.submit("stop", null);
+            QmpClient.Reply params = client.submit("migrate-set-parameters", QmpClient.args().put("downtime-limit", 600000));
+            String stopCommand = server.nextCommand();
+            String paramsCommand = server.nextCommand();
+            assertThat(stopCommand).contains("\"execute\":\"stop\"");
+            assertThat(paramsCommand).contains("migrate-set-parameters").contains("600000");
+            String paramsId = java.util.regex.Pattern.compile("\"id\":\"([^\"]+)\"").matcher(paramsCommand).results().findFirst()
+                    .orElseThrow().group(1);
+            String stopId = java.util.regex.Pattern.compile("\"id\":\"([^\"]+)\"").matcher(stopCommand).results().findFirst()
+                    .orElseThrow().group(1);
+            server.send("{\"return\": {}, \"id\": \"" + paramsId + "\"}");
+            server.send("{\"error\": {\"class\": \"GenericError\", \"desc\": \"not now\"}, \"id\": \"" + stopId + "\"}");
+            assertThat(params.await(Duration.ofSeconds(2))).isNotNull();
+            assertThatThrownBy(() -> stop.await(Duration.ofSeconds(2))).isInstanceOf(QmpException.class).hasMessageContaining("not now");
+            // a reply that never comes times out, as execute does
+            QmpClient.Reply silent = client.submit("query-status", null);
+            server.nextCommand();
+            assertThatThrownBy(() -> silent.await(Duration.ofMillis(100))).isInstanceOf(QmpException.class).hasMessageContaining("no reply");
+        }
+    }
+
+    @Test
     void eventsInterleavedWithRepliesReachOnlyTheListenersThatAskedForThem() throws Exception {
         try (FakeQmpServer server = new FakeQmpServer(dir.resolve("qmp.sock"), true);
              QmpClient client = connected(server)) {

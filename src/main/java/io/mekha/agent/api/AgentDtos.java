@@ -72,18 +72,21 @@ public final class AgentDtos {
      * @param level0Held whether the level-0 copy (a paused shadow, a complete held stream) is still there to restart from
      * @param level0Streamed whether a shadow was already streamed out (to a level or a partner): QEMU does that once
      * @param cutDisk the VM's disk image frozen at the cut (null: no disk, or not captured yet)
+     * @param stopLate how long after Ts the guest stopped (the agent's stop after the instant, then QEMU's STOP event):
+     *     the VM resumes that much after Tr, so that every VM's pause is Tr - Ts
      */
     public record VmCheckpointStatus(String vm, VmPhase phase, String liveEnd, int passes, int liveRestarts, long bytesTransferred,
                                      Instant liveDoneAt, Instant stopIssuedAt, Instant capturedAt, Instant resumedAt,
                                      TransferFigures figures, String error, Instant guestClockAtCut, boolean level0Held,
-                                     boolean level0Streamed, java.nio.file.Path cutDisk) {}
+                                     boolean level0Streamed, java.nio.file.Path cutDisk, Duration stopLate) {}
 
     /**
      * A checkpoint's VMs on one node.
      *
      * @param version moves whenever a VM changes phase: a caller waiting for the next change passes the version it saw
+     * @param at the agent's clock when it answered: with the caller's clock offset, how long the answer took to arrive
      */
-    public record CheckpointStatus(String id, String node, List<VmCheckpointStatus> vms, long version) {}
+    public record CheckpointStatus(String id, String node, List<VmCheckpointStatus> vms, long version, Instant at) {}
 
     /**
      * One VM's restart from a checkpoint's shadow.
@@ -137,11 +140,13 @@ public final class AgentDtos {
      *
      * @param listenHost the address the source node reaches this node at
      * @param stoppedAt the host time of the VM's cut; {@code guestClockAtCut} the guest's clock then (may be null)
+     * @param stopLate how long after Ts the VM's guest stopped (null: zero); a restart from the copy resumes it that much after Tr
      * @param diskAtCut the VM's disk image frozen at the cut, which the copy's own overlay is created on (null: no disk).
      *     A path both nodes see: the local mode's nodes share a filesystem; on a cluster disks go through CSI snapshots
      */
     public record PartnerShadowRequest(String vm, String sourceNode, VmSpec spec, String accelerator, String listenHost,
-                                       Instant stoppedAt, Instant guestClockAtCut, String timePolicy, java.nio.file.Path diskAtCut) {}
+                                       Instant stoppedAt, Instant guestClockAtCut, String timePolicy, java.nio.file.Path diskAtCut,
+                                       Duration stopLate) {}
 
     /**
      * A copy of another node's shadow held here.

@@ -190,6 +190,9 @@ public final class LocalVmRuntime implements VmRuntime {
         if (Files.isExecutable(SETPRIV)) {
             command.addAll(List.of(SETPRIV.toString(), "--pdeathsig", "KILL", "--"));
         }
+        if (config.vmNice() > 0) {
+            command.addAll(List.of("nice", "-n", Integer.toString(config.vmNice())));
+        }
         command.addAll(args);
         Process process = spawn(spec, command, paths);
         QmpClient qmp;

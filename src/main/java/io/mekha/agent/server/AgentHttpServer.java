@@ -64,6 +64,7 @@ public final class AgentHttpServer implements AutoCloseable {
     private final ObjectMapper json = Json.mapper();
     private final java.util.concurrent.atomic.AtomicLongArray answered = new java.util.concurrent.atomic.AtomicLongArray(5);
     private final java.util.concurrent.atomic.AtomicLong refusals = new java.util.concurrent.atomic.AtomicLong();
+    private final java.util.concurrent.atomic.AtomicInteger inFlight = new java.util.concurrent.atomic.AtomicInteger();
 
     public AgentHttpServer(AgentService agent, AgentAuthenticator auth, InetSocketAddress listen) throws IOException {
         this.agent = agent;
@@ -87,12 +88,26 @@ public final class AgentHttpServer implements AutoCloseable {
         return total;
     }
 
+    /** Requests being handled now (a long poll, a rendezvous call waiting for its instant). */
+    public int requestsInFlight() {
+        return inFlight.get();
+    }
+
     public URI uri() {
         InetSocketAddress a = server.getAddress();
         return URI.create("http://" + a.getHostString() + ":" + a.getPort());
     }
 
     private void handle(HttpExchange exchange) throws IOException {
+        inFlight.incrementAndGet();
+        try {
+            answer(exchange);
+        } finally {
+            inFlight.decrementAndGet();
+        }
+    }
+
+    private void answer(HttpExchange exchange) throws IOException {
         try (exchange) {
             String path = exchange.getRequestURI().getPath();
             // the kubelet's probes and Prometheus come without credentials; these two reveal no VM and change nothing
@@ -185,7 +200,8 @@ public final class AgentHttpServer implements AutoCloseable {
                 }
                 case "POST prepare" -> agent.prepare(id, body(exchange, PrepareRequest.class));
                 case "POST suspend" -> agent.suspend(id, at(exchange));
-                case "POST resume" -> agent.resume(id, at(exchange));
+                case "POST resume" -> "resumed".equals(query(exchange).get("wait"))
+                        ? agent.resumeAndWait(id, at(exchange), RESUMED_REPLY_LIMIT) : agent.resume(id, at(exchange));
                 case "POST abort" -> agent.abort(id, body(exchange, AbortRequest.class).reason());
                 case "POST restart" -> {
                     RestartRequest request = body(exchange, RestartRequest.class);
@@ -234,28 +250,45 @@ public final class AgentHttpServer implements AutoCloseable {
         throw AgentException.notFound("no such endpoint: " + method + " " + path);
     }
 
+    /** How long after Tr a resume with {@code ?wait=resumed} waits for its VMs before it answers what it has. */
+    private static final java.time.Duration RESUMED_REPLY_LIMIT = java.time.Duration.ofSeconds(20);
+
     /** How long one status call may wait for a change: long enough to save calls, short enough to notice a dead caller. */
     private static final java.time.Duration MAX_WAIT = java.time.Duration.ofSeconds(30);
 
     /**
-     * A checkpoint's status; with {@code ?after=V&waitMs=N}, once a VM changed phase after version V (or N ms passed):
-     * the coordinator hears a capture the moment it happens, without polling.
+     * A checkpoint's status; with {@code ?after=V&waitMs=N}, once a VM changed phase after version V (or N ms passed);
+     * with {@code ?until=PHASE&waitMs=N}, once every VM is in that phase or one failed or was aborted (or N ms passed):
+     * the coordinator hears a capture the moment it happens, without polling, and a barrier costs one answer per node.
      */
     private Object status(HttpExchange exchange, String id) throws AgentException, InterruptedException {
         java.util.Map<String, String> query = query(exchange);
-        if (!query.containsKey("after")) {
+        if (!query.containsKey("after") && !query.containsKey("until")) {
             return agent.status(id);
         }
-        long after;
         java.time.Duration wait;
         try {
-            after = Long.parseLong(query.get("after"));
             wait = java.time.Duration.ofMillis(Long.parseLong(query.getOrDefault("waitMs", "5000")));
         } catch (NumberFormatException e) {
-            throw AgentException.invalid("'after' and 'waitMs' must be whole numbers: " + e.getMessage());
+            throw AgentException.invalid("'waitMs' must be a whole number: " + e.getMessage());
         }
         if (wait.isNegative() || wait.compareTo(MAX_WAIT) > 0) {
             throw AgentException.invalid("'waitMs' must be between 0 and " + MAX_WAIT.toMillis());
+        }
+        if (query.containsKey("until")) {
+            io.mekha.agent.api.VmPhase phase;
+            try {
+                phase = io.mekha.agent.api.VmPhase.valueOf(query.get("until"));
+            } catch (IllegalArgumentException e) {
+                throw AgentException.invalid("'until' must be a phase, one of " + java.util.Arrays.toString(io.mekha.agent.api.VmPhase.values()));
+            }
+            return agent.awaitPhase(id, phase, wait);
+        }
+        long after;
+        try {
+            after = Long.parseLong(query.get("after"));
+        } catch (NumberFormatException e) {
+            throw AgentException.invalid("'after' must be a whole number: " + e.getMessage());
         }
         return agent.awaitChange(id, after, wait);
     }

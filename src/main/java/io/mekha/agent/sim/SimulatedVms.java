@@ -10,6 +10,7 @@ import io.mekha.agent.qemu.VmStartException;
 import io.mekha.agent.runtime.VmRuntime;
 import io.mekha.agent.transfer.LiveEndingCondition;
 import io.mekha.agent.transfer.LiveStageBounds;
+import io.mekha.agent.transfer.TransferException;
 import io.mekha.agent.transfer.VmTransfer;
 import io.mekha.model.TransferFigures;
 import io.mekha.model.TransferMode;
@@ -83,7 +84,17 @@ public final class SimulatedVms {
 
     /** Transfers that end their live stage after {@code liveFor} and capture in {@code captureDelay}. */
     public static TransferFactory transfers(Duration liveFor, Duration captureDelay) {
-        return (source, mode, bounds) -> new Transfer(mode, bounds, liveFor, captureDelay);
+        return (source, mode, bounds) -> new Transfer(mode, bounds, liveFor, captureDelay, null, Duration.ZERO);
+    }
+
+    /** Transfers whose VM stops {@code stopLag} after the stop is sent (a busy QEMU main loop acting on it late). */
+    public static TransferFactory lateStop(Duration liveFor, Duration captureDelay, Duration stopLag) {
+        return (source, mode, bounds) -> new Transfer(mode, bounds, liveFor, captureDelay, null, stopLag);
+    }
+
+    /** Transfers whose capture fails after {@code captureDelay} with {@code failure}: a level-0 copy lost at the cut. */
+    public static TransferFactory failingCapture(Duration liveFor, Duration captureDelay, String failure) {
+        return (source, mode, bounds) -> new Transfer(mode, bounds, liveFor, captureDelay, failure, Duration.ZERO);
     }
 
     private static final class Transfer implements VmTransfer {
@@ -91,6 +102,8 @@ public final class SimulatedVms {
         private final LiveStageBounds bounds;
         private final Duration liveFor;
         private final Duration captureDelay;
+        private final String captureFailure;
+        private final Duration stopLag;
         private volatile Instant liveStarted;
         private volatile Instant stopped;
         private volatile Instant captured;
@@ -133,11 +146,13 @@ public final class SimulatedVms {
             }
         };
 
-        Transfer(TransferMode mode, LiveStageBounds bounds, Duration liveFor, Duration captureDelay) {
+        Transfer(TransferMode mode, LiveStageBounds bounds, Duration liveFor, Duration captureDelay, String captureFailure, Duration stopLag) {
+            this.stopLag = stopLag;
             this.mode = mode;
             this.bounds = bounds;
             this.liveFor = liveFor;
             this.captureDelay = captureDelay;
+            this.captureFailure = captureFailure;
         }
 
         @Override
@@ -168,7 +183,12 @@ public final class SimulatedVms {
 
         @Override
         public void stop() {
-            stopped = Instant.now();
+            stopped = Instant.now().plus(stopLag);
+        }
+
+        @Override
+        public Duration stopLag() {
+            return stopLag;
         }
 
         @Override
@@ -176,8 +196,11 @@ public final class SimulatedVms {
         }
 
         @Override
-        public void awaitCaptured() throws InterruptedException {
+        public void awaitCaptured() throws InterruptedException, TransferException {
             Thread.sleep(captureDelay.toMillis(), captureDelay.toNanosPart() % 1_000_000);
+            if (captureFailure != null) {
+                throw new TransferException(captureFailure);
+            }
             captured = Instant.now();
         }
 

@@ -48,10 +48,12 @@ public abstract sealed class Level0Transfer implements VmTransfer permits MtdTra
     protected volatile boolean pausedByMekha;
     private QmpClient.Reply stopReply;
     private QmpClient.Reply resumeReply;
+    private QmpClient.Prepared preparedStop;
+    private QmpClient.Prepared preparedResume;
     private Instant resumeAcknowledged;
     private Instant captured;
-    private Instant stopEvent;
-    private Instant resumeEvent;
+    private volatile Instant stopEvent;
+    private volatile Instant resumeEvent;
     private MigrationStatus finalStatus;
     private Path cutDisk;
 
@@ -139,11 +141,18 @@ public abstract sealed class Level0Transfer implements VmTransfer permits MtdTra
         return LiveEndingCondition.Reason.DIRTY_SET_STOPPED_SHRINKING;
     }
 
-    /** Sends {@code stop}; the VM counts as paused by Mekha from now on, whatever comes back. */
+    @Override
+    public void prepareStop() throws QmpException {
+        preparedStop = source.qmp().prepare("stop", null);
+    }
+
+    /** Sends {@code stop} (the one prepared, if it was); the VM counts as paused by Mekha from now on, whatever comes back. */
     protected void sendStop() throws QmpException {
         pausedByMekha = true;
         stopIssued = Instant.now();
-        stopReply = source.qmp().submit("stop", null);
+        QmpClient.Prepared prepared = preparedStop;
+        preparedStop = null;
+        stopReply = prepared != null ? prepared.send() : source.qmp().submit("stop", null);
     }
 
     /** Waits for QEMU's reply to the stop. */
@@ -197,9 +206,18 @@ public abstract sealed class Level0Transfer implements VmTransfer permits MtdTra
     }
 
     @Override
+    public void prepareResume() throws QmpException {
+        if (pausedByMekha) {
+            preparedResume = source.qmp().prepare("cont", null);
+        }
+    }
+
+    @Override
     public void sendResume() throws QmpException {
         if (pausedByMekha) {
-            resumeReply = source.qmp().submit("cont", null);
+            QmpClient.Prepared prepared = preparedResume;
+            preparedResume = null;
+            resumeReply = prepared != null ? prepared.send() : source.qmp().submit("cont", null);
         }
     }
 
@@ -260,16 +278,42 @@ public abstract sealed class Level0Transfer implements VmTransfer permits MtdTra
     }
 
     private void collectRunStateEvents() throws InterruptedException {
-        QmpEvent event;
-        while ((event = runStateEvents.poll(resumeEvent == null && stopEvent != null ? Duration.ofMillis(500) : Duration.ZERO)) != null) {
-            if (event.name().equals("STOP") && stopEvent == null) {
-                stopEvent = event.timestamp();
-            } else if (event.name().equals("RESUME") && stopEvent != null && resumeEvent == null) {
-                resumeEvent = event.timestamp();
-            }
+        while (takeRunStateEvent(resumeEvent == null && stopEvent != null ? Duration.ofMillis(500) : Duration.ZERO)) {
+            // recorded
         }
         runStateEvents.close();
         migrationEvents.close();
+    }
+
+    /** Records the next STOP or RESUME event, waiting up to {@code wait}; false when none came. */
+    private boolean takeRunStateEvent(Duration wait) throws InterruptedException {
+        QmpEvent event = runStateEvents.poll(wait);
+        if (event == null) {
+            return false;
+        }
+        if (event.name().equals("STOP") && stopEvent == null) {
+            stopEvent = event.timestamp();
+        } else if (event.name().equals("RESUME") && stopEvent != null && resumeEvent == null) {
+            resumeEvent = event.timestamp();
+        }
+        return true;
+    }
+
+    /**
+     * From Mekha's stop to QEMU's STOP event (when QEMU's main loop acted on it, and the guest clock stopped), read
+     * from the events already in; zero when the event is not in or QEMU stopped the VM before Mekha did.
+     */
+    @Override
+    public Duration stopLag() throws InterruptedException {
+        while (stopEvent == null && takeRunStateEvent(Duration.ZERO)) {
+            // recorded
+        }
+        Instant issued = stopIssued;
+        Instant event = stopEvent;
+        if (issued == null || event == null || event.isBefore(issued)) {
+            return Duration.ZERO;
+        }
+        return Duration.between(issued, event);
     }
 
     /**

@@ -20,7 +20,7 @@ import java.time.Instant;
  * set ends with (next to) nothing newly dirty. Where QEMU offers {@code switchover-ack} (8.1+) the
  * switchover is held until the stop at Ts ({@link SwitchoverHold}), on every path: QEMU cannot
  * finish early at all, and the live stage keeps the dirty set small right up to Ts (passes of
- * {@link #HELD_PASS_TARGET}); only a guest with nothing to send is slowed to {@link #HOLD_BANDWIDTH},
+ * {@link #HELD_PASS_TARGET}); only a guest with nothing to send is slowed to {@link #IDLE_HELD_BANDWIDTH},
  * which bounds how often QEMU's migration thread re-syncs an empty dirty bitmap while it waits.
  * A held stream is itself bounded in memory, so once its live stage ends it too is slowed to a
  * trickle. Without the hold (older QEMU, {@code MEKHA_HOLD_SWITCHOVER=0}) Mekha makes an early
@@ -41,9 +41,17 @@ public final class MtdTransfer extends Level0Transfer {
     static final long MIN_PACED_BANDWIDTH = 4L << 20;
     /** bytes/s while holding: about one page per rate-limit window of 100 ms. */
     static final long HOLD_BANDWIDTH = 48 << 10;
+    /**
+     * bytes/s for a held guest with nothing dirty. Held, QEMU's migration thread re-syncs the dirty bitmap (under the big
+     * QEMU lock) on every pass it makes while nothing is left to send, and each pass costs it ~18 bytes of the stream:
+     * the bandwidth cap is what makes it sleep between passes. At 2 KiB/s that is ~110 passes a second; at 48 KiB/s,
+     * ~2,700, and a {@code stop} then waited ~30 ms for the lock (measured here, idle guests under TCG).
+     */
+    static final long IDLE_HELD_BANDWIDTH = 2 << 10;
 
     private final LiveEndingCondition condition;
     private volatile QmpClient.Reply finalPassReply;
+    private volatile QmpClient.Prepared preparedFinalPass;
     private boolean switchoverBandwidthOffered;
     private volatile MigrationStatus lastStatus;
     private volatile boolean held;
@@ -105,7 +113,7 @@ public final class MtdTransfer extends Level0Transfer {
 
     /**
      * At each new pass after the bulk pass, sets the bandwidth that makes the pass last about its target: with the
-     * switchover held, {@link #HELD_PASS_TARGET} and, for a guest with nothing dirty, {@link #HOLD_BANDWIDTH}; without,
+     * switchover held, {@link #HELD_PASS_TARGET} and, for a guest with nothing dirty, {@link #IDLE_HELD_BANDWIDTH}; without,
      * {@link #PASS_TARGET}, never below {@link #MIN_PACED_BANDWIDTH}.
      */
     private void pace(MigrationStatus status) throws QmpException {
@@ -115,7 +123,7 @@ public final class MtdTransfer extends Level0Transfer {
         pacedForPass = status.dirtySyncCount();
         long paced;
         if (switchoverHeld()) {
-            paced = Math.max(HOLD_BANDWIDTH, status.remainingBytes() * 1000 / HELD_PASS_TARGET.toMillis());
+            paced = Math.max(IDLE_HELD_BANDWIDTH, status.remainingBytes() * 1000 / HELD_PASS_TARGET.toMillis());
         } else {
             paced = Math.max(MIN_PACED_BANDWIDTH, status.remainingBytes() * 1000 / PASS_TARGET.toMillis());
         }
@@ -174,11 +182,19 @@ public final class MtdTransfer extends Level0Transfer {
      * go as fast as it can; neither waits for the other's reply.
      */
     @Override
+    public void prepareStop() throws QmpException {
+        super.prepareStop();
+        preparedFinalPass = source.qmp().prepare("migrate-set-parameters", QmpClient.args()
+                .put("max-bandwidth", bounds.qemuMaxBandwidth(UNCAPPED_BANDWIDTH)).put("downtime-limit", FINAL_DOWNTIME_MS));
+    }
+
+    @Override
     public void stop() throws QmpException {
         sendStop();
-        QmpClient.Reply finalPass = source.qmp().submit("migrate-set-parameters", QmpClient.args()
+        QmpClient.Prepared prepared = preparedFinalPass;
+        preparedFinalPass = null;
+        finalPassReply = prepared != null ? prepared.send() : source.qmp().submit("migrate-set-parameters", QmpClient.args()
                 .put("max-bandwidth", bounds.qemuMaxBandwidth(UNCAPPED_BANDWIDTH)).put("downtime-limit", FINAL_DOWNTIME_MS));
-        finalPassReply = finalPass;
     }
 
     @Override

@@ -5,6 +5,7 @@ import io.mekha.model.TransferFigures;
 import io.mekha.model.TransferMode;
 import io.mekha.qmp.QmpException;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.time.Instant;
 
 /**
@@ -34,6 +35,10 @@ public interface VmTransfer {
     default void holdLive() throws QmpException {
     }
 
+    /** Before Ts: readies the stop (encodes its commands), so that at Ts it only has to be sent. */
+    default void prepareStop() throws QmpException {
+    }
+
     /** Sends the stop that freezes the VM's state now (its cut), without waiting for QEMU's reply. */
     void stop() throws QmpException;
 
@@ -42,6 +47,10 @@ public interface VmTransfer {
 
     /** Waits until the level-0 copy holds the whole state, the VM still paused. */
     void awaitCaptured() throws TransferException, InterruptedException;
+
+    /** Before Tr: readies the resume, so that at Tr it only has to be sent. */
+    default void prepareResume() throws QmpException {
+    }
 
     /** Sends the {@code cont} that lets the VM run again (if Mekha paused it), without waiting for QEMU's reply. */
     void sendResume() throws QmpException;
@@ -60,6 +69,14 @@ public interface VmTransfer {
 
     /** The figures of a completed transfer; after {@link #completeResume}. */
     TransferFigures figures(String liveEnd, int passes) throws InterruptedException;
+
+    /**
+     * After the capture: from the stop Mekha sent to the moment QEMU stopped the guest (its STOP event), so that the
+     * guest's own stop instant is known; zero where that is not known.
+     */
+    default Duration stopLag() throws InterruptedException {
+        return Duration.ZERO;
+    }
 
     /** When QEMU itself stopped the VM (it finished the live stage early), or null; for a transfer about to be abandoned. */
     Instant stoppedByQemuAt() throws InterruptedException;

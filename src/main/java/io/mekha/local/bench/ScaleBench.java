@@ -24,6 +24,7 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
@@ -37,8 +38,21 @@ import java.util.Objects;
 public final class ScaleBench implements AutoCloseable {
 
     /** One run's figures. */
-    public record Result(int agents, double suspendSkewMs, double resumeSkewMs, double barrierToTrMs, double pauseMaxMs, double callsPerSecond,
-                         long calls, double coordinatorCpuMs, double checkpointMs) {}
+    /**
+     * One run's figures. {@code barrierToTrMs} is {@code heardMs} (the last capture until the coordinator knows of it)
+     * plus {@code trLeadMs} (from then to Tr: the time to tell every agent, and the clock error); {@code stageMs} says
+     * when the protocol reached each stage, from the start of the checkpoint.
+     */
+    public record Result(int agents, double suspendSkewMs, double resumeSkewMs, double barrierToTrMs, double heardMs, double trLeadMs,
+                         double pauseMaxMs, double callsPerSecond, long calls, double coordinatorCpuMs, double checkpointMs,
+                         Map<String, Double> stageMs) {}
+
+    /**
+     * The agents' own log, errors only while the benchmark runs: a thousand agents writing their info lines to one
+     * console contend on its lock for minutes (measured: the prepare of 1,024 nodes timed out on it), which one agent
+     * per node never does. Held here so that the setting stays.
+     */
+    private static final java.util.logging.Logger AGENT_LOG = java.util.logging.Logger.getLogger("io.mekha.agent");
 
     private final SimulatedMonitor monitor;
     private final List<AgentService> agents = new ArrayList<>();
@@ -50,6 +64,7 @@ public final class ScaleBench implements AutoCloseable {
     /** {@code count} nodes whose VMs' captures take from {@code captureDelay}/2 to 3/2 of it, spread evenly. */
     public ScaleBench(int count, Duration captureDelay, Path work) throws Exception {
         this.count = count;
+        AGENT_LOG.setLevel(java.util.logging.Level.SEVERE);
         monitor = new SimulatedMonitor(work.resolve("monitor.qmp"));
         BearerToken token = BearerToken.random();
         // every node in one process: no node spins for its rendezvous, or they would take the CPUs from each other
@@ -75,7 +90,22 @@ public final class ScaleBench implements AutoCloseable {
         long callsBefore = servers.stream().mapToLong(AgentHttpServer::requestsAnswered).sum();
         Map<Long, Long> cpuBefore = coordinatorCpu();
         Instant started = Instant.now();
-        CheckpointReport report = coordinator.checkpoint(id, vms, CheckpointOptions.defaults(), ProtocolListener.NONE);
+        Map<String, Double> stages = new LinkedHashMap<>();
+        Instant[] barrierHeard = new Instant[1];
+        ProtocolListener timeline = new ProtocolListener() {
+            @Override
+            public void step(String description) {
+            }
+
+            @Override
+            public void reached(Stage stage, Instant at) {
+                stages.put(stage.name(), VcBench.ms(Duration.between(started, Instant.now())));
+                if (stage == Stage.CAPTURED) {
+                    barrierHeard[0] = Instant.now();
+                }
+            }
+        };
+        CheckpointReport report = coordinator.checkpoint(id, vms, CheckpointOptions.defaults(), timeline);
         Duration took = Duration.between(started, Instant.now());
         Map<Long, Long> cpuAfter = coordinatorCpu();
         long calls = servers.stream().mapToLong(AgentHttpServer::requestsAnswered).sum() - callsBefore;
@@ -88,8 +118,9 @@ public final class ScaleBench implements AutoCloseable {
         double pauseMax = report.vms().stream().mapToDouble(v -> VcBench.ms(v.figures().guestPaused())).max().orElse(Double.NaN);
         coordinator.discard(id);
         return new Result(count, VcBench.ms(report.suspendSkew()), VcBench.ms(report.resumeSkew()),
-                VcBench.ms(Duration.between(lastCapture, report.resumeAt())), pauseMax, calls / (took.toNanos() / 1e9), calls, cpu / 1e6,
-                VcBench.ms(took));
+                VcBench.ms(Duration.between(lastCapture, report.resumeAt())), VcBench.ms(Duration.between(lastCapture, barrierHeard[0])),
+                VcBench.ms(Duration.between(barrierHeard[0], report.resumeAt())), pauseMax, calls / (took.toNanos() / 1e9), calls, cpu / 1e6,
+                VcBench.ms(took), stages);
     }
 
     /** CPU time (ns) of the coordinator's threads: its call pool, the HTTP client's, and this one. */

@@ -38,7 +38,8 @@ import java.util.function.Consumer;
 /**
  * One VC, one host, one workload, checkpointed in each mode in turn and restarted from memory each
  * time: per VM, its pause (QEMU's STOP to RESUME), final transfer, barrier wait, bytes, live stage
- * and the clock jump its own clock shows across the restart; per VC, suspend and resume skew and how
+ * the clock jump its own clock shows across the restart, and when its stop was sent (after Ts) and how long QEMU
+ * took to stop it; per VC, suspend and resume skew and how
  * far the distances between the guests' clocks moved. The VC is the one the last restart left.
  */
 public final class VcBench implements AutoCloseable {
@@ -47,7 +48,7 @@ public final class VcBench implements AutoCloseable {
     private static final Duration WAIT = Duration.ofMinutes(3);
 
     /** One VM's figures in one checkpoint-and-restart. */
-    public record Row(String workload, String mode, String vm, double pausedMs, double finalTransferMs, double barrierWaitMs,
+    public record Row(String workload, String mode, String vm, double stopSentMs, double stopLatencyMs, double pausedMs, double finalTransferMs, double barrierWaitMs,
                       double trLeadMs, long bytes, double liveStageMs, int passes, int liveRestarts, String liveEnd, Double clockJumpMs,
                       Double reportedClockJumpMs, double suspendSkewMs, double resumeSkewMs, double offsetChangeAfterCheckpointMs,
                       double offsetChangeAfterRestartMs, double qemuCpuMs, boolean exact) {}
@@ -141,7 +142,8 @@ public final class VcBench implements AutoCloseable {
             Double jump = resumedAgain == null || v.stoppedAt() == null ? null
                     : ms(afterRestart.get(v.vm()).minus(before.get(v.vm()).minus(Duration.between(v.stoppedAt(), resumedAgain))));
             Duration reported = restart.clocks().get(v.vm()) == null ? null : restart.clocks().get(v.vm()).jump();
-            rows.add(new Row(workload.label(), mode.displayName(), v.vm(), ms(f.guestPaused()), ms(Duration.between(v.stoppedAt(), v.capturedAt())),
+            rows.add(new Row(workload.label(), mode.displayName(), v.vm(), ms(Duration.between(cut.suspendAt(), v.stopSentAt())),
+                    ms(Duration.between(v.stopSentAt(), v.stoppedAt())), ms(f.guestPaused()), ms(Duration.between(v.stoppedAt(), v.capturedAt())),
                     ms(Duration.between(v.capturedAt(), lastCapture)), ms(Duration.between(lastCapture, cut.resumeAt())), f.bytesTransferred(),
                     ms(f.liveStage()), f.passes(), v.liveRestarts(), f.liveEnd(), jump, reported == null ? null : ms(reported),
                     ms(cut.suspendSkew()), ms(cut.resumeSkew()), cutChange, restartChange,

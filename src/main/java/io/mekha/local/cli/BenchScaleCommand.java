@@ -47,8 +47,8 @@ public class BenchScaleCommand implements Callable<Integer> {
                 captureMs / 2, captureMs * 3 / 2, repeat);
         List<ScaleBench.Result> all = new ArrayList<>();
         List<ScaleBench.Result> medians = new ArrayList<>();
-        TextTable table = new TextTable("nodes", "suspend skew", "resume skew", "barrier to Tr", "longest pause", "calls/s", "calls", "coordinator CPU",
-                "checkpoint");
+        TextTable table = new TextTable("nodes", "suspend skew", "resume skew", "barrier to Tr", "heard", "Tr lead", "longest pause", "calls/s", "calls",
+                "coordinator CPU", "checkpoint");
         for (int n : counts) {
             Path work = Files.createTempDirectory("mekha-scale-");
             List<ScaleBench.Result> runs = new ArrayList<>();
@@ -57,13 +57,14 @@ public class BenchScaleCommand implements Callable<Integer> {
                 for (int i = 0; i < repeat; i++) {
                     ScaleBench.Result r = bench.run("scale-" + i);
                     runs.add(r);
-                    stdout.printf("  %d nodes, run %d: suspend skew %.2f ms, barrier to Tr %.2f ms%n", n, i + 1, r.suspendSkewMs(), r.barrierToTrMs());
+                    stdout.printf("  %d nodes, run %d: suspend skew %.2f ms, barrier to Tr %.2f ms (heard %.2f + lead %.2f)%n", n, i + 1,
+                            r.suspendSkewMs(), r.barrierToTrMs(), r.heardMs(), r.trLeadMs());
                 }
             }
             all.addAll(runs);
             ScaleBench.Result m = median(runs);
             medians.add(m);
-            table.row(n, ms(m.suspendSkewMs()), ms(m.resumeSkewMs()), ms(m.barrierToTrMs()), ms(m.pauseMaxMs()), String.format("%.0f", m.callsPerSecond()),
+            table.row(n, ms(m.suspendSkewMs()), ms(m.resumeSkewMs()), ms(m.barrierToTrMs()), ms(m.heardMs()), ms(m.trLeadMs()), ms(m.pauseMaxMs()), String.format("%.0f", m.callsPerSecond()),
                     m.calls(), ms(m.coordinatorCpuMs()), ms(m.checkpointMs()));
         }
         stdout.println();
@@ -98,8 +99,9 @@ public class BenchScaleCommand implements Callable<Integer> {
         sorted.sort((a, b) -> Double.compare(a.barrierToTrMs(), b.barrierToTrMs()));
         ScaleBench.Result mid = sorted.get(sorted.size() / 2);
         return new ScaleBench.Result(mid.agents(), med(runs, ScaleBench.Result::suspendSkewMs), med(runs, ScaleBench.Result::resumeSkewMs),
-                med(runs, ScaleBench.Result::barrierToTrMs), med(runs, ScaleBench.Result::pauseMaxMs), med(runs, ScaleBench.Result::callsPerSecond),
-                mid.calls(), med(runs, ScaleBench.Result::coordinatorCpuMs), med(runs, ScaleBench.Result::checkpointMs));
+                med(runs, ScaleBench.Result::barrierToTrMs), med(runs, ScaleBench.Result::heardMs), med(runs, ScaleBench.Result::trLeadMs),
+                med(runs, ScaleBench.Result::pauseMaxMs), med(runs, ScaleBench.Result::callsPerSecond),
+                mid.calls(), med(runs, ScaleBench.Result::coordinatorCpuMs), med(runs, ScaleBench.Result::checkpointMs), mid.stageMs());
     }
 
     private static double med(List<ScaleBench.Result> runs, java.util.function.ToDoubleFunction<ScaleBench.Result> f) {

@@ -98,10 +98,10 @@ public class BenchVcCommand implements Callable<Integer> {
 
     private void print(List<VcBench.Row> rows) {
         VcBench.Row first = rows.get(0);
-        TextTable table = new TextTable("vm", "paused", "final transfer", "barrier wait", "Tr lead", "bytes", "live stage", "passes", "restarts",
-                "clock jump", "QEMU CPU");
+        TextTable table = new TextTable("vm", "stop sent", "stop took", "paused", "final transfer", "barrier wait", "Tr lead", "bytes", "live stage",
+                "passes", "restarts", "clock jump", "QEMU CPU");
         for (VcBench.Row r : rows) {
-            table.row(r.vm(), ms(r.pausedMs()), ms(r.finalTransferMs()), ms(r.barrierWaitMs()), ms(r.trLeadMs()), TextTable.mib(r.bytes()),
+            table.row(r.vm(), "+" + ms(r.stopSentMs()), ms(r.stopLatencyMs()), ms(r.pausedMs()), ms(r.finalTransferMs()), ms(r.barrierWaitMs()), ms(r.trLeadMs()), TextTable.mib(r.bytes()),
                     ms(r.liveStageMs()), r.passes(), r.liveRestarts(), r.clockJumpMs() == null ? "-" : ms(r.clockJumpMs()), ms(r.qemuCpuMs()));
         }
         stdout.printf("  %s: suspend skew %s, resume skew %s, clock distances moved %s after the checkpoint and %s after the restart; %s%n",
