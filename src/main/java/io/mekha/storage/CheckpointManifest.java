@@ -56,7 +56,16 @@ public record CheckpointManifest(String format, String virtualCluster, String ch
                 List.copyOf(newLevels));
     }
 
-    /** Throws IllegalArgumentException naming what is wrong with a manifest read from storage. */
+    /** A name that becomes one path component: a letter or digit first (never "." or ".."), no separator. */
+    private static final java.util.regex.Pattern NAME = java.util.regex.Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]{0,62}");
+    /** A Kubernetes node name (a DNS subdomain) or a local node's name. */
+    private static final java.util.regex.Pattern NODE = java.util.regex.Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]{0,252}");
+    private static final java.util.regex.Pattern SHA256 = java.util.regex.Pattern.compile("[0-9a-f]{64}");
+
+    /**
+     * Throws IllegalArgumentException naming what is wrong with a manifest read from storage. A manifest is input: its
+     * names become directories and files on every node that loads it, so each is checked before any path is built.
+     */
     public void validate() {
         if (!FORMAT.equals(format)) {
             throw new IllegalArgumentException("manifest format '" + format + "' is not " + FORMAT);
@@ -64,13 +73,54 @@ public record CheckpointManifest(String format, String virtualCluster, String ch
         if (virtualCluster == null || checkpoint == null || vms == null || vms.isEmpty()) {
             throw new IllegalArgumentException("manifest lacks virtualCluster, checkpoint or vms");
         }
+        requireName("virtualCluster", virtualCluster);
+        requireName("checkpoint", checkpoint);
+        java.util.Set<String> names = new java.util.HashSet<>();
         for (VmEntry vm : vms) {
-            if (vm.name() == null || vm.spec() == null || vm.stream() == null || vm.stream().sha256() == null || vm.stream().file() == null) {
-                throw new IllegalArgumentException("manifest entry for VM '" + vm.name() + "' lacks its spec or stream checksum");
+            if (vm == null || vm.name() == null || vm.spec() == null || vm.stream() == null || vm.stream().sha256() == null
+                    || vm.stream().file() == null) {
+                throw new IllegalArgumentException("manifest entry for VM '" + (vm == null ? null : vm.name()) + "' lacks its spec or stream checksum");
             }
+            requireName("VM name", vm.name());
+            if (!names.add(vm.name())) {
+                throw new IllegalArgumentException("manifest lists VM '" + vm.name() + "' twice");
+            }
+            if (vm.node() != null && !NODE.matcher(vm.node()).matches()) {
+                throw new IllegalArgumentException("manifest entry for VM '" + vm.name() + "': node '" + vm.node() + "' is not a node name");
+            }
+            requireStream(vm.name(), "stream", vm.stream());
             if (vm.spec().disk() != null && (vm.disk() == null || vm.disk().sha256() == null)) {
                 throw new IllegalArgumentException("manifest entry for VM '" + vm.name() + "' lacks its disk at the cut");
             }
+            if (vm.disk() != null) {
+                requireStream(vm.name(), "disk", vm.disk());
+            }
+        }
+    }
+
+    private static void requireName(String field, String value) {
+        if (!NAME.matcher(value).matches()) {
+            throw new IllegalArgumentException("manifest " + field + " '" + value
+                    + "' must be letters, digits, '.', '_' or '-', starting with a letter or digit (at most 63)");
+        }
+    }
+
+    private static void requireStream(String vm, String what, StoredStream stream) {
+        if (stream.file() == null || !NAME.matcher(stream.file()).matches()) {
+            throw new IllegalArgumentException("manifest entry for VM '" + vm + "': " + what + " file '" + stream.file()
+                    + "' must be a plain file name (letters, digits, '.', '_' or '-', no directory)");
+        }
+        if (stream.sha256() == null || !SHA256.matcher(stream.sha256()).matches()) {
+            throw new IllegalArgumentException("manifest entry for VM '" + vm + "': " + what + " sha256 '" + stream.sha256()
+                    + "' is not 64 lowercase hex digits");
+        }
+        if (stream.bytes() < 0 || stream.rawBytes() < 0) {
+            throw new IllegalArgumentException("manifest entry for VM '" + vm + "': " + what + " bytes must not be negative");
+        }
+        try {
+            StoredStream.Compression.parse(stream.compression());
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("manifest entry for VM '" + vm + "': " + what + " compression: " + e.getMessage());
         }
     }
 }
