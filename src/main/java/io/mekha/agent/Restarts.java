@@ -148,8 +148,7 @@ final class Restarts {
         for (SessionVm v : mine) {
             boolean stream = v.copy() instanceof HeldStream;
             QemuVm loaded = stream ? takeFed(id, v) : ((io.mekha.agent.level0.ShadowCopy) v.copy()).qemu();
-            Instant stoppedAt = v.figures != null && v.figures.stopAt() != null ? v.figures.stopAt() : v.stopIssuedAt;
-            sources.add(new Source(v.name(), loaded, stream ? null : v.source, v.guestClockAtCut, stoppedAt, v.stopLate));
+            sources.add(new Source(v.name(), loaded, stream ? null : v.source, v.guestClockAtCut, v.stopIssuedAt, v.stopLate));
         }
         return policy;
     }

@@ -28,8 +28,9 @@ public record CheckpointReport(String id, List<VmCheckpointReport> vms, Instant 
     }
 
     /**
-     * Spread of the VMs' pauses (each from its stop to its resume): what moves the distances between the guests'
-     * clocks. Each VM resumes as late after Tr as it stopped after Ts, so this stays near zero whatever the skews.
+     * Spread of the VMs' pauses as QEMU's STOP and RESUME events show them. Each VM resumes as late after Tr as its stop
+     * reached QEMU after Ts, so the guests lose the same time whatever the skews; the STOP event comes after the vCPUs
+     * paused (the guest clock froze before that), so on busy shared cores this overstates what the guests' clocks saw.
      */
     public Duration pauseSpread() {
         return spreadOf(vms.stream().filter(v -> v.stoppedAt() != null && v.resumedAt() != null)

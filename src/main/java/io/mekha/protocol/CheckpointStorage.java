@@ -38,7 +38,8 @@ public final class CheckpointStorage implements AutoCloseable {
     /** The manifest of a just-taken checkpoint, before any level holds it. */
     public static CheckpointManifest draft(String vc, CheckpointReport report, CheckpointOptions options, Instant now) {
         List<CheckpointManifest.VmEntry> vms = report.vms().stream()
-                .map(v -> new CheckpointManifest.VmEntry(v.vm(), v.node(), null, null, v.stoppedAt(), v.guestClockAtCut(), null, null))
+                .map(v -> new CheckpointManifest.VmEntry(v.vm(), v.node(), null, null, v.stopSentAt() != null ? v.stopSentAt() : v.stoppedAt(),
+                        v.guestClockAtCut(), null, null))
                 .toList();
         return new CheckpointManifest(CheckpointManifest.FORMAT, vc, report.id(), StorageLevel.L0, "memory", now, report.suspendAt(),
                 options.mode().displayName(), options.timePolicy() == null ? TimePolicy.VIRTUAL.displayName() : options.timePolicy().displayName(),

@@ -28,7 +28,8 @@ public record CheckpointManifest(String format, String virtualCluster, String ch
      * @param node the node whose level-1 directory holds the VM's stream (level 1 is node-local)
      * @param spec the VM's machine description: a restarted QEMU must have the same machine and devices
      * @param accelerator what the VM ran under (TCG or KVM): the saved CPU state fits only the same
-     * @param stoppedAt the host time of this VM's cut (coordinator's clock)
+     * @param stoppedAt the host time of this VM's cut (coordinator's clock): when its stop reached QEMU, which freezes the
+     *     guest clock as it takes it (QEMU's STOP event comes after the vCPUs paused, up to tens of ms later)
      * @param guestClockAtCut the guest's realtime clock at the cut (null without a guest agent)
      * @param disk the VM's disk at the cut: a qcow2 image of everything written above the base image {@code spec.disk()},
      *     which must exist where the VM restarts (null: the VM has no disk)

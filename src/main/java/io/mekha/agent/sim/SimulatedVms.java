@@ -87,7 +87,7 @@ public final class SimulatedVms {
         return (source, mode, bounds) -> new Transfer(mode, bounds, liveFor, captureDelay, null, Duration.ZERO);
     }
 
-    /** Transfers whose VM stops {@code stopLag} after the stop is sent (a busy QEMU main loop acting on it late). */
+    /** Transfers whose stop takes {@code stopLag} to send (a node whose cut comes late: a busy host, a slow monitor). */
     public static TransferFactory lateStop(Duration liveFor, Duration captureDelay, Duration stopLag) {
         return (source, mode, bounds) -> new Transfer(mode, bounds, liveFor, captureDelay, null, stopLag);
     }
@@ -182,13 +182,16 @@ public final class SimulatedVms {
         }
 
         @Override
-        public void stop() {
-            stopped = Instant.now().plus(stopLag);
-        }
-
-        @Override
-        public Duration stopLag() {
-            return stopLag;
+        public void stop() throws QmpException {
+            if (!stopLag.isZero()) {
+                try {
+                    Thread.sleep(stopLag.toMillis());
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new QmpException("interrupted while stopping");
+                }
+            }
+            stopped = Instant.now();
         }
 
         @Override

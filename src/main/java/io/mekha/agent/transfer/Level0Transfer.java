@@ -300,23 +300,6 @@ public abstract sealed class Level0Transfer implements VmTransfer permits MtdTra
     }
 
     /**
-     * From Mekha's stop to QEMU's STOP event (when QEMU's main loop acted on it, and the guest clock stopped), read
-     * from the events already in; zero when the event is not in or QEMU stopped the VM before Mekha did.
-     */
-    @Override
-    public Duration stopLag() throws InterruptedException {
-        while (stopEvent == null && takeRunStateEvent(Duration.ZERO)) {
-            // recorded
-        }
-        Instant issued = stopIssued;
-        Instant event = stopEvent;
-        if (issued == null || event == null || event.isBefore(issued)) {
-            return Duration.ZERO;
-        }
-        return Duration.between(issued, event);
-    }
-
-    /**
      * When QEMU itself stopped the source (it finished the migration early), from its STOP event;
      * null if it has not. Consumes the run-state events: only for a transfer about to be abandoned.
      */

@@ -5,7 +5,6 @@ import io.mekha.model.TransferFigures;
 import io.mekha.model.TransferMode;
 import io.mekha.qmp.QmpException;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.time.Instant;
 
 /**
@@ -69,14 +68,6 @@ public interface VmTransfer {
 
     /** The figures of a completed transfer; after {@link #completeResume}. */
     TransferFigures figures(String liveEnd, int passes) throws InterruptedException;
-
-    /**
-     * After the capture: from the stop Mekha sent to the moment QEMU stopped the guest (its STOP event), so that the
-     * guest's own stop instant is known; zero where that is not known.
-     */
-    default Duration stopLag() throws InterruptedException {
-        return Duration.ZERO;
-    }
 
     /** When QEMU itself stopped the VM (it finished the live stage early), or null; for a transfer about to be abandoned. */
     Instant stoppedByQemuAt() throws InterruptedException;
