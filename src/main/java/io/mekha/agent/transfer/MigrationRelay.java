@@ -65,9 +65,7 @@ final class MigrationRelay implements AutoCloseable {
             }
             toShadow.shutdownOutput();
         } catch (IOException e) {
-            if (!closed) {
-                LOG.debugf("migration relay %s ended: %s", listen, e.getMessage());
-            }
+            breakOff("migration relay", e);
         }
     }
 
@@ -87,8 +85,27 @@ final class MigrationRelay implements AutoCloseable {
             }
             fromSource.shutdownOutput();
         } catch (IOException e) {
-            if (!closed) {
-                LOG.debugf("migration return path %s ended: %s", listen, e.getMessage());
+            breakOff("migration return path", e);
+        }
+    }
+
+    /**
+     * One side broke (the shadow died, the source's QEMU went away): both connections are cut, so
+     * the other side fails at once instead of blocking on a socket nobody reads. Without this a
+     * source QEMU whose shadow was killed wrote into the relay until its buffer filled and its
+     * migration hung, with the VM in its live stage and the checkpoint never ending.
+     */
+    private void breakOff(String what, IOException e) {
+        if (!closed) {
+            LOG.debugf("%s %s ended: %s", what, listen, e.getMessage());
+        }
+        for (SocketChannel c : new SocketChannel[] {fromSource, toShadow}) {
+            try {
+                if (c != null) {
+                    c.close();
+                }
+            } catch (IOException ignored) {
+                // already gone
             }
         }
     }
