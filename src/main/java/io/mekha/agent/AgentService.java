@@ -55,6 +55,7 @@ public final class AgentService implements AutoCloseable {
     private final StoredCatalog catalog;
     private final StoredLoads loads;
     private final Restarts restarts;
+    private final ResumeGuard resumeGuard;
 
     public AgentService(String node, VmRuntime runtime, RendezvousClock clock) {
         this(node, runtime, clock, runtime.config().workDir().resolve("level1"));
@@ -73,7 +74,8 @@ public final class AgentService implements AutoCloseable {
         GuestTime guestTime = new GuestTime();
         VmStateStreams streams = new VmStateStreams(runtime.config().workDir().resolve("s"));
         this.vms = new VmRegistry(node, runtime, locks, hubs);
-        this.sessions = new CheckpointSessions(node, vms, locks, transfers, guestTime, clock, timers, workers);
+        this.resumeGuard = new ResumeGuard(node, timers, workers);
+        this.sessions = new CheckpointSessions(node, vms, locks, transfers, guestTime, clock, timers, workers, resumeGuard);
         this.partners = new PartnerCopies(node, runtime, workers);
         this.targets = new StorageTargets(level1);
         this.flushes = new Flushes(node, targets, streams, runtime.config());
@@ -129,6 +131,11 @@ public final class AgentService implements AutoCloseable {
     }
 
     /** Runs a command in a VM's guest through its guest agent and returns its exit code and output. */
+    /** VMs this node paused for a checkpoint and is still getting running again (its resume guard is at work). */
+    public List<String> stillPausedByMekha() {
+        return resumeGuard.stillPaused();
+    }
+
     public ExecResult exec(String name, ExecRequest request) throws AgentException, InterruptedException {
         return vms.exec(name, request);
     }

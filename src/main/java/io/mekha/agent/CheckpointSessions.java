@@ -39,10 +39,11 @@ final class CheckpointSessions {
     private final ScheduledExecutorService timers;
     private final ExecutorService workers;
     private final LiveStages liveStages;
+    private final ResumeGuard guard;
     private final Map<String, CheckpointSession> sessions = new ConcurrentHashMap<>();
 
     CheckpointSessions(String node, VmRegistry vms, VmLocks locks, TransferFactory transfers, GuestTime guestTime, RendezvousClock clock,
-                       ScheduledExecutorService timers, ExecutorService workers) {
+                       ScheduledExecutorService timers, ExecutorService workers, ResumeGuard guard) {
         this.node = node;
         this.vms = vms;
         this.locks = locks;
@@ -51,6 +52,7 @@ final class CheckpointSessions {
         this.clock = clock;
         this.timers = timers;
         this.workers = workers;
+        this.guard = guard;
         this.liveStages = new LiveStages(transfers, clock);
     }
 
@@ -267,8 +269,7 @@ final class CheckpointSessions {
                 v.resumedAt = clock.now();
                 sent.add(v);
             } catch (Exception e) {
-                fail(v, "resume failed: " + e.getMessage());
-                locks.unlock(v.name(), session.id);
+                failAndUnlock(v, session, "resume failed: " + e.getMessage());
             }
         }
         for (SessionVm v : sent) {
@@ -288,9 +289,15 @@ final class CheckpointSessions {
             if (session.complete()) {
                 session.cancelWatchdog();
             }
+            locks.unlock(v.name(), session.id);
         } catch (Exception e) {
-            fail(v, "resume failed: " + e.getMessage());
-        } finally {
+            failAndUnlock(v, session, "resume failed: " + e.getMessage());
+        }
+    }
+
+    /** Fails the VM; its lock goes once it runs again (at once, unless the resume guard has to get it running first). */
+    private void failAndUnlock(SessionVm v, CheckpointSession session, String why) {
+        if (!fail(v, why)) {
             locks.unlock(v.name(), session.id);
         }
     }
@@ -308,7 +315,9 @@ final class CheckpointSessions {
                 // the phase first: a capture that fails because this abort cancels its migration must find it ABORTED
                 v.end(VmPhase.ABORTED, "aborted: " + (reason == null ? "by the coordinator" : reason));
                 v.transfer.abort();
-                locks.unlock(v.name(), id);
+                if (!guardIfLeftPaused(v, id, "the abort could not resume it")) {
+                    locks.unlock(v.name(), id);
+                }
             }
         }
         LOG.infof("checkpoint %s aborted on node %s: %s", id, node, reason);
@@ -398,8 +407,32 @@ final class CheckpointSessions {
         }
     }
 
-    private void fail(SessionVm v, String why) {
+    /** {@link #fail(SessionVm, String, String)}, then the resume guard if the VM is still paused; true when guarded. */
+    private boolean fail(SessionVm v, String why) {
         fail(v, why, node);
+        return guardIfLeftPaused(v, sessionOf(v), why);
+    }
+
+    private String sessionOf(SessionVm v) {
+        return sessions.values().stream().filter(s -> s.vms.contains(v)).map(s -> s.id).findFirst().orElse(null);
+    }
+
+    /**
+     * A VM whose transfer could not get it running (its cont failed, the monitor broke) goes to the resume guard,
+     * which keeps at it until QEMU runs it; its status says so meanwhile, and its lock is released only then.
+     * True when the VM was handed over.
+     */
+    private boolean guardIfLeftPaused(SessionVm v, String checkpoint, String why) {
+        if (!v.transfer.leftPaused()) {
+            return false;
+        }
+        v.noteResume("still paused: the agent keeps resuming it");
+        guard.ensureRunning(v.source, why, v::noteResume, () -> {
+            if (checkpoint != null) {
+                locks.unlock(v.name(), checkpoint);
+            }
+        });
+        return true;
     }
 
     private void resumeOnSilence(CheckpointSession session) {

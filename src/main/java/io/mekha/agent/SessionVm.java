@@ -32,6 +32,8 @@ final class SessionVm extends Level0Holding {
     private VmPhase phase = VmPhase.PREPARED;
     private final List<VmPhase> history = new ArrayList<>(List.of(VmPhase.PREPARED));
     private String error;
+    /** What the resume guard last said about a VM it is getting running again (null when it never had to). */
+    private volatile String resumeNote;
     volatile VmTransfer transfer;
     /** Times the live stage started over because QEMU finished the migration by itself too early. */
     volatile int liveRestarts;
@@ -107,6 +109,12 @@ final class SessionVm extends Level0Holding {
         return true;
     }
 
+    /** The resume guard's latest word on this VM (still paused and why, or resumed): shown with its error. */
+    void noteResume(String note) {
+        resumeNote = note;
+        changes.bump();
+    }
+
     String liveEndText() {
         return transfer.mode() == TransferMode.MTD ? liveEnd.describe() : "no live stage";
     }
@@ -117,6 +125,10 @@ final class SessionVm extends Level0Holding {
         synchronized (this) {
             now = phase;
             why = error;
+        }
+        String note = resumeNote;
+        if (note != null) {
+            why = why == null ? note : why + "; " + note;
         }
         VmTransfer t = transfer;
         TransferFigures f = figures;

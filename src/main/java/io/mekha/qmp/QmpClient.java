@@ -44,6 +44,7 @@ public final class QmpClient implements AutoCloseable {
     private static final Duration POLL = Duration.ofMillis(20);
 
     private final String peer;
+    private final Path socket;
     private final SocketChannel channel;
     private final Duration defaultTimeout;
     private final AtomicReference<State> state = new AtomicReference<>(State.CONNECTING);
@@ -58,8 +59,9 @@ public final class QmpClient implements AutoCloseable {
 
     private record Pending(String command, CompletableFuture<JsonNode> reply) {}
 
-    private QmpClient(String peer, SocketChannel channel, Duration defaultTimeout) {
-        this.peer = peer;
+    private QmpClient(Path socket, SocketChannel channel, Duration defaultTimeout) {
+        this.socket = socket;
+        this.peer = socket.toString();
         this.channel = channel;
         this.defaultTimeout = defaultTimeout;
         this.reader = new Thread(this::readLoop, "qmp-reader " + peer);
@@ -74,7 +76,7 @@ public final class QmpClient implements AutoCloseable {
     public static QmpClient connect(Path socket, Duration timeout, Duration defaultTimeout) throws QmpException {
         long deadline = System.nanoTime() + timeout.toNanos();
         SocketChannel channel = openWithRetry(socket, deadline, timeout);
-        QmpClient client = new QmpClient(socket.toString(), channel, defaultTimeout);
+        QmpClient client = new QmpClient(socket, channel, defaultTimeout);
         try {
             client.reader.start();
             client.handshake(deadline, timeout);
@@ -87,6 +89,16 @@ public final class QmpClient implements AutoCloseable {
 
     public static QmpClient connect(Path socket, Duration timeout) throws QmpException {
         return connect(socket, timeout, Duration.ofSeconds(30));
+    }
+
+    /**
+     * Closes this connection and opens a new one to the same socket, with the same default timeout: for a
+     * monitor whose connection broke or stopped answering (QEMU's monitor serves one client at a time and
+     * listens again once this one is closed). Event queues stay with the old connection.
+     */
+    public QmpClient reopen(Duration timeout) throws QmpException {
+        close();
+        return connect(socket, timeout, defaultTimeout);
     }
 
     private static SocketChannel openWithRetry(Path socket, long deadline, Duration timeout) throws QmpException {

@@ -23,7 +23,10 @@ public enum VmPhase {
     CAPTURED,
     /** Resumed at Tr; the checkpoint of this VM is complete. */
     RESUMED,
-    /** Something failed; see the error. The VM was resumed if Mekha had paused it. */
+    /**
+     * Something failed; see the error. The VM was resumed if Mekha had paused it, or, when that failed too, the
+     * agent's resume guard keeps resuming it until QEMU runs it, and the error says so ("still paused: ...").
+     */
     FAILED,
     /** Aborted on request (or by the agent's watchdog); the level-0 copy is gone and the VM runs. */
     ABORTED;

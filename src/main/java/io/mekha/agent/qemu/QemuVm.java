@@ -7,6 +7,7 @@ import io.mekha.agent.qemu.ProcessKiller;
 import io.mekha.agent.qemu.QemuCommandLine;
 import io.mekha.model.VmSpec;
 import io.mekha.qmp.QmpClient;
+import io.mekha.qmp.QmpException;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -29,7 +30,7 @@ public final class QemuVm implements AutoCloseable {
     private final QemuCommandLine.InstancePaths paths;
     private final List<String> commandLine;
     private final ProcessHandle process;
-    private final QmpClient qmp;
+    private volatile QmpClient qmp;
     private final int nicPort;
     private volatile Role role;
     private volatile Path disk;
@@ -127,6 +128,20 @@ public final class QemuVm implements AutoCloseable {
     }
 
     public QmpClient qmp() {
+        return qmp;
+    }
+
+    /**
+     * A new connection to this QEMU's monitor, replacing the current one when it is closed (or, with
+     * {@code evenIfOpen}, when it stopped answering): how the agent gets a VM it paused running again after
+     * the connection broke. Commands in flight on the old connection fail; its event queues end.
+     */
+    public synchronized QmpClient reconnectMonitor(Duration timeout, boolean evenIfOpen) throws QmpException {
+        QmpClient current = qmp;
+        if (current.state() == QmpClient.State.RUNNING && !evenIfOpen) {
+            return current;
+        }
+        qmp = current.reopen(timeout);
         return qmp;
     }
 

@@ -265,6 +265,11 @@ public abstract sealed class Level0Transfer implements VmTransfer permits MtdTra
     }
 
     @Override
+    public boolean leftPaused() {
+        return pausedByMekha;
+    }
+
+    @Override
     public TransferFigures figures(String liveEnd, int passes) throws InterruptedException {
         collectRunStateEvents();
         Duration live = liveStarted == null || suspended == null ? Duration.ZERO : Duration.between(liveStarted, suspended);

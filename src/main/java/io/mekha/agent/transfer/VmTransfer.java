@@ -66,6 +66,14 @@ public interface VmTransfer {
     /** Cancels the transfer, resumes the VM if Mekha paused it, drops the level-0 copy; never throws. */
     void abort();
 
+    /**
+     * Whether Mekha paused the VM and has not seen it resumed (a failed {@code cont}, a broken monitor during the
+     * abort): then the VM may still be paused, and the agent's resume guard takes over.
+     */
+    default boolean leftPaused() {
+        return false;
+    }
+
     /** The figures of a completed transfer; after {@link #completeResume}. */
     TransferFigures figures(String liveEnd, int passes) throws InterruptedException;
 
