@@ -40,10 +40,12 @@ final class CheckpointSessions {
     private final ExecutorService workers;
     private final LiveStages liveStages;
     private final ResumeGuard guard;
+    private final PauseJournal journal;
     private final Map<String, CheckpointSession> sessions = new ConcurrentHashMap<>();
 
     CheckpointSessions(String node, VmRegistry vms, VmLocks locks, TransferFactory transfers, GuestTime guestTime, RendezvousClock clock,
-                       ScheduledExecutorService timers, ExecutorService workers, ResumeGuard guard) {
+                       ScheduledExecutorService timers, ExecutorService workers, ResumeGuard guard,
+                       PauseJournal journal) {
         this.node = node;
         this.vms = vms;
         this.locks = locks;
@@ -53,6 +55,7 @@ final class CheckpointSessions {
         this.timers = timers;
         this.workers = workers;
         this.guard = guard;
+        this.journal = journal;
         this.liveStages = new LiveStages(transfers, clock);
     }
 
@@ -131,6 +134,16 @@ final class CheckpointSessions {
                 if (v.phase() != VmPhase.LIVE && v.phase() != VmPhase.LIVE_DONE) {
                     throw AgentException.conflict("checkpoint " + id + ": VM '" + v.name() + "' is " + v.phase()
                             + ", cannot suspend" + (v.error() == null ? "" : " (" + v.error() + ")"));
+                }
+            }
+            // on disk before the stop is armed: an agent that dies while the VMs are paused leaves word for the next one
+            for (SessionVm v : session.vms) {
+                try {
+                    journal.record(id, v.source, at.plus(session.pauseDeadline));
+                } catch (java.io.IOException e) {
+                    session.vms.forEach(done -> journal.clear(id, done.name()));
+                    throw AgentException.failed("checkpoint " + id + " on node " + node + ": cannot write down what it is about to pause ("
+                            + e.getMessage() + "); nothing was paused", e);
                 }
             }
             session.cancelTimers();
@@ -289,7 +302,7 @@ final class CheckpointSessions {
             if (session.complete()) {
                 session.cancelWatchdog();
             }
-            locks.unlock(v.name(), session.id);
+            release(v, session.id);
         } catch (Exception e) {
             failAndUnlock(v, session, "resume failed: " + e.getMessage());
         }
@@ -298,8 +311,14 @@ final class CheckpointSessions {
     /** Fails the VM; its lock goes once it runs again (at once, unless the resume guard has to get it running first). */
     private void failAndUnlock(SessionVm v, CheckpointSession session, String why) {
         if (!fail(v, why)) {
-            locks.unlock(v.name(), session.id);
+            release(v, session.id);
         }
+    }
+
+    /** The VM runs again (or is gone): its lock goes, and so does its entry in the pause journal. */
+    private void release(SessionVm v, String checkpoint) {
+        locks.unlock(v.name(), checkpoint);
+        journal.clear(checkpoint, v.name());
     }
 
     /** Undoes the checkpoint: cancels transfers, resumes what Mekha paused, removes the level-0 copies. */
@@ -316,12 +335,52 @@ final class CheckpointSessions {
                 v.end(VmPhase.ABORTED, "aborted: " + (reason == null ? "by the coordinator" : reason));
                 v.transfer.abort();
                 if (!guardIfLeftPaused(v, id, "the abort could not resume it")) {
-                    locks.unlock(v.name(), id);
+                    release(v, id);
                 }
             }
         }
         LOG.infof("checkpoint %s aborted on node %s: %s", id, node, reason);
         return session.status(node, clock.now());
+    }
+
+    /**
+     * At the agent's start: the VMs an earlier agent on this node paused and did not see running again (it died
+     * between a stop and a resume; its sessions are gone, so the coordinator counts the checkpoint aborted) are
+     * resumed now, through the resume guard; entries whose QEMU is gone, or is another process by now, are dropped.
+     */
+    void resumeWhatAnEarlierAgentPaused() {
+        for (PauseJournal.Entry entry : journal.leftover()) {
+            QemuVm vm;
+            try {
+                vm = vms.require(entry.vm());
+            } catch (AgentException | RuntimeException gone) {
+                vm = null;
+            }
+            if (vm == null || !vm.isAlive() || !PauseJournal.sameProcess(entry, vm)) {
+                LOG.infof("pause journal: VM '%s' of checkpoint %s is gone (or another process now); nothing to resume", entry.vm(),
+                        entry.checkpoint());
+                journal.clear(entry.checkpoint(), entry.vm());
+                continue;
+            }
+            LOG.warnf("VM '%s' was paused for checkpoint %s by an earlier run of this agent (pause due to end by %s): resuming it",
+                    entry.vm(), entry.checkpoint(), entry.deadline());
+            String name = entry.vm();
+            guard.ensureRunning(vm, "paused by an earlier run of this agent for checkpoint " + entry.checkpoint(),
+                    note -> LOG.infof("VM '%s': %s", name, note), () -> journal.clear(entry.checkpoint(), name));
+        }
+    }
+
+    /** The agent is shutting down: every checkpoint not over is aborted, so that what it paused runs again. */
+    void abortAll(String reason) {
+        for (CheckpointSession session : sessions.values()) {
+            if (session.vms.stream().anyMatch(v -> !v.phase().terminal())) {
+                try {
+                    abort(session.id, reason);
+                } catch (AgentException | RuntimeException e) {
+                    LOG.errorf("checkpoint %s: abort at shutdown failed: %s", session.id, e.getMessage());
+                }
+            }
+        }
     }
 
     CheckpointStatus status(String id) throws AgentException {
@@ -429,7 +488,7 @@ final class CheckpointSessions {
         v.noteResume("still paused: the agent keeps resuming it");
         guard.ensureRunning(v.source, why, v::noteResume, () -> {
             if (checkpoint != null) {
-                locks.unlock(v.name(), checkpoint);
+                release(v, checkpoint);
             }
         });
         return true;
