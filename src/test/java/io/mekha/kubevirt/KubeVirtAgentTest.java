@@ -178,6 +178,49 @@ class KubeVirtAgentTest {
     }
 
     /**
+     * Issue 14, item 2: the tenant swaps its pod's disk directory for a link to a directory of the host after the agent
+     * found the disk (the agent attached to the VMI; the checkpoint comes later). Before, the copy at the cut walked the
+     * path again and followed the link: the host's file went into the checkpoint, to be restored into the tenant's VM.
+     * Now the disk was opened inside the pod when the agent attached, and the copy reads that very file.
+     */
+    @Test
+    void aDiskDirectorySwappedForALinkToTheHostAfterTheAgentFoundItIsNeverWhatTheCutCopies() throws Exception {
+        assumeTrue("root".equals(System.getProperty("user.name")), "mount namespaces for the pods' emptyDirs need root");
+        Path base = work.resolve("containerdisk.qcow2");
+        Process img = new ProcessBuilder(RuntimeConfig.defaults(work).qemuImg(), "create", "-q", "-f", "qcow2", base.toString(), "16M")
+                .redirectErrorStream(true).start();
+        assertThat(img.waitFor()).isZero();
+        // a host file the tenant must never get; a qcow2 image, since QEMU itself reopens its disk by name at the resume
+        Path decoys = Files.createDirectories(work.resolve("host-files/rootdisk"));
+        Path decoy = decoys.resolve("disk.qcow2");
+        Process mkDecoy = new ProcessBuilder(RuntimeConfig.defaults(work).qemuImg(), "create", "-q", "-f", "qcow2", decoy.toString(), "8M")
+                .redirectErrorStream(true).start();
+        assertThat(mkDecoy.waitFor()).isZero();
+        byte[] decoyBytes = Files.readAllBytes(decoy);
+        VmSpec spec = TestVms.dirtier("vm1", 256, "-m 8 -d 1 -i 200");
+        try (LauncherPods pods = new LauncherPods(work); KubeVirtNode node = new KubeVirtNode(work)) {
+            pods.launch("vm1-a", NS, spec, "", base);
+            awaitVm(node.client, "hpc_vm1");
+            Path ephemeral = work.resolve("pods/vm1-a/volumes/kubernetes.io~empty-dir/ephemeral-disks");
+            Files.move(ephemeral.resolve("disk-data"), ephemeral.resolve("disk-data.real"));
+            Files.createSymbolicLink(ephemeral.resolve("disk-data"), decoys.getParent().toAbsolutePath());
+
+            node.coordinator.checkpoint("ks1", List.of("hpc_vm1"), CheckpointOptions.defaults(), System.out::println);
+
+            List<Path> copies;
+            try (var held = Files.list(work.resolve("level0"))) {
+                copies = held.filter(p -> p.getFileName().toString().endsWith(".disk.qcow2")).toList();
+            }
+            assertThat(copies).hasSize(1);
+            byte[] copy = Files.readAllBytes(copies.get(0));
+            assertThat(copy).as("the copy at the cut is not the host's file").isNotEqualTo(decoyBytes);
+            assertThat(new String(copy, java.nio.charset.StandardCharsets.ISO_8859_1)).as("it is the VM's overlay, over its base")
+                    .contains(base.toString());
+            node.coordinator.discard("ks1");
+        }
+    }
+
+    /**
      * KubeVirt's non-root virt-launcher runs QEMU as uid 107: the agent (root) hands the sockets it binds in the pod to
      * QEMU's user and reaches those QEMU makes, so a checkpoint and a restart work as with a root QEMU. And the agent
      * never leaves a VMI paused: with no resume from the coordinator after the cut, its watchdog lets the VM run again.

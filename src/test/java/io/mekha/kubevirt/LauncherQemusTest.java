@@ -6,7 +6,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import io.mekha.agent.kubevirt.LauncherNotFoundException;
 import io.mekha.agent.kubevirt.LauncherQemu;
 import io.mekha.agent.kubevirt.LauncherQemus;
-import io.mekha.agent.kubevirt.ShortSocketPath;
+import io.mekha.agent.kubevirt.PodRoot;
 import io.mekha.agent.qemu.RuntimeConfig;
 import io.mekha.qmp.QmpClient;
 import io.mekha.testing.NoQemuLeftBehind;
@@ -64,7 +64,8 @@ class LauncherQemusTest {
                 .isEqualTo(node.proc.resolve(pid + "/root/run/kubevirt-private/mekha-qmp.sock"));
         assertThat(qemu.commandLine()).contains("-mon", "chardev=mekha-qmp,mode=control");
 
-        try (QmpClient qmp = QmpClient.connect(ShortSocketPath.of(qemu.monitor(), work.resolve("s"), "vm1"), Duration.ofSeconds(20))) {
+        try (PodRoot root = PodRoot.ofProcess(qemu.processDir()); PodRoot.Opened monitor = root.open(LauncherQemus.MONITOR_IN_POD);
+             QmpClient qmp = QmpClient.connect(monitor.path(), Duration.ofSeconds(20))) {
             assertThat(qmp.execute("query-name").path("name").asText()).isEqualTo("hpc_vm1");
             assertThat(qmp.execute("query-status").path("status").asText()).isEqualTo("running");
         }
@@ -76,7 +77,7 @@ class LauncherQemusTest {
     }
 
     @Test
-    void aSocketPathBeyondTheUnixLimitIsReachedThroughAShortLink() throws Exception {
+    void aSocketPathBeyondTheUnixLimitIsReachedThroughItsDescriptor() throws Exception {
         Path deep = work;
         while (deep.toString().length() < 90) {
             deep = deep.resolve("kubelet-pods-dir");
@@ -85,25 +86,27 @@ class LauncherQemusTest {
         node.launch("hpc", "vm1");
         LauncherQemu qemu = new LauncherQemus(node.proc).find("hpc", "vm1");
         assertThat(qemu.monitor().toString().length()).isGreaterThan(107);
-        Path reachable = ShortSocketPath.of(qemu.monitor(), work.resolve("s"), "vm1");
-        assertThat(reachable.toString().length()).isLessThanOrEqualTo(107);
-        try (QmpClient qmp = QmpClient.connect(reachable, Duration.ofSeconds(20))) {
-            assertThat(qmp.execute("query-status").path("status").asText()).isEqualTo("running");
+        try (PodRoot root = PodRoot.ofProcess(qemu.processDir()); PodRoot.Opened monitor = root.open(LauncherQemus.MONITOR_IN_POD)) {
+            assertThat(monitor.path().toString().length()).isLessThanOrEqualTo(107);
+            try (QmpClient qmp = QmpClient.connect(monitor.path(), Duration.ofSeconds(20))) {
+                assertThat(qmp.execute("query-status").path("status").asText()).isEqualTo("running");
+            }
         }
     }
 
     @Test
-    void aSocketBoundPastTheUnixLimitLandsInItsOwnDirectoryThroughALinkedDirectory() throws Exception {
+    void aSocketBoundPastTheUnixLimitLandsInItsDirectoryThroughTheDirectorysDescriptor() throws Exception {
         Path deep = work;
         while (deep.toString().length() < 110) {
             deep = deep.resolve("pod-directory");
         }
         Path socket = Files.createDirectories(deep).resolve("mekha-outgoing.sock");
-        try (var server = java.nio.channels.ServerSocketChannel.open(java.net.StandardProtocolFamily.UNIX)) {
-            server.bind(java.net.UnixDomainSocketAddress.of(ShortSocketPath.forBind(socket, work.resolve("s"), "vm1")));
-            assertThat(socket).as("the socket is in the deep directory, not in the link directory").exists();
-            try (var client = java.nio.channels.SocketChannel.open(java.net.UnixDomainSocketAddress.of(
-                    ShortSocketPath.of(socket, work.resolve("s"), "vm1")))) {
+        try (PodRoot root = PodRoot.ofDirectory(work); PodRoot.Opened dir = root.openDirectory("/" + work.relativize(deep));
+             var server = java.nio.channels.ServerSocketChannel.open(java.net.StandardProtocolFamily.UNIX)) {
+            server.bind(java.net.UnixDomainSocketAddress.of(dir.child("mekha-outgoing.sock")));
+            assertThat(socket).as("the socket is in the deep directory").exists();
+            try (PodRoot.Opened bound = root.open("/" + work.relativize(socket));
+                 var client = java.nio.channels.SocketChannel.open(java.net.UnixDomainSocketAddress.of(bound.path()))) {
                 assertThat(client.isConnected()).isTrue();
             }
         }

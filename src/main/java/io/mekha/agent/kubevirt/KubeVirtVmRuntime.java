@@ -41,12 +41,23 @@ public final class KubeVirtVmRuntime implements VmRuntime {
     private final RuntimeConfig config;
     private final LauncherQemus launchers;
     private final Path level0Dir;
-    private final Path linkDir;
     private final Duration incomingWait;
-    /** A VMI's QEMU the agent drives: its connection, where it lives, and its writable disks that live only in its pod. */
-    private record Attachment(QemuVm vm, LauncherQemu launcher, List<String> podDisks) {
-        Path onHost(String inPod) throws IOException {
-            return PodPaths.resolve(launcher.processDir().resolve("root"), inPod);
+    /**
+     * A VMI's QEMU the agent drives: its connection, where it lives, and its writable disks that live only in its pod.
+     * Everything in the pod is reached inside its root ({@link PodRoot}), held open: the monitor socket, the one pod disk
+     * a checkpoint takes along, the sockets' directory.
+     */
+    private record Attachment(QemuVm vm, LauncherQemu launcher, List<String> podDisks, PodRoot root, PodRoot.Opened monitor,
+                              PodRoot.Opened disk, PodSockets sockets) {
+        /** Lets go of the monitor (the VM is KubeVirt's) and of every descriptor into the pod. */
+        void close() {
+            vm.kill();
+            sockets.close();
+            if (disk != null) {
+                disk.close();
+            }
+            monitor.close();
+            root.close();
         }
     }
 
@@ -66,7 +77,6 @@ public final class KubeVirtVmRuntime implements VmRuntime {
         this.config = config;
         this.launchers = new LauncherQemus(procRoot);
         this.level0Dir = level0Dir;
-        this.linkDir = config.workDir().resolve("l");
         this.incomingWait = incomingWait;
     }
 
@@ -105,7 +115,7 @@ public final class KubeVirtVmRuntime implements VmRuntime {
                 continue;
             }
             if (known != null) {
-                known.vm().kill(); // lets go of a monitor whose QEMU is gone or replaced
+                known.close(); // lets go of a monitor whose QEMU is gone or replaced
                 attached.remove(launcher.domain());
             }
             if (!PodPaths.exists(launcher.monitor())) {
@@ -123,7 +133,7 @@ public final class KubeVirtVmRuntime implements VmRuntime {
         attached.values().removeIf(a -> {
             boolean gone = found.stream().noneMatch(l -> l.pid() == a.vm().pid());
             if (gone) {
-                a.vm().kill();
+                a.close();
             }
             return gone;
         });
@@ -132,22 +142,54 @@ public final class KubeVirtVmRuntime implements VmRuntime {
 
     private Attachment attach(LauncherQemu launcher) throws QmpException, IOException {
         ProcessHandle process = ProcessHandle.of(launcher.pid()).orElseThrow(() -> new IOException("process " + launcher.pid() + " is gone"));
-        QmpClient qmp = QmpClient.connect(ShortSocketPath.of(launcher.monitor(), linkDir, launcher.domain()), config.qmpTimeout());
-        List<String> args = launcher.commandLine();
-        List<String> podDisks;
+        PodRoot root = PodRoot.ofProcess(launcher.processDir());
+        PodRoot.Opened monitor = null;
+        PodRoot.Opened disk = null;
+        QmpClient qmp = null;
         try {
-            podDisks = podDisks(qmp);
-        } catch (QmpException e) {
-            qmp.close();
+            monitor = root.open(LauncherQemus.MONITOR_IN_POD);
+            qmp = QmpClient.connect(monitor.path(), config.qmpTimeout());
+            List<String> podDisks = podDisks(qmp);
+            disk = podDisks.size() == 1 ? openDisk(launcher, root, podDisks.get(0)) : null;
+            return attach(launcher, process, root, monitor, disk, qmp, podDisks);
+        } catch (IOException | RuntimeException e) {
+            if (qmp != null) {
+                qmp.close();
+            }
+            for (AutoCloseable c : new AutoCloseable[] {disk, monitor, root}) {
+                try {
+                    if (c != null) {
+                        c.close();
+                    }
+                } catch (Exception ignored) {
+                    // closing descriptors of a pod we could not attach to
+                }
+            }
             throw e;
         }
+    }
+
+    /** The VM's pod disk opened inside its pod, or null (said in the log; a checkpoint then refuses with the reason). */
+    private static PodRoot.Opened openDisk(LauncherQemu launcher, PodRoot root, String inPod) {
+        try {
+            return root.open(inPod);
+        } catch (IOException e) {
+            LOG.warnf("VMI %s/%s: %s; it cannot be checkpointed with its disk", launcher.namespace(), launcher.name(), e.getMessage());
+            return null;
+        }
+    }
+
+    private Attachment attach(LauncherQemu launcher, ProcessHandle process, PodRoot root, PodRoot.Opened monitor, PodRoot.Opened podDisk,
+                              QmpClient qmp, List<String> podDisks) throws IOException {
+        List<String> args = launcher.commandLine();
         // the one disk a checkpoint takes along (more are refused when a checkpoint starts); its path in the pod
         Path disk = podDisks.size() == 1 ? Path.of(podDisks.get(0)) : null;
         VmSpec spec = VmSpec.named(launcher.domain()).memoryMiB(memoryMiB(args)).disk(disk).build();
         podDisks.forEach(d -> LOG.debugf("VMI %s/%s: disk %s lives only in its pod", launcher.namespace(), launcher.name(), d));
         Path dir = Files.createDirectories(config.workDir().resolve("attached").resolve(launcher.domain() + "-" + launcher.pid()));
-        return new Attachment(QemuVm.attached(spec, accelerator(args), QemuCommandLine.InstancePaths.in(dir), args, process, qmp,
-                new PodSockets(launcher, linkDir)), launcher, podDisks);
+        PodSockets sockets = new PodSockets(launcher, root);
+        return new Attachment(QemuVm.attached(spec, accelerator(args), QemuCommandLine.InstancePaths.in(dir), args, process, qmp, sockets),
+                launcher, podDisks, root, monitor, podDisk, sockets);
     }
 
     /** The stream, held in memory, bounded: the guest's RAM and some room for pages sent again. */
@@ -168,12 +210,13 @@ public final class KubeVirtVmRuntime implements VmRuntime {
         if (podDisks.isEmpty()) {
             return new HeldStream(source, level0Dir.resolve(name + ".stream"), bound);
         }
-        try {
-            Path onHost = attachment.onHost(podDisks.get(0));
-            return new HeldStream(source, level0Dir.resolve(name + ".stream"), bound, onHost, level0Dir.resolve(name + ".disk.qcow2"));
-        } catch (IOException e) {
-            throw new VmStartException("VM '" + source.name() + "': cannot reach its disk " + podDisks.get(0) + " in its pod: " + e.getMessage(), e);
+        if (attachment.disk() == null) {
+            throw new VmStartException("VM '" + source.name() + "': its disk " + podDisks.get(0) + " could not be opened inside its pod"
+                    + " (a link leading out of the pod is not followed); see the agent's log");
         }
+        // the disk as opened inside the pod when the agent attached: the copy at the cut reads that very file
+        return new HeldStream(source, level0Dir.resolve(name + ".stream"), bound, attachment.disk().path(),
+                level0Dir.resolve(name + ".disk.qcow2"));
     }
 
     /** Where a containerDisk's writable overlay, an ephemeral PVC's overlay, an emptyDisk live in a virt-launcher pod. */
@@ -255,10 +298,10 @@ public final class KubeVirtVmRuntime implements VmRuntime {
             throw new VmStartException("VM '" + vm.name() + "': the restored instance has no disk at " + inPod + " (it has " + podDisks
                     + "); restore into the same VirtualMachine spec");
         }
-        try {
-            Path onHost = attachment.onHost(inPod);
+        // opened inside the pod's root: a link the tenant swapped in cannot turn this write into one on the host
+        try (PodRoot.Opened target = attachment.root().open(inPod)) {
             try (var from = java.nio.channels.FileChannel.open(diskAtCut, java.nio.file.StandardOpenOption.READ);
-                 var to = java.nio.channels.FileChannel.open(onHost, java.nio.file.StandardOpenOption.WRITE,
+                 var to = java.nio.channels.FileChannel.open(target.path(), java.nio.file.StandardOpenOption.WRITE,
                          java.nio.file.StandardOpenOption.TRUNCATE_EXISTING)) {
                 long size = from.size();
                 for (long done = 0; done < size; ) {
@@ -293,7 +336,7 @@ public final class KubeVirtVmRuntime implements VmRuntime {
 
     @Override
     public void close() {
-        attached.values().forEach(a -> a.vm().kill()); // lets go of the monitors; the VMs are KubeVirt's
+        attached.values().forEach(Attachment::close); // lets go of the monitors; the VMs are KubeVirt's
         attached.clear();
     }
 

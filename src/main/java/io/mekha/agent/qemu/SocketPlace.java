@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
 import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
@@ -19,6 +20,11 @@ public interface SocketPlace {
 
     /** The path the agent connects to for socket {@code name}, which QEMU listens on. */
     Path forAgent(String name) throws IOException;
+
+    /** Connects to socket {@code name}, which QEMU listens on. */
+    default SocketChannel connect(String name) throws IOException {
+        return SocketChannel.open(UnixDomainSocketAddress.of(forAgent(name)));
+    }
 
     /** Binds socket {@code name} for QEMU to connect to (QEMU's user may connect); the caller closes it and calls {@link #remove}. */
     ServerSocketChannel listen(String name) throws IOException;

@@ -11,7 +11,6 @@ import io.mekha.storage.StoredStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
-import java.net.UnixDomainSocketAddress;
 import java.nio.channels.Channels;
 import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
@@ -121,7 +120,7 @@ public final class VmStateLoader {
         long deadline = System.nanoTime() + limit.toNanos();
         while (true) {
             try {
-                return SocketChannel.open(UnixDomainSocketAddress.of(place.forAgent(name)));
+                return place.connect(name);
             } catch (IOException e) {
                 if (System.nanoTime() > deadline || !vm.isAlive()) {
                     throw new IOException("cannot connect to the restarted QEMU's incoming socket " + place.inQemu(name) + ": "
