@@ -91,6 +91,10 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
         try {
             members = services.resolver().resolve(cp.getMetadata().getNamespace(), cp.getSpec());
             CheckpointSettings.options(cp.getSpec(), members.stream().map(Member::vm).toList());
+            // where level 2 goes is checked before anything is claimed or paused: a location that is missing or not
+            // this namespace's fails the checkpoint with the reason
+            CheckpointSettings.flushPlan(cp.getSpec().storage, CheckpointSettings.level2(services.client(), cp.getMetadata().getNamespace(),
+                    services.agents().namespace(), cp.getSpec().storage));
             new DiskSnapshots(services.client()).disksOf(cp.getMetadata().getNamespace(), members.stream().map(Member::vm).toList(),
                     cp.getSpec().uncapturedDisks);
             for (String node : members.stream().map(Member::node).distinct().toList()) {
@@ -147,7 +151,8 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
                  CheckpointStorage storage = new CheckpointStorage(agents, services.clock())) {
                 if (policy == DeletionPolicy.Delete) {
                     storage.delete(cp.getMetadata().getNamespace(), st.checkpointId,
-                            CheckpointSettings.level2(services.client(), cp.getMetadata().getNamespace(), cp.getSpec().storage));
+                            CheckpointSettings.level2(services.client(), cp.getMetadata().getNamespace(),
+                                    services.agents().namespace(), cp.getSpec().storage));
                     new DiskSnapshots(services.client()).delete(cp.getMetadata().getNamespace(), st.checkpointId);
                 } else {
                     storage.releaseLevel0(st.checkpointId);

@@ -3,6 +3,7 @@ package io.mekha.api;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.fabric8.crdv2.generator.CRDGenerator;
+import io.mekha.api.v1alpha1.CheckpointStorageLocation;
 import io.mekha.api.v1alpha1.VirtualClusterCheckpoint;
 import io.mekha.api.v1alpha1.VirtualClusterCheckpointSchedule;
 import io.mekha.api.v1alpha1.VirtualClusterRestore;
@@ -25,7 +26,8 @@ class CrdFilesTest {
 
     static List<Path> generate(Path dir) {
         new CRDGenerator().inOutputDir(dir.toFile()).forCRDVersions("v1")
-                .customResourceClasses(VirtualClusterCheckpoint.class, VirtualClusterRestore.class, VirtualClusterCheckpointSchedule.class)
+                .customResourceClasses(VirtualClusterCheckpoint.class, VirtualClusterRestore.class, VirtualClusterCheckpointSchedule.class,
+                        CheckpointStorageLocation.class)
                 .detailedGenerate();
         try (Stream<Path> files = Files.list(dir)) {
             return files.sorted().toList();
@@ -37,7 +39,7 @@ class CrdFilesTest {
     @Test
     void committedCrdsEqualTheOnesGeneratedFromTheJavaModel(@TempDir Path dir) throws IOException {
         List<Path> generated = generate(dir);
-        assertThat(generated).hasSize(3);
+        assertThat(generated).hasSize(4);
         if (Boolean.getBoolean("mekha.crds.write")) {
             for (Path file : generated) {
                 Files.copy(file, COMMITTED.resolve(file.getFileName()), java.nio.file.StandardCopyOption.REPLACE_EXISTING);

@@ -43,7 +43,15 @@ class ManifestsTest {
                 "ClusterRoleBinding", "Role", "RoleBinding", "Deployment", "DaemonSet", "Service");
         assertThat(of(objects, CustomResourceDefinition.class)).extracting(c -> c.getMetadata().getName())
                 .containsExactlyInAnyOrder("virtualclustercheckpoints.mekha.io", "virtualclusterrestores.mekha.io",
-                        "virtualclustercheckpointschedules.mekha.io");
+                        "virtualclustercheckpointschedules.mekha.io", "checkpointstoragelocations.mekha.io");
+        // the operator reads Secrets only in its own namespace (storage locations' credentials), never a tenant's
+        assertThat(of(objects, io.fabric8.kubernetes.api.model.rbac.ClusterRole.class))
+                .flatExtracting(io.fabric8.kubernetes.api.model.rbac.ClusterRole::getRules)
+                .noneMatch(rule -> rule.getResources().contains("secrets"));
+        assertThat(of(objects, io.fabric8.kubernetes.api.model.rbac.Role.class))
+                .filteredOn(r -> r.getRules().stream().anyMatch(rule -> rule.getResources().contains("secrets")))
+                .extracting(r -> r.getMetadata().getNamespace() + "/" + r.getMetadata().getName())
+                .containsExactly("mekha-system/mekha-operator");
 
         List<String> accounts = of(objects, ServiceAccount.class).stream().map(a -> a.getMetadata().getNamespace() + "/" + a.getMetadata().getName())
                 .toList();
@@ -53,7 +61,13 @@ class ManifestsTest {
                 "mekha-system/" + agent.getSpec().getTemplate().getSpec().getServiceAccountName());
         for (ClusterRoleBinding b : of(objects, ClusterRoleBinding.class)) {
             assertThat(of(objects, ClusterRole.class)).extracting(r -> r.getMetadata().getName()).contains(b.getRoleRef().getName());
-            b.getSubjects().forEach(s -> assertThat(accounts).contains(s.getNamespace() + "/" + s.getName()));
+            b.getSubjects().stream().filter(s -> s.getKind().equals("ServiceAccount"))
+                    .forEach(s -> assertThat(accounts).contains(s.getNamespace() + "/" + s.getName()));
+            // beyond the bundle's own accounts, only every authenticated user, and only to see which storage locations exist
+            b.getSubjects().stream().filter(s -> !s.getKind().equals("ServiceAccount")).forEach(s -> {
+                assertThat(s.getKind() + "/" + s.getName()).isEqualTo("Group/system:authenticated");
+                assertThat(b.getRoleRef().getName()).isEqualTo("mekha-storage-locations-view");
+            });
         }
         for (RoleBinding b : of(objects, RoleBinding.class)) {
             assertThat(of(objects, Role.class)).extracting(r -> r.getMetadata().getNamespace() + "/" + r.getMetadata().getName())

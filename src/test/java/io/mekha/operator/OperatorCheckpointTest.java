@@ -9,7 +9,10 @@ import io.fabric8.kubernetes.client.KubernetesClient;
 import io.mekha.agent.api.AgentDtos.VmInfo;
 import io.mekha.agent.server.AgentAuthenticator;
 import io.mekha.agent.server.TokenReviewAuthenticator;
+import io.mekha.api.v1alpha1.CheckpointStorageLocation;
+import io.mekha.api.v1alpha1.CheckpointStorageLocationSpec;
 import io.mekha.api.v1alpha1.Conditions;
+import io.mekha.api.v1alpha1.Level2Target;
 import io.mekha.api.v1alpha1.LevelName;
 import io.mekha.api.v1alpha1.LiveStage;
 import io.mekha.api.v1alpha1.Phase;
@@ -24,6 +27,7 @@ import io.mekha.testing.CuttableProxy;
 import io.mekha.testing.NoQemuLeftBehind;
 import io.mekha.testing.TestCluster;
 import java.net.URI;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Clock;
 import java.time.Duration;
@@ -89,7 +93,12 @@ class OperatorCheckpointTest {
             vc.bootAll();
             vc.awaitStep(15, RUN);
 
-            VirtualClusterCheckpoint cp = client.resource(checkpoint("cp1", ringSelector(), List.of(LevelName.L1), null)).create();
+            // level 2 where the admin's storage location says: a directory every agent reaches
+            Path level2 = Files.createDirectories(work.resolve("level2"));
+            client.resource(location("shared", level2.toString(), List.of(NS))).create();
+            VirtualClusterCheckpoint first = checkpoint("cp1", ringSelector(), List.of(LevelName.L1, LevelName.L2), null);
+            first.getSpec().storage.level2 = level2Location("shared");
+            VirtualClusterCheckpoint cp = client.resource(first).create();
             await("cp1", c -> c.getStatus().phase == Phase.InProgress, Duration.ofMinutes(1));
             // a second checkpoint of the same VMs waits for the first, and says why
             client.resource(checkpoint("cp2", ringSelector(), null, null)).create();
@@ -104,7 +113,10 @@ class OperatorCheckpointTest {
             var st = cp.getStatus();
             assertThat(st.phase).as(String.valueOf(st.conditions)).isEqualTo(Phase.Succeeded);
             assertThat(st.readyToUse).isTrue();
-            assertThat(st.levels).containsExactly(LevelName.L0, LevelName.L1);
+            assertThat(st.levels).containsExactly(LevelName.L0, LevelName.L1, LevelName.L2);
+            try (var stored = Files.walk(level2)) {
+                assertThat(stored.filter(Files::isRegularFile).count()).as("files in the storage location's directory").isPositive();
+            }
             assertThat(st.vms).extracting(v -> v.name + "@" + v.node).containsExactly("vm1@n1", "vm2@n1", "vm3@n2");
             assertThat(st.vms).allSatisfy(v -> {
                 assertThat(v.bytes).isPositive();
@@ -262,6 +274,23 @@ class OperatorCheckpointTest {
             assertThat(failure.getReason()).isEqualTo("VirtualMachineInOtherNamespace");
             assertThat(failure.getMessage()).contains("no VirtualMachine 'vm9' in namespace hpc").contains("namespace other");
 
+            // level 2 only where an admin's storage location says, and only a location that allows this namespace
+            VirtualClusterCheckpoint nowhere = checkpoint("nowhere", ringSelector(), List.of(LevelName.L2), null);
+            nowhere.getSpec().storage.level2 = level2Location("nowhere");
+            client.resource(nowhere).create();
+            nowhere = await("nowhere", c -> c.getStatus().phase != null && c.getStatus().phase.terminal(), Duration.ofMinutes(1));
+            failure = Conditions.get(nowhere.getStatus().conditions, Conditions.FAILURE);
+            assertThat(failure.getReason()).isEqualTo("StorageLocationNotFound");
+            assertThat(failure.getMessage()).contains("no CheckpointStorageLocation 'nowhere'");
+            client.resource(location("theirs", "/proc/1/root/etc", List.of("other"))).create();
+            VirtualClusterCheckpoint theirs = checkpoint("theirs", ringSelector(), List.of(LevelName.L2), null);
+            theirs.getSpec().storage.level2 = level2Location("theirs");
+            client.resource(theirs).create();
+            theirs = await("theirs", c -> c.getStatus().phase != null && c.getStatus().phase.terminal(), Duration.ofMinutes(1));
+            failure = Conditions.get(theirs.getStatus().conditions, Conditions.FAILURE);
+            assertThat(failure.getReason()).isEqualTo("StorageLocationForbidden");
+            assertThat(failure.getMessage()).contains("does not allow namespace hpc");
+
             // agents take no call without a Kubernetes identity they were told to trust
             for (URI agent : List.of(vc.client1.base(), vc.client2.base())) {
                 assertRefused(new AgentClient("n", agent, null, Duration.ofSeconds(10)), 401, "needs 'Authorization: Bearer <ServiceAccount token>'");
@@ -295,6 +324,21 @@ class OperatorCheckpointTest {
 
     static io.fabric8.kubernetes.api.model.LabelSelector ringSelector() {
         return new LabelSelectorBuilder().withMatchLabels(Map.of("app", "ring")).build();
+    }
+
+    static CheckpointStorageLocation location(String name, String path, List<String> namespaces) {
+        CheckpointStorageLocation location = new CheckpointStorageLocation();
+        location.setMetadata(new ObjectMetaBuilder().withName(name).build());
+        location.setSpec(new CheckpointStorageLocationSpec());
+        location.getSpec().path = path;
+        location.getSpec().namespaces = namespaces;
+        return location;
+    }
+
+    static Level2Target level2Location(String name) {
+        Level2Target target = new Level2Target();
+        target.location = name;
+        return target;
     }
 
     static VirtualClusterCheckpoint checkpoint(String name, io.fabric8.kubernetes.api.model.LabelSelector selector, List<LevelName> levels,

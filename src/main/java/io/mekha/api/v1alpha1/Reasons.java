@@ -40,6 +40,8 @@ public final class Reasons {
     public static final String AGENT_NOT_READY = "AgentNotReady";
     public static final String CHECKPOINT_NOT_FOUND = "CheckpointNotFound";
     public static final String CREDENTIALS_NOT_FOUND = "CredentialsNotFound";
+    public static final String STORAGE_LOCATION_NOT_FOUND = "StorageLocationNotFound";
+    public static final String STORAGE_LOCATION_FORBIDDEN = "StorageLocationForbidden";
     public static final String DISK_NOT_CAPTURED = "DiskNotCaptured";
 
     // ---- failures

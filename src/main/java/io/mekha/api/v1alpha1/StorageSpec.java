@@ -8,13 +8,13 @@ import java.util.List;
 /** Where a checkpoint goes after memory, and what happens to the memory copy. */
 @JsonInclude(JsonInclude.Include.NON_NULL)
 @ValidationRule(value = "!has(self.levels) || !('L2' in self.levels) || has(self.level2)",
-        message = "levels include L2: set storage.level2 (a path or an s3 bucket)")
+        message = "levels include L2: set storage.level2.location (a CheckpointStorageLocation)")
 public class StorageSpec {
     @JsonPropertyDescription("Levels to flush to beyond memory (L0 always holds the checkpoint first): L1 node-local disk, L2 shared storage.")
     @io.fabric8.generator.annotation.Size(max = 2)
     public List<LevelName> levels;
 
-    @JsonPropertyDescription("The shared level-2 target.")
+    @JsonPropertyDescription("The shared level-2 target: a CheckpointStorageLocation an admin defined.")
     public Level2Target level2;
 
     @JsonPropertyDescription("Compression of stored streams: none or zstd.")

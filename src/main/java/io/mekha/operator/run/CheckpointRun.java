@@ -101,7 +101,7 @@ public final class CheckpointRun implements Runnable {
                 cp.getStatus().vms.stream().filter(v -> node.equals(v.node)).forEach(v -> vms.add(VmNames.onAgent(ns, v.name, onNode)));
             }
             CheckpointOptions options = CheckpointSettings.options(cp.getSpec(), vms);
-            level2 = CheckpointSettings.level2(services.client(), ns, cp.getSpec().storage);
+            level2 = CheckpointSettings.level2(services.client(), ns, services.agents().namespace(), cp.getSpec().storage);
             plan = CheckpointSettings.flushPlan(cp.getSpec().storage, level2);
             try (Coordinator coordinator = new Coordinator(agents, services.clock())) {
                 Instant ts = cp.getStatus().suspendAt == null ? null : Instant.parse(cp.getStatus().suspendAt);

@@ -2,10 +2,12 @@ package io.mekha.operator.run;
 
 import io.fabric8.kubernetes.api.model.Secret;
 import io.fabric8.kubernetes.client.KubernetesClient;
+import io.mekha.api.v1alpha1.CheckpointStorageLocation;
+import io.mekha.api.v1alpha1.CheckpointStorageLocationSpec;
 import io.mekha.api.v1alpha1.KubeDuration;
-import io.mekha.api.v1alpha1.Level2Target;
 import io.mekha.api.v1alpha1.LevelName;
 import io.mekha.api.v1alpha1.Reasons;
+import io.mekha.api.v1alpha1.StorageLocationS3;
 import io.mekha.api.v1alpha1.StorageSpec;
 import io.mekha.api.v1alpha1.TimePolicyName;
 import io.mekha.api.v1alpha1.TransferModeName;
@@ -72,7 +74,7 @@ public final class CheckpointSettings {
             return null;
         }
         if (levels.contains(StorageLevel.L2) && level2 == null) {
-            throw new Refusal(Reasons.INVALID_SPEC, "spec.storage.levels includes L2: set spec.storage.level2 (a path or an s3 bucket)");
+            throw new Refusal(Reasons.INVALID_SPEC, "spec.storage.levels includes L2: set spec.storage.level2.location (a CheckpointStorageLocation)");
         }
         try {
             FlushPlan plan = FlushPlan.level1().withLevels(levels, level2)
@@ -84,37 +86,56 @@ public final class CheckpointSettings {
         }
     }
 
-    /** The level-2 target, with S3 credentials read from the named Secret of {@code namespace}; null when none is set. */
-    public static StorageTarget level2(KubernetesClient client, String namespace, StorageSpec storage) throws Refusal {
+    /**
+     * The level-2 target of a checkpoint in {@code namespace}: the CheckpointStorageLocation it names, if that location
+     * lets this namespace use it, with S3 credentials from the location's Secret in {@code operatorNamespace}; null when
+     * no level 2 is set. A tenant names a location; what it points at and with which keys is the admin's.
+     */
+    public static StorageTarget level2(KubernetesClient client, String namespace, String operatorNamespace, StorageSpec storage)
+            throws Refusal {
         if (storage == null || storage.level2 == null) {
             return null;
         }
-        Level2Target t = storage.level2;
-        if ((t.path == null) == (t.s3 == null)) {
-            throw new Refusal(Reasons.INVALID_SPEC, "set exactly one of spec.storage.level2.path and spec.storage.level2.s3");
+        String name = storage.level2.location;
+        if (name == null || name.isBlank()) {
+            throw new Refusal(Reasons.INVALID_SPEC, "spec.storage.level2.location: name a CheckpointStorageLocation (kubectl get vcstorage"
+                    + " lists them; an admin defines them)");
+        }
+        CheckpointStorageLocation location = client.resources(CheckpointStorageLocation.class).withName(name).get();
+        if (location == null || location.getSpec() == null) {
+            throw new Refusal(Reasons.STORAGE_LOCATION_NOT_FOUND, "no CheckpointStorageLocation '" + name
+                    + "' (spec.storage.level2.location); kubectl get vcstorage lists those an admin defined");
+        }
+        CheckpointStorageLocationSpec where = location.getSpec();
+        if (where.namespaces != null && !where.namespaces.contains(namespace)) {
+            throw new Refusal(Reasons.STORAGE_LOCATION_FORBIDDEN, "CheckpointStorageLocation '" + name + "' does not allow namespace "
+                    + namespace + " (it allows " + where.namespaces + "); ask an admin, or name another location");
+        }
+        if ((where.path == null) == (where.s3 == null)) {
+            throw new Refusal(Reasons.INVALID_SPEC, "CheckpointStorageLocation '" + name + "' must set exactly one of spec.path and spec.s3");
         }
         StorageTarget target;
-        if (t.path != null) {
-            target = new StorageTarget.Filesystem(Path.of(t.path));
+        if (where.path != null) {
+            target = new StorageTarget.Filesystem(Path.of(where.path));
         } else {
-            String key = null;
-            String secret = null;
-            if (t.s3.credentialsSecret != null) {
-                Secret s = client.secrets().inNamespace(namespace).withName(t.s3.credentialsSecret).get();
-                if (s == null) {
-                    throw new Refusal(Reasons.CREDENTIALS_NOT_FOUND, "Secret " + namespace + "/" + t.s3.credentialsSecret
-                            + " named in spec.storage.level2.s3.credentialsSecret does not exist");
-                }
-                key = secretValue(s, "AWS_ACCESS_KEY_ID");
-                secret = secretValue(s, "AWS_SECRET_ACCESS_KEY");
+            StorageLocationS3 s3 = where.s3;
+            if (s3.credentialsSecret == null) {
+                throw new Refusal(Reasons.INVALID_SPEC, "CheckpointStorageLocation '" + name + "': set spec.s3.credentialsSecret (a Secret in "
+                        + operatorNamespace + "); the agents never use credentials of their own");
             }
-            target = new StorageTarget.S3(t.s3.endpoint == null ? null : URI.create(t.s3.endpoint),
-                    t.s3.region == null ? "us-east-1" : t.s3.region, t.s3.bucket, t.s3.prefix, key, secret, Boolean.TRUE.equals(t.s3.pathStyle));
+            Secret secret = client.secrets().inNamespace(operatorNamespace).withName(s3.credentialsSecret).get();
+            if (secret == null) {
+                throw new Refusal(Reasons.CREDENTIALS_NOT_FOUND, "Secret " + operatorNamespace + "/" + s3.credentialsSecret
+                        + " named by CheckpointStorageLocation '" + name + "' does not exist");
+            }
+            target = new StorageTarget.S3(s3.endpoint == null ? null : URI.create(s3.endpoint), s3.region == null ? "us-east-1" : s3.region,
+                    s3.bucket, s3.prefix, secretValue(secret, "AWS_ACCESS_KEY_ID"), secretValue(secret, "AWS_SECRET_ACCESS_KEY"),
+                    Boolean.TRUE.equals(s3.pathStyle));
         }
         try {
             target.validate();
         } catch (IllegalArgumentException e) {
-            throw new Refusal(Reasons.INVALID_SPEC, "spec.storage.level2: " + e.getMessage());
+            throw new Refusal(Reasons.INVALID_SPEC, "CheckpointStorageLocation '" + name + "': " + e.getMessage());
         }
         return target;
     }

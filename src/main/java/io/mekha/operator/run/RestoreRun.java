@@ -58,7 +58,7 @@ public final class RestoreRun implements Runnable {
     private void restore() {
         String ns = restore.getMetadata().getNamespace();
         try {
-            StorageTarget level2 = CheckpointSettings.level2(services.client(), ns, checkpoint.getSpec().storage);
+            StorageTarget level2 = CheckpointSettings.level2(services.client(), ns, services.agents().namespace(), checkpoint.getSpec().storage);
             TimePolicyName policy = restore.getSpec().timePolicy != null ? restore.getSpec().timePolicy
                     : checkpoint.getSpec().timePolicy != null ? checkpoint.getSpec().timePolicy : TimePolicyName.Virtual;
             Duration slew = KubeDuration.parse("spec.slewPeriod", restore.getSpec().slewPeriod, Duration.ofSeconds(60));

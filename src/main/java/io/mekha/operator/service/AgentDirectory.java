@@ -49,6 +49,11 @@ public final class AgentDirectory {
     }
 
     /** The agent serving {@code node}. */
+    /** The namespace the agents (and the operator) run in: where storage locations' credentials live. */
+    public String namespace() {
+        return settings.namespace();
+    }
+
     public AgentClient forNode(String node) throws Refusal {
         List<Pod> pods = agentPods();
         Pod pod = pods.stream().filter(p -> node.equals(p.getSpec().getNodeName())).findFirst().orElse(null);

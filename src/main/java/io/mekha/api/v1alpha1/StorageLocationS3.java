@@ -4,9 +4,9 @@ import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonPropertyDescription;
 import io.fabric8.generator.annotation.Required;
 
-/** An S3-compatible bucket; credentials come from a Secret in the checkpoint's namespace. */
+/** An S3-compatible bucket of a storage location; its credentials are the admin's Secret, never the tenant's. */
 @JsonInclude(JsonInclude.Include.NON_NULL)
-public class S3Target {
+public class StorageLocationS3 {
     @Required
     @JsonPropertyDescription("Bucket name.")
     public String bucket;
@@ -23,6 +23,7 @@ public class S3Target {
     @JsonPropertyDescription("Address the bucket in the path (most non-AWS stores need this).")
     public Boolean pathStyle;
 
-    @JsonPropertyDescription("Secret (same namespace) with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.")
+    @Required
+    @JsonPropertyDescription("Secret with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, in the operator's namespace.")
     public String credentialsSecret;
 }
