@@ -71,6 +71,10 @@ final class CheckpointSessions {
             sources.add(vms.require(name));
         }
         guestTime.requireGuestAgents(id, plan.timePolicy(), sources, true);
+        String shortfall = transfers.level0Shortfall(sources);
+        if (shortfall != null) {
+            throw AgentException.unprocessable("checkpoint " + id + " on node " + node + ": " + shortfall + "; nothing was paused", null);
+        }
         locks.lockAll(request.vms(), id);
         try {
             CheckpointSession session = start(id, plan, sources);

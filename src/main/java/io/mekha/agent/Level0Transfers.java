@@ -28,4 +28,9 @@ final class Level0Transfers implements TransferFactory {
         }
         return Level0Transfer.prepare(mode, source, copy, bounds);
     }
+
+    @Override
+    public String level0Shortfall(java.util.List<QemuVm> sources) {
+        return runtime.level0Shortfall(sources);
+    }
 }

@@ -10,4 +10,9 @@ import io.mekha.model.TransferMode;
 @FunctionalInterface
 public interface TransferFactory {
     VmTransfer prepare(QemuVm source, TransferMode mode, LiveStageBounds bounds) throws TransferException, InterruptedException;
+
+    /** Null when level-0 copies of all of {@code sources} fit on this node together, else what is missing. */
+    default String level0Shortfall(java.util.List<QemuVm> sources) {
+        return null;
+    }
 }

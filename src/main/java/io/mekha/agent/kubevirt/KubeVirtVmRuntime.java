@@ -192,6 +192,13 @@ public final class KubeVirtVmRuntime implements VmRuntime {
                 launcher, podDisks, root, monitor, podDisk, sockets);
     }
 
+    /** Held streams for all of {@code sources}, each bounded by its guest RAM and some room, in the level-0 filesystem. */
+    @Override
+    public String level0Shortfall(List<QemuVm> sources) {
+        long need = sources.stream().mapToLong(v -> v.spec().memoryMiB() + BOUND_SLACK_MIB).sum();
+        return io.mekha.agent.level0.MemoryBound.shortfall(need, level0Dir, "streams held in memory for " + sources.size() + " VM(s)");
+    }
+
     /** The stream, held in memory, bounded: the guest's RAM and some room for pages sent again. */
     @Override
     public Level0Copy level0(QemuVm source) throws VmStartException {

@@ -72,6 +72,13 @@ public final class LocalVmRuntime implements VmRuntime {
         return List.of(); // every VM here is one the agent started
     }
 
+    /** Shadow QEMUs for all of {@code sources}: guest RAM and QEMU's own, each. */
+    @Override
+    public String level0Shortfall(List<QemuVm> sources) {
+        long need = sources.stream().mapToLong(v -> v.spec().memoryMiB() + io.mekha.agent.level0.MemoryBound.QEMU_OVERHEAD_MIB).sum();
+        return io.mekha.agent.level0.MemoryBound.shortfall(need, null, "shadow QEMUs for " + sources.size() + " VM(s)");
+    }
+
     /** A shadow: the VM's machine, waiting paused for the state (checked against the node's memory first). */
     @Override
     public io.mekha.agent.level0.Level0Copy level0(QemuVm source) throws VmStartException, InterruptedException {

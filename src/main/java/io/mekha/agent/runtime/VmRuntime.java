@@ -36,6 +36,14 @@ public interface VmRuntime extends AutoCloseable {
     Level0Copy level0(QemuVm source) throws VmStartException, InterruptedException;
 
     /**
+     * Null when the level-0 copies of every VM in {@code sources} fit on this node together (memory, the agent's
+     * cgroup limit, the level-0 filesystem), else what is missing: checked before a checkpoint pauses anything.
+     */
+    default String level0Shortfall(List<QemuVm> sources) {
+        return null;
+    }
+
+    /**
      * A QEMU for {@code spec} that waits, paused, for a saved state (a restart from a stored or held
      * stream): started here ({@code -incoming defer}), or, on KubeVirt, the restored VMI's QEMU the
      * hook started waiting. {@code accel} is what the state was saved under.
