@@ -139,6 +139,10 @@ public final class AgentService implements AutoCloseable {
     }
 
     public ExecResult exec(String name, ExecRequest request) throws AgentException, InterruptedException {
+        if (request == null) {
+            throw AgentException.invalid("a guest command needs a body: argv, and optionally stdin and timeout");
+        }
+        ApiChecks.duration("timeout", request.timeout(), Duration.ofHours(6), true);
         return vms.exec(name, request);
     }
 
@@ -150,20 +154,26 @@ public final class AgentService implements AutoCloseable {
     // ---------------------------------------------------------------- checkpoint protocol
 
     public CheckpointStatus prepare(String id, PrepareRequest request) throws AgentException, InterruptedException {
+        if (request == null) {
+            throw AgentException.invalid("checkpoint " + id + ": the request needs a body");
+        }
+        ApiChecks.duration("maxLive", request.maxLive(), Duration.ofHours(1), true);
+        ApiChecks.duration("completionTimeout", request.completionTimeout(), Duration.ofHours(1), true);
+        ApiChecks.duration("pauseDeadline", request.pauseDeadline(), ApiChecks.MAX_PAUSE_DEADLINE, true);
         return sessions.prepare(id, request);
     }
 
     public CheckpointStatus suspend(String id, Instant at) throws AgentException {
-        return sessions.suspend(id, at);
+        return sessions.suspend(id, ApiChecks.instant("the suspend's instant (Ts)", at, clock.now()));
     }
 
     public CheckpointStatus resume(String id, Instant at) throws AgentException {
-        return sessions.resume(id, at);
+        return sessions.resume(id, ApiChecks.instant("the resume's instant (Tr)", at, clock.now()));
     }
 
     /** Resumes at {@code at}; answers once every VM is resumed (or failed), or {@code limit} after {@code at}. */
     public CheckpointStatus resumeAndWait(String id, Instant at, Duration limit) throws AgentException, InterruptedException {
-        return sessions.resumeAndWait(id, at, limit);
+        return sessions.resumeAndWait(id, ApiChecks.instant("the resume's instant (Tr)", at, clock.now()), limit);
     }
 
     public CheckpointStatus abort(String id, String reason) throws AgentException {
@@ -216,6 +226,8 @@ public final class AgentService implements AutoCloseable {
      */
     public RestartStatus restart(String id, Instant at, String timePolicy, Duration slewPeriod, StorageLevel level, List<String> only)
             throws AgentException {
+        ApiChecks.instant("the restart's instant", at, clock.now());
+        ApiChecks.duration("slewPeriod", slewPeriod, Duration.ofHours(1), true);
         return restarts.restart(id, at, timePolicy, slewPeriod, level, only);
     }
 
@@ -236,6 +248,10 @@ public final class AgentService implements AutoCloseable {
     // ---------------------------------------------------------------- level 0 on a partner node
 
     public PartnerShadow hostPartner(String id, PartnerShadowRequest request) throws AgentException, InterruptedException {
+        if (request != null && request.listenHost() != null) { // missing fields: PartnerCopies says which
+            ApiChecks.host("listenHost", request.listenHost());
+            ApiChecks.notNegative("stopLate", request.stopLate(), Duration.ofMinutes(1));
+        }
         return partners.host(id, request);
     }
 
@@ -249,6 +265,7 @@ public final class AgentService implements AutoCloseable {
 
     /** Streams this node's shadow of {@code vm} to a partner's waiting QEMU; returns once QEMU reports it sent. */
     public void replicate(String id, ReplicateRequest request) throws AgentException, InterruptedException {
+        ApiChecks.migrationUri("the partner's uri", request.uri());
         partners.replicate(id, sessions.complete(id, request.vm()), request);
     }
 
