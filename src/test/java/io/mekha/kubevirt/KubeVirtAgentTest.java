@@ -138,10 +138,7 @@ class KubeVirtAgentTest {
     @Test
     void aContainerDiskOverlayIsCutWithTheVmAndPutBackInTheRestoredPod() throws Exception {
         assumeTrue("root".equals(System.getProperty("user.name")), "mount namespaces for the pods' emptyDirs need root");
-        Path base = work.resolve("containerdisk.qcow2");
-        Process img = new ProcessBuilder(RuntimeConfig.defaults(work).qemuImg(), "create", "-q", "-f", "qcow2", base.toString(), "16M")
-                .redirectErrorStream(true).start();
-        assertThat(img.waitFor()).isZero();
+        Path base = qcow2(work.resolve("containerdisk.qcow2"), "16M");
         VmSpec spec = TestVms.dirtier("vm1", 256, "-m 8 -d 1 -i 200").withGuestAgent(true);
         try (LauncherPods pods = new LauncherPods(work); KubeVirtNode node = new KubeVirtNode(work)) {
             AgentClient client = node.client;
@@ -186,16 +183,10 @@ class KubeVirtAgentTest {
     @Test
     void aDiskDirectorySwappedForALinkToTheHostAfterTheAgentFoundItIsNeverWhatTheCutCopies() throws Exception {
         assumeTrue("root".equals(System.getProperty("user.name")), "mount namespaces for the pods' emptyDirs need root");
-        Path base = work.resolve("containerdisk.qcow2");
-        Process img = new ProcessBuilder(RuntimeConfig.defaults(work).qemuImg(), "create", "-q", "-f", "qcow2", base.toString(), "16M")
-                .redirectErrorStream(true).start();
-        assertThat(img.waitFor()).isZero();
+        Path base = qcow2(work.resolve("containerdisk.qcow2"), "16M");
         // a host file the tenant must never get; a qcow2 image, since QEMU itself reopens its disk by name at the resume
         Path decoys = Files.createDirectories(work.resolve("host-files/rootdisk"));
-        Path decoy = decoys.resolve("disk.qcow2");
-        Process mkDecoy = new ProcessBuilder(RuntimeConfig.defaults(work).qemuImg(), "create", "-q", "-f", "qcow2", decoy.toString(), "8M")
-                .redirectErrorStream(true).start();
-        assertThat(mkDecoy.waitFor()).isZero();
+        Path decoy = qcow2(decoys.resolve("disk.qcow2"), "8M");
         byte[] decoyBytes = Files.readAllBytes(decoy);
         VmSpec spec = TestVms.dirtier("vm1", 256, "-m 8 -d 1 -i 200");
         try (LauncherPods pods = new LauncherPods(work); KubeVirtNode node = new KubeVirtNode(work)) {
@@ -285,6 +276,14 @@ class KubeVirtAgentTest {
     }
 
     /** Writes {@code text} at 512-byte sector {@code sector} of the guest's disk, synced (through the guest agent in the pod). */
+    /** A fresh, empty qcow2 image of {@code size} at {@code path}. */
+    private Path qcow2(Path path, String size) throws Exception {
+        Process img = new ProcessBuilder(RuntimeConfig.defaults(work).qemuImg(), "create", "-q", "-f", "qcow2", path.toString(), size)
+                .redirectErrorStream(true).start();
+        assertThat(img.waitFor()).as(new String(img.getInputStream().readAllBytes())).isZero();
+        return path;
+    }
+
     private static void write(LauncherPods.Launcher pod, String text, int sector) throws Exception {
         var r = guest(pod, "printf '%s' '" + text + "' | dd of=/dev/vda bs=512 seek=" + sector + " conv=fsync,notrunc 2>&1");
         assertThat(r.succeeded()).as("guest write: %s", r).isTrue();

@@ -275,21 +275,9 @@ class OperatorCheckpointTest {
             assertThat(failure.getMessage()).contains("no VirtualMachine 'vm9' in namespace hpc").contains("namespace other");
 
             // level 2 only where an admin's storage location says, and only a location that allows this namespace
-            VirtualClusterCheckpoint nowhere = checkpoint("nowhere", ringSelector(), List.of(LevelName.L2), null);
-            nowhere.getSpec().storage.level2 = level2Location("nowhere");
-            client.resource(nowhere).create();
-            nowhere = await("nowhere", c -> c.getStatus().phase != null && c.getStatus().phase.terminal(), Duration.ofMinutes(1));
-            failure = Conditions.get(nowhere.getStatus().conditions, Conditions.FAILURE);
-            assertThat(failure.getReason()).isEqualTo("StorageLocationNotFound");
-            assertThat(failure.getMessage()).contains("no CheckpointStorageLocation 'nowhere'");
+            assertLevel2Refused("nowhere", "StorageLocationNotFound", "no CheckpointStorageLocation 'nowhere'");
             client.resource(location("theirs", "/proc/1/root/etc", List.of("other"))).create();
-            VirtualClusterCheckpoint theirs = checkpoint("theirs", ringSelector(), List.of(LevelName.L2), null);
-            theirs.getSpec().storage.level2 = level2Location("theirs");
-            client.resource(theirs).create();
-            theirs = await("theirs", c -> c.getStatus().phase != null && c.getStatus().phase.terminal(), Duration.ofMinutes(1));
-            failure = Conditions.get(theirs.getStatus().conditions, Conditions.FAILURE);
-            assertThat(failure.getReason()).isEqualTo("StorageLocationForbidden");
-            assertThat(failure.getMessage()).contains("does not allow namespace hpc");
+            assertLevel2Refused("theirs", "StorageLocationForbidden", "does not allow namespace hpc");
 
             // agents take no call without a Kubernetes identity they were told to trust
             for (URI agent : List.of(vc.client1.base(), vc.client2.base())) {
@@ -310,6 +298,17 @@ class OperatorCheckpointTest {
                     java.net.http.HttpResponse.BodyHandlers.ofString()).body();
             assertThat(metrics).contains("mekha_agent_refused_total 3").contains("mekha_agent_vms 0");
         }
+    }
+
+    /** A checkpoint to level 2 at storage location {@code location} (and named so) fails with {@code reason} and {@code message}. */
+    private void assertLevel2Refused(String location, String reason, String message) throws Exception {
+        VirtualClusterCheckpoint cp = checkpoint(location, ringSelector(), List.of(LevelName.L2), null);
+        cp.getSpec().storage.level2 = level2Location(location);
+        client.resource(cp).create();
+        cp = await(location, c -> c.getStatus().phase != null && c.getStatus().phase.terminal(), Duration.ofMinutes(1));
+        var failure = Conditions.get(cp.getStatus().conditions, Conditions.FAILURE);
+        assertThat(failure.getReason()).isEqualTo(reason);
+        assertThat(failure.getMessage()).contains(message);
     }
 
     private static void assertRefused(AgentClient client, int status, String message) {
