@@ -31,4 +31,9 @@ public interface Level0Copy {
 
     /** For messages: "its shadow QEMU", "the stream held in memory". */
     String describe();
+
+    /** What the copy's own side last said about a failure (a shadow QEMU's last log line), for messages; empty when nothing. */
+    default String lastWords() {
+        return "";
+    }
 }

@@ -53,4 +53,15 @@ public record ShadowCopy(QemuVm qemu) implements Level0Copy {
     public String describe() {
         return "its shadow QEMU";
     }
+
+    @Override
+    public String lastWords() {
+        try {
+            Path log = qemu.paths().log();
+            String text = java.nio.file.Files.exists(log) ? java.nio.file.Files.readString(log).strip() : "";
+            return text.isEmpty() ? "" : " (the shadow said: " + text.lines().reduce((a, b) -> b).orElse("") + ")";
+        } catch (java.io.IOException e) {
+            return "";
+        }
+    }
 }

@@ -176,7 +176,7 @@ public abstract sealed class Level0Transfer implements VmTransfer permits MtdTra
                 }
                 if (status.failed()) {
                     throw new TransferException("VM '" + source.name() + "': migration to " + copy.describe() + " " + status.status()
-                            + (status.errorDescription() == null ? "" : ": " + status.errorDescription()));
+                            + (status.errorDescription() == null ? "" : ": " + status.errorDescription()) + copy.lastWords());
                 }
                 if (System.nanoTime() > deadline) {
                     throw new TransferException("VM '" + source.name() + "': the transfer to " + copy.describe() + " did not complete within "

@@ -30,6 +30,8 @@ final class MigrationRelay implements AutoCloseable {
     private volatile SocketChannel fromSource;
     private volatile SocketChannel toShadow;
     private boolean released;
+    /** The shadow ended its side (it loaded everything and closed) before the release: the source hears that end after the held messages. */
+    private boolean shadowEnded;
     private volatile boolean closed;
 
     MigrationRelay(Path listen, Path shadowSocket) throws IOException {
@@ -83,6 +85,16 @@ final class MigrationRelay implements AutoCloseable {
                 }
                 buffer.clear();
             }
+            synchronized (this) {
+                if (!released) {
+                    // a stopped VM switches over without the acknowledgement, so the shadow may load everything, say so
+                    // (RP_SHUT) and close before the release: the source must read those messages before the end, or its
+                    // return path ends without the shutdown it expects and QEMU fails the migration ("Channel error:
+                    // Input/output error", seen in CI when the release came late on a loaded machine)
+                    shadowEnded = true;
+                    return;
+                }
+            }
             fromSource.shutdownOutput();
         } catch (IOException e) {
             breakOff("migration return path", e);
@@ -120,6 +132,9 @@ final class MigrationRelay implements AutoCloseable {
             write(fromSource, ByteBuffer.wrap(held.toByteArray()));
         }
         held.reset();
+        if (shadowEnded && fromSource != null) {
+            fromSource.shutdownOutput();
+        }
     }
 
     private static void write(SocketChannel channel, ByteBuffer buffer) throws IOException {
