@@ -51,7 +51,7 @@ class CgroupMemoryTest {
     }
 
     private Path proc(String text) throws IOException {
-        return Files.writeString(fs.resolveSibling(fs.getFileName() + "-cgroup"), text);
+        return Files.writeString(Files.createDirectories(fs.resolve("proc-self")).resolve("cgroup"), text); // inside the temp dir
     }
 
     private static void write(Path dir, String... nameValue) throws IOException {
