@@ -132,12 +132,12 @@ public final class AgentService implements AutoCloseable {
         return vms.require(name);
     }
 
-    /** Runs a command in a VM's guest through its guest agent and returns its exit code and output. */
     /** VMs this node paused for a checkpoint and is still getting running again (its resume guard is at work). */
     public List<String> stillPausedByMekha() {
         return resumeGuard.stillPaused();
     }
 
+    /** Runs a command in a VM's guest through its guest agent and returns its exit code and output. */
     public ExecResult exec(String name, ExecRequest request) throws AgentException, InterruptedException {
         if (request == null) {
             throw AgentException.invalid("a guest command needs a body: argv, and optionally stdin and timeout");

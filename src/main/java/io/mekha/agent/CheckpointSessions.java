@@ -77,6 +77,16 @@ final class CheckpointSessions {
         }
         locks.lockAll(request.vms(), id);
         try {
+            // on disk before anything can be paused, and off the suspend's path: an agent that dies while VMs are paused
+            // (or may be) leaves word for the next one, which resumes whichever of them is not running
+            for (QemuVm vm : sources) {
+                try {
+                    journal.record(id, vm);
+                } catch (java.io.IOException e) {
+                    throw AgentException.failed("checkpoint " + id + " on node " + node + ": cannot write down what it may pause ("
+                            + e.getMessage() + "); nothing was paused", e);
+                }
+            }
             CheckpointSession session = start(id, plan, sources);
             sessions.put(id, session);
             workers.submit(() -> awaitCut(session));
@@ -87,7 +97,10 @@ final class CheckpointSessions {
             LOG.infof("checkpoint %s: %s live stage started for %s on node %s", id, plan.mode().displayName(), request.vms(), node);
             return session.status(node, clock.now());
         } catch (AgentException | InterruptedException | RuntimeException e) {
-            request.vms().forEach(vm -> locks.unlock(vm, id));
+            request.vms().forEach(vm -> {
+                locks.unlock(vm, id);
+                journal.clear(id, vm);
+            });
             throw e;
         }
     }
@@ -106,7 +119,7 @@ final class CheckpointSessions {
         List<SessionVm> prepared = new ArrayList<>();
         try {
             for (QemuVm vm : sources) {
-                SessionVm v = new SessionVm(vm, transfers.prepare(vm, plan.mode(), plan.boundsFor(vm.name())), changes);
+                SessionVm v = new SessionVm(id, vm, transfers.prepare(vm, plan.mode(), plan.boundsFor(vm.name())), changes);
                 v.clockBeforeLive = clocksBefore.get(vm.name());
                 prepared.add(v);
             }
@@ -138,16 +151,6 @@ final class CheckpointSessions {
                 if (v.phase() != VmPhase.LIVE && v.phase() != VmPhase.LIVE_DONE) {
                     throw AgentException.conflict("checkpoint " + id + ": VM '" + v.name() + "' is " + v.phase()
                             + ", cannot suspend" + (v.error() == null ? "" : " (" + v.error() + ")"));
-                }
-            }
-            // on disk before the stop is armed: an agent that dies while the VMs are paused leaves word for the next one
-            for (SessionVm v : session.vms) {
-                try {
-                    journal.record(id, v.source, at.plus(session.pauseDeadline));
-                } catch (java.io.IOException e) {
-                    session.vms.forEach(done -> journal.clear(id, done.name()));
-                    throw AgentException.failed("checkpoint " + id + " on node " + node + ": cannot write down what it is about to pause ("
-                            + e.getMessage() + "); nothing was paused", e);
                 }
             }
             session.cancelTimers();
@@ -338,7 +341,7 @@ final class CheckpointSessions {
                 // the phase first: a capture that fails because this abort cancels its migration must find it ABORTED
                 v.end(VmPhase.ABORTED, "aborted: " + (reason == null ? "by the coordinator" : reason));
                 v.transfer.abort();
-                if (!guardIfLeftPaused(v, id, "the abort could not resume it")) {
+                if (!guardIfLeftPaused(v, "the abort could not resume it")) {
                     release(v, id);
                 }
             }
@@ -366,8 +369,8 @@ final class CheckpointSessions {
                 journal.clear(entry.checkpoint(), entry.vm());
                 continue;
             }
-            LOG.warnf("VM '%s' was paused for checkpoint %s by an earlier run of this agent (pause due to end by %s): resuming it",
-                    entry.vm(), entry.checkpoint(), entry.deadline());
+            LOG.warnf("VM '%s' was in checkpoint %s of an earlier run of this agent (since %s): resuming it unless it runs",
+                    entry.vm(), entry.checkpoint(), entry.since());
             String name = entry.vm();
             guard.ensureRunning(vm, "paused by an earlier run of this agent for checkpoint " + entry.checkpoint(),
                     note -> LOG.infof("VM '%s': %s", name, note), () -> journal.clear(entry.checkpoint(), name));
@@ -473,11 +476,7 @@ final class CheckpointSessions {
     /** {@link #fail(SessionVm, String, String)}, then the resume guard if the VM is still paused; true when guarded. */
     private boolean fail(SessionVm v, String why) {
         fail(v, why, node);
-        return guardIfLeftPaused(v, sessionOf(v), why);
-    }
-
-    private String sessionOf(SessionVm v) {
-        return sessions.values().stream().filter(s -> s.vms.contains(v)).map(s -> s.id).findFirst().orElse(null);
+        return guardIfLeftPaused(v, why);
     }
 
     /**
@@ -485,16 +484,12 @@ final class CheckpointSessions {
      * which keeps at it until QEMU runs it; its status says so meanwhile, and its lock is released only then.
      * True when the VM was handed over.
      */
-    private boolean guardIfLeftPaused(SessionVm v, String checkpoint, String why) {
+    private boolean guardIfLeftPaused(SessionVm v, String why) {
         if (!v.transfer.leftPaused()) {
             return false;
         }
         v.noteResume("still paused: the agent keeps resuming it");
-        guard.ensureRunning(v.source, why, v::noteResume, () -> {
-            if (checkpoint != null) {
-                release(v, checkpoint);
-            }
-        });
+        guard.ensureRunning(v.source, why, v::noteResume, () -> release(v, v.checkpoint));
         return true;
     }
 

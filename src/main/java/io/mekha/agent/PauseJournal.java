@@ -16,10 +16,11 @@ import java.util.stream.Stream;
 import org.jboss.logging.Logger;
 
 /**
- * What this node is about to pause, on disk, so that an agent that dies between a VM's stop and its
- * resume does not leave it paused: the next agent on the node reads what is left here at start and
- * resumes those VMs (issue 14, fault 7). One small file per VM, written before the stop is armed
- * (write to a temporary file, fsync, rename) and removed once the VM runs again. On KubeVirt the work
+ * What this node may pause, on disk, so that an agent that dies between a VM's stop and its resume
+ * does not leave it paused: the next agent on the node reads what is left here at start and resumes
+ * those VMs that are not running (issue 14, fault 7). One small file per VM of a checkpoint, written
+ * at its prepare, long before the stop and off the cut's path (temporary file, fsync, rename), and
+ * removed once the checkpoint is over for the VM and it runs. On KubeVirt the work
  * directory is a hostPath, so it outlives the agent's pod; in the local mode a VM's QEMU dies with
  * its agent, and its entry is simply dropped at the next start.
  */
@@ -31,9 +32,9 @@ final class PauseJournal {
      * One VM paused (or about to be) by this node's agent.
      *
      * @param pid QEMU's process, and {@code processStart} its start, so that a reused pid is never taken for it
-     * @param deadline when the pause was due to end at the latest (the watchdog's instant)
+     * @param since when the entry was written (the checkpoint's prepare)
      */
-    record Entry(String checkpoint, String vm, long pid, Instant processStart, Instant deadline) {}
+    record Entry(String checkpoint, String vm, long pid, Instant processStart, Instant since) {}
 
     private final Path dir;
 
@@ -41,10 +42,10 @@ final class PauseJournal {
         this.dir = dir;
     }
 
-    /** Writes down that {@code vm} is paused for {@code checkpoint} until {@code deadline} at the latest; durable on return. */
-    void record(String checkpoint, QemuVm vm, Instant deadline) throws IOException {
+    /** Writes down that {@code checkpoint} may pause {@code vm}; durable on return. */
+    void record(String checkpoint, QemuVm vm) throws IOException {
         Files.createDirectories(dir);
-        Entry entry = new Entry(checkpoint, vm.name(), vm.pid(), startOf(vm.pid()), deadline);
+        Entry entry = new Entry(checkpoint, vm.name(), vm.pid(), startOf(vm.pid()), Instant.now());
         Path file = file(checkpoint, vm.name());
         Path tmp = dir.resolve("." + file.getFileName() + ".tmp");
         try (FileChannel out = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,

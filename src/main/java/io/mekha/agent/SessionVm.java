@@ -27,6 +27,8 @@ import org.jboss.logging.Logger;
 final class SessionVm extends Level0Holding {
     private static final Logger LOG = Logger.getLogger(SessionVm.class);
 
+    /** The checkpoint this VM is part of. */
+    final String checkpoint;
     final QemuVm source;
     private final SessionChanges changes;
     private VmPhase phase = VmPhase.PREPARED;
@@ -51,7 +53,8 @@ final class SessionVm extends Level0Holding {
     volatile Instant resumedAt;
     volatile TransferFigures figures;
 
-    SessionVm(QemuVm source, VmTransfer transfer, SessionChanges changes) {
+    SessionVm(String checkpoint, QemuVm source, VmTransfer transfer, SessionChanges changes) {
+        this.checkpoint = checkpoint;
         this.source = source;
         this.transfer = transfer;
         this.changes = changes;

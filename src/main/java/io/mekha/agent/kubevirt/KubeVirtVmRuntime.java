@@ -202,10 +202,6 @@ public final class KubeVirtVmRuntime implements VmRuntime {
     /** The stream, held in memory, bounded: the guest's RAM and some room for pages sent again. */
     @Override
     public Level0Copy level0(QemuVm source) throws VmStartException {
-        String shortfall = io.mekha.agent.level0.MemoryBound.shortfall(source.spec().memoryMiB());
-        if (shortfall != null) {
-            throw new VmStartException("VM '" + source.name() + "': " + shortfall + "; free memory or checkpoint fewer VMs on this node at once");
-        }
         Attachment attachment = attachmentOf(source);
         List<String> podDisks = attachment.podDisks();
         if (podDisks.size() > 1) {

@@ -79,13 +79,9 @@ public final class LocalVmRuntime implements VmRuntime {
         return io.mekha.agent.level0.MemoryBound.shortfall(need, null, "shadow QEMUs for " + sources.size() + " VM(s)");
     }
 
-    /** A shadow: the VM's machine, waiting paused for the state (checked against the node's memory first). */
+    /** A shadow: the VM's machine, waiting paused for the state (the prepare checked that they all fit: {@link #level0Shortfall}). */
     @Override
     public io.mekha.agent.level0.Level0Copy level0(QemuVm source) throws VmStartException, InterruptedException {
-        String shortfall = io.mekha.agent.level0.MemoryBound.shortfall(source.spec().memoryMiB());
-        if (shortfall != null) {
-            throw new VmStartException("VM '" + source.name() + "': " + shortfall + "; free memory or checkpoint fewer VMs on this host at once");
-        }
         try {
             return new io.mekha.agent.level0.ShadowCopy(startShadow(source));
         } catch (VmStartException e) {
