@@ -20,6 +20,8 @@ import java.util.Map;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -37,13 +39,19 @@ class PausedVmGuardTest {
     Path work;
 
     private static PrepareRequest stopAndCopy(Duration pauseDeadline) {
-        return new PrepareRequest(List.of("vm1"), "StopAndCopy", null, null, pauseDeadline, Map.of(), null);
+        return request("StopAndCopy", pauseDeadline);
     }
 
-    @Test
-    void aResumeThatCannotReachQemuIsRetriedOnANewMonitorConnectionUntilTheVmRuns() throws Exception {
+    private static PrepareRequest request(String mode, Duration pauseDeadline) {
+        return new PrepareRequest(List.of("vm1"), mode, null, null, pauseDeadline, Map.of(), null);
+    }
+
+    /** Both ways into a shadow: StopAndCopy, and MTD, whose migration goes through the switchover-holding relay. */
+    @ParameterizedTest
+    @ValueSource(strings = {"StopAndCopy", "MTD"})
+    void aResumeThatCannotReachQemuIsRetriedOnANewMonitorConnectionUntilTheVmRuns(String mode) throws Exception {
         try (AgentService agent = agentWithOneVm()) {
-            agent.prepare("cp1", stopAndCopy(Duration.ofSeconds(60)));
+            agent.prepare("cp1", request(mode, Duration.ofSeconds(60)));
             agent.suspend("cp1", agent.now().plusMillis(100));
             assertThat(only(agent.awaitPhase("cp1", VmPhase.CAPTURED, SETTLE)).phase()).isEqualTo(VmPhase.CAPTURED);
 

@@ -17,9 +17,10 @@ import java.time.Duration;
 import java.util.List;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Tag;
-import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Issue 14, fault 7: the node's agent (KubeVirt runtime, its own process) is SIGKILLed while a VMI's QEMU is paused at
@@ -35,8 +36,10 @@ class AgentRestartWhilePausedTest {
     @TempDir
     Path work;
 
-    @Test
-    void aVmPausedByAnAgentThatWasKilledIsResumedByTheNextAgentOnTheNode() throws Exception {
+    /** StopAndCopy, and MTD, whose held stream also holds the switchover in the agent that is killed. */
+    @ParameterizedTest
+    @ValueSource(strings = {"StopAndCopy", "MTD"})
+    void aVmPausedByAnAgentThatWasKilledIsResumedByTheNextAgentOnTheNode(String mode) throws Exception {
         assumeTrue("root".equals(System.getProperty("user.name")), "mount namespaces for the pods' emptyDirs need root");
         BearerToken token = BearerToken.random();
         Path tokenFile = work.resolve("agent.token");
@@ -50,7 +53,7 @@ class AgentRestartWhilePausedTest {
             try (AgentProcess first = AgentProcess.start("n1", agentWork, args)) {
                 AgentClient client = new AgentClient("n1", first.uri(), token.header(), SETTLE);
                 awaitState(client, "running");
-                client.prepare("kp1", new PrepareRequest(List.of("hpc_vm1"), "StopAndCopy", null, null, Duration.ofSeconds(60), null, null));
+                client.prepare("kp1", new PrepareRequest(List.of("hpc_vm1"), mode, null, null, Duration.ofSeconds(60), null, null));
                 client.suspend("kp1", client.time().now().plusMillis(300));
                 long until = System.nanoTime() + SETTLE.toNanos();
                 while (client.status("kp1").vms().get(0).phase() != VmPhase.CAPTURED) {
