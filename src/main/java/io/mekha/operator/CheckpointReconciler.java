@@ -11,6 +11,7 @@ import io.mekha.api.v1alpha1.DeletionPolicy;
 import io.mekha.api.v1alpha1.Phase;
 import io.mekha.api.v1alpha1.Reasons;
 import io.mekha.api.v1alpha1.VirtualClusterCheckpoint;
+import io.mekha.api.v1alpha1.VirtualClusterCheckpointSpec;
 import io.mekha.api.v1alpha1.VirtualClusterCheckpointStatus;
 import io.mekha.api.v1alpha1.VmProgress;
 import io.mekha.operator.run.CheckpointRun;
@@ -117,6 +118,7 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
             status.checkpointId = checkpointId(cp);
             status.startedAt = now().toString();
             status.observedGeneration = cp.getMetadata().getGeneration();
+            status.takenWith = cp.getSpec();
             status.vms = members.stream().map(m -> {
                 VmProgress p = new VmProgress();
                 p.name = m.vm();
@@ -145,14 +147,16 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
         }
         var st = cp.getStatus();
         if (st != null && st.checkpointId != null) {
-            DeletionPolicy policy = cp.getSpec().deletionPolicy == null ? DeletionPolicy.Delete : cp.getSpec().deletionPolicy;
+            // what it was taken with: an edit since (refused by the API server's rule, but not by every server) changes nothing
+            VirtualClusterCheckpointSpec spec = st.takenWith != null ? st.takenWith : cp.getSpec();
+            DeletionPolicy policy = spec.deletionPolicy == null ? DeletionPolicy.Delete : spec.deletionPolicy;
             List<AgentClient> agents = services.agents().all();
             try (Coordinator coordinator = new Coordinator(agents, services.clock());
                  CheckpointStorage storage = new CheckpointStorage(agents, services.clock())) {
                 if (policy == DeletionPolicy.Delete) {
                     storage.delete(cp.getMetadata().getNamespace(), st.checkpointId,
                             CheckpointSettings.level2(services.client(), cp.getMetadata().getNamespace(),
-                                    services.agents().namespace(), cp.getSpec().storage));
+                                    services.agents().namespace(), spec.storage));
                     new DiskSnapshots(services.client()).delete(cp.getMetadata().getNamespace(), st.checkpointId);
                 } else {
                     storage.releaseLevel0(st.checkpointId);

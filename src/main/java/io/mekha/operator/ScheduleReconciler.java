@@ -44,12 +44,49 @@ import java.util.Optional;
 @ControllerConfiguration(name = "virtualclustercheckpointschedule")
 public class ScheduleReconciler implements Reconciler<VirtualClusterCheckpointSchedule> {
     private static final CronParser CRON = new CronParser(CronDefinitionBuilder.instanceDefinitionFor(CronType.UNIX));
+    /**
+     * The shortest gap a schedule may leave between two runs: a VC's checkpoint and its flush to the slower
+     * levels take tens of seconds to minutes, and runs closer than this would only queue behind each other.
+     */
+    public static final Duration MIN_INTERVAL = Duration.ofMinutes(5);
     private static final DateTimeFormatter NAME_TIME = DateTimeFormatter.ofPattern("yyyyMMddHHmm").withZone(ZoneOffset.UTC);
 
     private final OperatorServices services;
 
     public ScheduleReconciler(OperatorServices services) {
         this.services = services;
+    }
+
+    private UpdateControl<VirtualClusterCheckpointSchedule> refuse(VirtualClusterCheckpointSchedule schedule, String message, Long generation,
+                                                                  Instant now) {
+        services.status().update(VirtualClusterCheckpointSchedule.class, schedule, st -> {
+            st.observedGeneration = generation;
+            st.nextScheduleTime = null;
+            Conditions.failed(st.conditions, Reasons.INVALID_SCHEDULE, message, generation, now);
+        });
+        return UpdateControl.noUpdate();
+    }
+
+    /** The shortest gap between consecutive runs over the next eight days (every weekly pattern repeats in them). */
+    static Duration shortestGap(ExecutionTime times, ZonedDateTime from) {
+        ZonedDateTime end = from.plusDays(8);
+        Duration shortest = Duration.ofDays(8);
+        Optional<ZonedDateTime> previous = times.nextExecution(from);
+        while (previous.isPresent() && previous.get().isBefore(end)) {
+            Optional<ZonedDateTime> next = times.nextExecution(previous.get());
+            if (next.isEmpty()) {
+                break;
+            }
+            Duration gap = Duration.between(previous.get(), next.get());
+            if (gap.compareTo(shortest) < 0) {
+                shortest = gap;
+                if (shortest.compareTo(MIN_INTERVAL) < 0) {
+                    break;
+                }
+            }
+            previous = next;
+        }
+        return shortest;
     }
 
     @Override
@@ -76,12 +113,12 @@ public class ScheduleReconciler implements Reconciler<VirtualClusterCheckpointSc
         } catch (IllegalArgumentException | DateTimeException e) {
             String message = "cannot read the schedule: " + e.getMessage()
                     + " (spec.schedule takes five cron fields, minute hour day-of-month month day-of-week; spec.timeZone an IANA name)";
-            services.status().update(VirtualClusterCheckpointSchedule.class, schedule, st -> {
-                st.observedGeneration = generation;
-                st.nextScheduleTime = null;
-                Conditions.failed(st.conditions, Reasons.INVALID_SCHEDULE, message, generation, now);
-            });
-            return UpdateControl.noUpdate();
+            return refuse(schedule, message, generation, now);
+        }
+        Duration gap = shortestGap(times, now.atZone(zone));
+        if (gap.compareTo(MIN_INTERVAL) < 0) {
+            return refuse(schedule, "spec.schedule '" + spec.schedule + "' runs " + gap.toMinutes() + "m apart at times; runs must be at least "
+                    + MIN_INTERVAL.toMinutes() + "m apart (for example */" + MIN_INTERVAL.toMinutes() + " * * * * or 0 * * * *)", generation, now);
         }
         ZonedDateTime local = now.atZone(zone);
         Instant last = schedule.getStatus().lastScheduleTime != null ? Instant.parse(schedule.getStatus().lastScheduleTime)

@@ -42,9 +42,14 @@ public final class S3CheckpointStore implements CheckpointStore {
         this.target = target;
         String p = target.prefix() == null ? "" : target.prefix().replaceAll("^/+|/+$", "");
         this.prefix = p.isEmpty() ? "" : p + "/";
+        // every call bounded, retries included: a store that stops answering mid-upload fails the flush within
+        // the call timeout (each attempt gets half of it, so one retry fits) and nothing is published
+        Duration call = target.callTimeout();
+        Duration attempt = call.dividedBy(2);
         S3ClientBuilder builder = S3Client.builder()
-                .httpClientBuilder(UrlConnectionHttpClient.builder().connectionTimeout(Duration.ofSeconds(10))
-                        .socketTimeout(Duration.ofMinutes(2)))
+                .httpClientBuilder(UrlConnectionHttpClient.builder().connectionTimeout(min(Duration.ofSeconds(10), attempt))
+                        .socketTimeout(attempt))
+                .overrideConfiguration(c -> c.apiCallTimeout(call).apiCallAttemptTimeout(attempt))
                 .region(Region.of(target.region()))
                 .forcePathStyle(target.pathStyle())
                 // checksums only where S3 requires them: most S3-compatible servers reject the SDK's newer trailing checksums;
@@ -57,6 +62,10 @@ public final class S3CheckpointStore implements CheckpointStore {
             builder.endpointOverride(target.endpoint());
         }
         this.s3 = builder.build();
+    }
+
+    private static Duration min(Duration a, Duration b) {
+        return a.compareTo(b) <= 0 ? a : b;
     }
 
     @Override

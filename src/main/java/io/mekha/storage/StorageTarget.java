@@ -42,8 +42,28 @@ public sealed interface StorageTarget {
      * @param endpoint the service URL (null: AWS for {@code region})
      * @param pathStyle address the bucket in the path rather than the host name (most non-AWS servers need this)
      */
+    /**
+     * An S3-compatible bucket. {@code timeout}: the longest one call may take, the SDK's retries included
+     * (null: {@link #DEFAULT_TIMEOUT}), so that a store that stops answering mid-upload fails the flush in
+     * bounded time instead of holding it.
+     */
     record S3(URI endpoint, String region, String bucket, String prefix, String accessKeyId, String secretAccessKey,
-              boolean pathStyle) implements StorageTarget {
+              boolean pathStyle, java.time.Duration timeout) implements StorageTarget {
+        public static final java.time.Duration DEFAULT_TIMEOUT = java.time.Duration.ofMinutes(2);
+
+        public S3(URI endpoint, String region, String bucket, String prefix, String accessKeyId, String secretAccessKey, boolean pathStyle) {
+            this(endpoint, region, bucket, prefix, accessKeyId, secretAccessKey, pathStyle, null);
+        }
+
+        /** The bound of one call, retries included. */
+        public java.time.Duration callTimeout() {
+            return timeout == null ? DEFAULT_TIMEOUT : timeout;
+        }
+
+        public S3 withTimeout(java.time.Duration t) {
+            return new S3(endpoint, region, bucket, prefix, accessKeyId, secretAccessKey, pathStyle, t);
+        }
+
         @Override
         public String describe() {
             return "s3://" + bucket + "/" + (prefix == null ? "" : prefix) + (endpoint == null ? "" : " at " + endpoint);
@@ -56,6 +76,9 @@ public sealed interface StorageTarget {
             }
             if (region == null || region.isBlank()) {
                 throw new IllegalArgumentException("an s3 storage target needs a 'region' (any name, such as us-east-1, for non-AWS stores)");
+            }
+            if (timeout != null && (timeout.isNegative() || timeout.isZero() || timeout.compareTo(java.time.Duration.ofHours(1)) > 0)) {
+                throw new IllegalArgumentException("an s3 storage target's 'timeout' must be above zero and at most 1h, not " + timeout);
             }
             if ((accessKeyId == null) != (secretAccessKey == null)) {
                 throw new IllegalArgumentException("an s3 storage target needs both 'accessKeyId' and 'secretAccessKey', or neither"

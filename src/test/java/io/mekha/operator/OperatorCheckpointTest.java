@@ -134,6 +134,15 @@ class OperatorCheckpointTest {
             }
             assertThat(operator.meters.find("mekha.checkpoints").tag("result", "succeeded").counter().count()).isEqualTo(1.0);
             assertThat(operator.meters.find("mekha.checkpoint.paused").timer().count()).isEqualTo(3);
+            // what it was taken with is recorded; an edit after the cut (the API server's immutability rule refuses
+            // it, this mock server does not) changes neither the restore nor the deletion below
+            assertThat(st.takenWith.storage.level2.location).isEqualTo("shared");
+            client.resources(VirtualClusterCheckpoint.class).inNamespace(NS).withName("cp1").edit(c -> {
+                c.getSpec().storage.level2 = level2Location("nowhere");
+                c.getSpec().deletionPolicy = io.mekha.api.v1alpha1.DeletionPolicy.Retain;
+                c.getSpec().timePolicy = io.mekha.api.v1alpha1.TimePolicyName.Step;
+                return c;
+            });
             System.out.printf("operator checkpoint: max paused %s, suspend skew %s, resume skew %s, %d bytes, durable after %s%n",
                     st.maxPausedTime, st.suspendSkew, st.resumeSkew, st.totalBytes, st.timeToDurable);
 

@@ -148,8 +148,11 @@ class ScheduleReconcilerTest {
             VirtualClusterCheckpointSchedule badZone = schedule("badzone", "0 * * * *");
             badZone.getSpec().timeZone = "Mars/Olympus";
             client.resource(badZone).create();
+            // mostly hourly, but twice two minutes apart: closer than the minimum interval
+            client.resource(schedule("tooclose", "0,2 * * * *")).create();
 
             awaitTrue(() -> reason("bad").equals("InvalidSchedule") && reason("badzone").equals("InvalidSchedule")
+                    && reason("tooclose").equals("InvalidSchedule")
                     && reason("paused").equals("Suspended"), "conditions");
             clock.advance(Duration.ofMinutes(20));
             Thread.sleep(1500);
@@ -157,6 +160,8 @@ class ScheduleReconcilerTest {
             var failure = Conditions.get(get("bad").getStatus().conditions, Conditions.FAILURE);
             assertThat(failure.getMessage()).contains("61").contains("five cron fields");
             assertThat(Conditions.get(get("badzone").getStatus().conditions, Conditions.FAILURE).getMessage()).contains("Mars/Olympus");
+            assertThat(Conditions.get(get("tooclose").getStatus().conditions, Conditions.FAILURE).getMessage())
+                    .contains("runs 2m apart").contains("at least 5m apart");
         }
     }
 

@@ -3,12 +3,15 @@ package io.mekha.storage;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.mekha.testing.CuttableProxy;
 import io.mekha.testing.S3Server;
+import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.Random;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Tag;
@@ -45,6 +48,46 @@ class CheckpointStoreTest {
             }
             assertThatThrownBy(() -> store.open("vc", "cp9", "vm1.vmstate")).isInstanceOf(NoSuchFileException.class);
         }
+    }
+
+    @Test
+    void anS3StoreThatStopsAnsweringMidUploadFailsTheWriteWithinItsTimeoutAndPublishesNothing() throws Exception {
+        Duration timeout = Duration.ofSeconds(10); // a healthy 8 MiB part through the proxy on a loaded machine fits well inside it
+        try (S3Server s3 = new S3Server(work.resolve("s3")); CuttableProxy proxy = new CuttableProxy(s3.endpoint())) {
+            StorageTarget.S3 direct = s3.bucket("checkpoints", "mekha");
+            StorageTarget.S3 throughProxy = new StorageTarget.S3(proxy.uri(), direct.region(), direct.bucket(), direct.prefix(),
+                    direct.accessKeyId(), direct.secretAccessKey(), true, timeout);
+            try (CheckpointStore store = CheckpointStore.open(throughProxy)) {
+                CheckpointStore.StreamSink sink = store.create("vc", "cp1", "vm1.vmstate");
+                sink.stream().write(new byte[S3CheckpointStore.PART_BYTES]); // the first part is uploaded
+                proxy.stall();
+                long start = System.nanoTime();
+                assertThatThrownBy(() -> {
+                    sink.stream().write(new byte[S3CheckpointStore.PART_BYTES]);
+                    sink.commit();
+                }).isInstanceOf(IOException.class).hasMessageContaining("upload part 2");
+                Duration took = Duration.ofNanos(System.nanoTime() - start);
+                System.out.println("a stalled S3 upload failed after " + took.toMillis() + " ms (call timeout " + timeout.toMillis() + " ms)");
+                // bounded by the call timeout, retries included (slack for a loaded machine; the SDK's defaults took minutes)
+                assertThat(took).isLessThan(timeout.plusSeconds(15));
+                assertThatThrownBy(sink::close).isInstanceOf(IOException.class).hasMessageContaining("abort");
+            }
+            proxy.flow();
+            try (CheckpointStore store = CheckpointStore.open(direct)) {
+                assertThat(store.readManifest("vc", "cp1")).as("no manifest").isEmpty();
+                assertThatThrownBy(() -> store.open("vc", "cp1", "vm1.vmstate")).isInstanceOf(NoSuchFileException.class);
+                // a later delete of the checkpoint also aborts the upload left open by the cut
+                store.delete("vc", "cp1");
+                assertThat(store.checkpoints("vc")).isEmpty();
+            }
+        }
+    }
+
+    @Test
+    void timeoutsOutsideTheirBoundsAreRefused() {
+        assertThatThrownBy(() -> new StorageTarget.S3(null, "r", "b", null, null, null, true, Duration.ZERO).validate())
+                .hasMessageContaining("'timeout' must be above zero");
+        assertThat(new StorageTarget.S3(null, "r", "b", null, null, null, true).callTimeout()).isEqualTo(StorageTarget.S3.DEFAULT_TIMEOUT);
     }
 
     @Test

@@ -12,14 +12,17 @@ import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 
 /**
- * A TCP forwarder to one agent that a test can cut: every connection is closed and new ones are
- * refused, as the network does to a coordinator whose process died.
+ * A TCP forwarder that a test can cut (every connection is closed and new ones are refused, as the
+ * network does to a coordinator whose process died) or stall (connections stay open and nothing
+ * moves, as a black-holed route or a hung server does: only a timeout ends a call then).
  */
 public final class CuttableProxy implements AutoCloseable {
     private final ServerSocket server;
     private final InetSocketAddress target;
     private final List<Socket> sockets = new CopyOnWriteArrayList<>();
     private volatile boolean cut;
+    private final Object gate = new Object();
+    private boolean stalled;
 
     public CuttableProxy(URI target) throws IOException {
         this.target = new InetSocketAddress(target.getHost(), target.getPort());
@@ -56,6 +59,7 @@ public final class CuttableProxy implements AutoCloseable {
             try (InputStream in = from.getInputStream(); OutputStream out = to.getOutputStream()) {
                 int n;
                 while ((n = in.read(buf)) >= 0) {
+                    awaitFlowing();
                     out.write(buf, 0, n);
                     out.flush();
                 }
@@ -70,9 +74,38 @@ public final class CuttableProxy implements AutoCloseable {
         t.start();
     }
 
+    private void awaitFlowing() throws IOException {
+        synchronized (gate) {
+            while (stalled && !cut) {
+                try {
+                    gate.wait();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new IOException("interrupted while stalled");
+                }
+            }
+        }
+    }
+
+    /** Stops moving bytes, both ways, on every connection (open ones stay open). */
+    public void stall() {
+        synchronized (gate) {
+            stalled = true;
+        }
+    }
+
+    /** Moves bytes again. */
+    public void flow() {
+        synchronized (gate) {
+            stalled = false;
+            gate.notifyAll();
+        }
+    }
+
     /** Closes every connection and refuses new ones. */
     public void cut() {
         cut = true;
+        flow();
         closeQuietly(server);
         sockets.forEach(CuttableProxy::closeQuietly);
     }

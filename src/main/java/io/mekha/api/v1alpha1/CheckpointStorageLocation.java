@@ -1,6 +1,7 @@
 package io.mekha.api.v1alpha1;
 
 import io.fabric8.crd.generator.annotation.AdditionalPrinterColumn;
+import io.fabric8.generator.annotation.Required;
 import io.fabric8.kubernetes.client.CustomResource;
 import io.fabric8.kubernetes.model.annotation.Group;
 import io.fabric8.kubernetes.model.annotation.ShortNames;
@@ -20,4 +21,11 @@ import io.fabric8.kubernetes.model.annotation.Version;
 @AdditionalPrinterColumn(name = "Bucket", jsonPath = ".spec.s3.bucket", type = AdditionalPrinterColumn.Type.STRING)
 @AdditionalPrinterColumn(name = "Age", jsonPath = ".metadata.creationTimestamp", type = AdditionalPrinterColumn.Type.DATE)
 public class CheckpointStorageLocation extends CustomResource<CheckpointStorageLocationSpec, Void> {
+
+    /** Required; an admin may edit it (checkpoints already written keep where they went). */
+    @Override
+    @Required
+    public CheckpointStorageLocationSpec getSpec() {
+        return super.getSpec();
+    }
 }

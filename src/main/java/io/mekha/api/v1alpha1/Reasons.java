@@ -31,6 +31,8 @@ public final class Reasons {
 
     // ---- refusals: the spec or the cluster must change
     public static final String INVALID_SPEC = "InvalidSpec";
+    /** A checkpoint's spec was edited after it started, and what it was taken with was not recorded. */
+    public static final String SPEC_CHANGED = "SpecChanged";
     public static final String INVALID_SCHEDULE = "InvalidSchedule";
     public static final String NO_VIRTUAL_MACHINES = "NoVirtualMachines";
     public static final String VIRTUAL_MACHINE_NOT_FOUND = "VirtualMachineNotFound";

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.annotation.JsonPropertyDescription;
 import io.fabric8.generator.annotation.Max;
 import io.fabric8.generator.annotation.Min;
 import io.fabric8.generator.annotation.Pattern;
+import io.fabric8.generator.annotation.ValidationRule;
 
 /** Which of a schedule's checkpoints to keep; the rest are deleted (their data per their deletion policy). */
 @JsonInclude(JsonInclude.Include.NON_NULL)
@@ -16,6 +17,7 @@ public class Retention {
 
     @JsonPropertyDescription("Delete successful checkpoints older than this (the newest successful one is always kept).")
     @Pattern(MekhaApi.DURATION_PATTERN)
+    @ValidationRule(value = MekhaApi.POSITIVE_DURATION_RULE, message = MekhaApi.POSITIVE_DURATION_MESSAGE)
     public String maxAge;
 
     @JsonPropertyDescription("Failed checkpoints to keep for inspection (default 1).")

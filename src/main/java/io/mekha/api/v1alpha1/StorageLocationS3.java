@@ -23,6 +23,11 @@ public class StorageLocationS3 {
     @JsonPropertyDescription("Address the bucket in the path (most non-AWS stores need this).")
     public Boolean pathStyle;
 
+    @JsonPropertyDescription("Longest one call to the store may take, retries included (default 2m): a store that stops answering fails the flush after it, nothing published.")
+    @io.fabric8.generator.annotation.Pattern(MekhaApi.DURATION_PATTERN)
+    @io.fabric8.generator.annotation.ValidationRule(value = MekhaApi.POSITIVE_DURATION_RULE, message = MekhaApi.POSITIVE_DURATION_MESSAGE)
+    public String timeout;
+
     @Required
     @JsonPropertyDescription("Secret with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, in the operator's namespace.")
     public String credentialsSecret;

@@ -12,6 +12,7 @@ import java.util.List;
 public class StorageSpec {
     @JsonPropertyDescription("Levels to flush to beyond memory (L0 always holds the checkpoint first): L1 node-local disk, L2 shared storage.")
     @io.fabric8.generator.annotation.Size(max = 2)
+    @ValidationRule(value = MekhaApi.UNIQUE_RULE, message = "a level is named twice: name each of L1 and L2 at most once")
     public List<LevelName> levels;
 
     @JsonPropertyDescription("The shared level-2 target: a CheckpointStorageLocation an admin defined.")

@@ -2,6 +2,8 @@ package io.mekha.api.v1alpha1;
 
 import io.fabric8.crd.generator.annotation.AdditionalPrinterColumn;
 import io.fabric8.kubernetes.api.model.Namespaced;
+import io.fabric8.generator.annotation.Required;
+import io.fabric8.generator.annotation.ValidationRule;
 import io.fabric8.kubernetes.client.CustomResource;
 import io.fabric8.kubernetes.model.annotation.Group;
 import io.fabric8.kubernetes.model.annotation.ShortNames;
@@ -24,5 +26,13 @@ public class VirtualClusterCheckpoint extends CustomResource<VirtualClusterCheck
     @Override
     protected VirtualClusterCheckpointStatus initStatus() {
         return new VirtualClusterCheckpointStatus();
+    }
+
+    /** Required; never changed once written (the API server refuses an update). */
+    @Override
+    @Required
+    @ValidationRule(value = MekhaApi.IMMUTABLE_RULE, message = "spec is immutable: create a new checkpoint instead of editing this one (a restore uses what it was taken with)")
+    public VirtualClusterCheckpointSpec getSpec() {
+        return super.getSpec();
     }
 }

@@ -2,6 +2,7 @@ package io.mekha.api.v1alpha1;
 
 import io.fabric8.crd.generator.annotation.AdditionalPrinterColumn;
 import io.fabric8.kubernetes.api.model.Namespaced;
+import io.fabric8.generator.annotation.Required;
 import io.fabric8.kubernetes.client.CustomResource;
 import io.fabric8.kubernetes.model.annotation.Group;
 import io.fabric8.kubernetes.model.annotation.ShortNames;
@@ -22,5 +23,12 @@ public class VirtualClusterCheckpointSchedule
     @Override
     protected VirtualClusterCheckpointScheduleStatus initStatus() {
         return new VirtualClusterCheckpointScheduleStatus();
+    }
+
+    /** Required; unlike a checkpoint's, a schedule's spec may be edited (the next run uses it). */
+    @Override
+    @Required
+    public VirtualClusterCheckpointScheduleSpec getSpec() {
+        return super.getSpec();
     }
 }

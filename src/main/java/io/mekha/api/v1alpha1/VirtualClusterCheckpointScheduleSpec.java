@@ -10,7 +10,7 @@ import io.fabric8.generator.annotation.Required;
 @JsonInclude(JsonInclude.Include.NON_NULL)
 public class VirtualClusterCheckpointScheduleSpec {
     @Required
-    @JsonPropertyDescription("Cron expression, five fields as in a Kubernetes CronJob: minute hour day-of-month month day-of-week.")
+    @JsonPropertyDescription("Cron expression, five fields as in a Kubernetes CronJob: minute hour day-of-month month day-of-week; runs at least 5m apart.")
     @Pattern("^\\s*\\S+(\\s+\\S+){4}\\s*$")
     public String schedule;
 

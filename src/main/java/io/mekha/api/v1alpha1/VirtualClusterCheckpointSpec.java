@@ -19,6 +19,9 @@ public class VirtualClusterCheckpointSpec {
 
     @JsonPropertyDescription("VirtualMachines (kubevirt.io/v1) of this namespace, by name.")
     @Size(min = 1, max = 256)
+    @ValidationRule(value = MekhaApi.NAMES_RULE,
+            message = "each VM name must be a VirtualMachine's name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit")
+    @ValidationRule(value = MekhaApi.UNIQUE_RULE, message = "a VM is named twice: name each VM once")
     public List<String> vms;
 
     @JsonPropertyDescription("How VM state reaches the shadows: MTD (live, memory-bound, default), StopAndCopy or BackgroundSnapshot (one VM only).")
@@ -37,6 +40,7 @@ public class VirtualClusterCheckpointSpec {
 
     @JsonPropertyDescription("How long the checkpoint may take, from creation, before it is aborted and Failed (default 5m).")
     @Pattern(MekhaApi.DURATION_PATTERN)
+    @ValidationRule(value = MekhaApi.POSITIVE_DURATION_RULE, message = MekhaApi.POSITIVE_DURATION_MESSAGE)
     public String failureDeadline;
 
     @JsonPropertyDescription("VolumeSnapshotClass for the CSI snapshots of PVC-backed disks, taken while the VC is suspended at the cut (default: the cluster's default class for each driver).")

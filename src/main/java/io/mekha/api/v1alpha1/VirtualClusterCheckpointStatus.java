@@ -22,6 +22,8 @@ public class VirtualClusterCheckpointStatus {
     public String checkpointId;
     @JsonPropertyDescription("Generation of the spec this status describes.")
     public Long observedGeneration;
+    @JsonPropertyDescription("The spec this checkpoint was taken with, copied when it started: restores and deletion use it, never a later edit.")
+    public VirtualClusterCheckpointSpec takenWith;
     public List<Condition> conditions = new ArrayList<>();
     @JsonPropertyDescription("The VMs of the checkpoint.")
     public List<VmProgress> vms = new ArrayList<>();

@@ -2,6 +2,8 @@ package io.mekha.api.v1alpha1;
 
 import io.fabric8.crd.generator.annotation.AdditionalPrinterColumn;
 import io.fabric8.kubernetes.api.model.Namespaced;
+import io.fabric8.generator.annotation.Required;
+import io.fabric8.generator.annotation.ValidationRule;
 import io.fabric8.kubernetes.client.CustomResource;
 import io.fabric8.kubernetes.model.annotation.Group;
 import io.fabric8.kubernetes.model.annotation.ShortNames;
@@ -21,5 +23,13 @@ public class VirtualClusterRestore extends CustomResource<VirtualClusterRestoreS
     @Override
     protected VirtualClusterRestoreStatus initStatus() {
         return new VirtualClusterRestoreStatus();
+    }
+
+    /** Required; never changed once written (the API server refuses an update). */
+    @Override
+    @Required
+    @ValidationRule(value = MekhaApi.IMMUTABLE_RULE, message = "spec is immutable: create a new restore instead of editing this one")
+    public VirtualClusterRestoreSpec getSpec() {
+        return super.getSpec();
     }
 }

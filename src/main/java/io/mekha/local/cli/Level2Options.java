@@ -53,13 +53,13 @@ final class Level2Options {
         if ((key == null) != (secret == null)) {
             throw new InvalidSpecException("set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither");
         }
-        return new StorageTarget.S3(s3.endpoint(), s3.region(), s3.bucket(), s3.prefix(), key, secret, s3.pathStyle());
+        return new StorageTarget.S3(s3.endpoint(), s3.region(), s3.bucket(), s3.prefix(), key, secret, s3.pathStyle(), s3.timeout());
     }
 
     /** The same target without secrets, for saving. */
     static StorageTarget withoutCredentials(StorageTarget target) {
         if (target instanceof StorageTarget.S3 s3) {
-            return new StorageTarget.S3(s3.endpoint(), s3.region(), s3.bucket(), s3.prefix(), null, null, s3.pathStyle());
+            return new StorageTarget.S3(s3.endpoint(), s3.region(), s3.bucket(), s3.prefix(), null, null, s3.pathStyle(), s3.timeout());
         }
         return target;
     }

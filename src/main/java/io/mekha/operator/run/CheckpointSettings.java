@@ -11,6 +11,7 @@ import io.mekha.api.v1alpha1.StorageLocationS3;
 import io.mekha.api.v1alpha1.StorageSpec;
 import io.mekha.api.v1alpha1.TimePolicyName;
 import io.mekha.api.v1alpha1.TransferModeName;
+import io.mekha.api.v1alpha1.VirtualClusterCheckpoint;
 import io.mekha.api.v1alpha1.VirtualClusterCheckpointSpec;
 import io.mekha.operator.service.Refusal;
 import io.mekha.protocol.CheckpointOptions;
@@ -31,6 +32,24 @@ public final class CheckpointSettings {
     public static final Duration DEFAULT_DEADLINE = Duration.ofMinutes(5);
 
     private CheckpointSettings() {}
+
+    /**
+     * The spec {@code checkpoint} was taken with: the copy recorded when it started, or its spec when none was
+     * recorded and it was not edited since; a restore must use what was written, never a later edit.
+     */
+    public static VirtualClusterCheckpointSpec takenWith(VirtualClusterCheckpoint checkpoint) throws Refusal {
+        var status = checkpoint.getStatus();
+        if (status != null && status.takenWith != null) {
+            return status.takenWith;
+        }
+        Long generation = checkpoint.getMetadata().getGeneration();
+        if (status != null && generation != null && status.observedGeneration != null && !generation.equals(status.observedGeneration)) {
+            throw new Refusal(Reasons.SPEC_CHANGED, "VirtualClusterCheckpoint '" + checkpoint.getMetadata().getName()
+                    + "' was edited after it was taken (generation " + generation + ", taken at " + status.observedGeneration
+                    + ") and what it was taken with is not recorded: restore from another checkpoint");
+        }
+        return checkpoint.getSpec();
+    }
 
     public static CheckpointOptions options(VirtualClusterCheckpointSpec spec, List<String> vms) throws Refusal {
         try {
@@ -128,9 +147,15 @@ public final class CheckpointSettings {
                 throw new Refusal(Reasons.CREDENTIALS_NOT_FOUND, "Secret " + operatorNamespace + "/" + s3.credentialsSecret
                         + " named by CheckpointStorageLocation '" + name + "' does not exist");
             }
+            Duration timeout;
+            try {
+                timeout = KubeDuration.parse("spec.s3.timeout", s3.timeout, null);
+            } catch (IllegalArgumentException e) {
+                throw new Refusal(Reasons.INVALID_SPEC, "CheckpointStorageLocation '" + name + "': " + e.getMessage());
+            }
             target = new StorageTarget.S3(s3.endpoint == null ? null : URI.create(s3.endpoint), s3.region == null ? "us-east-1" : s3.region,
                     s3.bucket, s3.prefix, secretValue(secret, "AWS_ACCESS_KEY_ID"), secretValue(secret, "AWS_SECRET_ACCESS_KEY"),
-                    Boolean.TRUE.equals(s3.pathStyle));
+                    Boolean.TRUE.equals(s3.pathStyle), timeout);
         }
         try {
             target.validate();

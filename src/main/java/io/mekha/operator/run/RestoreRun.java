@@ -7,6 +7,7 @@ import io.mekha.api.v1alpha1.Phase;
 import io.mekha.api.v1alpha1.Reasons;
 import io.mekha.api.v1alpha1.TimePolicyName;
 import io.mekha.api.v1alpha1.VirtualClusterCheckpoint;
+import io.mekha.api.v1alpha1.VirtualClusterCheckpointSpec;
 import io.mekha.api.v1alpha1.VirtualClusterRestore;
 import io.mekha.api.v1alpha1.VirtualClusterRestoreStatus;
 import io.mekha.api.v1alpha1.VmRestoreResult;
@@ -58,9 +59,10 @@ public final class RestoreRun implements Runnable {
     private void restore() {
         String ns = restore.getMetadata().getNamespace();
         try {
-            StorageTarget level2 = CheckpointSettings.level2(services.client(), ns, services.agents().namespace(), checkpoint.getSpec().storage);
+            VirtualClusterCheckpointSpec taken = CheckpointSettings.takenWith(checkpoint);
+            StorageTarget level2 = CheckpointSettings.level2(services.client(), ns, services.agents().namespace(), taken.storage);
             TimePolicyName policy = restore.getSpec().timePolicy != null ? restore.getSpec().timePolicy
-                    : checkpoint.getSpec().timePolicy != null ? checkpoint.getSpec().timePolicy : TimePolicyName.Virtual;
+                    : taken.timePolicy != null ? taken.timePolicy : TimePolicyName.Virtual;
             Duration slew = KubeDuration.parse("spec.slewPeriod", restore.getSpec().slewPeriod, Duration.ofSeconds(60));
             StorageLevel preferred = restore.getSpec().preferredLevel == null ? StorageLevel.L0 : restore.getSpec().preferredLevel.toLevel();
             List<AgentClient> agents = services.agents().all();
