@@ -96,6 +96,22 @@ class ManifestsTest {
         var agentContainer = agent.getSpec().getTemplate().getSpec().getContainers().get(0);
         assertThat(agent.getSpec().getTemplate().getSpec().getHostPID()).isTrue();
         assertThat(agentContainer.getArgs()).contains("--runtime=kubevirt", "--level0-dir=/var/lib/mekha-level0");
+        // not privileged: root with a listed set of capabilities; never on control-plane nodes, no blanket toleration
+        var security = agentContainer.getSecurityContext();
+        assertThat(security.getPrivileged()).isFalse();
+        assertThat(security.getAllowPrivilegeEscalation()).isFalse();
+        assertThat(security.getCapabilities().getDrop()).containsExactly("ALL");
+        assertThat(security.getCapabilities().getAdd()).containsExactlyInAnyOrder("SYS_PTRACE", "DAC_OVERRIDE", "DAC_READ_SEARCH", "CHOWN", "FOWNER");
+        var podSpec = agent.getSpec().getTemplate().getSpec();
+        assertThat(podSpec.getAffinity().getNodeAffinity().getRequiredDuringSchedulingIgnoredDuringExecution().getNodeSelectorTerms())
+                .allSatisfy(t -> assertThat(t.getMatchExpressions()).anySatisfy(e -> {
+                    assertThat(e.getKey()).isEqualTo("node-role.kubernetes.io/control-plane");
+                    assertThat(e.getOperator()).isEqualTo("DoesNotExist");
+                }));
+        assertThat(podSpec.getTolerations()).noneSatisfy(t -> assertThat(t.getKey()).isNull());
+        for (var container : List.of(agentContainer, operator.getSpec().getTemplate().getSpec().getContainers().get(0))) {
+            assertThat(container.getSecurityContext().getPrivileged()).as(container.getName()).isNotEqualTo(Boolean.TRUE);
+        }
         assertThat(agentContainer.getVolumeMounts()).anySatisfy(m -> assertThat(m.getMountPath()).isEqualTo("/var/lib/mekha-level0"));
         assertThat(agent.getSpec().getTemplate().getSpec().getVolumes()).anySatisfy(v -> {
             assertThat(v.getName()).isEqualTo("level0");
