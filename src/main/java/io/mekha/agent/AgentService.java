@@ -123,6 +123,11 @@ public final class AgentService implements AutoCloseable {
         return vms.list();
     }
 
+    /** The launcher pods of the VMs the operator is about to checkpoint or restore (KubeVirt), by VM name. */
+    public void expectPods(java.util.Map<String, io.mekha.model.PodIdentity> pods) throws AgentException {
+        vms.expectPods(pods);
+    }
+
     public VmInfo vm(String name) throws AgentException {
         return vms.info(name);
     }

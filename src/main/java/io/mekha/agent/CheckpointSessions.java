@@ -71,6 +71,10 @@ final class CheckpointSessions {
             sources.add(vms.require(name));
         }
         guestTime.requireGuestAgents(id, plan.timePolicy(), sources, true);
+        String impostor = vms.identityProblem(sources);
+        if (impostor != null) {
+            throw AgentException.unprocessable("checkpoint " + id + " on node " + node + ": " + impostor + "; nothing was paused", null);
+        }
         String shortfall = transfers.level0Shortfall(sources);
         if (shortfall != null) {
             throw AgentException.unprocessable("checkpoint " + id + " on node " + node + ": " + shortfall + "; nothing was paused", null);

@@ -65,6 +65,24 @@ final class VmRegistry {
         return info(require(name));
     }
 
+    /** Null when each of {@code sources} is the VM it says it is (on KubeVirt: runs in the launcher pod the operator named). */
+    String identityProblem(List<QemuVm> sources) {
+        return runtime.identityProblem(sources);
+    }
+
+    /** The launcher pods of the VMs the operator is about to act on, by VM name. */
+    void expectPods(java.util.Map<String, io.mekha.model.PodIdentity> pods) throws AgentException {
+        for (String name : pods.keySet()) {
+            if (name == null || !name.matches("[a-z0-9]([-a-z0-9]*[a-z0-9])?_[a-z0-9]([-a-z0-9.]*[a-z0-9])?")) {
+                throw AgentException.invalid("pods: '" + name + "' is not a VMI's name on a node (<namespace>_<name>)");
+            }
+            if (pods.get(name) == null) {
+                throw AgentException.invalid("pods: VM '" + name + "' needs its launcher pod's podUid and containerId");
+            }
+        }
+        runtime.expectPods(pods);
+    }
+
     /** The VM by that name, or a refusal that says which VMs this node has. */
     QemuVm require(String name) throws AgentException {
         QemuVm vm = vms.get(name);

@@ -87,6 +87,11 @@ public final class AgentClient {
         return call("GET", "/v1/vms", null, json.getTypeFactory().constructCollectionType(List.class, VmInfo.class), timeout);
     }
 
+    /** Names the launcher pods of the VMs about to be checkpointed or restored (KubeVirt): only the QEMU in each is that VM. */
+    public void expectPods(java.util.Map<String, io.mekha.model.PodIdentity> pods) throws AgentCallException {
+        call("PUT", "/v1/pods", new io.mekha.agent.api.AgentDtos.PodsRequest(pods), Void.class);
+    }
+
     public VmInfo vm(String name) throws AgentCallException {
         return call("GET", "/v1/vms/" + name, null, VmInfo.class);
     }

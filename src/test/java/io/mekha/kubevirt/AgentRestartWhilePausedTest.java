@@ -53,6 +53,7 @@ class AgentRestartWhilePausedTest {
             try (AgentProcess first = AgentProcess.start("n1", agentWork, args)) {
                 AgentClient client = new AgentClient("n1", first.uri(), token.header(), SETTLE);
                 awaitState(client, "running");
+                pods.nameTo(client);
                 client.prepare("kp1", new PrepareRequest(List.of("hpc_vm1"), mode, null, null, Duration.ofSeconds(60), null, null));
                 client.suspend("kp1", client.time().now().plusMillis(300));
                 long until = System.nanoTime() + SETTLE.toNanos();

@@ -43,6 +43,7 @@ class HeldSwitchoverBench {
         VmSpec idle = TestVms.dirtier("idle", 256, "-m 8 -d 1 -i 2000");
         VmSpec busy = TestVms.dirtier("busy", 256, "-m 96 -d 48 -i 20");
         try (LauncherPods pods = new LauncherPods(work); KubeVirtNode node = new KubeVirtNode(work)) {
+            pods.nameTo(node.client);
             LauncherPods.Launcher idlePod = pods.launch("idle-a", "hpc", idle, "");
             LauncherPods.Launcher busyPod = pods.launch("busy-a", "hpc", busy, "");
             LauncherPods.awaitRound(idlePod.console(), 2);

@@ -61,6 +61,7 @@ class KubeVirtAgentTest {
         specs.put("hpc_vm2", TestVms.dirtier("vm2", 256, "-m 24 -d 6 -i 250"));
         Path level0 = work.resolve("level0");
         try (LauncherPods pods = new LauncherPods(work); KubeVirtNode node = new KubeVirtNode(work)) {
+            pods.nameTo(node.client); // as the operator names each VMI's launcher pod before it acts
             AgentClient client = node.client;
             Coordinator coordinator = node.coordinator;
             CheckpointStorage storage = node.storage;
@@ -141,6 +142,7 @@ class KubeVirtAgentTest {
         Path base = qcow2(work.resolve("containerdisk.qcow2"), "16M");
         VmSpec spec = TestVms.dirtier("vm1", 256, "-m 8 -d 1 -i 200").withGuestAgent(true);
         try (LauncherPods pods = new LauncherPods(work); KubeVirtNode node = new KubeVirtNode(work)) {
+            pods.nameTo(node.client); // as the operator names each VMI's launcher pod before it acts
             AgentClient client = node.client;
             Coordinator coordinator = node.coordinator;
             CheckpointStorage storage = node.storage;
@@ -190,6 +192,7 @@ class KubeVirtAgentTest {
         byte[] decoyBytes = Files.readAllBytes(decoy);
         VmSpec spec = TestVms.dirtier("vm1", 256, "-m 8 -d 1 -i 200");
         try (LauncherPods pods = new LauncherPods(work); KubeVirtNode node = new KubeVirtNode(work)) {
+            pods.nameTo(node.client); // as the operator names each VMI's launcher pod before it acts
             pods.launch("vm1-a", NS, spec, "", base);
             awaitVm(node.client, "hpc_vm1");
             Path ephemeral = work.resolve("pods/vm1-a/volumes/kubernetes.io~empty-dir/ephemeral-disks");
@@ -212,6 +215,59 @@ class KubeVirtAgentTest {
     }
 
     /**
+     * Issue 14, item 1: a tenant's process can call itself {@code -name guest=hpc_vm1} and open a socket where Mekha's
+     * monitor is; before, the agent took any such QEMU for VMI hpc/vm1, checkpointed it and, on a restore, fed it vm1's
+     * memory and disk. Now only the QEMU in the launcher pod the operator named (its cgroup) is that VM: the impostor is
+     * refused before anything is paused, and when both wait for a restore's state, only the real pod gets it.
+     */
+    @Test
+    void aQemuThatOnlySaysItIsAVmiIsNeverCheckpointedNorFedThatVmisState() throws Exception {
+        assumeTrue("root".equals(System.getProperty("user.name")), "mount namespaces and cgroups for the pods need root");
+        VmSpec spec = TestVms.dirtier("vm1", 256, "-m 8 -d 1 -i 200");
+        try (LauncherPods pods = new LauncherPods(work); KubeVirtNode node = new KubeVirtNode(work)) {
+            pods.nameTo(node.client);
+            LauncherPods.Launcher impostor = pods.impostor("evil-a", NS, spec, "");
+            awaitVm(node.client, "hpc_vm1");
+            assertThatThrownBy(() -> node.coordinator.checkpoint("ki1", List.of("hpc_vm1"), CheckpointOptions.defaults(), System.out::println))
+                    .hasMessageContaining("no launcher pod is known for VMI hpc/vm1").hasMessageContaining("nothing was paused");
+            assertThat(node.client.vm("hpc_vm1").state()).as("the impostor was never paused").isEqualTo("running");
+
+            // the real VMI's pod: with two QEMUs claiming the name, the agent drives the one in the named pod
+            LauncherPods.Launcher real = pods.launch("vm1-a", NS, spec, "");
+            long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+            while (node.client.vms().stream().noneMatch(v -> v.name().equals("hpc_vm1") && v.pid() == real.process().pid())) {
+                assertThat(System.nanoTime()).as("the agent drives the real pod's QEMU").isLessThan(deadline);
+                Thread.sleep(100);
+            }
+            LauncherPods.awaitRound(real.console(), 3);
+            node.coordinator.checkpoint("ki2", List.of("hpc_vm1"), CheckpointOptions.defaults(), System.out::println);
+            long cut = lastRound(real);
+            LauncherPods.crash(real);
+            // the real pod is gone, its identity still named: the impostor is now the only QEMU that says it is hpc/vm1
+            deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+            while (node.client.vms().stream().noneMatch(v -> v.name().equals("hpc_vm1") && v.pid() == impostor.process().pid())) {
+                assertThat(System.nanoTime()).as("the agent sees only the impostor").isLessThan(deadline);
+                Thread.sleep(100);
+            }
+            assertThatThrownBy(() -> node.coordinator.checkpoint("ki3", List.of("hpc_vm1"), CheckpointOptions.defaults(), System.out::println))
+                    .hasMessageContaining("QEMU pid " + impostor.process().pid() + " says it is VMI hpc/vm1 but does not run in its launcher pod")
+                    .hasMessageContaining("nothing was paused");
+            LauncherPods.crash(impostor);
+
+            // a restore: an impostor waits for incoming state first, then the restored VMI's pod
+            LauncherPods.Launcher waiting = pods.impostor("evil-b", NS, spec, RESTORE);
+            LauncherPods.Launcher restored = pods.launch("vm1-b", NS, spec, RESTORE);
+            assertThat(node.storage.restore("hpc", "ki2", null, null, null, null, System.out::println).level()).isEqualTo(StorageLevel.L0);
+            LauncherPods.awaitRound(restored.console(), cut + 3);
+            assertThat(node.client.vm("hpc_vm1").pid()).isEqualTo(restored.process().pid());
+            assertThat(Files.exists(waiting.console()) ? DirtierLog.lastRound(Files.readAllLines(waiting.console())) : -1)
+                    .as("the impostor never ran vm1's guest").isLessThan(1);
+            assertThat(waiting.process().isAlive()).as("and still waits, fed nothing").isTrue();
+            node.coordinator.discard("ki2");
+        }
+    }
+
+    /**
      * KubeVirt's non-root virt-launcher runs QEMU as uid 107: the agent (root) hands the sockets it binds in the pod to
      * QEMU's user and reaches those QEMU makes, so a checkpoint and a restart work as with a root QEMU. And the agent
      * never leaves a VMI paused: with no resume from the coordinator after the cut, its watchdog lets the VM run again.
@@ -229,6 +285,7 @@ class KubeVirtAgentTest {
         }
         VmSpec spec = VmSpec.named("vm1").boot(kernel, initrd).workload(guest.workload()).build();
         try (LauncherPods pods = new LauncherPods(work); KubeVirtNode node = new KubeVirtNode(work)) {
+            pods.nameTo(node.client); // as the operator names each VMI's launcher pod before it acts
             AgentClient client = node.client;
             Coordinator coordinator = node.coordinator;
             LauncherPods.Launcher first = pods.launch("vm1-a", NS, spec, "", null, 107);

@@ -27,6 +27,7 @@ final class FakeVirtController implements AutoCloseable {
     private final String defaultNode;
     private final Map<String, LauncherPods.Launcher> running = new ConcurrentHashMap<>();
     private final Map<String, String> runningUid = new ConcurrentHashMap<>();
+    private final Map<String, String> podOf = new ConcurrentHashMap<>();
     /** Every launcher started for a VM, oldest first. */
     final Map<String, List<LauncherPods.Launcher>> history = new ConcurrentHashMap<>();
     /** VolumeSnapshots cut, as name@instant. */
@@ -77,6 +78,7 @@ final class FakeVirtController implements AutoCloseable {
             if (launcher != null && (vmi == null || !vmi.getMetadata().getUid().equals(runningUid.get(vm)))) {
                 LauncherPods.crash(launcher); // the instance was deleted: its pod goes, and QEMU with it
                 running.remove(vm);
+                deletePod(vm);
             }
             if (vmi == null) {
                 GenericKubernetesResource machine = client.genericKubernetesResources(KubeVirt.VIRTUAL_MACHINES).inNamespace(namespace).withName(vm).get();
@@ -109,10 +111,29 @@ final class FakeVirtController implements AutoCloseable {
                         .withAdditionalProperties(Map.of("status", Map.of("phase", "Running", "nodeName", node))).build()).create();
         StringBuilder json = new StringBuilder();
         annotations.forEach((k, v) -> json.append(json.length() == 0 ? "" : ", ").append('"').append(k).append("\": \"").append(v).append('"'));
-        LauncherPods.Launcher launcher = pods.launch(vm + "-pod" + (++pods_), namespace, machines.get(vm), json.toString());
+        // the launcher pod as the API shows it: created by the instance, running on its node; QEMU runs in its compute
+        // container's cgroup (the agent acts only on the QEMU in the pod the operator names from this object)
+        String podName = "virt-launcher-" + vm + "-" + (++pods_);
+        io.fabric8.kubernetes.api.model.Pod pod = client.pods().inNamespace(namespace).resource(new io.fabric8.kubernetes.api.model.PodBuilder()
+                .withNewMetadata().withName(podName).withNamespace(namespace).addToLabels("kubevirt.io", "virt-launcher")
+                .addToLabels(io.mekha.operator.service.LauncherPodIdentities.CREATED_BY, vmi.getMetadata().getUid()).endMetadata()
+                .withNewSpec().withNodeName(node).endSpec().build()).create();
+        LauncherPods.Launcher launcher = pods.launchInPod(vm + "-pod" + pods_, namespace, machines.get(vm), json.toString(),
+                pod.getMetadata().getUid());
+        pod.setStatus(new io.fabric8.kubernetes.api.model.PodStatusBuilder().withPhase("Running").addNewContainerStatus().withName("compute")
+                .withContainerID("containerd://" + launcher.pod().containerId()).endContainerStatus().build());
+        client.pods().inNamespace(namespace).resource(pod).updateStatus();
+        podOf.put(vm, podName);
         running.put(vm, launcher);
         runningUid.put(vm, vmi.getMetadata().getUid());
         history.computeIfAbsent(vm, k -> new CopyOnWriteArrayList<>()).add(launcher);
+    }
+
+    private void deletePod(String vm) {
+        String pod = podOf.remove(vm);
+        if (pod != null) {
+            client.pods().inNamespace(namespace).withName(pod).delete();
+        }
     }
 
     /** The VM's current launcher. */
@@ -128,6 +149,7 @@ final class FakeVirtController implements AutoCloseable {
     synchronized void crash(String vm) throws Exception {
         LauncherPods.crash(launcher(vm));
         running.remove(vm);
+        deletePod(vm);
         client.genericKubernetesResources(KubeVirt.INSTANCES).inNamespace(namespace).withName(vm).delete();
     }
 

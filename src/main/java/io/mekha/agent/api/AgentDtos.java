@@ -43,6 +43,9 @@ public final class AgentDtos {
     public record PrepareRequest(List<String> vms, String mode, Duration maxLive, Duration completionTimeout,
                                  Duration pauseDeadline, Map<String, Long> bandwidthLimits, String timePolicy) {}
 
+    /** The launcher pods of VMs the operator is about to act on (KubeVirt), by VM name on the node ({@code <namespace>_<vmi>}). */
+    public record PodsRequest(Map<String, io.mekha.model.PodIdentity> pods) {}
+
     /** Feeds the named VMs' level-0 streams (held in memory) to their waiting QEMUs ahead of a restart; null: every one. */
     public record LoadLevel0Request(List<String> vms) {}
 

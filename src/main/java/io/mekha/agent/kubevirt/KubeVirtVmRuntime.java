@@ -8,6 +8,7 @@ import io.mekha.agent.qemu.QemuVm;
 import io.mekha.agent.qemu.RuntimeConfig;
 import io.mekha.agent.qemu.VmStartException;
 import io.mekha.agent.runtime.VmRuntime;
+import io.mekha.model.PodIdentity;
 import io.mekha.model.VmSpec;
 import io.mekha.qmp.QmpClient;
 import io.mekha.qmp.QmpException;
@@ -68,6 +69,8 @@ public final class KubeVirtVmRuntime implements VmRuntime {
      * @param procRoot the host's /proc (the agent has hostPID)
      * @param level0Dir where held streams live (memory)
      */
+    private final Map<String, PodIdentity> expected = new java.util.concurrent.ConcurrentHashMap<>();
+
     public KubeVirtVmRuntime(RuntimeConfig config, Path procRoot, Path level0Dir) {
         this(config, procRoot, level0Dir, INCOMING_WAIT);
     }
@@ -107,7 +110,7 @@ public final class KubeVirtVmRuntime implements VmRuntime {
             return attached.values().stream().map(Attachment::vm).toList();
         }
         List<QemuVm> vms = new ArrayList<>();
-        for (LauncherQemu launcher : found) {
+        for (LauncherQemu launcher : oneByDomain(found)) {
             Attachment known = attached.get(launcher.domain());
             if (known != null && known.vm().pid() == launcher.pid() && known.vm().isAlive()
                     && known.vm().qmp().state() == QmpClient.State.RUNNING) {
@@ -138,6 +141,48 @@ public final class KubeVirtVmRuntime implements VmRuntime {
             return gone;
         });
         return vms;
+    }
+
+    /**
+     * One QEMU per VMI name: where several claim the same one (a tenant's process can name itself anything), the one in
+     * the launcher pod the operator named; none while that is unknown.
+     */
+    private List<LauncherQemu> oneByDomain(List<LauncherQemu> found) {
+        Map<String, List<LauncherQemu>> byDomain = new java.util.LinkedHashMap<>();
+        found.forEach(l -> byDomain.computeIfAbsent(l.domain(), k -> new ArrayList<>()).add(l));
+        List<LauncherQemu> chosen = new ArrayList<>();
+        byDomain.forEach((domain, candidates) -> {
+            if (candidates.size() == 1) {
+                chosen.add(candidates.get(0)); // checked against its pod before anything is done to it
+                return;
+            }
+            PodIdentity pod = expected.get(domain);
+            candidates.stream().filter(c -> pod != null && c.notIn(pod) == null).findFirst().ifPresentOrElse(chosen::add,
+                    () -> LOG.warnf("%d QEMUs (pids %s) say they are VMI %s; none is attached until the operator names its launcher pod",
+                            candidates.size(), candidates.stream().map(LauncherQemu::pid).toList(), domain.replaceFirst("_", "/")));
+        });
+        return chosen;
+    }
+
+    /** The launcher pods the operator named, by VM name ({@code <namespace>_<vmi>}). */
+    @Override
+    public void expectPods(Map<String, PodIdentity> pods) {
+        expected.putAll(pods);
+    }
+
+    @Override
+    public synchronized String identityProblem(List<QemuVm> vms) {
+        for (QemuVm vm : vms) {
+            Attachment a = attached.get(vm.name());
+            if (a == null || a.vm() != vm) {
+                return "VM '" + vm.name() + "': its QEMU (pid " + vm.pid() + ") is no longer attached on this node";
+            }
+            String problem = a.launcher().notIn(expected.get(vm.name()));
+            if (problem != null) {
+                return problem;
+            }
+        }
+        return null;
     }
 
     private Attachment attach(LauncherQemu launcher) throws QmpException, IOException {
@@ -254,6 +299,12 @@ public final class KubeVirtVmRuntime implements VmRuntime {
         while (true) {
             for (QemuVm vm : discover()) {
                 if (!vm.name().equals(spec.name())) {
+                    continue;
+                }
+                // never feed a VM's state to a QEMU that only says it is that VM
+                String impostor = identityProblem(List.of(vm));
+                if (impostor != null) {
+                    last = impostor;
                     continue;
                 }
                 try {

@@ -18,4 +18,24 @@ public record LauncherQemu(String namespace, String name, long pid, Path monitor
     public String domain() {
         return namespace + "_" + name;
     }
+
+    /** Its {@code /proc/<pid>/cgroup}, read now (empty when it is gone). */
+    public String cgroup() {
+        try {
+            return java.nio.file.Files.readString(processDir.resolve("cgroup"));
+        } catch (java.io.IOException e) {
+            return "";
+        }
+    }
+
+    /** Null when it runs in {@code pod}'s compute container, else why it is not the VMI's QEMU. */
+    public String notIn(io.mekha.model.PodIdentity pod) {
+        if (pod == null) {
+            return "no launcher pod is known for VMI " + namespace + "/" + name + " (the operator names it before it acts)";
+        }
+        String cgroup = cgroup();
+        return pod.runs(cgroup) ? null : "QEMU pid " + pid + " says it is VMI " + namespace + "/" + name + " but does not run in its launcher"
+                + " pod's compute container (pod " + pod.podUid() + ", container " + pod.containerId() + "; its cgroup: "
+                + cgroup.strip().replace('\n', ' ') + ")";
+    }
 }

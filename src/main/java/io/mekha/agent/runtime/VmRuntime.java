@@ -39,6 +39,17 @@ public interface VmRuntime extends AutoCloseable {
      * Null when the level-0 copies of every VM in {@code sources} fit on this node together (memory, the agent's
      * cgroup limit, the level-0 filesystem), else what is missing: checked before a checkpoint pauses anything.
      */
+    /**
+     * The launcher pods of VMs this runtime finds by itself (KubeVirt), by VM name: from then on only the QEMU in
+     * that pod's container is that VM. The local runtime starts its VMs itself and ignores this.
+     */
+    default void expectPods(java.util.Map<String, io.mekha.model.PodIdentity> pods) {}
+
+    /** Null when every one of {@code vms} is the VM it says it is, else why not (the local runtime: always null). */
+    default String identityProblem(List<QemuVm> vms) {
+        return null;
+    }
+
     default String level0Shortfall(List<QemuVm> sources) {
         return null;
     }

@@ -170,6 +170,17 @@ public final class AgentHttpServer implements AutoCloseable {
                 default -> throw methodNotAllowed(method, path);
             };
         }
+        if (path.equals("/v1/pods")) {
+            if (!method.equals("PUT")) {
+                throw methodNotAllowed(method, path);
+            }
+            var request = body(exchange, io.mekha.agent.api.AgentDtos.PodsRequest.class);
+            if (request == null || request.pods() == null) {
+                throw AgentException.invalid("a pods request needs a body: {\"pods\": {\"<namespace>_<vmi>\": {\"podUid\": ..., \"containerId\": ...}}}");
+            }
+            agent.expectPods(request.pods());
+            return null;
+        }
         Matcher exec = VM_EXEC.matcher(path);
         if (exec.matches()) {
             if (!method.equals("POST")) {

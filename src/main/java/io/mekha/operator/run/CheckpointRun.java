@@ -103,6 +103,9 @@ public final class CheckpointRun implements Runnable {
             CheckpointOptions options = CheckpointSettings.options(cp.getSpec(), vms);
             level2 = CheckpointSettings.level2(services.client(), ns, services.agents().namespace(), cp.getSpec().storage);
             plan = CheckpointSettings.flushPlan(cp.getSpec().storage, level2);
+            if (!adopt) {
+                tellLaunchers(agents, ns, cp.getStatus().vms);
+            }
             try (Coordinator coordinator = new Coordinator(agents, services.clock())) {
                 Instant ts = cp.getStatus().suspendAt == null ? null : Instant.parse(cp.getStatus().suspendAt);
                 // which disks the CSI driver cuts, known before anything is paused: nothing but the snapshots themselves
@@ -145,6 +148,17 @@ public final class CheckpointRun implements Runnable {
         } catch (RuntimeException e) {
             LOG.errorf(e, "checkpoint %s/%s failed", ns, cp.getMetadata().getName());
             fail(Reasons.INTERNAL_ERROR, e.toString());
+        }
+    }
+
+    /** Names each VM's launcher pod to its node's agent, which then acts only on the QEMU in that pod. */
+    private void tellLaunchers(List<AgentClient> agents, String ns, List<io.mekha.api.v1alpha1.VmProgress> vms) throws CheckpointFailedException {
+        Map<String, String> nodeByVm = new java.util.LinkedHashMap<>();
+        vms.forEach(v -> nodeByVm.put(v.name, v.node));
+        try {
+            new io.mekha.operator.service.LauncherPodIdentities(services.client()).tell(agents, ns, nodeByVm);
+        } catch (io.mekha.protocol.AgentCallException e) {
+            throw new CheckpointFailedException("cannot name the VMs' launcher pods to the agents: " + e.getMessage() + "; nothing was paused", e);
         }
     }
 

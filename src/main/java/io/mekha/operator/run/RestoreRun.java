@@ -86,6 +86,15 @@ public final class RestoreRun implements Runnable {
                                 List<io.mekha.api.v1alpha1.VolumeSnapshotRef> disks = checkpoint.getStatus().volumeSnapshots == null
                                         ? List.of() : checkpoint.getStatus().volumeSnapshots;
                                 recreation.recreate(ns, id, nodes, disks, restore.getMetadata().getName());
+                                // the new instances' launcher pods, named to the agents: only the QEMU in each gets the VM's state
+                                Map<String, String> nodeByVm = new LinkedHashMap<>();
+                                nodes.forEach((onAgent, node) -> nodeByVm.put(io.mekha.operator.service.VmNames.inNamespace(ns, onAgent), node));
+                                recreation.awaitLaunchers(ns, nodeByVm.keySet());
+                                try {
+                                    new io.mekha.operator.service.LauncherPodIdentities(services.client()).tell(agents, ns, nodeByVm);
+                                } catch (io.mekha.protocol.AgentCallException e) {
+                                    throw new CheckpointFailedException("cannot name the new launcher pods to the agents: " + e.getMessage(), e);
+                                }
                             }
                         });
                 succeed(report, onKubeVirt);

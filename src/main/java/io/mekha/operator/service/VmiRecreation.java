@@ -105,6 +105,19 @@ public final class VmiRecreation {
         }
     }
 
+    /** Waits (within the recreation's timeout) until each of {@code vms}' new instance has a running launcher pod. */
+    public void awaitLaunchers(String namespace, Collection<String> vms) throws CheckpointFailedException, InterruptedException {
+        LauncherPodIdentities pods = new LauncherPodIdentities(client);
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (!pods.allRunning(namespace, vms)) {
+            if (System.nanoTime() > deadline) {
+                throw new CheckpointFailedException("the new instances of " + vms + " have no running virt-launcher pod after "
+                        + timeout.toSeconds() + " s (kubectl get pods -n " + namespace + " -l kubevirt.io=virt-launcher)");
+            }
+            Thread.sleep(POLL.toMillis());
+        }
+    }
+
     /** Takes the restore annotation and Mekha's node pin off each VM's template again (best effort: logged when it fails). */
     public void finish(String namespace, Collection<String> vmsOnAgents) {
         for (String onAgent : vmsOnAgents) {
