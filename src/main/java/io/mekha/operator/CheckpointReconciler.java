@@ -58,6 +58,10 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
         }
         var st = cp.getStatus();
         if (st.phase != null && st.phase.terminal()) {
+            if (st.phase == Phase.Succeeded && st.levels.contains(io.mekha.api.v1alpha1.LevelName.L0)) {
+                recheckLevel0(cp);
+                return UpdateControl.<VirtualClusterCheckpoint>noUpdate().rescheduleAfter(services.observeEvery().multipliedBy(LEVEL0_RECHECK));
+            }
             return UpdateControl.noUpdate();
         }
         String uid = ProtocolRuns.key(cp);
@@ -169,6 +173,48 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
         }
         services.locks().release(cp.getMetadata().getNamespace(), SourceLocks.holder(cp));
         return DeleteControl.defaultDelete();
+    }
+
+    /** How often a succeeded checkpoint's memory copies are checked to still be there, in observation periods. */
+    static final int LEVEL0_RECHECK = 10;
+
+    /**
+     * Level 0 lives in the agents' memory: an agent restarted or a node lost takes it along. A succeeded checkpoint that
+     * lists L0 asks each node's agent for it; where one answers that it holds no such checkpoint (or the node has no
+     * agent any more), L0 leaves the levels, and with no level left the checkpoint is no longer ready to use. An agent
+     * that cannot be reached right now changes nothing (asked again next time).
+     */
+    private void recheckLevel0(VirtualClusterCheckpoint cp) {
+        var st = cp.getStatus();
+        List<String> lost = new java.util.ArrayList<>();
+        for (String node : st.vms.stream().map(v -> v.node).filter(java.util.Objects::nonNull).distinct().toList()) {
+            try {
+                services.agents().forNode(node).status(st.checkpointId);
+            } catch (Refusal r) {
+                if (Reasons.AGENT_NOT_FOUND.equals(r.reason())) {
+                    lost.add(node + " (no agent runs there now)");
+                }
+            } catch (io.mekha.protocol.AgentCallException e) {
+                if (e.notFound()) {
+                    lost.add(node + " (its agent holds no such checkpoint: it restarted)");
+                }
+            }
+        }
+        if (lost.isEmpty()) {
+            return;
+        }
+        List<io.mekha.api.v1alpha1.LevelName> left = st.levels.stream().filter(l -> l != io.mekha.api.v1alpha1.LevelName.L0).toList();
+        String message = "the level-0 copy is gone on node " + String.join(", ", lost)
+                + (left.isEmpty() ? "; no level holds this checkpoint any more (flush to L1 or L2 to keep one past an agent's restart)"
+                : "; it is still held at " + left);
+        services.events().warning(cp, Reasons.LEVEL0_LOST, message);
+        services.status().update(VirtualClusterCheckpoint.class, cp, status -> {
+            status.levels = new java.util.ArrayList<>(left);
+            status.readyToUse = !left.isEmpty();
+            if (left.isEmpty()) {
+                Conditions.set(status.conditions, Conditions.READY, false, Reasons.LEVEL0_LOST, message, cp.getMetadata().getGeneration(), now());
+            }
+        });
     }
 
     private UpdateControl<VirtualClusterCheckpoint> waitFor(VirtualClusterCheckpoint cp, String reason, String message, Duration left) {

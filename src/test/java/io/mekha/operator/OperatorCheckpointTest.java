@@ -134,6 +134,13 @@ class OperatorCheckpointTest {
             }
             assertThat(operator.meters.find("mekha.checkpoints").tag("result", "succeeded").counter().count()).isEqualTo(1.0);
             assertThat(operator.meters.find("mekha.checkpoint.paused").timer().count()).isEqualTo(3);
+            // level 0 lives in the agents' memory: when n2's agent no longer holds it (as after its restart), L0 leaves the
+            // levels (the checkpoint is still ready: L1 and L2 hold it)
+            vc.client2.discard(st.checkpointId);
+            VirtualClusterCheckpoint rechecked = await("cp1", c -> !c.getStatus().levels.contains(LevelName.L0), Duration.ofMinutes(1));
+            assertThat(rechecked.getStatus().levels).containsExactly(LevelName.L1, LevelName.L2);
+            assertThat(rechecked.getStatus().readyToUse).isTrue();
+            assertThat(events("cp1")).contains("Level0Lost");
             // what it was taken with is recorded; an edit after the cut (the API server's immutability rule refuses
             // it, this mock server does not) changes neither the restore nor the deletion below
             assertThat(st.takenWith.storage.level2.location).isEqualTo("shared");

@@ -33,6 +33,8 @@ public final class Reasons {
     public static final String INVALID_SPEC = "InvalidSpec";
     /** A checkpoint's spec was edited after it started, and what it was taken with was not recorded. */
     public static final String SPEC_CHANGED = "SpecChanged";
+    /** A level-0 copy went away with its agent or node after the checkpoint succeeded. */
+    public static final String LEVEL0_LOST = "Level0Lost";
     public static final String INVALID_SCHEDULE = "InvalidSchedule";
     public static final String NO_VIRTUAL_MACHINES = "NoVirtualMachines";
     public static final String VIRTUAL_MACHINE_NOT_FOUND = "VirtualMachineNotFound";
