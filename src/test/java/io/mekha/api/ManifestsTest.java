@@ -75,14 +75,31 @@ class ManifestsTest {
             b.getSubjects().forEach(s -> assertThat(accounts).contains(s.getNamespace() + "/" + s.getName()));
         }
 
-        // the agent lets in exactly the operator's ServiceAccount, with the audience of the operator's projected token
+        // the agent lets in exactly the operator's ServiceAccount, with a token bound to its own node, which the operator may ask for
         List<String> agentArgs = agent.getSpec().getTemplate().getSpec().getContainers().get(0).getArgs();
         String operatorUser = "system:serviceaccount:mekha-system:" + operator.getSpec().getTemplate().getSpec().getServiceAccountName();
         assertThat(agentArgs).contains("--allow-user=" + operatorUser);
-        String audience = operator.getSpec().getTemplate().getSpec().getVolumes().stream().filter(v -> v.getProjected() != null)
-                .flatMap(v -> v.getProjected().getSources().stream()).filter(s -> s.getServiceAccountToken() != null)
-                .map(s -> s.getServiceAccountToken().getAudience()).findFirst().orElseThrow();
-        assertThat(agentArgs).contains("--audience=" + audience);
+        assertThat(agentArgs).contains("--audience=" + io.mekha.model.AgentAudience.of("$(NODE_NAME)"));
+        String account = operator.getSpec().getTemplate().getSpec().getServiceAccountName();
+        assertThat(operator.getSpec().getTemplate().getSpec().getContainers().get(0).getEnv())
+                .anySatisfy(e -> assertThat(e.getName() + "=" + e.getValue()).isEqualTo("MEKHA_OPERATOR_SERVICE_ACCOUNT=" + account));
+        assertThat(of(objects, Role.class).stream().filter(r -> r.getMetadata().getNamespace().equals("mekha-system"))
+                .flatMap(r -> r.getRules().stream()).filter(r -> r.getResources().contains("serviceaccounts/token")).toList())
+                .singleElement().satisfies(r -> {
+                    assertThat(r.getResourceNames()).containsExactly(account);
+                    assertThat(r.getVerbs()).containsExactly("create");
+                });
+
+        // on the pod network only the operator's pods reach the agents' port
+        var policy = of(objects, io.fabric8.kubernetes.api.model.networking.v1.NetworkPolicy.class).stream()
+                .filter(p -> agent.getSpec().getTemplate().getMetadata().getLabels().entrySet()
+                        .containsAll(p.getSpec().getPodSelector().getMatchLabels().entrySet())).findFirst().orElseThrow();
+        assertThat(policy.getSpec().getPolicyTypes()).containsExactly("Ingress");
+        assertThat(policy.getSpec().getIngress()).singleElement().satisfies(rule -> {
+            assertThat(rule.getFrom()).singleElement().satisfies(from -> assertThat(operator.getSpec().getTemplate().getMetadata().getLabels())
+                    .containsAllEntriesOf(from.getPodSelector().getMatchLabels()));
+            assertThat(rule.getPorts()).singleElement().satisfies(port -> assertThat(port.getPort().getStrVal()).isEqualTo("agent"));
+        });
 
         // the operator finds agents by the DaemonSet's pod labels and the port named "agent"
         Map<String, String> env = operator.getSpec().getTemplate().getSpec().getContainers().get(0).getEnv().stream()

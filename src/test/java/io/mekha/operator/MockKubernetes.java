@@ -33,7 +33,9 @@ import java.util.stream.Stream;
  */
 public final class MockKubernetes implements AutoCloseable {
     public static final String OPERATOR_USER = "system:serviceaccount:mekha-system:mekha-operator";
+    /** A token of the operator's ServiceAccount for the old shared audience {@code mekha-agent}: no agent takes it now. */
     public static final String OPERATOR_TOKEN = "operator-projected-token-0123456789";
+    private static final String ISSUED = "operator-token-for-";
     /** A valid token of another ServiceAccount: authenticated, but not allowed to call agents. */
     public static final String INTRUDER_TOKEN = "default-sa-token-0123456789";
     public static final String AGENT_NAMESPACE = "mekha-system";
@@ -48,6 +50,8 @@ public final class MockKubernetes implements AutoCloseable {
         client = server.createClient();
         server.expect().post().withPath("/apis/authentication.k8s.io/v1/tokenreviews").andReply(201, request -> review(request.getUtf8Body()))
                 .always();
+        server.expect().post().withPath("/api/v1/namespaces/" + AGENT_NAMESPACE + "/serviceaccounts/mekha-operator/token")
+                .andReply(201, request -> issue(request.getUtf8Body())).always();
         try (Stream<Path> crds = Files.list(Path.of("crds"))) {
             for (Path file : crds.filter(p -> p.toString().endsWith(".yml")).toList()) {
                 try (InputStream in = Files.newInputStream(file)) {
@@ -58,18 +62,41 @@ public final class MockKubernetes implements AutoCloseable {
         client.namespaces().resource(new NamespaceBuilder().withNewMetadata().withName(AGENT_NAMESPACE).endMetadata().build()).create();
     }
 
-    /** What the API server answers a TokenReview with for the tokens of this test. */
+    /** The token the API server issues the operator for the agent on {@code node} (TokenRequest, audience mekha-agent:<node>). */
+    public static String operatorToken(String node) {
+        return ISSUED + io.mekha.model.AgentAudience.of(node);
+    }
+
+    /** A TokenRequest for the operator's ServiceAccount, answered as the API server would: a token bound to the audience asked for. */
+    private static io.fabric8.kubernetes.api.model.authentication.TokenRequest issue(String body) {
+        var asked = Serialization.unmarshal(body, io.fabric8.kubernetes.api.model.authentication.TokenRequest.class);
+        String audience = asked.getSpec().getAudiences().get(0);
+        return new io.fabric8.kubernetes.api.model.authentication.TokenRequestBuilder(asked).withNewStatus().withToken(ISSUED + audience)
+                .withExpirationTimestamp(java.time.Instant.now().plusSeconds(asked.getSpec().getExpirationSeconds()).toString()).endStatus().build();
+    }
+
+    /**
+     * What the API server answers a TokenReview with for the tokens of this test: a token is valid for the audiences it
+     * was issued with, and a review that asks for other audiences is refused, as the API server refuses it.
+     */
     private static TokenReview review(String body) {
         TokenReview asked = Serialization.unmarshal(body, TokenReview.class);
         String token = asked.getSpec().getToken();
         TokenReviewBuilder answer = new TokenReviewBuilder(asked);
-        if (OPERATOR_TOKEN.equals(token) && asked.getSpec().getAudiences() != null && asked.getSpec().getAudiences().contains("mekha-agent")) {
+        String audience = OPERATOR_TOKEN.equals(token) ? "mekha-agent" : token != null && token.startsWith(ISSUED) ? token.substring(ISSUED.length()) : null;
+        if (audience != null) {
+            java.util.List<String> wanted = asked.getSpec().getAudiences();
+            if (wanted != null && !wanted.isEmpty() && !wanted.contains(audience)) {
+                return answer.withNewStatus().withAuthenticated(false).withError("token audiences [\"" + audience + "\"] is invalid for the target audiences "
+                        + wanted).endStatus().build();
+            }
             return answer.withNewStatus().withAuthenticated(true).withNewUser().withUsername(OPERATOR_USER).endUser()
-                    .withAudiences("mekha-agent").endStatus().build();
+                    .withAudiences(audience).endStatus().build();
         }
         if (INTRUDER_TOKEN.equals(token)) {
+            // any ServiceAccount may ask for a token of its own with the agent's audience: valid, but not the operator
             return answer.withNewStatus().withAuthenticated(true).withNewUser().withUsername("system:serviceaccount:default:default").endUser()
-                    .endStatus().build();
+                    .withAudiences(asked.getSpec().getAudiences()).endStatus().build();
         }
         return answer.withNewStatus().withAuthenticated(false).withError("invalid bearer token").endStatus().build();
     }

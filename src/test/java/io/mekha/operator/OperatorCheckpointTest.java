@@ -75,10 +75,11 @@ class OperatorCheckpointTest {
 
     private TestCluster cluster() throws Exception {
         String kubeApi = kube.url().toString();
+        // each agent takes only tokens bound to its own node (n1 in process, n2 as its own process with the default audience)
         AgentAuthenticator inProcess = new TokenReviewAuthenticator(kube.server.createClient(), Set.of(MockKubernetes.OPERATOR_USER),
-                List.of("mekha-agent"), Clock.systemUTC());
+                List.of(io.mekha.model.AgentAudience.of("n1")), Clock.systemUTC());
         TestCluster vc = new TestCluster(work, 400, 30, new TestCluster.Auth(inProcess,
-                List.of("--allow-user", MockKubernetes.OPERATOR_USER, "--kube-api", kubeApi), "Bearer " + MockKubernetes.OPERATOR_TOKEN));
+                List.of("--allow-user", MockKubernetes.OPERATOR_USER, "--kube-api", kubeApi), node -> "Bearer " + MockKubernetes.operatorToken(node)));
         kube.agentPod("n1", vc.client1.base());
         kube.agentPod("n2", vc.client2.base());
         for (String vm : vc.vmNames()) {
@@ -212,7 +213,7 @@ class OperatorCheckpointTest {
                 } catch (java.io.IOException e) {
                     throw new IllegalStateException(e);
                 }
-            }, Clock.systemUTC(), MockKubernetes.OPERATOR_TOKEN);
+            }, Clock.systemUTC());
             // a slow live stage (5 MB/s per VM) so the operator dies in the middle of it
             LiveStage slow = new LiveStage();
             slow.bandwidthPerVm = 5_000_000L;
@@ -302,7 +303,15 @@ class OperatorCheckpointTest {
                         "did not accept the bearer token (TokenReview: invalid bearer token)");
                 assertRefused(new AgentClient("n", agent, "Bearer " + MockKubernetes.INTRUDER_TOKEN, Duration.ofSeconds(10)), 403,
                         "does not take calls from system:serviceaccount:default:default");
+                // the operator's own identity, but a token shared by every agent: refused
+                assertRefused(new AgentClient("n", agent, "Bearer " + MockKubernetes.OPERATOR_TOKEN, Duration.ofSeconds(10)), 401,
+                        "is invalid for the target audiences");
             }
+            // a token the operator sent to n1's agent, replayed (by that node, or whoever saw it) to n2's: refused
+            assertRefused(new AgentClient("n2", vc.client2.base(), "Bearer " + MockKubernetes.operatorToken("n1"), Duration.ofSeconds(10)), 401,
+                    "is invalid for the target audiences [mekha-agent:n2]");
+            assertRefused(new AgentClient("n1", vc.client1.base(), "Bearer " + MockKubernetes.operatorToken("n2"), Duration.ofSeconds(10)), 401,
+                    "is invalid for the target audiences [mekha-agent:n1]");
             assertThat(vc.client2.vms()).isEmpty();
 
             // the kubelet's probe and Prometheus need no identity, and learn nothing about VMs
@@ -312,7 +321,8 @@ class OperatorCheckpointTest {
             assertThat(health.statusCode()).isEqualTo(200);
             var metrics = http.send(java.net.http.HttpRequest.newBuilder(vc.client2.base().resolve("/metrics")).build(),
                     java.net.http.HttpResponse.BodyHandlers.ofString()).body();
-            assertThat(metrics).contains("mekha_agent_refused_total 3").contains("mekha_agent_vms 0");
+            // n2 refused five: no token, a forged one, an intruder's, the shared-audience one, n1's replayed
+            assertThat(metrics).contains("mekha_agent_refused_total 5").contains("mekha_agent_vms 0");
         }
     }
 

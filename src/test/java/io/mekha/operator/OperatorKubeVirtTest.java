@@ -66,7 +66,8 @@ class OperatorKubeVirtTest {
         try (MockKubernetes kube = new MockKubernetes();
              LauncherPods pods = new LauncherPods(work);
              KubeVirtNode node = new KubeVirtNode(work, new TokenReviewAuthenticator(kube.server.createClient(),
-                     Set.of(MockKubernetes.OPERATOR_USER), List.of("mekha-agent"), Clock.systemUTC()), "Bearer " + MockKubernetes.OPERATOR_TOKEN)) {
+                     Set.of(MockKubernetes.OPERATOR_USER), List.of(io.mekha.model.AgentAudience.of("n1")), Clock.systemUTC()),
+                     "Bearer " + MockKubernetes.operatorToken("n1"))) {
             KubernetesClient client = kube.client;
             kube.namespace(NS);
             kube.agentPod("n1", node.server.uri());

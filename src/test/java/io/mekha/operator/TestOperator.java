@@ -4,6 +4,7 @@ import io.fabric8.kubernetes.client.KubernetesClient;
 import io.javaoperatorsdk.operator.Operator;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import io.mekha.operator.service.AgentDirectory;
+import io.mekha.operator.service.AgentTokens;
 import io.mekha.operator.service.OperatorMetrics;
 import io.mekha.operator.service.OperatorServices;
 import java.time.Clock;
@@ -22,19 +23,21 @@ public final class TestOperator implements AutoCloseable {
     private final Operator operator;
     private final KubernetesClient client;
 
-    public TestOperator(KubernetesClient client, AgentDirectory.ClientFactory agents, Clock clock, String token) {
-        this(client, agents, clock, token, true);
+    public TestOperator(KubernetesClient client, AgentDirectory.ClientFactory agents, Clock clock) {
+        this(client, agents, clock, true);
     }
 
     /** Only the schedule controller, for tests that play the checkpoint controller themselves. */
     public static TestOperator schedulesOnly(KubernetesClient client, Clock clock) {
-        return new TestOperator(client, io.mekha.protocol.AgentClient::new, clock, MockKubernetes.OPERATOR_TOKEN, false);
+        return new TestOperator(client, io.mekha.protocol.AgentClient::new, clock, false);
     }
 
-    private TestOperator(KubernetesClient client, AgentDirectory.ClientFactory agents, Clock clock, String token, boolean all) {
+    private TestOperator(KubernetesClient client, AgentDirectory.ClientFactory agents, Clock clock, boolean all) {
         this.client = client;
+        // a token per node's agent from the (mock) API server's TokenRequest, as the operator's own beans do
+        AgentTokens tokens = new AgentTokens(client, MockKubernetes.AGENT_NAMESPACE, "mekha-operator", clock);
         AgentDirectory directory = new AgentDirectory(client, new AgentDirectory.Settings(MockKubernetes.AGENT_NAMESPACE,
-                Map.of("app.kubernetes.io/name", "mekha-agent"), "agent", () -> "Bearer " + token, Duration.ofSeconds(30)), agents);
+                Map.of("app.kubernetes.io/name", "mekha-agent"), "agent", tokens::header, Duration.ofSeconds(30)), agents);
         services = OperatorServices.create(client, directory, new OperatorMetrics(meters), clock, Duration.ofMillis(250));
         operator = new Operator(o -> o.withKubernetesClient(client).withUseSSAToPatchPrimaryResource(false).withCloseClientOnStop(false)
                 .withSSABasedCreateUpdateMatchForDependentResources(false));
@@ -47,7 +50,7 @@ public final class TestOperator implements AutoCloseable {
     }
 
     public TestOperator(KubernetesClient client, Clock clock) {
-        this(client, io.mekha.protocol.AgentClient::new, clock, MockKubernetes.OPERATOR_TOKEN);
+        this(client, io.mekha.protocol.AgentClient::new, clock);
     }
 
     /** Stops reconciling and drops the runs' connections, as a killed operator process would (nothing is cleaned up). */

@@ -33,7 +33,13 @@ public final class TestCluster implements AutoCloseable {
 
     public final SegmentHub hub;
     /** How agents check callers: the in-process agent's authenticator, the process agent's arguments, the header clients send. */
-    public record Auth(io.mekha.agent.server.AgentAuthenticator inProcess, List<String> processArgs, String header) {}
+    /** How the agents check callers, and the Authorization header the test's own clients send to each node's agent. */
+    public record Auth(io.mekha.agent.server.AgentAuthenticator inProcess, List<String> processArgs,
+                       java.util.function.Function<String, String> headers) {
+        public Auth(io.mekha.agent.server.AgentAuthenticator inProcess, List<String> processArgs, String header) {
+            this(inProcess, processArgs, node -> header);
+        }
+    }
 
     public final BearerToken token = BearerToken.random();
     public final AgentService agent1;
@@ -70,8 +76,8 @@ public final class TestCluster implements AutoCloseable {
                 new RendezvousClock(Clock.systemUTC()));
         server1 = new AgentHttpServer(agent1, auth.inProcess(), new InetSocketAddress("127.0.0.1", 0)).start();
         agent2 = AgentProcess.start("n2", Files.createDirectories(work.resolve("n2")), auth.processArgs());
-        client1 = new AgentClient("n1", server1.uri(), auth.header(), Duration.ofSeconds(30));
-        client2 = new AgentClient("n2", agent2.uri(), auth.header(), Duration.ofSeconds(30));
+        client1 = new AgentClient("n1", server1.uri(), auth.headers().apply("n1"), Duration.ofSeconds(30));
+        client2 = new AgentClient("n2", agent2.uri(), auth.headers().apply("n2"), Duration.ofSeconds(30));
         coordinator = new Coordinator(List.of(client1, client2), Clock.systemUTC());
         this.specs = ring != null ? TestVcs.ring(ring, hub.port(), 256) : specs.apply(hub.port());
     }

@@ -81,7 +81,7 @@ public final class AgentMain {
             System.exit(2);
             return;
         }
-        run(node, listen, workDir, level1 == null ? workDir.resolve("level1") : level1, authenticator(tokenFile, allowUsers, audiences, kubeApi),
+        run(node, listen, workDir, level1 == null ? workDir.resolve("level1") : level1, authenticator(tokenFile, allowUsers, audiences.isEmpty() ? java.util.List.of(io.mekha.model.AgentAudience.of(node)) : audiences, kubeApi),
                 runtime, segments);
     }
 
@@ -98,7 +98,7 @@ public final class AgentMain {
         io.fabric8.kubernetes.client.Config config = kubeApi == null ? io.fabric8.kubernetes.client.Config.autoConfigure(null)
                 : new io.fabric8.kubernetes.client.ConfigBuilder().withMasterUrl(kubeApi).build();
         return new TokenReviewAuthenticator(new io.fabric8.kubernetes.client.KubernetesClientBuilder().withConfig(config).build(),
-                java.util.Set.copyOf(allowUsers), audiences.isEmpty() ? java.util.List.of(TokenReviewAuthenticator.DEFAULT_AUDIENCE) : audiences,
+                java.util.Set.copyOf(allowUsers), audiences,
                 Clock.systemUTC());
     }
 

@@ -24,7 +24,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * (by the token's SHA-256, never the token) so a checkpoint's many calls cost one review.
  */
 public final class TokenReviewAuthenticator implements AgentAuthenticator {
-    public static final String DEFAULT_AUDIENCE = "mekha-agent";
+
     private static final Duration REMEMBER = Duration.ofSeconds(60);
 
     private record Remembered(Verdict verdict, Instant until) {}
@@ -84,6 +84,12 @@ public final class TokenReviewAuthenticator implements AgentAuthenticator {
             String why = answer == null || answer.getStatus() == null || answer.getStatus().getError() == null ? "not authenticated"
                     : answer.getStatus().getError();
             return Verdict.refuse(ErrorKind.UNAUTHENTICATED, "the Kubernetes API did not accept the bearer token (TokenReview: " + why + ")");
+        }
+        // bound to this agent: the token must carry this agent's own audience (per node), not merely be valid
+        List<String> granted = answer.getStatus().getAudiences() == null ? List.of() : answer.getStatus().getAudiences();
+        if (!audiences.isEmpty() && granted.stream().noneMatch(audiences::contains)) {
+            return Verdict.refuse(ErrorKind.UNAUTHENTICATED, "the bearer token is for " + (granted.isEmpty() ? "no audience" : granted)
+                    + ", not this agent's " + audiences + ": ask for a token bound to this node's agent");
         }
         String user = answer.getStatus().getUser() == null ? null : answer.getStatus().getUser().getUsername();
         if (user == null || !allowedUsers.contains(user)) {

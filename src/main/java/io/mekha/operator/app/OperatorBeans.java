@@ -3,15 +3,12 @@ package io.mekha.operator.app;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.mekha.operator.service.AgentDirectory;
+import io.mekha.operator.service.AgentTokens;
 import io.mekha.operator.service.OperatorMetrics;
 import io.mekha.operator.service.OperatorServices;
 import jakarta.enterprise.context.ApplicationScoped;
 import jakarta.enterprise.inject.Produces;
 import jakarta.inject.Singleton;
-import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.LinkedHashMap;
@@ -35,9 +32,9 @@ public class OperatorBeans {
     @ConfigProperty(name = "mekha.operator.agent-port-name", defaultValue = "agent")
     String agentPortName;
 
-    /** The projected ServiceAccount token (audience mekha-agent) the operator shows agents; re-read for each run as it rotates. */
-    @ConfigProperty(name = "mekha.operator.agent-token-file", defaultValue = "/var/run/secrets/mekha.io/agent-token/token")
-    String agentTokenFile;
+    /** The operator's own ServiceAccount (in the agents' namespace): it asks for a token per node's agent (TokenRequest). */
+    @ConfigProperty(name = "mekha.operator.service-account", defaultValue = "mekha-operator")
+    String serviceAccount;
 
     @ConfigProperty(name = "mekha.operator.agent-call-timeout", defaultValue = "PT30S")
     Duration agentCallTimeout;
@@ -54,18 +51,10 @@ public class OperatorBeans {
     @Produces
     @Singleton
     OperatorServices services(KubernetesClient client, MeterRegistry registry, Clock clock) {
+        AgentTokens tokens = new AgentTokens(client, agentNamespace, serviceAccount, clock);
         AgentDirectory agents = new AgentDirectory(client, new AgentDirectory.Settings(agentNamespace, labels(agentSelector), agentPortName,
-                this::agentAuthorization, agentCallTimeout));
+                tokens::header, agentCallTimeout));
         return OperatorServices.create(client, agents, new OperatorMetrics(registry), clock, observeEvery);
-    }
-
-    private String agentAuthorization() {
-        try {
-            return "Bearer " + Files.readString(Path.of(agentTokenFile)).trim();
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot read the operator's agent token " + agentTokenFile
-                    + " (the Deployment mounts it as a projected ServiceAccount token with audience mekha-agent)", e);
-        }
     }
 
     static Map<String, String> labels(String selector) {

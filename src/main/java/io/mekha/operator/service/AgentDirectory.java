@@ -10,7 +10,6 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.function.Supplier;
 
 /**
  * Finds the agent of each node the Kubernetes way: the pods of the agent DaemonSet (by label, in
@@ -29,9 +28,10 @@ public final class AgentDirectory {
     /**
      * @param namespace where the agent DaemonSet runs
      * @param podLabels labels of its pods
-     * @param authorization the Authorization header to send (e.g. {@code Bearer <token>})
+     * @param authorization the Authorization header to send to the agent of a node (e.g. {@code Bearer <token>}, a token
+     *     bound to that node's agent: {@link AgentTokens})
      */
-    public record Settings(String namespace, Map<String, String> podLabels, String portName, Supplier<String> authorization,
+    public record Settings(String namespace, Map<String, String> podLabels, String portName, java.util.function.Function<String, String> authorization,
                            Duration callTimeout) {}
 
     private final KubernetesClient client;
@@ -110,6 +110,6 @@ public final class AgentDirectory {
     private AgentClient client(Pod pod) {
         String ip = pod.getStatus().getPodIP();
         URI uri = URI.create("http://" + (ip.contains(":") ? "[" + ip + "]" : ip) + ":" + port(pod));
-        return factory.create(pod.getSpec().getNodeName(), uri, settings.authorization().get(), settings.callTimeout());
+        return factory.create(pod.getSpec().getNodeName(), uri, settings.authorization().apply(pod.getSpec().getNodeName()), settings.callTimeout());
     }
 }
