@@ -103,11 +103,14 @@ final class CheckpointProtocol {
             listener.reached(ProtocolListener.Stage.CAPTURED, null);
             listener.whileSuspended(id);
 
-            Instant tr = rendezvous.resumeInstant(offsets, recentWay, resumes.writeOut(members.agents().size()));
+            // the clocks once more, just before Tr: a node whose clock stepped since Ts would otherwise resume early or late
+            // by the step while the skew, converted with the old offsets, read ~0. Few exchanges: the VMs are paused meanwhile
+            Map<AgentClient, ClockOffset> atTr = remeasure(members, offsets, listener);
+            Instant tr = rendezvous.resumeInstant(atTr, recentWay, resumes.writeOut(members.agents().size()));
             listener.reached(ProtocolListener.Stage.RESUMING, tr);
             listener.step("resuming every VM at Tr = " + tr);
             Map<AgentClient, CheckpointStatus> done = new LinkedHashMap<>(
-                    AgentCalls.requireAll(resume.send(tr, agent -> offsets.get(agent).toAgent(tr), true), "resume"));
+                    AgentCalls.requireAll(resume.send(tr, agent -> atTr.get(agent).toAgent(tr), true), "resume"));
             // an armed resume answers once its VMs are resumed; an agent resumed by an ordinary call is asked again
             List<AgentClient> unresumed = done.entrySet().stream()
                     .filter(e -> !e.getValue().vms().stream().allMatch(v -> v.phase() == VmPhase.RESUMED)).map(Map.Entry::getKey).toList();
@@ -117,7 +120,7 @@ final class CheckpointProtocol {
                     throw new CheckpointFailedException("resume did not finish within " + RESUME_TIMEOUT + ": " + describe(done));
                 }
             }
-            CheckpointReport report = report(id, done, offsets, ts, tr, liveEnd, Duration.between(started, clock.instant()));
+            CheckpointReport report = report(id, done, offsets, atTr, ts, tr, liveEnd, Duration.between(started, clock.instant()));
             listener.reached(ProtocolListener.Stage.RESUMED, null);
             listener.step("checkpoint " + id + " complete: suspend skew " + report.suspendSkew().toNanos() / 1e6
                     + " ms, resume skew " + report.resumeSkew().toNanos() / 1e6 + " ms");
@@ -134,6 +137,30 @@ final class CheckpointProtocol {
             aborts.abortAll(id, members.agents(), "coordinator failed: " + e);
             throw e;
         }
+    }
+
+    /** Exchanges per agent when the clocks are measured again before Tr, with every VM paused. */
+    static final int CLOCK_SAMPLES_AT_TR = 3;
+    /** A clock that moved more than this (and more than twice the measurements' error) between Ts and Tr is said to have stepped. */
+    static final Duration STEP_NOTICED = Duration.ofMillis(5);
+
+    private Map<AgentClient, ClockOffset> remeasure(VirtualClusterMembers members, Map<AgentClient, ClockOffset> atTs, ProtocolListener listener)
+            throws CheckpointFailedException {
+        long start = System.nanoTime();
+        Map<AgentClient, ClockOffset> atTr = new LinkedHashMap<>(atTs);
+        atTr.putAll(rendezvous.offsets(members.agents(), CLOCK_SAMPLES_AT_TR));
+        for (AgentClient agent : members.agents()) {
+            ClockOffset before = atTs.get(agent);
+            ClockOffset now = atTr.get(agent);
+            Duration moved = now.offset().minus(before.offset()).abs();
+            Duration noise = before.uncertainty().plus(now.uncertainty()).multipliedBy(2);
+            if (moved.compareTo(STEP_NOTICED) > 0 && moved.compareTo(noise) > 0) {
+                listener.step("the clock of node " + agent.node() + " moved " + moved.toMillis() + " ms between Ts and Tr (stepped?): Tr is"
+                        + " given in its clock as it reads now, and its resume is reported in that clock");
+            }
+        }
+        listener.step("clocks measured again before Tr in " + Duration.ofNanos(System.nanoTime() - start).toMillis() + " ms");
+        return atTr;
     }
 
     private Map<AgentClient, CheckpointStatus> resumeAll(String id, VirtualClusterMembers members, Map<AgentClient, ClockOffset> offsets,
@@ -268,15 +295,22 @@ final class CheckpointProtocol {
 
     private static CheckpointReport report(String id, Map<AgentClient, CheckpointStatus> done, Map<AgentClient, ClockOffset> offsets,
                                            Instant ts, Instant tr, String liveEnd, Duration took) {
+        return report(id, done, offsets, offsets, ts, tr, liveEnd, took);
+    }
+
+    /** Instants up to the capture read with the clocks as measured before Ts, resumes with those measured before Tr. */
+    private static CheckpointReport report(String id, Map<AgentClient, CheckpointStatus> done, Map<AgentClient, ClockOffset> offsets,
+                                           Map<AgentClient, ClockOffset> atTr, Instant ts, Instant tr, String liveEnd, Duration took) {
         List<VmCheckpointReport> vms = new ArrayList<>();
         done.forEach((agent, status) -> {
             ClockOffset offset = offsets.get(agent);
+            ClockOffset resumeOffset = atTr.get(agent);
             for (VmCheckpointStatus vm : status.vms()) {
                 var f = vm.figures();
                 vms.add(new VmCheckpointReport(vm.vm(), agent.node(), f, offset.toCoordinator(vm.liveDoneAt()),
                         offset.toCoordinator(f != null && f.stopAt() != null ? f.stopAt() : vm.stopIssuedAt()),
                         offset.toCoordinator(vm.capturedAt()),
-                        offset.toCoordinator(f != null && f.resumeAt() != null ? f.resumeAt() : vm.resumedAt()), vm.guestClockAtCut(),
+                        resumeOffset.toCoordinator(f != null && f.resumeAt() != null ? f.resumeAt() : vm.resumedAt()), vm.guestClockAtCut(),
                         vm.liveRestarts(), offset.toCoordinator(vm.stopIssuedAt())));
             }
         });

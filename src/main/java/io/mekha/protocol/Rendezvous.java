@@ -29,7 +29,12 @@ final class Rendezvous {
     }
 
     Map<AgentClient, ClockOffset> offsets(List<AgentClient> targets) throws CheckpointFailedException {
-        return AgentCalls.requireAll(calls.parallel(targets, agent -> ClockOffset.estimate(agent, clock, CLOCK_SAMPLES), EXCHANGES_AT_ONCE),
+        return offsets(targets, CLOCK_SAMPLES);
+    }
+
+    /** As {@link #offsets(List)} with {@code samples} exchanges per agent (fewer while VMs are paused: each one lengthens the pause). */
+    Map<AgentClient, ClockOffset> offsets(List<AgentClient> targets, int samples) throws CheckpointFailedException {
+        return AgentCalls.requireAll(calls.parallel(targets, agent -> ClockOffset.estimate(agent, clock, samples), EXCHANGES_AT_ONCE),
                 "clock exchange");
     }
 

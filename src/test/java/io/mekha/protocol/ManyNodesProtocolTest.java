@@ -86,6 +86,67 @@ class ManyNodesProtocolTest {
         }
     }
 
+    /**
+     * Issue 14, item 9: one node's clock steps 300 ms back while the VC is paused (between Ts and Tr). Before, the
+     * offsets measured before Ts converted Tr for it: it resumed 300 ms late in real time (a step forward makes it resume
+     * early, at once when Tr less the step has passed), while the reported skew, read with the same stale offsets, stayed
+     * ~0. Now the clocks are measured again just before Tr.
+     */
+    @Test
+    void aClockSteppedOnOneNodeWhileTheVcIsPausedNeitherMovesItsResumeNorHidesInTheSkew() throws Exception {
+        int stepped = 3;
+        Duration step = Duration.ofMillis(-300);
+        SteppableClock steppable = new SteppableClock();
+        List<String> said = new java.util.concurrent.CopyOnWriteArrayList<>();
+        ProtocolListener listener = new ProtocolListener() {
+            @Override
+            public void step(String description) {
+                said.add(description);
+            }
+
+            @Override
+            public void whileSuspended(String id) {
+                steppable.step(step);
+            }
+        };
+        try (Nodes nodes = new Nodes(work, i -> SimulatedVms.transfers(LIVE, CAPTURE), i -> i == stepped ? steppable : Clock.systemUTC())) {
+            CheckpointReport report = nodes.coordinator.checkpoint("stepped", nodes.vms(), CheckpointOptions.defaults(), listener);
+
+            // when the stepped node resumed its VM, in real time: its own clock's reading, less the step
+            Instant resumedReal = nodes.agents.get(stepped).status("stepped").vms().get(0).resumedAt().minus(step);
+            assertThat(Duration.between(report.resumeAt(), resumedReal).abs()).as("vm%d resumed at Tr (real time)", stepped)
+                    .isLessThan(step.abs().dividedBy(3));
+            // (the report's own resume instants come from the simulated QEMU events, which read the unstepped clock here:
+            // on a real node QEMU and the agent read the same wall clock, and the report converts both with the new offset)
+            assertThat(said).anyMatch(s -> s.contains("the clock of node n" + stepped + " moved"));
+            nodes.coordinator.discard("stepped");
+        }
+    }
+
+    /** A wall clock a test can step, as NTP or an admin steps a node's. */
+    private static final class SteppableClock extends Clock {
+        private volatile Duration offset = Duration.ZERO;
+
+        void step(Duration by) {
+            offset = offset.plus(by);
+        }
+
+        @Override
+        public java.time.ZoneId getZone() {
+            return java.time.ZoneOffset.UTC;
+        }
+
+        @Override
+        public Clock withZone(java.time.ZoneId zone) {
+            throw new UnsupportedOperationException();
+        }
+
+        @Override
+        public Instant instant() {
+            return Instant.now().plus(offset);
+        }
+    }
+
     @Test
     void aCaptureFailingOnOneNodeAbortsEverywhereAndNoArmedCallIsLeftOpen() throws Exception {
         int failing = 7;
@@ -115,12 +176,17 @@ class ManyNodesProtocolTest {
         private final SimulatedMonitor monitor;
 
         Nodes(Path work, IntFunction<TransferFactory> transfers) throws Exception {
+            this(work, transfers, i -> Clock.systemUTC());
+        }
+
+        /** With node i's wall clock {@code clocks.apply(i)}. */
+        Nodes(Path work, IntFunction<TransferFactory> transfers, IntFunction<Clock> clocks) throws Exception {
             monitor = new SimulatedMonitor(work.resolve("monitor.qmp"));
             BearerToken token = BearerToken.random();
-            RendezvousClock clock = new RendezvousClock(Clock.systemUTC(), Duration.ZERO);
             List<AgentClient> clients = new ArrayList<>();
             for (int i = 0; i < NODES; i++) {
                 Path dir = Files.createDirectories(work.resolve("n" + i));
+                RendezvousClock clock = new RendezvousClock(clocks.apply(i), Duration.ZERO);
                 AgentService agent = new AgentService("n" + i, SimulatedVms.runtime(RuntimeConfig.defaults(dir), monitor, List.of("vm" + i)), clock,
                         dir.resolve("level1"), transfers.apply(i));
                 agents.add(agent);
