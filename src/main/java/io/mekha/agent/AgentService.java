@@ -247,7 +247,27 @@ public final class AgentService implements AutoCloseable {
 
     /** Feeds held streams to the QEMUs waiting for them before a restart from memory; returns the VMs fed. */
     public List<String> loadLevel0(String id, List<String> only) throws AgentException, InterruptedException {
-        return restarts.loadLevel0(id, only);
+        List<String> fed = restarts.loadLevel0(id, only);
+        holdLoadedAtMost(id);
+        return fed;
+    }
+
+    /**
+     * How long QEMUs loaded or fed for a restart wait for it: a coordinator (an operator) that went away after the load
+     * never leaves them paused. Past it they are stopped; the restart, if it still comes, fails and says so.
+     */
+    public static final Duration LOADED_HOLD = io.mekha.agent.api.AgentDtos.LOADED_HOLD;
+    private final java.util.Map<String, Long> loadRounds = new java.util.concurrent.ConcurrentHashMap<>();
+
+    private void holdLoadedAtMost(String id) {
+        long round = loadRounds.merge(id, 1L, Long::sum);
+        timers.schedule(() -> {
+            if (loadRounds.getOrDefault(id, 0L) == round) {
+                if (loads.drop(id) | restarts.dropFed(id)) {
+                    org.jboss.logging.Logger.getLogger(AgentService.class).warnf("checkpoint %s: the QEMUs loaded for its restart on node %s waited %s for it; stopped", id, node, LOADED_HOLD);
+                }
+            }
+        }, LOADED_HOLD.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
     }
 
     // ---------------------------------------------------------------- level 0 on a partner node
@@ -256,8 +276,16 @@ public final class AgentService implements AutoCloseable {
         if (request != null && request.listenHost() != null) { // missing fields: PartnerCopies says which
             ApiChecks.host("listenHost", request.listenHost());
             ApiChecks.notNegative("stopLate", request.stopLate(), Duration.ofMinutes(1));
+            requireKey(request.key());
         }
         return partners.host(id, request);
+    }
+
+    private static void requireKey(String key) throws AgentException {
+        if (!io.mekha.agent.qemu.MigrationTls.valid(key)) {
+            throw AgentException.invalid("a partner copy needs its 'key' (64 lowercase hex digits, the same on both nodes): the stream"
+                    + " between them is authenticated and encrypted with it, and no copy travels without one");
+        }
     }
 
     public List<PartnerShadow> partners(String id) throws AgentException {
@@ -271,6 +299,7 @@ public final class AgentService implements AutoCloseable {
     /** Streams this node's shadow of {@code vm} to a partner's waiting QEMU; returns once QEMU reports it sent. */
     public void replicate(String id, ReplicateRequest request) throws AgentException, InterruptedException {
         ApiChecks.migrationUri("the partner's uri", request.uri());
+        requireKey(request.key());
         partners.replicate(id, sessions.complete(id, request.vm()), request);
     }
 
@@ -321,11 +350,15 @@ public final class AgentService implements AutoCloseable {
 
     public List<StoredVmResult> loadStored(StoredVmsRequest request) throws AgentException, InterruptedException {
         locks.requireFree(request.vms() == null ? List.of() : request.vms());
-        return loads.load(request);
+        List<StoredVmResult> loaded = loads.load(request);
+        holdLoadedAtMost(request.manifest().checkpoint());
+        return loaded;
     }
 
+    /** Stops the QEMUs loaded from storage or fed from memory for a restart of {@code id} that will not happen. */
     public void dropLoaded(String id) {
         loads.drop(id);
+        restarts.dropFed(id);
     }
 
     private static ThreadFactory daemon(String name) {

@@ -126,10 +126,15 @@ final class PartnerCopies {
         }
         String uri;
         try {
+            // only a sender holding the copy's key gets through the TLS handshake: nobody else's state is ever loaded
+            io.mekha.agent.qemu.MigrationTls.server(qemu, request.key());
             uri = listen(qemu, request.listenHost());
         } catch (QmpException e) {
             qemu.kill();
             throw AgentException.failed("node " + node + ": the QEMU for the copy of VM '" + request.vm() + "' refused: " + e.getMessage(), e);
+        } catch (java.io.IOException e) {
+            qemu.kill();
+            throw AgentException.failed("node " + node + ": cannot write the key of the copy of VM '" + request.vm() + "': " + e.getMessage(), e);
         } catch (AgentException e) {
             qemu.kill();
             throw e;
@@ -154,6 +159,7 @@ final class PartnerCopies {
     private void awaitLoaded(String id, PartnerCopy copy) {
         try {
             VmStateLoader.awaitLoaded(copy.qemu, System.nanoTime() + LOAD_TIMEOUT.toNanos());
+            io.mekha.agent.qemu.MigrationTls.forget(copy.qemu);
             copy.state = PartnerCopyState.HELD;
             LOG.infof("checkpoint %s: node %s holds a copy of VM '%s' (from node %s)", id, node, copy.request.vm(), copy.request.sourceNode());
         } catch (Exception e) {
@@ -211,6 +217,7 @@ final class PartnerCopies {
             }
             try {
                 MigrationCapabilities.plainOutgoingMigration(shadow);
+                io.mekha.agent.qemu.MigrationTls.client(shadow, request.key());
                 shadow.qmp().execute("migrate", QmpClient.args().put("uri", request.uri()));
                 long deadline = System.nanoTime() + LOAD_TIMEOUT.toNanos();
                 while (true) {
@@ -225,8 +232,11 @@ final class PartnerCopies {
                     Thread.sleep(20);
                 }
                 vm.streamedTo("a partner (" + request.uri() + ")");
+                io.mekha.agent.qemu.MigrationTls.forget(shadow);
             } catch (QmpException e) {
                 throw AgentException.failed("streaming the shadow of VM '" + request.vm() + "' to its partner failed: " + e.getMessage(), e);
+            } catch (java.io.IOException e) {
+                throw AgentException.failed("cannot write the key of the copy of VM '" + request.vm() + "': " + e.getMessage(), e);
             }
         }
     }

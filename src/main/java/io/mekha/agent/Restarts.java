@@ -256,10 +256,11 @@ final class Restarts {
     }
 
     /** Stops the QEMUs fed for a restart from memory that will not happen. */
-    void dropFed(String id) {
+    boolean dropFed(String id) {
         Map<String, QemuVm> qemus = fed.remove(id);
         if (qemus != null) {
             qemus.values().forEach(QemuVm::kill);
         }
+        return qemus != null && !qemus.isEmpty();
     }
 }

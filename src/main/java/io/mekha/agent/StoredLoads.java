@@ -150,11 +150,12 @@ final class StoredLoads {
     }
 
     /** Stops QEMUs loaded for a restart that will not happen (another node failed). */
-    void drop(String checkpoint) {
+    boolean drop(String checkpoint) {
         List<LoadedVm> vms = loaded.remove(checkpoint);
         if (vms != null) {
             vms.forEach(l -> l.qemu().kill());
         }
+        return vms != null;
     }
 
     private static CheckpointManifest requireManifest(StoredVmsRequest request) throws AgentException {

@@ -68,7 +68,9 @@ public class RestoreReconciler implements Reconciler<VirtualClusterRestore> {
             // VM would wait for a state nobody feeds it
             new io.mekha.operator.service.VmiRecreation(services.client(), Duration.ZERO).finish(ns, st.vms == null ? List.of()
                     : st.vms.stream().map(v -> v.name).toList());
-            return failNow(restore, Reasons.OPERATOR_RESTARTED, "the operator restarted while this restore ran; check the VMs (kubectl get vmi -n "
+            // the QEMUs loaded or fed for this restart wait for a Tr nobody sends now: stopped at once, not left paused
+            String dropped = dropLoaded(ns, restore.getSpec().checkpointName);
+            return failNow(restore, Reasons.OPERATOR_RESTARTED, "the operator restarted while this restore ran" + dropped + "; check the VMs (kubectl get vmi -n "
                     + ns + ") and create a new VirtualClusterRestore to restart them from the checkpoint again");
         }
         if ((left.isNegative() || left.isZero())) {
@@ -116,6 +118,24 @@ public class RestoreReconciler implements Reconciler<VirtualClusterRestore> {
         }
         services.runs().start(uid, new RestoreRun(services, restore, cp));
         return observeAgain(left);
+    }
+
+    /** Tells every agent to stop what it loaded for a restart of the checkpoint; says what could not be told. */
+    private String dropLoaded(String ns, String checkpointName) {
+        VirtualClusterCheckpoint cp = services.client().resources(VirtualClusterCheckpoint.class).inNamespace(ns).withName(checkpointName).get();
+        if (cp == null || cp.getStatus() == null || cp.getStatus().checkpointId == null) {
+            return "";
+        }
+        List<String> unreached = new java.util.ArrayList<>();
+        for (io.mekha.protocol.AgentClient agent : services.agents().all()) {
+            try {
+                agent.dropLoaded(cp.getStatus().checkpointId);
+            } catch (io.mekha.protocol.AgentCallException e) {
+                unreached.add(agent.node() + " (" + e.getMessage() + ")");
+            }
+        }
+        return unreached.isEmpty() ? "; the VMs it had loaded were stopped"
+                : "; the VMs it had loaded were stopped except on " + unreached + ", where they stop after " + io.mekha.agent.api.AgentDtos.LOADED_HOLD.toMinutes() + " min";
     }
 
     private UpdateControl<VirtualClusterRestore> waitFor(VirtualClusterRestore restore, String reason, String message, Duration left) {

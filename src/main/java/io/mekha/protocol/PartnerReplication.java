@@ -62,12 +62,14 @@ final class PartnerReplication {
                         throw new CheckpointFailedException("node " + source.node() + " no longer describes VM '" + vm.vm() + "'");
                     }
                     var f = vm.figures();
+                    // one key per copy, to both nodes only: the stream between them is TLS over it (authenticated, encrypted)
+                    String key = newKey();
                     var copy = partner.hostPartner(checkpoint, new io.mekha.agent.api.AgentDtos.PartnerShadowRequest(vm.vm(), source.node(),
                             info.spec(), info.accelerator(), partner.base().getHost(), f != null && f.stopAt() != null ? f.stopAt() : vm.stopIssuedAt(),
-                            vm.guestClockAtCut(), null, vm.cutDisk(), vm.stopLate()));
+                            vm.guestClockAtCut(), null, vm.cutDisk(), vm.stopLate(), key));
                     hosted.computeIfAbsent(partner, a -> new ArrayList<>()).add(vm.vm());
                     listener.step("copying VM '" + vm.vm() + "' from node " + source.node() + " into the memory of node " + partner.node());
-                    source.replicate(checkpoint, new io.mekha.agent.api.AgentDtos.ReplicateRequest(vm.vm(), copy.uri()));
+                    source.replicate(checkpoint, new io.mekha.agent.api.AgentDtos.ReplicateRequest(vm.vm(), copy.uri(), key));
                     placed.put(vm.vm(), partner.node());
                 }
             }
@@ -108,4 +110,10 @@ final class PartnerReplication {
         });
     }
 
+
+    private static String newKey() {
+        byte[] key = new byte[32];
+        new java.security.SecureRandom().nextBytes(key);
+        return java.util.HexFormat.of().formatHex(key);
+    }
 }

@@ -54,16 +54,22 @@ class AgentInputTest {
         }
     }
 
+    private static final String KEY = "0123456789abcdef".repeat(4);
+
     @Test
     void aPartnerCopyTakesOnlyAHostAndAReplicationOnlyATcpUri() throws Exception {
         try (FakeNode node = new FakeNode(work, "vm1")) {
-            refused(() -> node.agent.replicate("cp", new ReplicateRequest("vm1", "exec:sh -c 'rm -rf /'")), "must be tcp:<host>:<port>");
-            refused(() -> node.agent.replicate("cp", new ReplicateRequest("vm1", "unix:/run/containerd/containerd.sock")), "are refused");
-            refused(() -> node.agent.replicate("cp", new ReplicateRequest("vm1", "tcp:10.0.0.1:99999")), "port 99999 is not in 1..65535");
+            refused(() -> node.agent.replicate("cp", new ReplicateRequest("vm1", "exec:sh -c 'rm -rf /'", KEY)), "must be tcp:<host>:<port>");
+            refused(() -> node.agent.replicate("cp", new ReplicateRequest("vm1", "unix:/run/containerd/containerd.sock", KEY)), "are refused");
+            refused(() -> node.agent.replicate("cp", new ReplicateRequest("vm1", "tcp:10.0.0.1:99999", KEY)), "port 99999 is not in 1..65535");
             refused(() -> node.agent.hostPartner("cp", new PartnerShadowRequest("vm1", "n2", VmSpec.named("vm1").build(), "tcg",
-                    "0.0.0.0 -incoming exec:id", null, null, null, null, null)), "listenHost must be a host name or an address");
+                    "0.0.0.0 -incoming exec:id", null, null, null, null, null, KEY)), "listenHost must be a host name or an address");
             refused(() -> node.agent.hostPartner("cp", new PartnerShadowRequest("vm1", "n2", VmSpec.named("vm1").build(), "tcg",
-                    "10.0.0.2", null, null, null, null, Duration.ofSeconds(-5))), "stopLate must be at least 0");
+                    "10.0.0.2", null, null, null, null, Duration.ofSeconds(-5), KEY)), "stopLate must be at least 0");
+            // no copy travels without its key: the stream between the nodes is TLS over it
+            refused(() -> node.agent.hostPartner("cp", new PartnerShadowRequest("vm1", "n2", VmSpec.named("vm1").build(), "tcg",
+                    "10.0.0.2", null, null, null, null, null, null)), "a partner copy needs its 'key'");
+            refused(() -> node.agent.replicate("cp", new ReplicateRequest("vm1", "tcp:10.0.0.1:4444", "not-a-key")), "a partner copy needs its 'key'");
         }
     }
 

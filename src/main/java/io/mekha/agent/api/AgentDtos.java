@@ -43,6 +43,9 @@ public final class AgentDtos {
     public record PrepareRequest(List<String> vms, String mode, Duration maxLive, Duration completionTimeout,
                                  Duration pauseDeadline, Map<String, Long> bandwidthLimits, String timePolicy) {}
 
+    /** How long an agent keeps QEMUs loaded or fed for a restart that does not come before it stops them. */
+    public static final Duration LOADED_HOLD = Duration.ofMinutes(30);
+
     /** The launcher pods of VMs the operator is about to act on (KubeVirt), by VM name on the node ({@code <namespace>_<vmi>}). */
     public record PodsRequest(Map<String, io.mekha.model.PodIdentity> pods) {}
 
@@ -149,7 +152,7 @@ public final class AgentDtos {
      */
     public record PartnerShadowRequest(String vm, String sourceNode, VmSpec spec, String accelerator, String listenHost,
                                        Instant stoppedAt, Instant guestClockAtCut, String timePolicy, java.nio.file.Path diskAtCut,
-                                       Duration stopLate) {}
+                                       Duration stopLate, String key) {}
 
     /**
      * A copy of another node's shadow held here.
@@ -159,7 +162,8 @@ public final class AgentDtos {
     public record PartnerShadow(String vm, String sourceNode, String uri, PartnerCopyState state, String error, boolean streamed) {}
 
     /** Streams a complete checkpoint's shadow of {@code vm} to a partner node's waiting QEMU. */
-    public record ReplicateRequest(String vm, String uri) {}
+    /** @param key the copy's TLS key (64 hex digits), the one its partner was given: the stream is authenticated and encrypted */
+    public record ReplicateRequest(String vm, String uri, String key) {}
 
     /** A command to run in a VM's guest (through its guest agent). {@code timeout} null: 60 s. */
     public record ExecRequest(List<String> argv, String stdin, Duration timeout) {}

@@ -112,7 +112,7 @@ class AgentApiTest {
                 .hasMessageContaining("no complete checkpoint cp1 of vc at L1 on node n1");
         assertThatThrownBy(() -> client.verifyStored(new StoredVmsRequest(StorageLevel.L1, null, null, List.of("vm1"))))
                 .hasMessageContaining("needs the checkpoint's 'manifest'");
-        assertThatThrownBy(() -> client.hostPartner("cp1", new PartnerShadowRequest("vm1", "n2", null, "TCG", null, null, null, null, null, null)))
+        assertThatThrownBy(() -> client.hostPartner("cp1", new PartnerShadowRequest("vm1", "n2", null, "TCG", null, null, null, null, null, null, null)))
                 .hasMessageContaining("needs 'vm', 'spec' and 'listenHost'");
     }
 
