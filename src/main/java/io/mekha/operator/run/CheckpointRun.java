@@ -355,7 +355,7 @@ public final class CheckpointRun implements Runnable {
     }
 
     private void writeLater(Consumer<VirtualClusterCheckpointStatus> change) {
-        later(() -> write(change));
+        later(() -> apply(change));
     }
 
     /** On the writer's thread, in order with the status writes, never on the protocol's own. */
@@ -375,7 +375,26 @@ public final class CheckpointRun implements Runnable {
         }
     }
 
+    /**
+     * Writes a status change from the run's own thread, on the writer's thread after every change queued before it, and
+     * waits for it: two writers at once (a queued stage change and the capture's figures) could each start from the same
+     * copy and the later one undo the other where the server does not refuse the stale write.
+     */
     private void write(Consumer<VirtualClusterCheckpointStatus> change) {
+        try {
+            writer.submit(() -> apply(change)).get(30, TimeUnit.SECONDS);
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+            apply(change); // the run is over: nothing else writes
+        } catch (InterruptedException e) {
+            apply(change); // a cancelled run still writes how it ended
+            Thread.currentThread().interrupt();
+        } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
+            LOG.warnf("could not write the status of %s/%s: %s", cp.getMetadata().getNamespace(), cp.getMetadata().getName(), e.getMessage());
+        }
+    }
+
+    /** Applies a status change to the latest copy (on the writer's thread). */
+    private void apply(Consumer<VirtualClusterCheckpointStatus> change) {
         try {
             services.status().update(VirtualClusterCheckpoint.class, cp, change);
         } catch (RuntimeException e) {
