@@ -262,7 +262,7 @@ public final class AgentService implements AutoCloseable {
     private void holdLoadedAtMost(String id) {
         long round = loadRounds.merge(id, 1L, Long::sum);
         timers.schedule(() -> {
-            if (loadRounds.getOrDefault(id, 0L) == round) {
+            if (loadRounds.remove(id, round)) {
                 if (loads.drop(id) | restarts.dropFed(id)) {
                     org.jboss.logging.Logger.getLogger(AgentService.class).warnf("checkpoint %s: the QEMUs loaded for its restart on node %s waited %s for it; stopped", id, node, LOADED_HOLD);
                 }
@@ -282,7 +282,7 @@ public final class AgentService implements AutoCloseable {
     }
 
     private static void requireKey(String key) throws AgentException {
-        if (!io.mekha.agent.qemu.MigrationTls.valid(key)) {
+        if (!io.mekha.model.StreamKey.valid(key)) {
             throw AgentException.invalid("a partner copy needs its 'key' (64 lowercase hex digits, the same on both nodes): the stream"
                     + " between them is authenticated and encrypted with it, and no copy travels without one");
         }

@@ -63,7 +63,7 @@ final class PartnerReplication {
                     }
                     var f = vm.figures();
                     // one key per copy, to both nodes only: the stream between them is TLS over it (authenticated, encrypted)
-                    String key = newKey();
+                    String key = io.mekha.model.StreamKey.random();
                     var copy = partner.hostPartner(checkpoint, new io.mekha.agent.api.AgentDtos.PartnerShadowRequest(vm.vm(), source.node(),
                             info.spec(), info.accelerator(), partner.base().getHost(), f != null && f.stopAt() != null ? f.stopAt() : vm.stopIssuedAt(),
                             vm.guestClockAtCut(), null, vm.cutDisk(), vm.stopLate(), key));
@@ -110,10 +110,4 @@ final class PartnerReplication {
         });
     }
 
-
-    private static String newKey() {
-        byte[] key = new byte[32];
-        new java.security.SecureRandom().nextBytes(key);
-        return java.util.HexFormat.of().formatHex(key);
-    }
 }

@@ -8,6 +8,7 @@ import io.mekha.agent.api.PartnerCopyState;
 import io.mekha.agent.qemu.MigrationStatus;
 import io.mekha.agent.qemu.MigrationTls;
 import io.mekha.agent.qemu.QemuVm;
+import io.mekha.model.StreamKey;
 import io.mekha.model.VmSpec;
 import io.mekha.qmp.QmpClient;
 import io.mekha.testing.SingleAgent;
@@ -34,7 +35,7 @@ class PartnerCopyTlsTest {
         VmSpec spec = TestVms.dirtier("vm1", 256, "-m 8 -d 1 -i 200");
         try (SingleAgent node = new SingleAgent(work)) {
             // a sender in clear: the start of a QEMU migration stream, no TLS
-            PartnerShadow first = node.client.hostPartner("cp1", request(spec, MigrationTls.newKey()));
+            PartnerShadow first = node.client.hostPartner("cp1", request(spec, StreamKey.random()));
             try (Socket raw = new Socket("127.0.0.1", port(first.uri()))) {
                 OutputStream out = raw.getOutputStream();
                 out.write(new byte[] {'Q', 'E', 'V', 'M', 0, 0, 0, 3});
@@ -46,8 +47,8 @@ class PartnerCopyTlsTest {
             node.agent.startVm(VmSpec.named("sender").memoryMiB(256).kernel(spec.kernel()).initrd(spec.initrd()).build());
             QemuVm sender = node.agent.qemu("sender");
             sender.qmp().execute("stop");
-            PartnerShadow second = node.client.hostPartner("cp2", request(spec, MigrationTls.newKey()));
-            MigrationTls.client(sender, MigrationTls.newKey());
+            PartnerShadow second = node.client.hostPartner("cp2", request(spec, StreamKey.random()));
+            MigrationTls.client(sender, StreamKey.random());
             sender.qmp().execute("migrate", QmpClient.args().put("uri", second.uri()));
             long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
             MigrationStatus status;

@@ -8,9 +8,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.PosixFilePermissions;
-import java.security.SecureRandom;
-import java.util.HexFormat;
-import java.util.regex.Pattern;
 
 /**
  * A migration stream between two nodes' QEMUs, authenticated and encrypted with TLS over a key both
@@ -22,21 +19,8 @@ import java.util.regex.Pattern;
 public final class MigrationTls {
     private static final String USER = "mekha";
     private static final String CREDS = "mekha-migration-tls";
-    private static final Pattern KEY = Pattern.compile("[0-9a-f]{64}");
 
     private MigrationTls() {}
-
-    /** A fresh 256-bit key, hex. */
-    public static String newKey() {
-        byte[] key = new byte[32];
-        new SecureRandom().nextBytes(key);
-        return HexFormat.of().formatHex(key);
-    }
-
-    /** Whether {@code key} has the form {@link #newKey()} makes. */
-    public static boolean valid(String key) {
-        return key != null && KEY.matcher(key).matches();
-    }
 
     /** Has {@code qemu} accept incoming state only over TLS with {@code key}; before {@code migrate-incoming}. */
     public static void server(QemuVm qemu, String key) throws QmpException, IOException {
@@ -49,7 +33,7 @@ public final class MigrationTls {
     }
 
     private static void use(QemuVm qemu, String key, String endpoint) throws QmpException, IOException {
-        if (!valid(key)) {
+        if (!io.mekha.model.StreamKey.valid(key)) {
             throw new IllegalArgumentException("a migration key is 64 lowercase hex digits");
         }
         Path dir = Files.createDirectories(qemu.paths().dir().resolve("migration-tls"));

@@ -89,9 +89,9 @@ public final class RestoreRun implements Runnable {
                                 // the new instances' launcher pods, named to the agents: only the QEMU in each gets the VM's state
                                 Map<String, String> nodeByVm = new LinkedHashMap<>();
                                 nodes.forEach((onAgent, node) -> nodeByVm.put(io.mekha.operator.service.VmNames.inNamespace(ns, onAgent), node));
-                                recreation.awaitLaunchers(ns, nodeByVm.keySet());
+                                var pods = recreation.awaitLaunchers(ns, nodeByVm.keySet());
                                 try {
-                                    new io.mekha.operator.service.LauncherPodIdentities(services.client()).tell(agents, ns, nodeByVm);
+                                    new io.mekha.operator.service.LauncherPodIdentities(services.client()).tell(agents, ns, nodeByVm, pods);
                                 } catch (io.mekha.protocol.AgentCallException e) {
                                     throw new CheckpointFailedException("cannot name the new launcher pods to the agents: " + e.getMessage(), e);
                                 }

@@ -59,19 +59,31 @@ public final class LauncherPodIdentities {
      * starts its VMs itself and needs none).
      */
     public void tell(List<AgentClient> agents, String namespace, Map<String, String> nodeByVm) throws AgentCallException {
+        tell(agents, namespace, nodeByVm, running(namespace, nodeByVm.keySet()));
+    }
+
+    /** As {@link #tell(List, String, Map)}, with the launcher pods already found ({@link #running}). */
+    public void tell(List<AgentClient> agents, String namespace, Map<String, String> nodeByVm, Map<String, PodIdentity> pods)
+            throws AgentCallException {
         Map<String, Map<String, PodIdentity>> byNode = new LinkedHashMap<>();
-        nodeByVm.forEach((vm, node) -> of(namespace, vm).ifPresent(pod ->
-                byNode.computeIfAbsent(node, k -> new LinkedHashMap<>()).put(VmNames.onAgent(namespace, vm), pod)));
+        nodeByVm.forEach((vm, node) -> {
+            PodIdentity pod = pods.get(vm);
+            if (pod != null) {
+                byNode.computeIfAbsent(node, k -> new LinkedHashMap<>()).put(VmNames.onAgent(namespace, vm), pod);
+            }
+        });
         for (AgentClient agent : agents) {
-            Map<String, PodIdentity> pods = byNode.get(agent.node());
-            if (pods != null) {
-                agent.expectPods(pods);
+            Map<String, PodIdentity> onNode = byNode.get(agent.node());
+            if (onNode != null) {
+                agent.expectPods(onNode);
             }
         }
     }
 
-    /** Whether every one of {@code vms} has a running launcher pod. */
-    public boolean allRunning(String namespace, Collection<String> vms) {
-        return vms.stream().allMatch(vm -> of(namespace, vm).isPresent());
+    /** The running launcher pods of those of {@code vms} that have one, by VM name. */
+    public Map<String, PodIdentity> running(String namespace, Collection<String> vms) {
+        Map<String, PodIdentity> found = new LinkedHashMap<>();
+        vms.forEach(vm -> of(namespace, vm).ifPresent(pod -> found.put(vm, pod)));
+        return found;
     }
 }

@@ -105,17 +105,20 @@ public final class VmiRecreation {
         }
     }
 
-    /** Waits (within the recreation's timeout) until each of {@code vms}' new instance has a running launcher pod. */
-    public void awaitLaunchers(String namespace, Collection<String> vms) throws CheckpointFailedException, InterruptedException {
+    /** Waits (within the recreation's timeout) until each of {@code vms}' new instance has a running launcher pod; those pods. */
+    public Map<String, io.mekha.model.PodIdentity> awaitLaunchers(String namespace, Collection<String> vms)
+            throws CheckpointFailedException, InterruptedException {
         LauncherPodIdentities pods = new LauncherPodIdentities(client);
         long deadline = System.nanoTime() + timeout.toNanos();
-        while (!pods.allRunning(namespace, vms)) {
+        Map<String, io.mekha.model.PodIdentity> found;
+        while ((found = pods.running(namespace, vms)).size() < vms.size()) {
             if (System.nanoTime() > deadline) {
                 throw new CheckpointFailedException("the new instances of " + vms + " have no running virt-launcher pod after "
                         + timeout.toSeconds() + " s (kubectl get pods -n " + namespace + " -l kubevirt.io=virt-launcher)");
             }
             Thread.sleep(POLL.toMillis());
         }
+        return found;
     }
 
     /** Takes the restore annotation and Mekha's node pin off each VM's template again (best effort: logged when it fails). */
