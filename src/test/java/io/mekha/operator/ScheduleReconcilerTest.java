@@ -127,10 +127,10 @@ class ScheduleReconcilerTest {
                     "hourly-" + stamp(now.minus(Duration.ofHours(3))));
 
             // long after, with no new run (suspended), the newest success is still kept
-            VirtualClusterCheckpointSchedule latest = client.resources(VirtualClusterCheckpointSchedule.class).inNamespace(NS)
-                    .withName("hourly").get();
-            latest.getSpec().suspend = true;
-            client.resource(latest).update();
+            // a merge patch, as kubectl patch sends it: no resourceVersion to lose a race with the operator's status writes
+            client.resources(VirtualClusterCheckpointSchedule.class).inNamespace(NS).withName("hourly").patch(
+                    io.fabric8.kubernetes.client.dsl.base.PatchContext.of(io.fabric8.kubernetes.client.dsl.base.PatchType.JSON_MERGE),
+                    "{\"spec\": {\"suspend\": true}}");
             clock.advance(Duration.ofDays(2));
             awaitTrue(() -> children().stream().filter(c -> c.getStatus() != null && c.getStatus().phase == Phase.Succeeded).count() == 1, "only the newest success");
             assertThat(children()).extracting(c -> c.getMetadata().getName()).contains("hourly-" + stamp(now));
