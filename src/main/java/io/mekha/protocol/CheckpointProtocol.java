@@ -147,14 +147,17 @@ final class CheckpointProtocol {
     private Map<AgentClient, ClockOffset> remeasure(VirtualClusterMembers members, Map<AgentClient, ClockOffset> atTs, ProtocolListener listener)
             throws CheckpointFailedException {
         long start = System.nanoTime();
+        Map<AgentClient, ClockOffset> measured = rendezvous.offsets(members.agents(), CLOCK_SAMPLES_AT_TR);
+        // a clock that did not move keeps the offset measured before Ts (more exchanges, off the pause: a smaller error,
+        // so a shorter Tr lead); one that moved takes the new one
         Map<AgentClient, ClockOffset> atTr = new LinkedHashMap<>(atTs);
-        atTr.putAll(rendezvous.offsets(members.agents(), CLOCK_SAMPLES_AT_TR));
         for (AgentClient agent : members.agents()) {
             ClockOffset before = atTs.get(agent);
-            ClockOffset now = atTr.get(agent);
+            ClockOffset now = measured.get(agent);
             Duration moved = now.offset().minus(before.offset()).abs();
             Duration noise = before.uncertainty().plus(now.uncertainty()).multipliedBy(2);
             if (moved.compareTo(STEP_NOTICED) > 0 && moved.compareTo(noise) > 0) {
+                atTr.put(agent, now);
                 listener.step("the clock of node " + agent.node() + " moved " + moved.toMillis() + " ms between Ts and Tr (stepped?): Tr is"
                         + " given in its clock as it reads now, and its resume is reported in that clock");
             }
