@@ -6,9 +6,9 @@ import java.net.SocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.channels.ClosedChannelException;
 import java.nio.channels.DatagramChannel;
-import java.nio.charset.StandardCharsets;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.regex.Pattern;
 import org.jboss.logging.Logger;
 
 /**
@@ -20,23 +20,27 @@ import org.jboss.logging.Logger;
  * restarted (replacing the crashed VM's port): a paused shadow must never receive frames sent
  * after its cut, or it would replay them from its socket buffer when resumed.
  *
- * <p>Control messages (from any process on this host) are datagrams starting with
- * {@value #CONTROL_MAGIC}: {@code attach <mac> <port>} and {@code detach <mac>}.
+ * <p>NICs are attached and detached through the hub's {@link HubControl} socket, which only
+ * the hub's user and root can use; the UDP port carries frames only, and a frame from a port
+ * that is not attached is dropped.
  */
 public final class SegmentHub implements AutoCloseable {
     private static final Logger LOG = Logger.getLogger(SegmentHub.class);
-    public static final String CONTROL_MAGIC = "MEKHA-HUB:";
     private static final int MAX_FRAME = 65536;
+    private static final Pattern MAC = Pattern.compile("(?i)[0-9a-f]{2}(:[0-9a-f]{2}){5}");
 
     private final String name;
     private final DatagramChannel channel;
     private final Map<String, InetSocketAddress> ports = new ConcurrentHashMap<>();
+    private final HubControl control;
     private final Thread repeater;
     private volatile long framesRepeated;
+    private volatile long framesDropped;
 
-    private SegmentHub(String name, DatagramChannel channel) {
+    private SegmentHub(String name, DatagramChannel channel) throws IOException {
         this.name = name;
         this.channel = channel;
+        this.control = HubControl.serve(port(), this::control);
         this.repeater = new Thread(this::repeat, "segment-hub " + name);
         this.repeater.setDaemon(true);
         this.repeater.start();
@@ -52,7 +56,12 @@ public final class SegmentHub implements AutoCloseable {
             throw new IOException("segment '" + name + "': cannot bind 127.0.0.1:" + port + " (" + e.getMessage()
                     + "); is another VC with the same segment running?", e);
         }
-        return new SegmentHub(name, channel);
+        try {
+            return new SegmentHub(name, channel);
+        } catch (IOException e) {
+            channel.close();
+            throw e;
+        }
     }
 
     public int port() {
@@ -75,6 +84,11 @@ public final class SegmentHub implements AutoCloseable {
         return framesRepeated;
     }
 
+    /** Frames from a port that is not attached: a dead VM, a paused shadow, or a stranger. */
+    public long framesDropped() {
+        return framesDropped;
+    }
+
     void attach(String mac, int port) {
         InetSocketAddress previous = ports.put(mac.toLowerCase(), new InetSocketAddress("127.0.0.1", port));
         LOG.debugf("segment %s: %s attached at port %d (was %s)", name, mac, port, previous);
@@ -91,12 +105,9 @@ public final class SegmentHub implements AutoCloseable {
                 buffer.clear();
                 SocketAddress from = channel.receive(buffer);
                 buffer.flip();
-                if (isControl(buffer)) {
-                    control(buffer);
-                    continue;
-                }
                 if (!ports.containsValue(from)) {
-                    continue; // a NIC that is not (or no longer) attached: a dead VM or a paused shadow
+                    framesDropped++; // a NIC that is not (or no longer) attached, or a process that is no NIC
+                    continue;
                 }
                 for (InetSocketAddress to : ports.values()) {
                     if (!to.equals(from)) {
@@ -113,34 +124,38 @@ public final class SegmentHub implements AutoCloseable {
         }
     }
 
-    private static boolean isControl(ByteBuffer frame) {
-        byte[] magic = CONTROL_MAGIC.getBytes(StandardCharsets.US_ASCII);
-        if (frame.remaining() < magic.length) {
-            return false;
+    /** One control request from {@link HubControl}: the reply line. */
+    private String control(String request) {
+        String[] words = request.trim().split("\\s+");
+        if (words.length >= 2 && !MAC.matcher(words[1]).matches()) {
+            throw new IllegalArgumentException("'" + words[1] + "' is not a MAC address (six hex pairs separated by ':')");
         }
-        for (int i = 0; i < magic.length; i++) {
-            if (frame.get(frame.position() + i) != magic[i]) {
-                return false;
-            }
-        }
-        return true;
-    }
-
-    private void control(ByteBuffer message) {
-        byte[] bytes = new byte[message.remaining()];
-        message.get(bytes);
-        String[] words = new String(bytes, StandardCharsets.US_ASCII).substring(CONTROL_MAGIC.length()).trim().split("\\s+");
         if (words.length == 3 && words[0].equals("attach")) {
-            attach(words[1], Integer.parseInt(words[2]));
-        } else if (words.length == 2 && words[0].equals("detach")) {
-            detach(words[1]);
-        } else {
-            LOG.warnf("segment %s: ignoring malformed control message %s", name, String.join(" ", words));
+            int port;
+            try {
+                port = Integer.parseInt(words[2]);
+            } catch (NumberFormatException e) {
+                port = -1;
+            }
+            if (port < 1 || port > 65535) {
+                throw new IllegalArgumentException("'" + words[2] + "' is not a UDP port (1-65535)");
+            }
+            attach(words[1], port);
+            return "ok";
         }
+        if (words.length == 2 && words[0].equals("detach")) {
+            detach(words[1]);
+            return "ok";
+        }
+        throw new IllegalArgumentException("'" + request + "' is neither 'attach <mac> <port>' nor 'detach <mac>'");
     }
 
     @Override
     public void close() throws IOException {
-        channel.close();
+        try {
+            control.close();
+        } finally {
+            channel.close();
+        }
     }
 }

@@ -2,9 +2,7 @@ package io.mekha.agent.network;
 
 import java.io.IOException;
 import java.net.InetSocketAddress;
-import java.nio.ByteBuffer;
 import java.nio.channels.DatagramChannel;
-import java.nio.charset.StandardCharsets;
 
 /** Talks to a {@link SegmentHub} from any process: attaches and detaches NICs, finds free ports for them. */
 public final class SegmentPort {
@@ -18,7 +16,10 @@ public final class SegmentPort {
         }
     }
 
-    /** Makes {@code port} the one NIC port of {@code mac} on the hub at {@code hubPort}. */
+    /**
+     * Makes {@code port} the one NIC port of {@code mac} on the hub at {@code hubPort}; returns once
+     * the hub has done it, or throws with the hub's reason.
+     */
     public static void attach(int hubPort, String mac, int port) throws IOException {
         send(hubPort, "attach " + mac + " " + port);
     }
@@ -28,9 +29,6 @@ public final class SegmentPort {
     }
 
     private static void send(int hubPort, String command) throws IOException {
-        try (DatagramChannel channel = DatagramChannel.open()) {
-            byte[] bytes = (SegmentHub.CONTROL_MAGIC + command).getBytes(StandardCharsets.US_ASCII);
-            channel.send(ByteBuffer.wrap(bytes), new InetSocketAddress("127.0.0.1", hubPort));
-        }
+        HubControl.request(hubPort, command);
     }
 }
