@@ -82,7 +82,7 @@ public final class AgentService implements AutoCloseable {
         this.flushes = new Flushes(node, targets, streams, runtime.config());
         this.catalog = new StoredCatalog(node, targets);
         this.loads = new StoredLoads(node, runtime, targets, streams);
-        this.restarts = new Restarts(node, vms, sessions, partners, loads, guestTime, clock, workers);
+        this.restarts = new Restarts(node, vms, sessions, partners, loads, guestTime, clock, workers, timers);
         workers.submit(sessions::resumeWhatAnEarlierAgentPaused);
     }
 
@@ -225,15 +225,33 @@ public final class AgentService implements AutoCloseable {
 
     /**
      * Restarts VMs from a checkpoint, resuming them together at {@code at}: from L0 its shadows (or partner copies, or
-     * the QEMUs fed from held streams), from L1/L2 the QEMUs {@link #loadStored loaded} from storage.
+     * the QEMUs fed from held streams), from L1/L2 the QEMUs {@link #loadStored loaded} from storage. Without
+     * {@code at} the restart is only prepared (checked, its copies taken) and waits for {@link #armRestart}.
      *
      * @param only the VMs to restart here (null: every VM this node holds the checkpoint of)
      */
     public RestartStatus restart(String id, Instant at, String timePolicy, Duration slewPeriod, StorageLevel level, List<String> only)
             throws AgentException {
-        ApiChecks.instant("the restart's instant", at, clock.now());
+        Ids.require(id);
+        if (at != null) {
+            ApiChecks.instant("the restart's instant", at, clock.now());
+        }
         ApiChecks.duration("slewPeriod", slewPeriod, Duration.ofHours(1), true);
-        return restarts.restart(id, at, timePolicy, slewPeriod, level, only);
+        RestartStatus prepared = restarts.prepare(id, timePolicy, slewPeriod, level, only);
+        return at == null ? prepared : restarts.arm(id, at);
+    }
+
+    /** Gives a prepared restart its rendezvous instant. */
+    public RestartStatus armRestart(String id, Instant at) throws AgentException {
+        ApiChecks.instant("the restart's instant", at, clock.now());
+        return restarts.arm(id, at);
+    }
+
+    /** Calls a restart off: the VMs not resumed yet stay as they were (their level-0 copies held, QEMUs loaded for it stopped). */
+    public RestartStatus callOffRestart(String id, String why) throws AgentException {
+        Ids.require(id);
+        String reason = why == null || why.isBlank() ? "the coordinator called it off" : why.length() > 300 ? why.substring(0, 300) + "..." : why;
+        return restarts.callOff(id, reason);
     }
 
     /** Restarts every VM this node holds checkpoint {@code id} of in memory. */

@@ -26,7 +26,14 @@ import org.jboss.logging.Logger;
 /**
  * This node's part of the restart protocol: each VM's loaded copy (its own shadow, a partner's
  * copy, a QEMU fed from a held stream or loaded from storage) resumed at the rendezvous instant
- * Tr, after the VM's current QEMU is killed so that two copies never run; then the time policy.
+ * Tr, the VM's current QEMU paused just before and killed just after, so that two copies never
+ * run; then the time policy.
+ *
+ * <p>Two steps, so that one node's refusal cannot leave the VC half restarted: {@link #prepare}
+ * checks and takes every copy (nothing is touched yet), {@link #arm} gives Tr once every node is
+ * prepared. {@link #callOff} before a VM's Tr leaves that VM as it was: its current QEMU runs on,
+ * a level-0 copy (a shadow, a partner's copy) stays held, a QEMU loaded for the restart is
+ * stopped. A prepared restart nobody arms is called off by itself after {@link #PREPARED_HOLD}.
  */
 final class Restarts {
     private static final Logger LOG = Logger.getLogger(Restarts.class);
@@ -36,11 +43,45 @@ final class Restarts {
      * One VM to restart: its paused, loaded QEMU and what it needs for the time policy. It resumes {@code stopLate}
      * after Tr, as late as it stopped after Ts at the cut, so that every VM loses the same time across the restart.
      */
-    private record Source(String vm, QemuVm loaded, QemuVm previous, Instant guestClockAtCut, Instant hostTimeAtCut, Duration stopLate) {
+    private record Source(String vm, QemuVm loaded, QemuVm previous, Instant guestClockAtCut, Instant hostTimeAtCut, Duration stopLate,
+                          boolean disposable) {
         Source {
             stopLate = stopLate == null || stopLate.isNegative() ? Duration.ZERO : stopLate;
         }
+
+        /** A restart called off: a QEMU loaded for it is stopped; the checkpoint's own level-0 copy stays as it is. */
+        void dispose() {
+            if (disposable) {
+                loaded.kill();
+            }
+        }
     }
+
+    /** One checkpoint's restart on this node: its copies, checked and taken, and which of them still wait for their Tr. */
+    private static final class Restart {
+        final TimePolicy policy;
+        final Duration slew;
+        final StorageLevel level;
+        final Map<String, Source> sources = new java.util.LinkedHashMap<>();
+        final Map<String, VmRestartStatus> states = new ConcurrentHashMap<>();
+        /** The VMs not yet resumed: whoever removes a VM from here (its resume at Tr, or a call-off) decides its fate. */
+        final Set<String> waiting = ConcurrentHashMap.newKeySet();
+        volatile boolean armed;
+        volatile java.util.concurrent.ScheduledFuture<?> expiry;
+
+        Restart(TimePolicy policy, Duration slew, StorageLevel level) {
+            this.policy = policy;
+            this.slew = slew;
+            this.level = level;
+        }
+
+        boolean over() {
+            return states.values().stream().allMatch(v -> v.state().terminal());
+        }
+    }
+
+    /** How long a prepared restart waits for its Tr before it is called off by itself (its coordinator went away). */
+    static final Duration PREPARED_HOLD = Duration.ofMinutes(2);
 
     private final String node;
     private final VmRegistry vms;
@@ -50,12 +91,13 @@ final class Restarts {
     private final GuestTime guestTime;
     private final RendezvousClock clock;
     private final ExecutorService workers;
-    private final Map<String, Map<String, VmRestartStatus>> restarts = new ConcurrentHashMap<>();
+    private final java.util.concurrent.ScheduledExecutorService timers;
+    private final Map<String, Restart> restarts = new ConcurrentHashMap<>();
     /** QEMUs fed from held streams ahead of a restart from memory, by checkpoint and VM. */
     private final Map<String, Map<String, QemuVm>> fed = new ConcurrentHashMap<>();
 
     Restarts(String node, VmRegistry vms, CheckpointSessions sessions, PartnerCopies partners, StoredLoads loads, GuestTime guestTime,
-             RendezvousClock clock, ExecutorService workers) {
+             RendezvousClock clock, ExecutorService workers, java.util.concurrent.ScheduledExecutorService timers) {
         this.node = node;
         this.vms = vms;
         this.sessions = sessions;
@@ -64,17 +106,22 @@ final class Restarts {
         this.guestTime = guestTime;
         this.clock = clock;
         this.workers = workers;
+        this.timers = timers;
     }
 
     /**
-     * Restarts VMs from a checkpoint, resuming them together at {@code at} (each as late after it as it stopped after
-     * Ts, so that every guest loses the same time): from L0 its shadows (or
-     * partner copies, or QEMUs fed from held streams), from L1/L2 the QEMUs loaded from storage.
+     * Readies a restart from a checkpoint: from L0 its shadows (or partner copies, or QEMUs fed
+     * from held streams), from L1/L2 the QEMUs loaded from storage; each checked and taken for
+     * this restart. Nothing runs or stops until {@link #arm}.
      *
      * @param only the VMs to restart here (null: every VM this node holds the checkpoint of)
      */
-    RestartStatus restart(String id, Instant at, String timePolicy, Duration slewPeriod, StorageLevel level, List<String> only)
+    synchronized RestartStatus prepare(String id, String timePolicy, Duration slewPeriod, StorageLevel level, List<String> only)
             throws AgentException {
+        Restart previous = restarts.get(id);
+        if (previous != null && !previous.over()) {
+            throw AgentException.conflict("a restart from checkpoint " + id + " is already under way on node " + node);
+        }
         Duration slew = slewPeriod == null ? DEFAULT_SLEW : slewPeriod;
         List<Source> sources = new ArrayList<>();
         TimePolicy policy;
@@ -90,17 +137,69 @@ final class Restarts {
                 throw e;
             }
             for (StoredLoads.LoadedVm l : loaded) {
-                sources.add(new Source(l.entry().name(), l.qemu(), null, l.entry().guestClockAtCut(), l.entry().stoppedAt(), l.stopLate()));
+                sources.add(new Source(l.entry().name(), l.qemu(), null, l.entry().guestClockAtCut(), l.entry().stoppedAt(), l.stopLate(), true));
             }
         }
-        Map<String, VmRestartStatus> states = new ConcurrentHashMap<>();
-        restarts.put(id, states);
+        Restart restart = new Restart(policy, slew, level == null ? StorageLevel.L0 : level);
         for (Source source : sources) {
-            states.put(source.vm(), new VmRestartStatus(source.vm(), RestartState.RESTARTING, null, null, null, policy.displayName(),
-                    source.guestClockAtCut(), source.hostTimeAtCut(), null, null, null));
-            workers.submit(() -> restartOne(source, at, policy, slew, states));
+            restart.sources.put(source.vm(), source);
+            restart.waiting.add(source.vm());
+            restart.states.put(source.vm(), state(source, policy, RestartState.READY, null));
+        }
+        restarts.put(id, restart);
+        restart.expiry = timers.schedule(() -> callOff(id, "nobody gave its rendezvous instant within " + PREPARED_HOLD.toSeconds() + " s"),
+                PREPARED_HOLD.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
+        return status(id);
+    }
+
+    /** Resumes every VM of a {@link #prepare prepared} restart at {@code at} (each as late after it as it stopped after Ts). */
+    synchronized RestartStatus arm(String id, Instant at) throws AgentException {
+        Restart restart = restarts.get(id);
+        if (restart == null) {
+            throw AgentException.notFound("no restart from checkpoint " + id + " is prepared on node " + node);
+        }
+        if (restart.armed || restart.waiting.size() < restart.sources.size()) {
+            throw AgentException.conflict("the restart from checkpoint " + id + " on node " + node + " is "
+                    + (restart.armed ? "armed already" : "called off: " + restart.states.values().iterator().next().error()));
+        }
+        restart.armed = true;
+        restart.expiry.cancel(false);
+        for (Source source : restart.sources.values()) {
+            restart.states.put(source.vm(), state(source, restart.policy, RestartState.RESTARTING, null));
+            workers.submit(() -> restartOne(restart, source, at));
         }
         return status(id);
+    }
+
+    /**
+     * Calls a restart off: every VM whose Tr has not come stays as it was (see the class comment).
+     * The VMs resumed already run on from the cut. Returns the restart's status (an unknown one: nothing to call off).
+     */
+    synchronized RestartStatus callOff(String id, String why) {
+        Restart restart = restarts.get(id);
+        if (restart == null) {
+            return new RestartStatus(id, node, null, List.of());
+        }
+        restart.expiry.cancel(false);
+        for (Source source : restart.sources.values()) {
+            if (restart.waiting.remove(source.vm())) {
+                source.dispose();
+                restart.states.put(source.vm(), state(source, restart.policy, RestartState.CANCELLED,
+                        "called off before its Tr (" + why + "); its QEMU from before runs on"));
+                LOG.infof("restart of VM '%s' from checkpoint %s on node %s called off: %s", source.vm(), id, node, why);
+            }
+        }
+        return new RestartStatus(id, node, restart.level, List.copyOf(restart.states.values()));
+    }
+
+    private static VmRestartStatus state(Source source, TimePolicy policy, RestartState state, String error) {
+        return running(source, policy, state, null, null, error, null, null);
+    }
+
+    private static VmRestartStatus running(Source source, TimePolicy policy, RestartState state, Instant resumedAt, Instant resumeEvent,
+                                           String error, GuestClock.Reading after, String note) {
+        return new VmRestartStatus(source.vm(), state, resumedAt, resumeEvent, error, policy.displayName(), source.guestClockAtCut(),
+                source.hostTimeAtCut(), after == null ? null : after.guest(), after == null ? null : after.host(), note);
     }
 
     private TimePolicy fromMemory(String id, String timePolicy, List<String> only, List<Source> sources) throws AgentException {
@@ -126,7 +225,8 @@ final class Restarts {
                 throw AgentException.conflict("checkpoint " + id + ": the copy of VM '" + c.request.vm() + "' on node " + node
                         + " is " + (c.qemu.isAlive() ? c.state() : "gone"));
             }
-            sources.add(new Source(c.request.vm(), c.qemu, null, c.request.guestClockAtCut(), c.request.stoppedAt(), c.request.stopLate()));
+            sources.add(new Source(c.request.vm(), c.qemu, null, c.request.guestClockAtCut(), c.request.stoppedAt(), c.request.stopLate(),
+                    false));
         }
         for (SessionVm v : mine) {
             if (v.copy() instanceof HeldStream stream) {
@@ -148,51 +248,67 @@ final class Restarts {
         for (SessionVm v : mine) {
             boolean stream = v.copy() instanceof HeldStream;
             QemuVm loaded = stream ? takeFed(id, v) : ((io.mekha.agent.level0.ShadowCopy) v.copy()).qemu();
-            sources.add(new Source(v.name(), loaded, stream ? null : v.source, v.guestClockAtCut, v.stopIssuedAt, v.stopLate));
+            // a QEMU fed from a held stream is this restart's; a shadow is the checkpoint's level 0 and stays if called off
+            sources.add(new Source(v.name(), loaded, stream ? null : v.source, v.guestClockAtCut, v.stopIssuedAt, v.stopLate, stream));
         }
         return policy;
     }
 
-    private void restartOne(Source source, Instant at, TimePolicy policy, Duration slewPeriod, Map<String, VmRestartStatus> states) {
+    private void restartOne(Restart restart, Source source, Instant at) {
         String name = source.vm();
         QemuVm loaded = source.loaded();
-        try {
+        TimePolicy policy = restart.policy;
+        try (QmpEventQueue events = loaded.qmp().listen(Set.of("RESUME"))) {
+            clock.sleepUntil(at.plus(source.stopLate()));
+            if (!restart.waiting.remove(name)) {
+                return; // called off before its Tr: callOff has set its state
+            }
+            List<QemuVm> before = new ArrayList<>();
             QemuVm current = vms.current(name);
             if (current != null && current != loaded && current.isAlive()) {
-                current.kill();
+                before.add(current);
             }
-            if (source.previous() != null && source.previous().isAlive()) {
-                source.previous().kill();
+            if (source.previous() != null && source.previous() != current && source.previous().isAlive()) {
+                before.add(source.previous());
             }
-            try (QmpEventQueue events = loaded.qmp().listen(Set.of("RESUME"))) {
-                loaded.promote();
-                clock.sleepUntil(at.plus(source.stopLate()));
-                loaded.qmp().execute("cont");
-                Instant resumedAt = clock.now();
-                QmpEvent resume = events.poll(Duration.ofSeconds(2));
-                vms.replace(loaded);
-                // Slew moves the clock from the moment it starts: the restart's own reading is the one just before it,
-                // not one taken while the slew already runs (under load that came ~0.1 s late, i.e. ~0.26 s of slew)
-                GuestClock.Reading beforeSlew = policy == TimePolicy.SLEW ? guestTime.read(loaded) : null;
-                String note = guestTime.apply(loaded, policy, slewPeriod);
-                GuestClock.Reading after = beforeSlew != null ? beforeSlew : guestTime.read(loaded);
-                states.put(name, new VmRestartStatus(name, RestartState.RUNNING, resumedAt, resume == null ? null : resume.timestamp(), null,
-                        policy.displayName(), source.guestClockAtCut(), source.hostTimeAtCut(), after == null ? null : after.guest(),
-                        after == null ? null : after.host(), note));
-            }
+            before.forEach(Restarts::pauseOrKill); // two copies never run, not even for the instant of the switch
+            loaded.promote();
+            loaded.qmp().execute("cont");
+            Instant resumedAt = clock.now();
+            before.forEach(QemuVm::kill);
+            QmpEvent resume = events.poll(Duration.ofSeconds(2));
+            vms.replace(loaded);
+            // Slew moves the clock from the moment it starts: the restart's own reading is the one just before it,
+            // not one taken while the slew already runs (under load that came ~0.1 s late, i.e. ~0.26 s of slew)
+            GuestClock.Reading beforeSlew = policy == TimePolicy.SLEW ? guestTime.read(loaded) : null;
+            String note = guestTime.apply(loaded, policy, restart.slew);
+            GuestClock.Reading after = beforeSlew != null ? beforeSlew : guestTime.read(loaded);
+            restart.states.put(name, running(source, policy, RestartState.RUNNING, resumedAt, resume == null ? null : resume.timestamp(), null,
+                    after, note));
         } catch (Exception e) {
             LOG.errorf("restart of VM '%s' on node %s failed: %s", name, node, e.getMessage());
-            states.put(name, new VmRestartStatus(name, RestartState.FAILED, null, null, e.getMessage(), policy.displayName(),
-                    source.guestClockAtCut(), source.hostTimeAtCut(), null, null, null));
+            restart.states.put(name, state(source, policy, RestartState.FAILED, e.getMessage()));
+        }
+    }
+
+    /** Stops the VM's QEMU from before the restart for the switch (it is killed once the copy runs); kills it if it does not answer. */
+    private static void pauseOrKill(QemuVm qemu) {
+        if (qemu.role() == QemuVm.Role.ATTACHED) {
+            return; // KubeVirt's old instance: not Mekha's to pause (kill() only lets go of its monitor)
+        }
+        try {
+            qemu.qmp().execute("stop");
+        } catch (Exception e) {
+            qemu.kill();
         }
     }
 
     RestartStatus status(String id) throws AgentException {
-        Map<String, VmRestartStatus> states = restarts.get(id);
-        if (states == null) {
+        Restart restart = restarts.get(id);
+        if (restart == null) {
             throw AgentException.notFound("no restart from checkpoint " + id + " on node " + node);
         }
-        return new RestartStatus(id, node, List.copyOf(states.values()));
+        return new RestartStatus(id, node, restart.level, List.copyOf(restart.states.values()));
     }
 
     /**

@@ -12,6 +12,7 @@ import io.mekha.api.v1alpha1.VirtualClusterRestore;
 import io.mekha.api.v1alpha1.VirtualClusterRestoreStatus;
 import io.mekha.api.v1alpha1.VmRestoreResult;
 import io.mekha.operator.run.CheckpointSettings;
+import io.mekha.operator.run.InterruptedRestore;
 import io.mekha.operator.run.RestoreRun;
 import io.mekha.operator.service.OperatorServices;
 import io.mekha.operator.service.ProtocolRuns;
@@ -26,7 +27,8 @@ import java.util.Optional;
  * Reconciles VirtualClusterRestores: checks the checkpoint is ready to use, claims its VMs (one
  * checkpoint or restore at a time per VM), marks the restore InProgress and starts a
  * {@link RestoreRun}; then only observes the deadline. A restore whose operator restarted mid-way
- * is failed with what to check, never silently re-run.
+ * is picked up: adopted if it finished meanwhile, else called off everywhere and started again
+ * (said in its conditions and events, {@code status.attempts}), a bounded number of times.
  */
 @ControllerConfiguration(name = "virtualclusterrestore")
 public class RestoreReconciler implements Reconciler<VirtualClusterRestore> {
@@ -64,14 +66,7 @@ public class RestoreReconciler implements Reconciler<VirtualClusterRestore> {
                 }
                 return observeAgain(left);
             }
-            // a restore on KubeVirt may have left its annotation and node pin on the VMs' templates: a later start of such a
-            // VM would wait for a state nobody feeds it
-            new io.mekha.operator.service.VmiRecreation(services.client(), Duration.ZERO).finish(ns, st.vms == null ? List.of()
-                    : st.vms.stream().map(v -> v.name).toList());
-            // the QEMUs loaded or fed for this restart wait for a Tr nobody sends now: stopped at once, not left paused
-            String dropped = dropLoaded(ns, restore.getSpec().checkpointName);
-            return failNow(restore, Reasons.OPERATOR_RESTARTED, "the operator restarted while this restore ran" + dropped + "; check the VMs (kubectl get vmi -n "
-                    + ns + ") and create a new VirtualClusterRestore to restart them from the checkpoint again");
+            return pickUp(restore, left);
         }
         if ((left.isNegative() || left.isZero())) {
             var waiting = Conditions.get(restore.getStatus().conditions, Conditions.READY);
@@ -120,22 +115,88 @@ public class RestoreReconciler implements Reconciler<VirtualClusterRestore> {
         return observeAgain(left);
     }
 
-    /** Tells every agent to stop what it loaded for a restart of the checkpoint; says what could not be told. */
-    private String dropLoaded(String ns, String checkpointName) {
-        VirtualClusterCheckpoint cp = services.client().resources(VirtualClusterCheckpoint.class).inNamespace(ns).withName(checkpointName).get();
-        if (cp == null || cp.getStatus() == null || cp.getStatus().checkpointId == null) {
-            return "";
+    /** How many times a restore is started in all, when operator restarts interrupt it. */
+    static final int MAX_ATTEMPTS = 3;
+
+    /**
+     * A restore that was running when the operator restarted: adopted if every VM resumed from it meanwhile (Tr came
+     * while nobody watched), else called off on every agent (VMs not resumed stay as they were, QEMUs loaded for it
+     * stop) and started again, at most {@link #MAX_ATTEMPTS} times in all.
+     */
+    private UpdateControl<VirtualClusterRestore> pickUp(VirtualClusterRestore cached, Duration left) {
+        String ns = cached.getMetadata().getNamespace();
+        // a run of this operator that just ended wrote its result before it ended: the cache may not show it yet
+        VirtualClusterRestore restore = services.client().resources(VirtualClusterRestore.class).inNamespace(ns)
+                .withName(cached.getMetadata().getName()).get();
+        if (restore == null || restore.getStatus() == null || restore.getStatus().phase != Phase.InProgress) {
+            return UpdateControl.noUpdate();
         }
-        List<String> unreached = new java.util.ArrayList<>();
-        for (io.mekha.protocol.AgentClient agent : services.agents().all()) {
-            try {
-                agent.dropLoaded(cp.getStatus().checkpointId);
-            } catch (io.mekha.protocol.AgentCallException e) {
-                unreached.add(agent.node() + " (" + e.getMessage() + ")");
-            }
+        var st = restore.getStatus();
+        List<String> names = st.vms == null ? List.of() : st.vms.stream().map(v -> v.name).toList();
+        var recreation = new io.mekha.operator.service.VmiRecreation(services.client(), Duration.ZERO);
+        VirtualClusterCheckpoint cp = services.client().resources(VirtualClusterCheckpoint.class).inNamespace(ns)
+                .withName(restore.getSpec().checkpointName).get();
+        if (cp == null || cp.getStatus() == null || cp.getStatus().checkpointId == null || st.startedAt == null) {
+            recreation.finish(ns, names);
+            return failNow(restore, Reasons.OPERATOR_RESTARTED, "the operator restarted while this restore ran, and its checkpoint "
+                    + restore.getSpec().checkpointName + " is gone; check the VMs (kubectl get vmi -n " + ns + ")");
         }
-        return unreached.isEmpty() ? "; the VMs it had loaded were stopped"
-                : "; the VMs it had loaded were stopped except on " + unreached + ", where they stop after " + io.mekha.agent.api.AgentDtos.LOADED_HOLD.toMinutes() + " min";
+        String id = cp.getStatus().checkpointId;
+        InterruptedRestore interrupted = new InterruptedRestore(services.agents().all());
+        var finished = interrupted.finished(ns, id, new java.util.HashSet<>(cp.getStatus().vms.stream().map(v -> v.name).toList()),
+                Instant.parse(st.startedAt));
+        if (finished.isPresent()) {
+            // a restore on KubeVirt leaves its annotation and node pin on the VMs' templates until it ends
+            recreation.finish(ns, names);
+            return adopt(restore, cp, finished.get());
+        }
+        int attempts = st.attempts == null ? 1 : st.attempts;
+        List<String> unreached = interrupted.callOff(id, "the operator restarted during restore " + restore.getMetadata().getName());
+        if (attempts >= MAX_ATTEMPTS || !unreached.isEmpty() || left.isNegative() || left.isZero()) {
+            recreation.finish(ns, names);
+            String why = !unreached.isEmpty() ? "the agents on " + unreached + " could not be told to call it off (a prepared restart is called off"
+                    + " by the agent itself after 2 min, loaded QEMUs stop after " + io.mekha.agent.api.AgentDtos.LOADED_HOLD.toMinutes() + " min)"
+                    : attempts >= MAX_ATTEMPTS ? "it was started " + attempts + " times, the most it is" : "its failureDeadline passed";
+            return failNow(restore, Reasons.OPERATOR_RESTARTED, "the operator restarted while this restore ran; it was called off on every agent"
+                    + " (VMs not resumed were left as they were) and not started again: " + why + "; check the VMs (kubectl get vmi -n " + ns
+                    + ") and create a new VirtualClusterRestore");
+        }
+        String holder = SourceLocks.holder(restore);
+        Optional<String> taken = services.locks().claim(ns, cp.getStatus().vms.stream().map(v -> v.name).toList(), holder);
+        if (taken.isPresent()) {
+            return failNow(restore, Reasons.OPERATOR_RESTARTED, "the operator restarted while this restore ran; it was called off on every agent and"
+                    + " cannot start again: " + taken.get() + " holds a VM of checkpoint " + cp.getMetadata().getName());
+        }
+        String message = "the operator restarted while this restore ran: called off on every agent and started again (attempt "
+                + (attempts + 1) + " of " + MAX_ATTEMPTS + ")";
+        boolean written = services.status().update(VirtualClusterRestore.class, restore, status -> {
+            status.attempts = attempts + 1;
+            Conditions.progressing(status.conditions, Reasons.PICKED_UP, message, restore.getMetadata().getGeneration(), now());
+        });
+        if (!written) {
+            services.locks().release(ns, holder);
+            return UpdateControl.noUpdate();
+        }
+        services.events().normal(restore, Reasons.PICKED_UP, message);
+        services.runs().start(ProtocolRuns.key(restore), new RestoreRun(services, restore, cp));
+        return observeAgain(left);
+    }
+
+    /** Ends a restore whose every VM resumed while no operator watched, with what the agents report. */
+    private UpdateControl<VirtualClusterRestore> adopt(VirtualClusterRestore restore, VirtualClusterCheckpoint cp, InterruptedRestore.Finished done) {
+        String level = done.level() == null ? "its level" : done.level().name();
+        String message = "every VM resumed from checkpoint " + cp.getMetadata().getName() + " (" + level + ") while the operator restarted;"
+                + " picked up from the agents' reports";
+        services.metrics().restoreFinished("succeeded", Reasons.RESTORED, done.level() == null ? "none" : done.level().name());
+        services.events().normal(restore, Reasons.PICKED_UP, message);
+        services.status().update(VirtualClusterRestore.class, restore, status -> {
+            status.phase = Phase.Succeeded;
+            status.restoredFrom = done.level() == null ? null : io.mekha.api.v1alpha1.LevelName.valueOf(done.level().name());
+            status.vms = done.vms();
+            status.completedAt = now().toString();
+            Conditions.succeeded(status.conditions, Reasons.RESTORED, message, restore.getMetadata().getGeneration(), now());
+        });
+        return UpdateControl.noUpdate();
     }
 
     private UpdateControl<VirtualClusterRestore> waitFor(VirtualClusterRestore restore, String reason, String message, Duration left) {

@@ -151,6 +151,17 @@ public final class AgentClient {
         return call("POST", "/v1/checkpoints/" + id + "/restart", request, RestartStatus.class);
     }
 
+    /** Gives a restart prepared by {@link #restart} without an instant its rendezvous instant Tr (the agent's clock). */
+    public RestartStatus armRestart(String id, Instant at) throws AgentCallException {
+        return call("POST", "/v1/checkpoints/" + id + "/arm", new AtRequest(at), RestartStatus.class);
+    }
+
+    /** Calls a restart off: the agent's VMs whose Tr has not come stay as they were. */
+    public RestartStatus callOffRestart(String id, String why) throws AgentCallException {
+        return call("DELETE", "/v1/checkpoints/" + id + "/restart?reason=" + java.net.URLEncoder.encode(why, java.nio.charset.StandardCharsets.UTF_8),
+                null, RestartStatus.class);
+    }
+
     /** Loads the VMs' level-0 streams into their waiting QEMUs (a no-op for shadows); returns the VMs fed. Waits as long as that takes. */
     public List<String> loadLevel0(String id, List<String> vms, Duration callTimeout) throws AgentCallException {
         return call("POST", "/v1/checkpoints/" + id + "/load", new io.mekha.agent.api.AgentDtos.LoadLevel0Request(vms),

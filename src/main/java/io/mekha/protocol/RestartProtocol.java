@@ -48,8 +48,13 @@ final class RestartProtocol {
         Map<AgentClient, List<String>> byAgent = new LinkedHashMap<>();
         chosen.forEach((vm, agent) -> byAgent.computeIfAbsent(agent, a -> new ArrayList<>()).add(vm));
         // where level 0 is a stream held in memory (KubeVirt), the slow part (feeding each new QEMU) comes before Tr is chosen
-        AgentCalls.requireAll(calls.parallel(List.copyOf(byAgent.keySet()), agent -> agent.loadLevel0(id, byAgent.get(agent), LOAD_TIMEOUT)),
-                "load from memory");
+        List<AgentClient> holders = List.copyOf(byAgent.keySet());
+        try {
+            AgentCalls.requireAll(calls.parallel(holders, agent -> agent.loadLevel0(id, byAgent.get(agent), LOAD_TIMEOUT)), "load from memory");
+        } catch (CheckpointFailedException e) {
+            dropLoaded(id, holders);
+            throw e;
+        }
         return restartHolders(id, byAgent, StorageLevel.L0, policy, slewPeriod, listener, started);
     }
 
@@ -61,17 +66,41 @@ final class RestartProtocol {
         return restartHolders(id, byAgent, level, policy, slewPeriod, listener, clock.instant());
     }
 
+    /**
+     * Prepares the restart on every holder (each checks and takes its copies, touching nothing), then arms them all with
+     * one Tr. A holder that refuses, fails or does not answer calls the restart off on every holder: before Tr that leaves
+     * the whole VC as it was, never half of it back at the cut.
+     */
     private RestartReport restartHolders(String id, Map<AgentClient, List<String>> vmsByAgent, StorageLevel level, TimePolicy policy,
                                          Duration slewPeriod, ProtocolListener listener, Instant started)
             throws CheckpointFailedException, InterruptedException {
         List<AgentClient> holders = List.copyOf(vmsByAgent.keySet());
-        Map<AgentClient, ClockOffset> offsets = rendezvous.offsets(holders);
-        Instant tr = rendezvous.generousInstant(CheckpointOptions.defaults().rendezvousLead(), offsets);
-        listener.step("restarting checkpoint " + id + " from " + level + " on " + holders.size() + " node(s), resuming together at Tr = " + tr);
-        String policyName = policy == null ? null : policy.name();
-        AgentCalls.requireAll(calls.parallel(holders,
-                agent -> agent.restart(id, new RestartRequest(offsets.get(agent).toAgent(tr), policyName, slewPeriod, level,
-                        vmsByAgent.get(agent)))), "restart");
+        try {
+            String policyName = policy == null ? null : policy.name();
+            AgentCalls.requireAll(calls.parallel(holders,
+                    agent -> agent.restart(id, new RestartRequest(null, policyName, slewPeriod, level, vmsByAgent.get(agent)))), "prepare the restart");
+            Map<AgentClient, ClockOffset> offsets = rendezvous.offsets(holders);
+            Instant tr = rendezvous.generousInstant(CheckpointOptions.defaults().rendezvousLead(), offsets);
+            listener.step("restarting checkpoint " + id + " from " + level + " on " + holders.size() + " node(s), resuming together at Tr = " + tr);
+            AgentCalls.requireAll(calls.parallel(holders, agent -> agent.armRestart(id, offsets.get(agent).toAgent(tr))), "arm the restart");
+            RestartReport report = awaitRunning(id, holders, offsets, tr, started);
+            listener.step("restart complete: resume skew " + report.resumeSkew().toNanos() / 1e6 + " ms");
+            return report;
+        } catch (CheckpointFailedException e) {
+            throw new CheckpointFailedException(e.getMessage() + "; " + callOff(id, holders, e.getMessage()), e);
+        } catch (InterruptedException e) {
+            Thread.interrupted(); // the call-off must still go out
+            try {
+                listener.step("restart from checkpoint " + id + " interrupted; " + callOff(id, holders, "the restart was interrupted"));
+            } finally {
+                Thread.currentThread().interrupt();
+            }
+            throw e;
+        }
+    }
+
+    private RestartReport awaitRunning(String id, List<AgentClient> holders, Map<AgentClient, ClockOffset> offsets, Instant tr, Instant started)
+            throws CheckpointFailedException, InterruptedException {
         Instant deadline = clock.instant().plus(RESTART_TIMEOUT);
         while (true) {
             Map<AgentClient, RestartStatus> states = AgentCalls.requireAll(calls.parallel(holders, agent -> agent.restartStatus(id)),
@@ -80,7 +109,7 @@ final class RestartProtocol {
             boolean allRunning = true;
             for (var entry : states.entrySet()) {
                 for (VmRestartStatus vm : entry.getValue().vms()) {
-                    if (vm.state() == RestartState.FAILED) {
+                    if (vm.state() == RestartState.FAILED || vm.state() == RestartState.CANCELLED) {
                         failed.add(vm.vm() + " on node " + entry.getKey().node() + ": " + vm.error());
                     }
                     allRunning &= vm.state() == RestartState.RUNNING;
@@ -90,15 +119,54 @@ final class RestartProtocol {
                 throw new CheckpointFailedException("restart from checkpoint " + id + " failed: " + String.join("; ", failed));
             }
             if (allRunning) {
-                RestartReport report = report(id, states, offsets, tr, Duration.between(started, clock.instant()));
-                listener.step("restart complete: resume skew " + report.resumeSkew().toNanos() / 1e6 + " ms");
-                return report;
+                return report(id, states, offsets, tr, Duration.between(started, clock.instant()));
             }
             if (clock.instant().isAfter(deadline)) {
                 throw new CheckpointFailedException("restart from checkpoint " + id + " did not finish within " + RESTART_TIMEOUT.toSeconds() + " s");
             }
             Thread.sleep(POLL.toMillis());
         }
+    }
+
+    /**
+     * Calls the restart off on every holder and stops whatever they loaded for it; says which VMs were left as they
+     * were and which had resumed from the cut already (those run on: a later restart replaces them).
+     */
+    private String callOff(String id, List<AgentClient> holders, String why) {
+        List<String> left = new ArrayList<>();
+        List<String> resumed = new ArrayList<>();
+        List<String> unreachable = new ArrayList<>();
+        calls.parallel(holders, agent -> agent.callOffRestart(id, why)).forEach((agent, r) -> {
+            if (r.error() != null) {
+                unreachable.add(agent.node() + " (" + r.error().getMessage() + ")");
+                return;
+            }
+            for (VmRestartStatus vm : r.value().vms()) {
+                (vm.state() == RestartState.RUNNING ? resumed : left).add(vm.vm());
+            }
+        });
+        dropLoaded(id, holders);
+        StringBuilder said = new StringBuilder("the restart was called off on every node");
+        if (!left.isEmpty()) {
+            java.util.Collections.sort(left);
+            said.append(": ").append(String.join(", ", left)).append(" left as they were (level-0 copies kept)");
+        }
+        if (!resumed.isEmpty()) {
+            java.util.Collections.sort(resumed);
+            said.append("; ").append(String.join(", ", resumed)).append(" had resumed from the cut already and run on");
+        }
+        if (!unreachable.isEmpty()) {
+            said.append("; not reached: ").append(String.join(", ", unreachable))
+                    .append(" (an agent calls a prepared restart off by itself after 2 min)");
+        }
+        return said.toString();
+    }
+
+    private void dropLoaded(String id, List<AgentClient> holders) {
+        calls.parallel(holders, agent -> {
+            agent.dropLoaded(id);
+            return Boolean.TRUE;
+        });
     }
 
     private static RestartReport report(String id, Map<AgentClient, RestartStatus> states, Map<AgentClient, ClockOffset> offsets, Instant tr,

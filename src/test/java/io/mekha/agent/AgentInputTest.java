@@ -23,6 +23,7 @@ import org.junit.jupiter.api.io.TempDir;
  * says what to fix, before anything happens (fake VMs: nothing here needs QEMU).
  */
 @Tag("fast")
+@Tag("security")
 class AgentInputTest {
     @TempDir
     Path work;

@@ -31,6 +31,7 @@ import org.junit.jupiter.api.io.TempDir;
  * barrier a resume must respect. The phase table ({@code VmPhase}) is what keeps a terminal phase terminal.
  */
 @Tag("fast")
+@Tag("faults")
 class CheckpointPhasesTest {
 
     @TempDir

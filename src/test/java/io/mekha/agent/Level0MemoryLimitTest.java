@@ -29,6 +29,7 @@ import org.junit.jupiter.api.io.TempDir;
  * paused, says which limit, and the VM runs on untouched.
  */
 @Tag("qemu")
+@Tag("faults")
 @ExtendWith(NoQemuLeftBehind.class)
 class Level0MemoryLimitTest {
     @TempDir

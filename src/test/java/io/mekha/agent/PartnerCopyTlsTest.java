@@ -17,6 +17,7 @@ import java.io.OutputStream;
 import java.net.Socket;
 import java.nio.file.Path;
 import java.time.Duration;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -26,6 +27,7 @@ import org.junit.jupiter.api.io.TempDir;
  * without it (raw bytes, or a real QEMU with another key) fails the handshake and nothing is loaded.
  * (The sender with the key is the partner path of StoredCheckpointTest.)
  */
+@Tag("security")
 class PartnerCopyTlsTest {
     @TempDir
     Path work;
@@ -59,6 +61,40 @@ class PartnerCopyTlsTest {
             } while (!status.failed() && !status.completed());
             assertThat(status.failed()).as("sending with another key fails: " + status.status()).isTrue();
             assertNothingLoaded(node, "cp2");
+        }
+    }
+
+    /**
+     * A stranger that connects first (raw bytes, no TLS) does not lock the partner out: QEMU drops the connection whose
+     * handshake failed and listens on, and the sender with the key then loads the copy.
+     */
+    @Test
+    void aStrangerWhoConnectsFirstDoesNotKeepTheSenderWithTheKeyOut() throws Exception {
+        VmSpec spec = TestVms.dirtier("vm1", 256, "-m 8 -d 1 -i 200");
+        try (SingleAgent node = new SingleAgent(work)) {
+            String key = StreamKey.random();
+            PartnerShadow copy = node.client.hostPartner("cp1", request(spec, key));
+            try (Socket raw = new Socket("127.0.0.1", port(copy.uri()))) {
+                OutputStream out = raw.getOutputStream();
+                out.write(new byte[] {'Q', 'E', 'V', 'M', 0, 0, 0, 3});
+                out.flush();
+                assertNothingLoaded(node, "cp1");
+            }
+            node.agent.startVm(VmSpec.named("vm1").memoryMiB(256).kernel(spec.kernel()).initrd(spec.initrd()).build());
+            QemuVm sender = node.agent.qemu("vm1");
+            sender.qmp().execute("stop");
+            MigrationTls.client(sender, key);
+            sender.qmp().execute("migrate", QmpClient.args().put("uri", copy.uri()));
+            long deadline = System.nanoTime() + Duration.ofSeconds(90).toNanos();
+            PartnerShadow now;
+            do {
+                Thread.sleep(100);
+                now = node.client.partners("cp1").get(0);
+                System.out.println("copy after the stranger: " + now.state() + (now.error() == null ? "" : " (" + now.error() + ")")
+                        + ", sender " + MigrationStatus.parse(sender.qmp().execute("query-migrate")).status());
+                assertThat(System.nanoTime()).as("the copy is loaded or failed").isLessThan(deadline);
+            } while (now.state() == PartnerCopyState.LOADING);
+            assertThat(now.state()).as("the sender with the key got in after the stranger: " + now.error()).isEqualTo(PartnerCopyState.HELD);
         }
     }
 

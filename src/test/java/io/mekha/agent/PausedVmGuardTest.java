@@ -31,6 +31,7 @@ import org.junit.jupiter.api.io.TempDir;
  * resuming the VM until QEMU reports it running, and the status says what happened. Real QEMU, in-process agent.
  */
 @Tag("qemu")
+@Tag("faults")
 @ExtendWith(NoQemuLeftBehind.class)
 class PausedVmGuardTest {
     private static final Duration SETTLE = Duration.ofSeconds(30);

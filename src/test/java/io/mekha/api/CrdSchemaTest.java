@@ -18,6 +18,7 @@ import org.junit.jupiter.params.provider.CsvSource;
  * validates nothing.
  */
 @Tag("fast")
+@Tag("security")
 class CrdSchemaTest {
     static final ApiServerValidation CHECKPOINT = ApiServerValidation.of(Path.of("crds/virtualclustercheckpoints.mekha.io-v1.yml"));
     static final ApiServerValidation RESTORE = ApiServerValidation.of(Path.of("crds/virtualclusterrestores.mekha.io-v1.yml"));

@@ -29,6 +29,7 @@ import org.junit.jupiter.params.provider.ValueSource;
  * finds what the dead one paused, checks it is the same QEMU process, and resumes it.
  */
 @Tag("qemu")
+@Tag("faults")
 @ExtendWith(NoQemuLeftBehind.class)
 class AgentRestartWhilePausedTest {
     private static final Duration SETTLE = Duration.ofSeconds(30);

@@ -44,6 +44,7 @@ import org.junit.jupiter.api.io.TempDir;
  * the cut round for round.
  */
 @Tag("qemu")
+@Tag("security")
 @ExtendWith(NoQemuLeftBehind.class)
 class KubeVirtAgentTest {
     static final String NS = "hpc";

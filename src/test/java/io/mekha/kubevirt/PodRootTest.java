@@ -26,6 +26,7 @@ import org.junit.jupiter.api.io.TempDir;
  * sibling directory the host's files the tenant is after.
  */
 @Tag("fast")
+@Tag("security")
 class PodRootTest {
     @TempDir
     Path work;

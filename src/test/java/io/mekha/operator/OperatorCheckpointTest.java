@@ -50,6 +50,7 @@ import org.junit.jupiter.api.io.TempDir;
  * operator's identity through TokenReview.
  */
 @Tag("qemu")
+@Tag("faults")
 @ExtendWith(NoQemuLeftBehind.class)
 class OperatorCheckpointTest {
     static final String NS = "hpc";
@@ -242,6 +243,124 @@ class OperatorCheckpointTest {
             long step = vc.minStep();
             vc.awaitStep(step + 10, RUN);
         }
+    }
+
+    /**
+     * The operator killed at each stage of a restore from L1 (before the loads, before the prepare, with one node armed
+     * and the other not, after every node was armed): the next operator picks each up. Before Tr it calls the restart off
+     * everywhere and starts it again; after Tr it adopts what the agents report. Each time the whole VC ends at the cut
+     * and runs on exactly, and no QEMU is left behind.
+     */
+    @Test
+    void anOperatorKilledAtEachStageOfARestoreIsPickedUpAndTheVcRunsOnExactly() throws Exception {
+        try (TestCluster vc = cluster()) {
+            vc.bootAll();
+            vc.awaitStep(10, RUN);
+            String id;
+            try (TestOperator operator = new TestOperator(client, Clock.systemUTC())) {
+                client.resource(checkpoint("cp1", ringSelector(), List.of(LevelName.L1), null)).create();
+                VirtualClusterCheckpoint cp = await("cp1", c -> c.getStatus() != null && c.getStatus().phase != null && c.getStatus().phase.terminal(), RUN);
+                assertThat(cp.getStatus().phase).as(String.valueOf(cp.getStatus().conditions)).isEqualTo(Phase.Succeeded);
+                id = cp.getStatus().checkpointId;
+            }
+            record Stage(String name, String request, Set<String> nodes, boolean adopted) {}
+            List<Stage> stages = List.of(
+                    new Stage("load", "POST /v1/stored/load", Set.of("n1", "n2"), false),
+                    new Stage("prepare", "POST /v1/checkpoints/" + id + "/restart", Set.of("n1", "n2"), false),
+                    new Stage("arm", "POST /v1/checkpoints/" + id + "/arm", Set.of("n1"), false),
+                    new Stage("await", "GET /v1/checkpoints/" + id + "/restart", Set.of("n1", "n2"), true));
+            for (Stage stage : stages) {
+                Map<String, io.mekha.testing.HttpGate> gates = new java.util.concurrent.ConcurrentHashMap<>();
+                TestOperator first = new TestOperator(kube.server.createClient(), (node, uri, auth, timeout) -> {
+                    io.mekha.testing.HttpGate gate = gates.computeIfAbsent(node, n -> {
+                        try {
+                            io.mekha.testing.HttpGate g = new io.mekha.testing.HttpGate(uri);
+                            if (stage.nodes().contains(n)) {
+                                g.holdAt(stage.request()::equals);
+                            }
+                            return g;
+                        } catch (java.io.IOException e) {
+                            throw new IllegalStateException(e);
+                        }
+                    });
+                    return new AgentClient(node, gate.uri(), auth, timeout);
+                }, Clock.systemUTC());
+                String name = "restore-" + stage.name();
+                VirtualClusterRestore restore = new VirtualClusterRestore();
+                restore.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(NS).build());
+                restore.setSpec(new VirtualClusterRestoreSpec());
+                restore.setStatus(null);
+                restore.getSpec().checkpointName = "cp1";
+                restore.getSpec().preferredLevel = LevelName.L1;
+                client.resource(restore).create();
+                long deadline = System.nanoTime() + RUN.toNanos();
+                while (gates.values().stream().noneMatch(g -> {
+                    try {
+                        return g.awaitHeld(Duration.ZERO);
+                    } catch (InterruptedException e) {
+                        throw new IllegalStateException(e);
+                    }
+                })) {
+                    if (System.nanoTime() > deadline) {
+                        var now = client.resources(VirtualClusterRestore.class).inNamespace(NS).withName(name).get();
+                        throw new AssertionError("the restore did not reach stage " + stage.name() + ": " + (now.getStatus() == null ? null
+                                : now.getStatus().phase + " " + now.getStatus().conditions) + "; events " + events(name));
+                    }
+                    Thread.sleep(20);
+                }
+                first.crash();
+                if (stage.adopted()) {
+                    // Tr comes while no operator watches: every VM resumes before the next operator looks
+                    long resumed = System.nanoTime() + RUN.toNanos();
+                    while (!allRunning(vc, id)) {
+                        assertThat(System.nanoTime()).as("every VM resumed at Tr by itself").isLessThan(resumed);
+                        Thread.sleep(20);
+                    }
+                }
+
+                try (TestOperator second = new TestOperator(client, Clock.systemUTC())) {
+                    VirtualClusterRestore done = awaitRestore(name, RUN);
+                    assertThat(done.getStatus().phase).as("%s: %s", stage.name(), done.getStatus().conditions).isEqualTo(Phase.Succeeded);
+                    assertThat(done.getStatus().restoredFrom).isEqualTo(LevelName.L1);
+                    assertThat(done.getStatus().vms).extracting(v -> v.name).containsExactly("vm1", "vm2", "vm3");
+                    assertThat(done.getStatus().vms).allSatisfy(v -> assertThat(v.resumedAt).isNotNull());
+                    if (stage.adopted()) {
+                        assertThat(Conditions.get(done.getStatus().conditions, Conditions.READY).getMessage()).contains("picked up from the agents' reports");
+                        assertThat(done.getStatus().attempts).isNull();
+                    } else {
+                        assertThat(done.getStatus().attempts).as("started again after the operator restart at %s", stage.name()).isEqualTo(2);
+                    }
+                    assertThat(events(name)).contains("PickedUp");
+                } finally {
+                    first.services.runs().close();
+                    gates.values().forEach(io.mekha.testing.HttpGate::close);
+                }
+                for (String vm : vc.vmNames()) {
+                    assertThat(vc.info(vm).state()).as("%s runs after the restore picked up at %s", vm, stage.name()).isEqualTo("running");
+                }
+                vc.awaitStep(vc.minStep() + 5, RUN);
+                Map<String, List<String>> consoles = new java.util.LinkedHashMap<>();
+                for (String vm : vc.vmNames()) {
+                    consoles.put(vm, vc.console(vm));
+                }
+                assertThat(vc.mismatches(consoles)).as("after the restore picked up at %s, every step equals an uninterrupted run's", stage.name()).isEmpty();
+                assertThat(consoles.values()).as("no ring connection broke").allSatisfy(lines -> assertThat(lines).noneMatch(l -> l.contains("RING error")));
+            }
+            List<String> qemus = NoQemuLeftBehind.qemuDescendants().stream().map(p -> p.info().commandLine().orElse("?")).toList();
+            assertThat(qemus).as("one QEMU per VM and cp1's three shadows (its L0, never used): nothing loaded left behind").hasSize(6);
+        }
+    }
+
+    private static boolean allRunning(TestCluster vc, String id) throws Exception {
+        int running = 0;
+        for (AgentClient agent : List.of(vc.client1, vc.client2)) {
+            try {
+                running += (int) agent.restartStatus(id).vms().stream().filter(v -> v.state() == io.mekha.agent.api.RestartState.RUNNING).count();
+            } catch (AgentCallException e) {
+                return false;
+            }
+        }
+        return running == 3;
     }
 
     @Test

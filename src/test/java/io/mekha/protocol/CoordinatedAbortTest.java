@@ -23,6 +23,7 @@ import org.junit.jupiter.api.io.TempDir;
  * The checkpoint is reported failed with the reason, every surviving VM runs, and no shadow is left.
  */
 @Tag("qemu")
+@Tag("faults")
 @ExtendWith(NoQemuLeftBehind.class)
 class CoordinatedAbortTest {
 

@@ -24,6 +24,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
 import java.util.function.IntFunction;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -33,6 +34,7 @@ import org.junit.jupiter.api.io.TempDir;
  * and nothing is left waiting on any agent afterwards, whether the checkpoint completes or one node's
  * capture fails and the checkpoint is aborted.
  */
+@Tag("faults")
 class ManyNodesProtocolTest {
     private static final int NODES = 12;
     private static final Duration LIVE = Duration.ofMillis(150);

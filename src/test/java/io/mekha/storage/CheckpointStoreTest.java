@@ -20,6 +20,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** Both store kinds, against a real directory and a real S3-compatible server on loopback. */
 @Tag("fast")
+@Tag("faults")
 class CheckpointStoreTest {
     @TempDir
     Path work;

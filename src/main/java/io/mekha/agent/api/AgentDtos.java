@@ -106,7 +106,8 @@ public final class AgentDtos {
                                   String timePolicy, Instant guestClockAtCut, Instant hostTimeAtCut, Instant guestClockAfter,
                                   Instant hostTimeAfter, String timeNote) {}
 
-    public record RestartStatus(String id, String node, List<VmRestartStatus> vms) {}
+    /** A node's part of a restart: the level its copies came from (null: nothing prepared there) and each VM's state. */
+    public record RestartStatus(String id, String node, StorageLevel level, List<VmRestartStatus> vms) {}
 
     // ---------------------------------------------------------------- stored checkpoints
 

@@ -27,7 +27,7 @@ import org.jboss.logging.Logger;
  * agents of this VC) and root may attach or detach a NIC; before this, any process on the host
  * could send a UDP datagram that put its own port in a VM's place and read the VC's traffic.
  *
- * <p>One request per connection: a line {@code attach <mac> <port>} or {@code detach <mac>}, and
+ * <p>One request per connection: a line {@code attach <mac> <port>} or {@code detach <mac> <port>}, and
  * a line back, {@code ok} or {@code error <why>}, so the sender knows the NIC is joined before
  * the VM runs.
  */

@@ -94,8 +94,9 @@ public final class SegmentHub implements AutoCloseable {
         LOG.debugf("segment %s: %s attached at port %d (was %s)", name, mac, port, previous);
     }
 
-    void detach(String mac) {
-        ports.remove(mac.toLowerCase());
+    /** Detaches {@code mac}'s NIC if it is still the one at {@code port}: a copy that took the MAC's place since stays. */
+    void detach(String mac, int port) {
+        ports.remove(mac.toLowerCase(), new InetSocketAddress("127.0.0.1", port));
     }
 
     private void repeat() {
@@ -130,7 +131,7 @@ public final class SegmentHub implements AutoCloseable {
         if (words.length >= 2 && !MAC.matcher(words[1]).matches()) {
             throw new IllegalArgumentException("'" + words[1] + "' is not a MAC address (six hex pairs separated by ':')");
         }
-        if (words.length == 3 && words[0].equals("attach")) {
+        if (words.length == 3 && (words[0].equals("attach") || words[0].equals("detach"))) {
             int port;
             try {
                 port = Integer.parseInt(words[2]);
@@ -140,14 +141,14 @@ public final class SegmentHub implements AutoCloseable {
             if (port < 1 || port > 65535) {
                 throw new IllegalArgumentException("'" + words[2] + "' is not a UDP port (1-65535)");
             }
-            attach(words[1], port);
+            if (words[0].equals("attach")) {
+                attach(words[1], port);
+            } else {
+                detach(words[1], port);
+            }
             return "ok";
         }
-        if (words.length == 2 && words[0].equals("detach")) {
-            detach(words[1]);
-            return "ok";
-        }
-        throw new IllegalArgumentException("'" + request + "' is neither 'attach <mac> <port>' nor 'detach <mac>'");
+        throw new IllegalArgumentException("'" + request + "' is neither 'attach <mac> <port>' nor 'detach <mac> <port>'");
     }
 
     @Override

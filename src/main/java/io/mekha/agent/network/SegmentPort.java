@@ -24,8 +24,9 @@ public final class SegmentPort {
         send(hubPort, "attach " + mac + " " + port);
     }
 
-    public static void detach(int hubPort, String mac) throws IOException {
-        send(hubPort, "detach " + mac);
+    /** Takes {@code mac}'s NIC at {@code port} off the hub, unless another port (a copy that replaced it) holds the MAC now. */
+    public static void detach(int hubPort, String mac, int port) throws IOException {
+        send(hubPort, "detach " + mac + " " + port);
     }
 
     private static void send(int hubPort, String command) throws IOException {

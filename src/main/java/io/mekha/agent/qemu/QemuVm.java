@@ -182,7 +182,7 @@ public final class QemuVm implements AutoCloseable {
         ProcessKiller.killTree(process);
         if (role == Role.PRIMARY && spec.network() != null) {
             try {
-                SegmentPort.detach(spec.network().hubPort(), spec.network().mac());
+                SegmentPort.detach(spec.network().hubPort(), spec.network().mac(), nicPort);
             } catch (IOException e) {
                 // the hub is gone too; nothing to detach from
             }

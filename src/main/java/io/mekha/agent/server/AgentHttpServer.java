@@ -216,11 +216,10 @@ public final class AgentHttpServer implements AutoCloseable {
                 case "POST abort" -> agent.abort(id, body(exchange, AbortRequest.class).reason());
                 case "POST restart" -> {
                     RestartRequest request = body(exchange, RestartRequest.class);
-                    if (request.at() == null) {
-                        throw AgentException.invalid("the request needs 'at', the rendezvous instant");
-                    }
                     yield agent.restart(id, request.at(), request.timePolicy(), request.slewPeriod(), request.level(), request.vms());
                 }
+                case "POST arm" -> agent.armRestart(id, at(exchange));
+                case "DELETE restart" -> agent.callOffRestart(id, query(exchange).get("reason"));
                 case "GET restart" -> agent.restartStatus(id);
                 case "POST load" -> agent.loadLevel0(id, body(exchange, io.mekha.agent.api.AgentDtos.LoadLevel0Request.class).vms());
                 case "POST flush" -> agent.flush(id, body(exchange, FlushRequest.class));

@@ -24,4 +24,7 @@ public class VirtualClusterRestoreStatus {
     public List<VmRestoreResult> vms = new ArrayList<>();
     public String startedAt;
     public String completedAt;
+    @JsonPropertyDescription("How many times the restore was started: more than 1 when an operator restart interrupted it and"
+            + " the next operator started it again.")
+    public Integer attempts;
 }

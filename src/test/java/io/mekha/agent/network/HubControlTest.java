@@ -18,6 +18,7 @@ import org.junit.jupiter.api.Test;
 
 /** Only the hub's user and root steer a segment: a stranger's attach is refused, with the reason. */
 @Tag("fast")
+@Tag("security")
 class HubControlTest {
 
     @Test
@@ -29,7 +30,11 @@ class HubControlTest {
                     .hasMessageContaining("'not-a-mac' is not a MAC address");
             assertThatThrownBy(() -> SegmentPort.attach(hub.port(), "52:54:00:aa:00:02", 70000))
                     .hasMessageContaining("'70000' is not a UDP port");
-            SegmentPort.detach(hub.port(), "52:54:00:aa:00:01");
+            // a copy that took the MAC's place is not detached by the old NIC going away
+            SegmentPort.attach(hub.port(), "52:54:00:aa:00:01", 40003);
+            SegmentPort.detach(hub.port(), "52:54:00:aa:00:01", 40001);
+            assertThat(hub.attached()).containsOnlyKeys("52:54:00:aa:00:01");
+            SegmentPort.detach(hub.port(), "52:54:00:aa:00:01", 40003);
             assertThat(hub.attached()).isEmpty();
         }
     }
