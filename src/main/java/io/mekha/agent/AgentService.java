@@ -247,11 +247,16 @@ public final class AgentService implements AutoCloseable {
         return restarts.arm(id, at);
     }
 
-    /** Calls a restart off: the VMs not resumed yet stay as they were (their level-0 copies held, QEMUs loaded for it stopped). */
+    /**
+     * Calls a restart off: the VMs not resumed yet stay as they were (their level-0 copies held), and every QEMU loaded
+     * or fed for it stops, whether a prepare had taken it or not.
+     */
     public RestartStatus callOffRestart(String id, String why) throws AgentException {
         Ids.require(id);
         String reason = why == null || why.isBlank() ? "the coordinator called it off" : why.length() > 300 ? why.substring(0, 300) + "..." : why;
-        return restarts.callOff(id, reason);
+        RestartStatus status = restarts.callOff(id, reason);
+        dropLoaded(id); // what was loaded or fed for it and not yet taken by a prepare goes too
+        return status;
     }
 
     /** Restarts every VM this node holds checkpoint {@code id} of in memory. */

@@ -129,7 +129,7 @@ final class RestartProtocol {
     }
 
     /**
-     * Calls the restart off on every holder and stops whatever they loaded for it; says which VMs were left as they
+     * Calls the restart off on every holder (which also stops whatever it loaded for it); says which VMs were left as they
      * were and which had resumed from the cut already (those run on: a later restart replaces them).
      */
     private String callOff(String id, List<AgentClient> holders, String why) {
@@ -145,7 +145,6 @@ final class RestartProtocol {
                 (vm.state() == RestartState.RUNNING ? resumed : left).add(vm.vm());
             }
         });
-        dropLoaded(id, holders);
         StringBuilder said = new StringBuilder("the restart was called off on every node");
         if (!left.isEmpty()) {
             java.util.Collections.sort(left);

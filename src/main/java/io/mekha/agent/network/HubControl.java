@@ -70,22 +70,20 @@ public final class HubControl implements AutoCloseable {
         return new HubControl(socket, server, Files.getOwner(socket.getParent(), LinkOption.NOFOLLOW_LINKS), handler);
     }
 
-    /** Sends one request to the hub on UDP {@code hubPort} and returns its reply, or throws with the hub's reason. */
+    /** Sends one request to the hub on UDP {@code hubPort}; throws with the hub's reason if it refuses. */
     static void request(int hubPort, String line) throws IOException {
         Path socket = place(hubPort);
+        String reply;
         try (SocketChannel channel = SocketChannel.open(UnixDomainSocketAddress.of(socket))) {
             channel.write(ByteBuffer.wrap((line + "\n").getBytes(StandardCharsets.US_ASCII)));
             channel.shutdownOutput();
-            String reply = readLine(channel);
-            if (!reply.equals("ok")) {
-                throw new IOException("segment hub on port " + hubPort + " refused '" + line + "': " + reply);
-            }
+            reply = readLine(channel);
         } catch (IOException e) {
-            if (e.getMessage() != null && e.getMessage().startsWith("segment hub")) {
-                throw e;
-            }
             throw new IOException("segment hub on port " + hubPort + " does not answer at " + socket + " (" + e.getMessage()
                     + "); is the agent hosting the VC's segment running?", e);
+        }
+        if (!reply.equals("ok")) {
+            throw new IOException("segment hub on port " + hubPort + " refused '" + line + "': " + reply);
         }
     }
 

@@ -80,8 +80,7 @@ public final class InterruptedRestore {
         List<String> unreached = new ArrayList<>();
         for (AgentClient agent : agents) {
             try {
-                agent.callOffRestart(id, why);
-                agent.dropLoaded(id);
+                agent.callOffRestart(id, why); // stops what it loaded or fed for the restart too
             } catch (AgentCallException e) {
                 if (!e.notFound()) {
                     unreached.add(agent.node() + " (" + e.getMessage() + ")");
