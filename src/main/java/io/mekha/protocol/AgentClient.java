@@ -58,6 +58,7 @@ public final class AgentClient {
     private final URI base;
     private final String authorization;
     private final Duration timeout;
+    private final javax.net.ssl.SSLSocketFactory tls;
     private final ObjectMapper json = Json.mapper();
 
     /**
@@ -65,10 +66,23 @@ public final class AgentClient {
      * @param authorization the Authorization header value (e.g. {@code Bearer <token>}), or null to send none
      */
     public AgentClient(String node, URI base, String authorization, Duration timeout) {
+        this(node, base, authorization, timeout, null);
+    }
+
+    /**
+     * Over mutual TLS when {@code tls} is given (a context whose trust accepts only this node's agent, {@link
+     * io.mekha.tls.PeerTrust#agentOf}): {@code base} must then be {@code https}, and no call, nor its token, goes to a
+     * peer that fails that check.
+     */
+    public AgentClient(String node, URI base, String authorization, Duration timeout, javax.net.ssl.SSLSocketFactory tls) {
+        if (tls != null && !"https".equals(base.getScheme())) {
+            throw new IllegalArgumentException("the agent on node " + node + " is to be called over TLS, but its address is " + base);
+        }
         this.node = node;
         this.base = base;
         this.authorization = authorization;
         this.timeout = timeout;
+        this.tls = tls;
     }
 
     public String node() {
@@ -279,6 +293,14 @@ public final class AgentClient {
 
     private HttpURLConnection open(String method, String path, Duration callTimeout) throws IOException {
         HttpURLConnection connection = (HttpURLConnection) base.resolve(path).toURL().openConnection();
+        if (connection instanceof javax.net.ssl.HttpsURLConnection https) {
+            if (tls == null) {
+                throw new IOException("an https agent needs the agent API's TLS settings (the operator's CA and client certificate)");
+            }
+            https.setSSLSocketFactory(tls);
+            // who the peer is was checked in the handshake (its certificate names this node's agent); no certificate names a pod IP
+            https.setHostnameVerifier((host, session) -> true);
+        }
         connection.setConnectTimeout((int) CONNECT_TIMEOUT.toMillis());
         connection.setReadTimeout((int) Math.min(Integer.MAX_VALUE, Math.max(1, callTimeout.toMillis())));
         connection.setRequestMethod(method);

@@ -90,6 +90,35 @@ class ManifestsTest {
                     assertThat(r.getVerbs()).containsExactly("create");
                 });
 
+        // mutual TLS: the agent asks for its certificate (a CSR, its CA from one ConfigMap); the operator signs as mekha.io/agent
+        // and nothing more; the probes go over https
+        assertThat(agentArgs).contains("--tls-from-csr", "--tls-namespace=$(POD_NAMESPACE)");
+        var agentSpec = agent.getSpec().getTemplate().getSpec().getContainers().get(0);
+        for (var probe : List.of(agentSpec.getStartupProbe(), agentSpec.getLivenessProbe(), agentSpec.getReadinessProbe())) {
+            assertThat(probe.getHttpGet().getScheme()).isEqualTo("HTTPS");
+        }
+        assertThat(env(operator)).doesNotContainEntry("MEKHA_OPERATOR_AGENT_TLS", "false");
+        ClusterRole agentRole = of(objects, ClusterRole.class).stream().filter(r -> r.getMetadata().getName().equals("mekha-agent")).findFirst()
+                .orElseThrow();
+        assertThat(agentRole.getRules()).anySatisfy(r -> {
+            assertThat(r.getResources()).containsExactly("certificatesigningrequests");
+            assertThat(r.getVerbs()).containsExactlyInAnyOrder("create", "get");
+        });
+        assertThat(agentRole.getRules()).noneSatisfy(r -> assertThat(r.getResources()).contains("certificatesigningrequests/approval"));
+        assertThat(of(objects, Role.class).stream().filter(r -> r.getMetadata().getName().equals("mekha-agent")).flatMap(r -> r.getRules().stream()))
+                .singleElement().satisfies(r -> {
+                    assertThat(r.getResources()).containsExactly("configmaps");
+                    assertThat(r.getResourceNames()).containsExactly("mekha-agent-ca");
+                    assertThat(r.getVerbs()).containsExactly("get");
+                });
+        ClusterRole signer = of(objects, ClusterRole.class).stream().filter(r -> r.getMetadata().getName().equals("mekha-operator")).findFirst()
+                .orElseThrow();
+        assertThat(signer.getRules()).anySatisfy(r -> {
+            assertThat(r.getResources()).containsExactly("signers");
+            assertThat(r.getResourceNames()).containsExactly(io.mekha.tls.TlsNames.AGENT_SIGNER);
+            assertThat(r.getVerbs()).containsExactlyInAnyOrder("approve", "sign");
+        });
+
         // on the pod network only the operator's pods reach the agents' port
         var policy = of(objects, io.fabric8.kubernetes.api.model.networking.v1.NetworkPolicy.class).stream()
                 .filter(p -> agent.getSpec().getTemplate().getMetadata().getLabels().entrySet()
@@ -159,6 +188,11 @@ class ManifestsTest {
             assertThat(r.getResources()).containsExactly("volumesnapshots");
             assertThat(r.getVerbs()).contains("create", "delete");
         });
+    }
+
+    private static Map<String, String> env(io.fabric8.kubernetes.api.model.apps.Deployment deployment) {
+        return deployment.getSpec().getTemplate().getSpec().getContainers().get(0).getEnv().stream()
+                .filter(e -> e.getValue() != null).collect(Collectors.toMap(e -> e.getName(), e -> e.getValue()));
     }
 
     /** Every object of every file kustomize names, following directories with a kustomization of their own. */

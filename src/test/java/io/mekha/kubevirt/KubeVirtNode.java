@@ -19,7 +19,7 @@ import java.util.List;
 
 /**
  * A KubeVirt node's agent in this JVM: the KubeVirt runtime over this machine's real /proc, level 0
- * in {@code work/level0}, served over authenticated HTTP; and a coordinator and storage that reach it
+ * in {@code work/level0}, served over authenticated HTTP (or mutual TLS); and a coordinator and storage that reach it
  * that way.
  */
 public final class KubeVirtNode implements AutoCloseable {
@@ -36,10 +36,19 @@ public final class KubeVirtNode implements AutoCloseable {
 
     /** Checking callers with {@code auth}; the coordinator sends {@code header} (null: the token's own). */
     public KubeVirtNode(Path work, AgentAuthenticator auth, String header) throws Exception {
+        this(work, auth, header, new InetSocketAddress("127.0.0.1", 0), null, null);
+    }
+
+    /**
+     * Serving at {@code listen}, over mutual TLS when {@code serverTls} is given (the coordinator then calls with
+     * {@code clientTls}, the operator's side).
+     */
+    public KubeVirtNode(Path work, AgentAuthenticator auth, String header, InetSocketAddress listen, javax.net.ssl.SSLContext serverTls,
+                        javax.net.ssl.SSLSocketFactory clientTls) throws Exception {
         agent = new AgentService("n1", new KubeVirtVmRuntime(RuntimeConfig.defaults(Files.createDirectories(work.resolve("agent"))),
                 Path.of("/proc"), work.resolve("level0"), Duration.ofSeconds(90)), new RendezvousClock(Clock.systemUTC()));
-        server = new AgentHttpServer(agent, auth, new InetSocketAddress("127.0.0.1", 0)).start();
-        client = new AgentClient("n1", server.uri(), header != null ? header : ((BearerToken) auth).header(), Duration.ofSeconds(30));
+        server = new AgentHttpServer(agent, auth, listen, serverTls).start();
+        client = new AgentClient("n1", server.uri(), header != null ? header : ((BearerToken) auth).header(), Duration.ofSeconds(30), clientTls);
         coordinator = new Coordinator(List.of(client), Clock.systemUTC());
         storage = new CheckpointStorage(List.of(client), Clock.systemUTC());
     }

@@ -42,10 +42,70 @@ public final class MockKubernetes implements AutoCloseable {
 
     public final KubernetesMockServer server;
     public final KubernetesClient client;
+    /** Who the API server authenticates each bearer token as, for what it records on a CertificateSigningRequest. */
+    private final Map<String, Requester> requesters = new java.util.concurrent.ConcurrentHashMap<>();
+
+    /** A caller as the API server's authenticator sees it: its user name and what a token bound to a pod adds ({@code extra}). */
+    public record Requester(String username, Map<String, java.util.List<String>> extra) {}
+
+    /**
+     * The API server's part in a CertificateSigningRequest the mock server cannot play: on create it overwrites the
+     * requester fields ({@code spec.username}, {@code uid}, {@code groups}, {@code extra}) with the identity of the
+     * token that sent it, whatever the request said; and it takes {@code PUT .../approval} (as the status).
+     */
+    private static final class RequesterRecording extends KubernetesMixedDispatcher {
+        private final Map<String, Requester> requesters;
+
+        RequesterRecording(Map<ServerRequest, Queue<ServerResponse>> responses, Map<String, Requester> requesters) {
+            super(responses);
+            this.requesters = requesters;
+        }
+
+        @Override
+        public io.fabric8.mockwebserver.http.MockResponse dispatch(io.fabric8.mockwebserver.http.RecordedRequest request) {
+            if ("POST".equals(request.getMethod()) && request.getPath().startsWith("/apis/certificates.k8s.io/v1/certificatesigningrequests")
+                    && !request.getPath().substring("/apis/certificates.k8s.io/v1/certificatesigningrequests".length()).startsWith("/")) {
+                var csr = Serialization.unmarshal(request.getUtf8Body(), io.fabric8.kubernetes.api.model.certificates.v1.CertificateSigningRequest.class);
+                String auth = request.getHeader("Authorization");
+                Requester who = auth == null ? null : requesters.get(auth.replaceFirst("^Bearer ", ""));
+                csr.getSpec().setUsername(who == null ? "system:anonymous" : who.username());
+                csr.getSpec().setUid(java.util.UUID.nameUUIDFromBytes(csr.getSpec().getUsername().getBytes()).toString());
+                csr.getSpec().setGroups(java.util.List.of(who == null ? "system:unauthenticated" : "system:authenticated"));
+                csr.getSpec().setExtra(who == null ? null : who.extra());
+                byte[] body = Serialization.asJson(csr).getBytes(java.nio.charset.StandardCharsets.UTF_8);
+                request = new io.fabric8.mockwebserver.http.RecordedRequest(request.getHttpVersion(), request.method(), request.getPath(),
+                        request.getHeaders(), new io.fabric8.mockwebserver.http.Buffer(body));
+            }
+            if ("PUT".equals(request.getMethod()) && request.getPath().startsWith("/apis/certificates.k8s.io/v1/certificatesigningrequests/")
+                    && request.getPath().endsWith("/approval")) {
+                // the approval subresource writes status.conditions, which the mock server's CRUD only knows as the status subresource
+                String path = request.getPath().substring(0, request.getPath().length() - "/approval".length()) + "/status";
+                request = new io.fabric8.mockwebserver.http.RecordedRequest(request.getHttpVersion(), request.method(), path,
+                        request.getHeaders(), new io.fabric8.mockwebserver.http.Buffer(request.getBody().getBytes()));
+            }
+            return super.dispatch(request);
+        }
+    }
+
+    /** A client that authenticates with {@code token}, which the API server takes for {@code who}. */
+    public KubernetesClient clientAs(String token, Requester who) {
+        requesters.put(token, who);
+        return new io.fabric8.kubernetes.client.KubernetesClientBuilder().withConfig(new io.fabric8.kubernetes.client.ConfigBuilder(
+                server.createClient().getConfiguration()).withOauthToken(token).build()).build();
+    }
+
+    /** The identity a token of the agent's ServiceAccount, projected into its pod on {@code node}, is authenticated as. */
+    public Requester agentPodIdentity(String node) {
+        var pod = client.pods().inNamespace(AGENT_NAMESPACE).withName("mekha-agent-" + node).get();
+        return new Requester("system:serviceaccount:" + AGENT_NAMESPACE + ":mekha-agent", Map.of(
+                "authentication.kubernetes.io/pod-name", java.util.List.of(pod.getMetadata().getName()),
+                "authentication.kubernetes.io/pod-uid", java.util.List.of(pod.getMetadata().getUid()),
+                "authentication.kubernetes.io/node-name", java.util.List.of(node)));
+    }
 
     public MockKubernetes() throws IOException {
         Map<ServerRequest, Queue<ServerResponse>> responses = new HashMap<>();
-        server = new KubernetesMockServer(new Context(), new MockWebServer(), responses, new KubernetesMixedDispatcher(responses), false);
+        server = new KubernetesMockServer(new Context(), new MockWebServer(), responses, new RequesterRecording(responses, requesters), false);
         server.init();
         client = server.createClient();
         server.expect().post().withPath("/apis/authentication.k8s.io/v1/tokenreviews").andReply(201, request -> review(request.getUtf8Body()))
@@ -136,7 +196,7 @@ public final class MockKubernetes implements AutoCloseable {
     /** The agent DaemonSet's pod on {@code node}, ready, serving at {@code agent}. */
     public void agentPod(String node, URI agent) {
         client.pods().inNamespace(AGENT_NAMESPACE).resource(new PodBuilder()
-                .withNewMetadata().withName("mekha-agent-" + node).withNamespace(AGENT_NAMESPACE)
+                .withNewMetadata().withName("mekha-agent-" + node).withNamespace(AGENT_NAMESPACE).withUid(java.util.UUID.randomUUID().toString())
                 .withLabels(Map.of("app.kubernetes.io/name", "mekha-agent")).endMetadata()
                 .withNewSpec().withNodeName(node).addNewContainer().withName("agent").withImage("mekha-agent")
                 .addNewPort().withName("agent").withContainerPort(agent.getPort()).endPort().endContainer().endSpec()

@@ -206,7 +206,7 @@ class OperatorCheckpointTest {
             vc.bootAll();
             vc.awaitStep(10, RUN);
             List<CuttableProxy> proxies = new ArrayList<>();
-            TestOperator first = new TestOperator(kube.server.createClient(), (node, uri, auth, timeout) -> {
+            TestOperator first = new TestOperator(kube.server.createClient(), (node, uri, auth, timeout, tls) -> {
                 try {
                     CuttableProxy proxy = new CuttableProxy(uri);
                     proxies.add(proxy);
@@ -271,7 +271,7 @@ class OperatorCheckpointTest {
                     new Stage("await", "GET /v1/checkpoints/" + id + "/restart", Set.of("n1", "n2"), true));
             for (Stage stage : stages) {
                 Map<String, io.mekha.testing.HttpGate> gates = new java.util.concurrent.ConcurrentHashMap<>();
-                TestOperator first = new TestOperator(kube.server.createClient(), (node, uri, auth, timeout) -> {
+                TestOperator first = new TestOperator(kube.server.createClient(), (node, uri, auth, timeout, tls) -> {
                     io.mekha.testing.HttpGate gate = gates.computeIfAbsent(node, n -> {
                         try {
                             io.mekha.testing.HttpGate g = new io.mekha.testing.HttpGate(uri);

@@ -18,6 +18,7 @@ import io.mekha.kubevirt.KubeVirtNode;
 import io.mekha.kubevirt.LauncherPods;
 import io.mekha.local.DirtierLog;
 import io.mekha.model.VmSpec;
+import io.mekha.operator.service.AgentCertificates;
 import io.mekha.operator.service.KubeVirt;
 import io.mekha.operator.service.VmiPausedCondition;
 import io.mekha.operator.service.VmiRecreation;
@@ -42,8 +43,8 @@ import org.junit.jupiter.api.io.TempDir;
  * The operator with agents on KubeVirt: the mock API server holds the VirtualMachines; a test
  * controller plays KubeVirt (instances from the VMs' templates, and behind each a real QEMU started
  * as virt-launcher starts it, with Mekha's hook arguments for its annotations); the agent runs the
- * KubeVirt runtime over this machine's real process table and checks the operator's TokenReview
- * identity. A checkpoint succeeds; both VMs' pods die and KubeVirt starts them afresh; a restore
+ * KubeVirt runtime over this machine's real process table, serves over mutual TLS with a certificate
+ * the operator signed from its CertificateSigningRequest, and checks the operator's TokenReview identity. A checkpoint succeeds; both VMs' pods die and KubeVirt starts them afresh; a restore
  * recreates their instances with the restore annotation on the node holding their state, the agent
  * feeds the new QEMUs, and each guest goes on from the cut exactly. The VMs' templates are left as
  * they were.
@@ -63,14 +64,18 @@ class OperatorKubeVirtTest {
         Map<String, VmSpec> machines = new LinkedHashMap<>();
         machines.put("vm1", TestVms.dirtier("vm1", 256, "-m 16 -d 4 -i 150"));
         machines.put("vm2", TestVms.dirtier("vm2", 256, "-m 24 -d 6 -i 150"));
+        int agentPort;
+        try (java.net.ServerSocket free = new java.net.ServerSocket(0)) {
+            agentPort = free.getLocalPort();
+        }
         try (MockKubernetes kube = new MockKubernetes();
+             // the operator's CA and signer; the agent pod asks it for its serving certificate before it serves, as the DaemonSet's does
+             AgentCertificates tls = new AgentCertificates(kube.client, MockKubernetes.AGENT_NAMESPACE, "mekha-agent",
+                     Map.of("app.kubernetes.io/name", "mekha-agent"), Clock.systemUTC()).start();
              LauncherPods pods = new LauncherPods(work);
-             KubeVirtNode node = new KubeVirtNode(work, new TokenReviewAuthenticator(kube.server.createClient(),
-                     Set.of(MockKubernetes.OPERATOR_USER), List.of(io.mekha.model.AgentAudience.of("n1")), Clock.systemUTC()),
-                     "Bearer " + MockKubernetes.operatorToken("n1"))) {
+             KubeVirtNode node = agentNode(kube, tls, agentPort)) {
             KubernetesClient client = kube.client;
             kube.namespace(NS);
-            kube.agentPod("n1", node.server.uri());
             // vm1 keeps its data on a PVC (cut by a CSI snapshot); vm2 boots from a containerDisk (its overlay copied by the
             // agent) and has a hostDisk it only reads
             client.persistentVolumeClaims().inNamespace(NS).resource(new io.fabric8.kubernetes.api.model.PersistentVolumeClaimBuilder()
@@ -81,7 +86,7 @@ class OperatorKubeVirtTest {
             kube.vm(NS, "vm2", Map.of("app", "hpc"), List.of(Map.of("name", "rootdisk", "containerDisk", Map.of("image", "example/hpc:1")),
                     Map.of("name", "reference", "hostDisk", Map.of("path", "/data/reference.img", "type", "Disk"))));
             try (FakeVirtController kubevirt = new FakeVirtController(client, NS, pods, machines, "n1");
-                 TestOperator operator = new TestOperator(client, Clock.systemUTC())) {
+                 TestOperator operator = new TestOperator(client, Clock.systemUTC(), tls)) {
                 for (String vm : machines.keySet()) {
                     awaitUntil(() -> running(kubevirt, vm), "VM " + vm + " started by KubeVirt");
                     LauncherPods.awaitRound(kubevirt.launcher(vm).console(), 5);
@@ -199,6 +204,19 @@ class OperatorKubeVirtTest {
                         .containsExactly(LevelName.L0, LevelName.L1);
             }
         }
+    }
+
+    /**
+     * The agent on n1 as the DaemonSet runs it: its pod, then the certificate its pod's identity asks the operator for,
+     * then it serves on the pod's port over mutual TLS, taking the operator's token for n1 only.
+     */
+    private KubeVirtNode agentNode(MockKubernetes kube, AgentCertificates tls, int port) throws Exception {
+        kube.agentPod("n1", java.net.URI.create("https://127.0.0.1:" + port));
+        var certificate = io.mekha.agent.server.AgentCertificate.obtain(kube.clientAs("agent-token-n1", kube.agentPodIdentity("n1")),
+                MockKubernetes.AGENT_NAMESPACE, "n1", Clock.systemUTC(), Duration.ofSeconds(60));
+        return new KubeVirtNode(work, new TokenReviewAuthenticator(kube.server.createClient(), Set.of(MockKubernetes.OPERATOR_USER),
+                List.of(io.mekha.model.AgentAudience.of("n1")), Clock.systemUTC()), "Bearer " + MockKubernetes.operatorToken("n1"),
+                new java.net.InetSocketAddress("127.0.0.1", port), certificate.sslContext(), tls.forNode("n1"));
     }
 
     private static boolean running(FakeVirtController kubevirt, String vm) {

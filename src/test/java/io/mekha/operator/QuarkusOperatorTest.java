@@ -67,5 +67,8 @@ class QuarkusOperatorTest {
         assertThat(cp.getStatus().phase).isEqualTo(Phase.Failed);
         assertThat(Conditions.get(cp.getStatus().conditions, Conditions.FAILURE).getReason()).isEqualTo("NoVirtualMachines");
         assertThat(cp.getMetadata().getFinalizers()).as("the finalizer that deletes stored data").isNotEmpty();
+        // agents are called over mutual TLS by default: the operator made its CA and published its certificate for them
+        assertThat(client.secrets().inNamespace("mekha-system").withName("mekha-agent-ca").get().getData()).containsKeys("tls.crt", "tls.key");
+        assertThat(client.configMaps().inNamespace("mekha-system").withName("mekha-agent-ca").get().getData()).containsOnlyKeys("ca.crt");
     }
 }

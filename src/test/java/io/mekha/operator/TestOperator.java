@@ -24,20 +24,26 @@ public final class TestOperator implements AutoCloseable {
     private final KubernetesClient client;
 
     public TestOperator(KubernetesClient client, AgentDirectory.ClientFactory agents, Clock clock) {
-        this(client, agents, clock, true);
+        this(client, agents, clock, true, null);
+    }
+
+    /** Calling agents over mutual TLS with {@code tls} (the operator's CA and client certificate, as its beans do). */
+    public TestOperator(KubernetesClient client, Clock clock, io.mekha.operator.service.AgentCertificates tls) {
+        this(client, io.mekha.protocol.AgentClient::new, clock, true, tls);
     }
 
     /** Only the schedule controller, for tests that play the checkpoint controller themselves. */
     public static TestOperator schedulesOnly(KubernetesClient client, Clock clock) {
-        return new TestOperator(client, io.mekha.protocol.AgentClient::new, clock, false);
+        return new TestOperator(client, io.mekha.protocol.AgentClient::new, clock, false, null);
     }
 
-    private TestOperator(KubernetesClient client, AgentDirectory.ClientFactory agents, Clock clock, boolean all) {
+    private TestOperator(KubernetesClient client, AgentDirectory.ClientFactory agents, Clock clock, boolean all,
+                         io.mekha.operator.service.AgentCertificates tls) {
         this.client = client;
         // a token per node's agent from the (mock) API server's TokenRequest, as the operator's own beans do
         AgentTokens tokens = new AgentTokens(client, MockKubernetes.AGENT_NAMESPACE, "mekha-operator", clock);
         AgentDirectory directory = new AgentDirectory(client, new AgentDirectory.Settings(MockKubernetes.AGENT_NAMESPACE,
-                Map.of("app.kubernetes.io/name", "mekha-agent"), "agent", tokens::header, Duration.ofSeconds(30)), agents);
+                Map.of("app.kubernetes.io/name", "mekha-agent"), "agent", tokens::header, Duration.ofSeconds(30), tls == null ? null : tls::forNode), agents);
         services = OperatorServices.create(client, directory, new OperatorMetrics(meters), clock, Duration.ofMillis(250));
         operator = new Operator(o -> o.withKubernetesClient(client).withUseSSAToPatchPrimaryResource(false).withCloseClientOnStop(false)
                 .withSSABasedCreateUpdateMatchForDependentResources(false));

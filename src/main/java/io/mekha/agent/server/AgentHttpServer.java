@@ -55,6 +55,7 @@ public final class AgentHttpServer implements AutoCloseable {
 
     private final AgentService agent;
     private final AgentAuthenticator auth;
+    private final boolean tls;
     private final HttpServer server;
     private final ExecutorService executor = Executors.newCachedThreadPool(r -> {
         Thread t = new Thread(r, "agent-http");
@@ -67,9 +68,35 @@ public final class AgentHttpServer implements AutoCloseable {
     private final java.util.concurrent.atomic.AtomicInteger inFlight = new java.util.concurrent.atomic.AtomicInteger();
 
     public AgentHttpServer(AgentService agent, AgentAuthenticator auth, InetSocketAddress listen) throws IOException {
+        this(agent, auth, listen, null);
+    }
+
+    /**
+     * Over mutual TLS when {@code tls} is given ({@link io.mekha.tls.TlsContexts}: this agent's certificate, and trust
+     * in the operator's alone, {@link io.mekha.tls.PeerTrust#operator}). A client certificate is asked for in every
+     * handshake and required for every call but the probes' two (the kubelet has none); one from elsewhere ends the
+     * handshake. The bearer token is checked as well.
+     */
+    public AgentHttpServer(AgentService agent, AgentAuthenticator auth, InetSocketAddress listen, javax.net.ssl.SSLContext tls)
+            throws IOException {
         this.agent = agent;
         this.auth = auth;
-        this.server = HttpServer.create(listen, 64);
+        this.tls = tls != null;
+        if (tls != null) {
+            com.sun.net.httpserver.HttpsServer https = com.sun.net.httpserver.HttpsServer.create(listen, 64);
+            https.setHttpsConfigurator(new com.sun.net.httpserver.HttpsConfigurator(tls) {
+                @Override
+                public void configure(com.sun.net.httpserver.HttpsParameters params) {
+                    javax.net.ssl.SSLParameters parameters = tls.getDefaultSSLParameters();
+                    parameters.setProtocols(io.mekha.tls.TlsContexts.PROTOCOLS);
+                    parameters.setWantClientAuth(true);
+                    params.setSSLParameters(parameters);
+                }
+            });
+            this.server = https;
+        } else {
+            this.server = HttpServer.create(listen, 64);
+        }
         server.createContext("/", this::handle);
         server.setExecutor(executor);
     }
@@ -95,7 +122,7 @@ public final class AgentHttpServer implements AutoCloseable {
 
     public URI uri() {
         InetSocketAddress a = server.getAddress();
-        return URI.create("http://" + a.getHostString() + ":" + a.getPort());
+        return URI.create((tls ? "https://" : "http://") + a.getHostString() + ":" + a.getPort());
     }
 
     private void handle(HttpExchange exchange) throws IOException {
@@ -119,7 +146,10 @@ public final class AgentHttpServer implements AutoCloseable {
                 plain(exchange, 200, metrics());
                 return;
             }
-            AgentAuthenticator.Verdict verdict = auth.check(exchange.getRequestHeaders().getFirst("Authorization"));
+            AgentAuthenticator.Verdict verdict = tls && !clientCertified(exchange)
+                    ? AgentAuthenticator.Verdict.refuse(ErrorKind.UNAUTHENTICATED,
+                            "needs the operator's client certificate (mutual TLS, from the operator's CA): this call came without one")
+                    : auth.check(exchange.getRequestHeaders().getFirst("Authorization"));
             if (!verdict.allowed()) {
                 refusals.incrementAndGet();
                 if (verdict.refusal() == ErrorKind.UNAUTHENTICATED) {
@@ -149,6 +179,18 @@ public final class AgentHttpServer implements AutoCloseable {
                 LOG.error("agent request failed", e);
                 error(exchange, ErrorKind.FAILED, "agent on node " + agent.node() + " failed: " + e);
             }
+        }
+    }
+
+    /** Whether the caller showed a certificate in the handshake (the trust manager took it only if it is the operator's). */
+    private static boolean clientCertified(HttpExchange exchange) {
+        if (!(exchange instanceof com.sun.net.httpserver.HttpsExchange https)) {
+            return false;
+        }
+        try {
+            return https.getSSLSession().getPeerCertificates().length > 0;
+        } catch (javax.net.ssl.SSLPeerUnverifiedException e) {
+            return false;
         }
     }
 

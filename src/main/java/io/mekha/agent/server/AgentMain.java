@@ -16,7 +16,8 @@ import java.util.concurrent.CountDownLatch;
 /**
  * Runs an agent as a process of its own: {@code --node NAME --listen HOST:PORT --work-dir DIR
  * (--token-file FILE | --allow-user USER... [--audience A] [--kube-api URL]) [--accelerator tcg|kvm|auto] [--host-segments]
- * [--runtime local|kubevirt [--proc DIR] [--level0-dir DIR]]}. The KubeVirt runtime ({@code --runtime kubevirt}, the
+ * [--runtime local|kubevirt [--proc DIR] [--level0-dir DIR]] [--tls-from-csr [--tls-namespace NS]]}. With
+ * {@code --tls-from-csr} it serves over mutual TLS with a certificate the operator signs ({@link AgentCertificate}). The KubeVirt runtime ({@code --runtime kubevirt}, the
  * DaemonSet's) drives the QEMUs of the VMIs on its node and holds level 0 in {@code --level0-dir} (a tmpfs).
  * With {@code --allow-user} callers are Kubernetes identities checked by TokenReview (the DaemonSet's way);
  * with {@code --token-file} they hold a shared token (the local mode's way). Prints {@code MEKHA-AGENT listening <uri> node=<name>}
@@ -39,9 +40,15 @@ public final class AgentMain {
         String runtimeKind = "local";
         Path proc = Path.of("/proc");
         Path level0 = null;
+        boolean tls = false;
+        String tlsNamespace = System.getenv().getOrDefault("POD_NAMESPACE", "mekha-system");
         for (int i = 0; i < args.length; i++) {
             if (args[i].equals("--host-segments")) {
                 segments = true;
+                continue;
+            }
+            if (args[i].equals("--tls-from-csr")) {
+                tls = true;
                 continue;
             }
             String value = i + 1 < args.length ? args[i + 1] : null;
@@ -58,11 +65,12 @@ public final class AgentMain {
                 case "--runtime" -> runtimeKind = value;
                 case "--proc" -> proc = Path.of(value);
                 case "--level0-dir" -> level0 = Path.of(value).toAbsolutePath();
+                case "--tls-namespace" -> tlsNamespace = value;
                 default -> {
                     System.err.println("unknown argument " + args[i]
                             + "; usage: --node NAME --listen HOST:PORT --work-dir DIR (--token-file FILE | --allow-user USER [--audience A]"
                             + " [--kube-api URL]) [--level1-dir DIR] [--accelerator tcg|kvm|auto]"
-                            + " [--host-segments] [--runtime local|kubevirt] [--proc DIR] [--level0-dir DIR]");
+                            + " [--host-segments] [--runtime local|kubevirt] [--proc DIR] [--level0-dir DIR] [--tls-from-csr [--tls-namespace NS]]");
                     System.exit(2);
                 }
             }
@@ -70,6 +78,10 @@ public final class AgentMain {
         }
         if (workDir == null || (tokenFile == null) == allowUsers.isEmpty()) {
             System.err.println("--work-dir is required, and exactly one of --token-file (shared token) and --allow-user (Kubernetes identities)");
+            System.exit(2);
+        }
+        if (tls && allowUsers.isEmpty()) {
+            System.err.println("--tls-from-csr asks the Kubernetes API for the agent's certificate: it goes with --allow-user (Kubernetes identities)");
             System.exit(2);
         }
         VmRuntime runtime;
@@ -82,7 +94,21 @@ public final class AgentMain {
             return;
         }
         run(node, listen, workDir, level1 == null ? workDir.resolve("level1") : level1, authenticator(tokenFile, allowUsers, audiences.isEmpty() ? java.util.List.of(io.mekha.model.AgentAudience.of(node)) : audiences, kubeApi),
-                runtime, segments);
+                runtime, segments, tls ? tls(kubeApi, tlsNamespace, node) : null);
+    }
+
+    /**
+     * The agent's TLS from a certificate the operator signs (blocking until it is issued: until then the agent does not
+     * serve, its probes fail and the operator sees the pod as not ready).
+     */
+    public static javax.net.ssl.SSLContext tls(String kubeApi, String namespace, String node) throws InterruptedException {
+        return AgentCertificate.obtain(kube(kubeApi), namespace, node, Clock.systemUTC(), java.time.Duration.ofMinutes(10)).sslContext();
+    }
+
+    private static io.fabric8.kubernetes.client.KubernetesClient kube(String kubeApi) {
+        io.fabric8.kubernetes.client.Config config = kubeApi == null ? io.fabric8.kubernetes.client.Config.autoConfigure(null)
+                : new io.fabric8.kubernetes.client.ConfigBuilder().withMasterUrl(kubeApi).build();
+        return new io.fabric8.kubernetes.client.KubernetesClientBuilder().withConfig(config).build();
     }
 
     /**
@@ -95,10 +121,7 @@ public final class AgentMain {
         if (allowUsers.isEmpty()) {
             return BearerToken.read(tokenFile);
         }
-        io.fabric8.kubernetes.client.Config config = kubeApi == null ? io.fabric8.kubernetes.client.Config.autoConfigure(null)
-                : new io.fabric8.kubernetes.client.ConfigBuilder().withMasterUrl(kubeApi).build();
-        return new TokenReviewAuthenticator(new io.fabric8.kubernetes.client.KubernetesClientBuilder().withConfig(config).build(),
-                java.util.Set.copyOf(allowUsers), audiences,
+        return new TokenReviewAuthenticator(kube(kubeApi), java.util.Set.copyOf(allowUsers), audiences,
                 Clock.systemUTC());
     }
 
@@ -117,6 +140,12 @@ public final class AgentMain {
     /** Serves until the process is ended. */
     public static void run(String node, String listen, Path workDir, Path level1, AgentAuthenticator auth, VmRuntime runtime,
                            boolean hostSegments) throws Exception {
+        run(node, listen, workDir, level1, auth, runtime, hostSegments, null);
+    }
+
+    /** Serves until the process is ended; over mutual TLS when {@code tls} is given. */
+    public static void run(String node, String listen, Path workDir, Path level1, AgentAuthenticator auth, VmRuntime runtime,
+                           boolean hostSegments, javax.net.ssl.SSLContext tls) throws Exception {
         int colon = listen.lastIndexOf(':');
         InetSocketAddress address = new InetSocketAddress(listen.substring(0, colon), Integer.parseInt(listen.substring(colon + 1)));
         Files.createDirectories(workDir);
@@ -124,7 +153,7 @@ public final class AgentMain {
         if (hostSegments) {
             service.hostingSegments();
         }
-        AgentHttpServer server = new AgentHttpServer(service, auth, address).start();
+        AgentHttpServer server = new AgentHttpServer(service, auth, address, tls).start();
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             server.close();
             service.close();

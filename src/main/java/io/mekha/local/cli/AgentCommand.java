@@ -52,10 +52,22 @@ public class AgentCommand implements Callable<Integer> {
     @Option(names = "--level0-dir", description = "where level 0 is held as streams with --runtime kubevirt; a tmpfs (default: <work-dir>/level0)")
     Path level0;
 
+    @Option(names = "--tls-from-csr", description = "serve over mutual TLS, with a certificate the operator signs"
+            + " (CertificateSigningRequest to mekha.io/agent); callers must show the operator's client certificate. Needs --allow-user")
+    boolean tls;
+
+    @Option(names = "--tls-namespace", defaultValue = "${env:POD_NAMESPACE:-mekha-system}",
+            description = "where the operator publishes its CA (ConfigMap mekha-agent-ca) (default: ${DEFAULT-VALUE})")
+    String tlsNamespace;
+
     @Override
     public Integer call() throws Exception {
         if ((tokenFile == null) == allowUsers.isEmpty()) {
             System.err.println("give exactly one of --token-file (shared token) and --allow-user (Kubernetes identities)");
+            return 2;
+        }
+        if (tls && allowUsers.isEmpty()) {
+            System.err.println("--tls-from-csr asks the Kubernetes API for the agent's certificate: it goes with --allow-user");
             return 2;
         }
         io.mekha.agent.qemu.RuntimeConfig config = io.mekha.agent.qemu.RuntimeConfig.defaults(workDir.toAbsolutePath())
@@ -68,7 +80,8 @@ public class AgentCommand implements Callable<Integer> {
             return 2;
         }
         AgentMain.run(node, listen, workDir, level1 != null ? level1.toAbsolutePath() : workDir.toAbsolutePath().resolve("level1"),
-                AgentMain.authenticator(tokenFile, allowUsers, audiences, kubeApi), vms, hostSegments);
+                AgentMain.authenticator(tokenFile, allowUsers, audiences, kubeApi), vms, hostSegments,
+                tls ? AgentMain.tls(kubeApi, tlsNamespace, node) : null);
         return 0;
     }
 }

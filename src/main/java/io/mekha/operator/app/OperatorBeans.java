@@ -2,6 +2,7 @@ package io.mekha.operator.app;
 
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.micrometer.core.instrument.MeterRegistry;
+import io.mekha.operator.service.AgentCertificates;
 import io.mekha.operator.service.AgentDirectory;
 import io.mekha.operator.service.AgentTokens;
 import io.mekha.operator.service.OperatorMetrics;
@@ -36,6 +37,18 @@ public class OperatorBeans {
     @ConfigProperty(name = "mekha.operator.service-account", defaultValue = "mekha-operator")
     String serviceAccount;
 
+    /**
+     * Mutual TLS to the agents (their DaemonSet runs with {@code --tls-from-csr}): the operator keeps the CA, signs the
+     * agents' CertificateSigningRequests and calls them over https only. Off: plain HTTP, for a cluster whose agents
+     * were started without TLS.
+     */
+    @ConfigProperty(name = "mekha.operator.agent-tls", defaultValue = "true")
+    boolean agentTls;
+
+    /** The agents' ServiceAccount (in the agents' namespace): the only identity whose certificate requests are signed. */
+    @ConfigProperty(name = "mekha.operator.agent-service-account", defaultValue = "mekha-agent")
+    String agentServiceAccount;
+
     @ConfigProperty(name = "mekha.operator.agent-call-timeout", defaultValue = "PT30S")
     Duration agentCallTimeout;
 
@@ -52,8 +65,10 @@ public class OperatorBeans {
     @Singleton
     OperatorServices services(KubernetesClient client, MeterRegistry registry, Clock clock) {
         AgentTokens tokens = new AgentTokens(client, agentNamespace, serviceAccount, clock);
+        AgentCertificates certificates = agentTls
+                ? new AgentCertificates(client, agentNamespace, agentServiceAccount, labels(agentSelector), clock).start() : null;
         AgentDirectory agents = new AgentDirectory(client, new AgentDirectory.Settings(agentNamespace, labels(agentSelector), agentPortName,
-                tokens::header, agentCallTimeout));
+                tokens::header, agentCallTimeout, certificates == null ? null : certificates::forNode));
         return OperatorServices.create(client, agents, new OperatorMetrics(registry), clock, observeEvery);
     }
 

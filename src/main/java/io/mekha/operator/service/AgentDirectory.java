@@ -15,14 +15,15 @@ import java.util.Map;
  * Finds the agent of each node the Kubernetes way: the pods of the agent DaemonSet (by label, in
  * the agent namespace), the one on the node, ready, at its pod IP and the container port named
  * {@code agent}. Clients carry the operator's identity (a ServiceAccount token the agent checks with
- * TokenReview), read fresh for each client since projected tokens rotate.
+ * TokenReview, bound to that node's agent) and, with TLS, its client certificate, and trust only a certificate that
+ * names that node's agent.
  */
 public final class AgentDirectory {
 
     /** Makes a client for an agent; tests route some through a proxy they can cut. */
     @FunctionalInterface
     public interface ClientFactory {
-        AgentClient create(String node, URI uri, String authorization, Duration timeout);
+        AgentClient create(String node, URI uri, String authorization, Duration timeout, javax.net.ssl.SSLSocketFactory tls);
     }
 
     /**
@@ -30,9 +31,10 @@ public final class AgentDirectory {
      * @param podLabels labels of its pods
      * @param authorization the Authorization header to send to the agent of a node (e.g. {@code Bearer <token>}, a token
      *     bound to that node's agent: {@link AgentTokens})
+     * @param tls mutual TLS for the agent of a node ({@link AgentCertificates#forNode}), or null to call agents over plain HTTP
      */
     public record Settings(String namespace, Map<String, String> podLabels, String portName, java.util.function.Function<String, String> authorization,
-                           Duration callTimeout) {}
+                           Duration callTimeout, java.util.function.Function<String, javax.net.ssl.SSLSocketFactory> tls) {}
 
     private final KubernetesClient client;
     private final Settings settings;
@@ -109,7 +111,9 @@ public final class AgentDirectory {
 
     private AgentClient client(Pod pod) {
         String ip = pod.getStatus().getPodIP();
-        URI uri = URI.create("http://" + (ip.contains(":") ? "[" + ip + "]" : ip) + ":" + port(pod));
-        return factory.create(pod.getSpec().getNodeName(), uri, settings.authorization().apply(pod.getSpec().getNodeName()), settings.callTimeout());
+        String node = pod.getSpec().getNodeName();
+        URI uri = URI.create((settings.tls() == null ? "http://" : "https://") + (ip.contains(":") ? "[" + ip + "]" : ip) + ":" + port(pod));
+        return factory.create(node, uri, settings.authorization().apply(node), settings.callTimeout(),
+                settings.tls() == null ? null : settings.tls().apply(node));
     }
 }
