@@ -41,6 +41,9 @@ class KubeVirtCheckpointE2eTest {
         cluster.kubectl("apply", "-k", "manifests");
         cluster.await("1", Duration.ofMinutes(5), "-n", "mekha-system", "get", "deployment", "mekha-operator", "-o",
                 "jsonpath={.status.readyReplicas}");
+        // the agent serves only once the operator signed its CertificateSigningRequest (mutual TLS): a real API server's CSR flow
+        cluster.await("1", Duration.ofMinutes(10), "-n", "mekha-system", "get", "daemonset", "mekha-agent", "-o",
+                "jsonpath={.status.numberReady}");
         cluster.kubectl("create", "namespace", NS);
         cluster.kubectl("apply", "-n", NS, "-k", "qemu-hooks");
         for (String vm : VMS) {

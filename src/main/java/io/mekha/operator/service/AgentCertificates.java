@@ -174,9 +174,14 @@ public final class AgentCertificates implements AutoCloseable {
         if (csr.getSpec().getUsername() == null) {
             return; // not yet authenticated by the API server (it fills the requester in before anyone sees the request)
         }
-        Decision decision = decide(csr);
         try {
             var resource = client.certificates().v1().certificateSigningRequests().withName(name);
+            // events can be older than the request: the one that says "approved" arrives after the certificate was issued
+            csr = resource.get();
+            if (csr == null || decided(csr)) {
+                return;
+            }
+            Decision decision = decide(csr);
             if (decision.denial() != null) {
                 LOG.warnf("denied CertificateSigningRequest %s: %s", name, decision.denial());
                 resource.deny(condition("Denied", "MekhaAgentIdentity", decision.denial()));
