@@ -75,14 +75,14 @@ public final class AgentService implements AutoCloseable {
         VmStateStreams streams = new VmStateStreams(runtime.config().workDir().resolve("s"));
         this.vms = new VmRegistry(node, runtime, locks, hubs);
         this.resumeGuard = new ResumeGuard(node, timers, workers);
-        this.sessions = new CheckpointSessions(node, vms, locks, transfers, guestTime, clock, timers, workers, resumeGuard,
-                new PauseJournal(runtime.config().workDir().resolve("paused")));
+        PauseJournal journal = new PauseJournal(runtime.config().workDir().resolve("paused"));
+        this.sessions = new CheckpointSessions(node, vms, locks, transfers, guestTime, clock, timers, workers, resumeGuard, journal);
         this.partners = new PartnerCopies(node, runtime, workers);
         this.targets = new StorageTargets(level1);
         this.flushes = new Flushes(node, targets, streams, runtime.config());
         this.catalog = new StoredCatalog(node, targets);
         this.loads = new StoredLoads(node, runtime, targets, streams);
-        this.restarts = new Restarts(node, vms, sessions, partners, loads, guestTime, clock, workers, timers);
+        this.restarts = new Restarts(node, vms, sessions, partners, loads, guestTime, clock, workers, timers, journal);
         workers.submit(sessions::resumeWhatAnEarlierAgentPaused);
     }
 

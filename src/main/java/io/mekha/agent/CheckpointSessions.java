@@ -370,14 +370,27 @@ final class CheckpointSessions {
             if (vm == null || !vm.isAlive() || !PauseJournal.sameProcess(entry, vm)) {
                 LOG.infof("pause journal: VM '%s' of checkpoint %s is gone (or another process now); nothing to resume", entry.vm(),
                         entry.checkpoint());
-                journal.clear(entry.checkpoint(), entry.vm());
+                journal.clear(entry);
+                continue;
+            }
+            String name = entry.vm();
+            QemuVm paused = vm;
+            if (entry.restart()) {
+                // a restart armed on every node goes ahead: its copy runs from the cut at its Tr, as the other nodes' copies do
+                // (late if this agent came up after Tr; its time policy is not applied)
+                long until = Duration.between(clock.now(), entry.resumeAt()).toMillis();
+                long wait = Math.max(0, until);
+                LOG.warnf("VM '%s': a restart from checkpoint %s was armed by an earlier run of this agent for %s: resuming its copy %s",
+                        name, entry.checkpoint(), entry.resumeAt(), until > 0 ? "then" : "now, " + (-until) + " ms late");
+                timers.schedule(() -> guard.ensureRunning(paused, "restored from checkpoint " + entry.checkpoint()
+                                + " and armed by an earlier run of this agent", note -> LOG.infof("VM '%s': %s", name, note), () -> journal.clear(entry)),
+                        wait, java.util.concurrent.TimeUnit.MILLISECONDS);
                 continue;
             }
             LOG.warnf("VM '%s' was in checkpoint %s of an earlier run of this agent (since %s): resuming it unless it runs",
                     entry.vm(), entry.checkpoint(), entry.since());
-            String name = entry.vm();
             guard.ensureRunning(vm, "paused by an earlier run of this agent for checkpoint " + entry.checkpoint(),
-                    note -> LOG.infof("VM '%s': %s", name, note), () -> journal.clear(entry.checkpoint(), name));
+                    note -> LOG.infof("VM '%s': %s", name, note), () -> journal.clear(entry));
         }
     }
 

@@ -32,9 +32,14 @@ final class PauseJournal {
      * One VM paused (or about to be) by this node's agent.
      *
      * @param pid QEMU's process, and {@code processStart} its start, so that a reused pid is never taken for it
-     * @param since when the entry was written (the checkpoint's prepare)
+     * @param since when the entry was written (the checkpoint's prepare, or the restart's arm)
+     * @param resumeAt for a restart's copy, armed and waiting for its Tr: when to resume it (null for a checkpoint's VM)
      */
-    record Entry(String checkpoint, String vm, long pid, Instant processStart, Instant since) {}
+    record Entry(String checkpoint, String vm, long pid, Instant processStart, Instant since, Instant resumeAt) {
+        boolean restart() {
+            return resumeAt != null;
+        }
+    }
 
     private final Path dir;
 
@@ -44,22 +49,53 @@ final class PauseJournal {
 
     /** Writes down that {@code checkpoint} may pause {@code vm}; durable on return. */
     void record(String checkpoint, QemuVm vm) throws IOException {
+        write(new Entry(checkpoint, vm.name(), vm.pid(), startOf(vm.pid()), Instant.now(), null));
+    }
+
+    /**
+     * Writes down that a restart from {@code checkpoint} is armed to resume {@code copy} (a QEMU loaded at the cut,
+     * paused) at {@code resumeAt}: once armed everywhere the restart goes ahead, so an agent that dies before that instant
+     * must not leave the copy paused (on KubeVirt it is the restored VMI's own QEMU, and outlives the agent). Written
+     * on the arm's path, so without fsync: the page cache outlives a killed agent, and a node that loses it loses the
+     * QEMU too.
+     */
+    void recordRestart(String checkpoint, QemuVm copy, Instant resumeAt) throws IOException {
+        write(new Entry(checkpoint, copy.name(), copy.pid(), startOf(copy.pid()), Instant.now(), resumeAt), false);
+    }
+
+    private void write(Entry entry) throws IOException {
+        write(entry, true);
+    }
+
+    private void write(Entry entry, boolean durable) throws IOException {
         Files.createDirectories(dir);
-        Entry entry = new Entry(checkpoint, vm.name(), vm.pid(), startOf(vm.pid()), Instant.now());
-        Path file = file(checkpoint, vm.name());
+        Path file = file(entry);
         Path tmp = dir.resolve("." + file.getFileName() + ".tmp");
         try (FileChannel out = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
                 StandardOpenOption.TRUNCATE_EXISTING)) {
             out.write(java.nio.ByteBuffer.wrap(JSON.writeValueAsBytes(entry)));
-            out.force(true);
+            if (durable) {
+                out.force(true);
+            }
         }
         Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
     }
 
     /** {@code vm} runs again (or is gone): its entry goes. */
     void clear(String checkpoint, String vm) {
+        clear(new Entry(checkpoint, vm, 0, null, null, null));
+    }
+
+    /** The restart's copy of {@code vm} runs (or will not): its entry goes. */
+    void clearRestart(String checkpoint, String vm) {
+        clear(new Entry(checkpoint, vm, 0, null, null, Instant.EPOCH));
+    }
+
+    void clear(Entry entry) {
+        String checkpoint = entry.checkpoint();
+        String vm = entry.vm();
         try {
-            Files.deleteIfExists(file(checkpoint, vm));
+            Files.deleteIfExists(file(entry));
         } catch (IOException e) {
             LOG.warnf("pause journal: cannot remove the entry of VM '%s' (%s): %s", vm, checkpoint, e.getMessage());
         }
@@ -99,8 +135,8 @@ final class PauseJournal {
         return ProcessHandle.of(pid).flatMap(p -> p.info().startInstant()).orElse(null);
     }
 
-    private Path file(String checkpoint, String vm) {
+    private Path file(Entry entry) {
         // both are plain names (Ids.require, VmRegistry.NAME): no separator can reach the path
-        return dir.resolve(checkpoint + "--" + vm + ".json");
+        return dir.resolve(entry.checkpoint() + "--" + entry.vm() + (entry.restart() ? "--restart" : "") + ".json");
     }
 }

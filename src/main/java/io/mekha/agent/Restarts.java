@@ -59,6 +59,7 @@ final class Restarts {
 
     /** One checkpoint's restart on this node: its copies, checked and taken, and which of them still wait for their Tr. */
     private static final class Restart {
+        final String id;
         final TimePolicy policy;
         final Duration slew;
         final StorageLevel level;
@@ -69,7 +70,8 @@ final class Restarts {
         volatile boolean armed;
         volatile java.util.concurrent.ScheduledFuture<?> expiry;
 
-        Restart(TimePolicy policy, Duration slew, StorageLevel level) {
+        Restart(String id, TimePolicy policy, Duration slew, StorageLevel level) {
+            this.id = id;
             this.policy = policy;
             this.slew = slew;
             this.level = level;
@@ -92,13 +94,15 @@ final class Restarts {
     private final RendezvousClock clock;
     private final ExecutorService workers;
     private final java.util.concurrent.ScheduledExecutorService timers;
+    private final PauseJournal journal;
     private final Map<String, Restart> restarts = new ConcurrentHashMap<>();
     /** QEMUs fed from held streams ahead of a restart from memory, by checkpoint and VM. */
     private final Map<String, Map<String, QemuVm>> fed = new ConcurrentHashMap<>();
 
     Restarts(String node, VmRegistry vms, CheckpointSessions sessions, PartnerCopies partners, StoredLoads loads, GuestTime guestTime,
-             RendezvousClock clock, ExecutorService workers, java.util.concurrent.ScheduledExecutorService timers) {
+             RendezvousClock clock, ExecutorService workers, java.util.concurrent.ScheduledExecutorService timers, PauseJournal journal) {
         this.node = node;
+        this.journal = journal;
         this.vms = vms;
         this.sessions = sessions;
         this.partners = partners;
@@ -140,7 +144,7 @@ final class Restarts {
                 sources.add(new Source(l.entry().name(), l.qemu(), null, l.entry().guestClockAtCut(), l.entry().stoppedAt(), l.stopLate(), true));
             }
         }
-        Restart restart = new Restart(policy, slew, level == null ? StorageLevel.L0 : level);
+        Restart restart = new Restart(id, policy, slew, level == null ? StorageLevel.L0 : level);
         for (Source source : sources) {
             restart.sources.put(source.vm(), source);
             restart.waiting.add(source.vm());
@@ -164,6 +168,15 @@ final class Restarts {
         }
         restart.armed = true;
         restart.expiry.cancel(false);
+        for (Source source : restart.sources.values()) {
+            try {
+                // armed: the restart goes ahead, so the next agent on this node resumes the copy at its Tr if this one dies first
+                journal.recordRestart(id, source.loaded(), at.plus(source.stopLate()));
+            } catch (java.io.IOException e) {
+                LOG.warnf("restart of VM '%s' from checkpoint %s: cannot write its pause journal entry (%s); if this agent dies before "
+                        + "its Tr, the copy stays paused", source.vm(), id, e.getMessage());
+            }
+        }
         for (Source source : restart.sources.values()) {
             restart.states.put(source.vm(), state(source, restart.policy, RestartState.RESTARTING, null));
             workers.submit(() -> restartOne(restart, source, at));
@@ -258,8 +271,9 @@ final class Restarts {
         String name = source.vm();
         QemuVm loaded = source.loaded();
         TimePolicy policy = restart.policy;
+        Instant resumeAt = at.plus(source.stopLate());
         try (QmpEventQueue events = loaded.qmp().listen(Set.of("RESUME"))) {
-            clock.sleepUntil(at.plus(source.stopLate()));
+            clock.sleepUntil(resumeAt);
             if (!restart.waiting.remove(name)) {
                 return; // called off before its Tr: callOff has set its state
             }
@@ -288,6 +302,8 @@ final class Restarts {
         } catch (Exception e) {
             LOG.errorf("restart of VM '%s' on node %s failed: %s", name, node, e.getMessage());
             restart.states.put(name, state(source, policy, RestartState.FAILED, e.getMessage()));
+        } finally {
+            journal.clearRestart(restart.id, name);
         }
     }
 

@@ -78,6 +78,77 @@ class AgentRestartWhilePausedTest {
         }
     }
 
+    /**
+     * The same fault during a restore: a VMI's new QEMU, fed the checkpoint's held stream and paused at the cut, whose
+     * restart is armed (every node was told Tr) when the agent is SIGKILLed before Tr. Once armed everywhere a restart
+     * goes ahead; before the journal held armed restarts, nobody resumed that copy and the restored VM stayed paused for
+     * good. The next agent on the node resumes it at Tr, not before, and the guest goes on from the cut exactly.
+     */
+    @org.junit.jupiter.api.Test
+    void aRestoredCopyArmedByAnAgentKilledBeforeTrRunsAtTrUnderTheNextAgent() throws Exception {
+        assumeTrue("root".equals(System.getProperty("user.name")), "mount namespaces for the pods' emptyDirs need root");
+        BearerToken token = BearerToken.random();
+        Path tokenFile = work.resolve("agent.token");
+        token.write(tokenFile);
+        Path agentWork = Files.createDirectories(work.resolve("agent"));
+        List<String> args = List.of("--token-file", tokenFile.toString(), "--runtime", "kubevirt");
+
+        try (LauncherPods pods = new LauncherPods(work)) {
+            LauncherPods.Launcher crashed = pods.launch("vm1-a", KubeVirtAgentTest.NS, TestVms.dirtier("vm1", 256, "-m 16 -d 4 -i 200"), "");
+            LauncherPods.awaitRound(crashed.console(), 3);
+            LauncherPods.Launcher restored;
+            java.util.Map<String, java.util.TreeMap<Long, String>> before = new java.util.HashMap<>();
+            long cutRound;
+            java.time.Instant tr;
+            try (AgentProcess first = AgentProcess.start("n1", agentWork, args)) {
+                AgentClient client = new AgentClient("n1", first.uri(), token.header(), SETTLE);
+                awaitState(client, "running");
+                pods.nameTo(client);
+                try (io.mekha.protocol.Coordinator coordinator = new io.mekha.protocol.Coordinator(List.of(client), java.time.Clock.systemUTC())) {
+                    coordinator.checkpoint("kr1", List.of("hpc_vm1"), io.mekha.protocol.CheckpointOptions.defaults(), System.out::println);
+                }
+                cutRound = DirtierLog.lastRoundReached(Files.readString(crashed.console()));
+                LauncherPods.awaitRound(crashed.console(), cutRound + 4);
+                LauncherPods.crash(crashed);
+                before.put("hpc_vm1", DirtierLog.parse(Files.readAllLines(crashed.console())));
+
+                restored = pods.launch("vm1-b", KubeVirtAgentTest.NS, TestVms.dirtier("vm1", 256, "-m 16 -d 4 -i 200"), KubeVirtAgentTest.RESTORE);
+                assertThat(client.loadLevel0("kr1", null, Duration.ofMinutes(2))).containsExactly("hpc_vm1");
+                client.restart("kr1", new io.mekha.agent.api.AgentDtos.RestartRequest(null, null, null));
+                // Tr far enough ahead for the next agent's JVM to come up first
+                tr = client.time().now().plusSeconds(10);
+                client.armRestart("kr1", tr);
+                first.kill();
+            }
+            long restoredPid = restored.process().pid();
+            try (AgentProcess second = AgentProcess.start("n1", agentWork, args)) {
+                java.time.Instant up = java.time.Instant.now();
+                AgentClient client = new AgentClient("n1", second.uri(), token.header(), SETTLE);
+                java.time.Instant firstSeenRunning = null;
+                long until = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+                while (firstSeenRunning == null) {
+                    assertThat(System.nanoTime()).as("the restored VM runs again").isLessThan(until);
+                    var vm = client.vms().stream().filter(v -> v.name().equals("hpc_vm1")).findFirst();
+                    if (vm.isPresent() && vm.get().state().equals("running")) {
+                        firstSeenRunning = java.time.Instant.now();
+                        assertThat(vm.get().pid()).as("the restored pod's QEMU").isEqualTo(restoredPid);
+                    }
+                    Thread.sleep(20);
+                }
+                if (up.isBefore(tr)) {
+                    assertThat(firstSeenRunning).as("resumed at Tr (%s), not before: the other nodes' copies resume then", tr)
+                            .isAfterOrEqualTo(tr.minusMillis(50));
+                } else {
+                    System.out.println("the next agent came up " + Duration.between(tr, up).toMillis() + " ms after Tr: resumed late, as it must");
+                }
+                KubeVirtAgentTest.assertContinuesExactly(java.util.Map.of("hpc_vm1", restored), before, java.util.Map.of("hpc_vm1", cutRound));
+                try (Stream<Path> left = Files.list(agentWork.resolve("paused"))) {
+                    assertThat(left.filter(p -> p.toString().endsWith(".json")).toList()).as("pause journal entries left").isEmpty();
+                }
+            }
+        }
+    }
+
     private static void awaitState(AgentClient client, String state) throws Exception {
         long until = System.nanoTime() + SETTLE.toNanos();
         String seen = "not found";

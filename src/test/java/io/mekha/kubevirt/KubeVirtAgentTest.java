@@ -399,7 +399,7 @@ class KubeVirtAgentTest {
     }
 
     /** Each restored guest goes on from its cut: the rounds it repeats hash as they did before the crash. */
-    private static void assertContinuesExactly(Map<String, LauncherPods.Launcher> restored, Map<String, TreeMap<Long, String>> before,
+    static void assertContinuesExactly(Map<String, LauncherPods.Launcher> restored, Map<String, TreeMap<Long, String>> before,
                                                Map<String, Long> cutRound) throws Exception {
         for (var e : restored.entrySet()) {
             TreeMap<Long, String> source = before.get(e.getKey());
