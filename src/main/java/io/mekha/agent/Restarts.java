@@ -169,17 +169,17 @@ final class Restarts {
         restart.armed = true;
         restart.expiry.cancel(false);
         for (Source source : restart.sources.values()) {
+            restart.states.put(source.vm(), state(source, restart.policy, RestartState.RESTARTING, null));
+            workers.submit(() -> restartOne(restart, source, at));
+        }
+        for (Source source : restart.sources.values()) {
             try {
-                // armed: the restart goes ahead, so the next agent on this node resumes the copy at its Tr if this one dies first
+                // armed: the restart goes ahead (the resumes are scheduled first, so this write never makes one late), so the next agent on this node resumes the copy at its Tr if this one dies first
                 journal.recordRestart(id, source.loaded(), at.plus(source.stopLate()));
             } catch (java.io.IOException e) {
                 LOG.warnf("restart of VM '%s' from checkpoint %s: cannot write its pause journal entry (%s); if this agent dies before "
                         + "its Tr, the copy stays paused", source.vm(), id, e.getMessage());
             }
-        }
-        for (Source source : restart.sources.values()) {
-            restart.states.put(source.vm(), state(source, restart.policy, RestartState.RESTARTING, null));
-            workers.submit(() -> restartOne(restart, source, at));
         }
         return status(id);
     }
