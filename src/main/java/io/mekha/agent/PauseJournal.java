@@ -69,7 +69,7 @@ final class PauseJournal {
 
     private void write(Entry entry, boolean durable) throws IOException {
         Files.createDirectories(dir);
-        Path file = file(entry);
+        Path file = file(entry.checkpoint(), entry.vm(), entry.restart());
         Path tmp = dir.resolve("." + file.getFileName() + ".tmp");
         try (FileChannel out = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
                 StandardOpenOption.TRUNCATE_EXISTING)) {
@@ -83,19 +83,21 @@ final class PauseJournal {
 
     /** {@code vm} runs again (or is gone): its entry goes. */
     void clear(String checkpoint, String vm) {
-        clear(new Entry(checkpoint, vm, 0, null, null, null));
+        remove(checkpoint, vm, false);
     }
 
     /** The restart's copy of {@code vm} runs (or will not): its entry goes. */
     void clearRestart(String checkpoint, String vm) {
-        clear(new Entry(checkpoint, vm, 0, null, null, Instant.EPOCH));
+        remove(checkpoint, vm, true);
     }
 
     void clear(Entry entry) {
-        String checkpoint = entry.checkpoint();
-        String vm = entry.vm();
+        remove(entry.checkpoint(), entry.vm(), entry.restart());
+    }
+
+    private void remove(String checkpoint, String vm, boolean restart) {
         try {
-            Files.deleteIfExists(file(entry));
+            Files.deleteIfExists(file(checkpoint, vm, restart));
         } catch (IOException e) {
             LOG.warnf("pause journal: cannot remove the entry of VM '%s' (%s): %s", vm, checkpoint, e.getMessage());
         }
@@ -135,8 +137,8 @@ final class PauseJournal {
         return ProcessHandle.of(pid).flatMap(p -> p.info().startInstant()).orElse(null);
     }
 
-    private Path file(Entry entry) {
+    private Path file(String checkpoint, String vm, boolean restart) {
         // both are plain names (Ids.require, VmRegistry.NAME): no separator can reach the path
-        return dir.resolve(entry.checkpoint() + "--" + entry.vm() + (entry.restart() ? "--restart" : "") + ".json");
+        return dir.resolve(checkpoint + "--" + vm + (restart ? "--restart" : "") + ".json");
     }
 }

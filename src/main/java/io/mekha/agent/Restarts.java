@@ -68,6 +68,8 @@ final class Restarts {
         /** The VMs not yet resumed: whoever removes a VM from here (its resume at Tr, or a call-off) decides its fate. */
         final Set<String> waiting = ConcurrentHashMap.newKeySet();
         volatile boolean armed;
+        /** Counted down once the arm wrote the copies to the pause journal: a copy's entry is removed only after. */
+        final java.util.concurrent.CountDownLatch journaled = new java.util.concurrent.CountDownLatch(1);
         volatile java.util.concurrent.ScheduledFuture<?> expiry;
 
         Restart(String id, TimePolicy policy, Duration slew, StorageLevel level) {
@@ -172,15 +174,17 @@ final class Restarts {
             restart.states.put(source.vm(), state(source, restart.policy, RestartState.RESTARTING, null));
             workers.submit(() -> restartOne(restart, source, at));
         }
+        // armed: the restart goes ahead, so the next agent on this node resumes each copy at its Tr if this one dies first.
+        // Written after the resumes are scheduled, so that the writes never make one late; replied only after them
         for (Source source : restart.sources.values()) {
             try {
-                // armed: the restart goes ahead (the resumes are scheduled first, so this write never makes one late), so the next agent on this node resumes the copy at its Tr if this one dies first
                 journal.recordRestart(id, source.loaded(), at.plus(source.stopLate()));
             } catch (java.io.IOException e) {
                 LOG.warnf("restart of VM '%s' from checkpoint %s: cannot write its pause journal entry (%s); if this agent dies before "
                         + "its Tr, the copy stays paused", source.vm(), id, e.getMessage());
             }
         }
+        restart.journaled.countDown();
         return status(id);
     }
 
@@ -303,6 +307,11 @@ final class Restarts {
             LOG.errorf("restart of VM '%s' on node %s failed: %s", name, node, e.getMessage());
             restart.states.put(name, state(source, policy, RestartState.FAILED, e.getMessage()));
         } finally {
+            try {
+                restart.journaled.await(10, java.util.concurrent.TimeUnit.SECONDS); // never clear before the arm wrote it
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
             journal.clearRestart(restart.id, name);
         }
     }
