@@ -53,11 +53,16 @@ final class GuestTime {
 
     /** The guest's clock, or null when the VM has no agent or it does not answer. */
     GuestClock.Reading read(QemuVm vm) {
+        return read(vm, 1);
+    }
+
+    /** The guest clock's reading with the shortest of {@code samples} round trips (null without a guest agent). */
+    GuestClock.Reading read(QemuVm vm, int samples) {
         if (!vm.spec().guestAgent()) {
             return null;
         }
         try {
-            return clock.read(vm);
+            return clock.read(vm, samples);
         } catch (QmpException e) {
             LOG.debugf("VM '%s': no guest clock reading: %s", vm.name(), e.getMessage());
             return null;
