@@ -243,7 +243,7 @@ public final class VirtualClusterFile {
     }
 
     /**
-     * The number of a VC segment on this host (its hub's sockets, and the UDP port it holds): derived from the VC and segment names, so
+     * The UDP port of a VC segment's hub on 127.0.0.1: derived from the VC and segment names, so
      * that every VM of a VC (and its shadows) finds the same hub and different VCs do not meet.
      */
     static int hubPort(String cluster, String segment) {

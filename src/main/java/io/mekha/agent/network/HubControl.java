@@ -53,8 +53,8 @@ public final class HubControl implements AutoCloseable {
     }
 
     /**
-     * Serves the control socket of the hub of segment {@code hubPort}; {@code handler} turns a request
-     * line into the reply line. The caller holds the segment's UDP port, so a socket file left at the place
+     * Serves the control socket of the hub on UDP {@code hubPort}; {@code handler} turns a request
+     * line into the reply line. The caller holds the UDP port, so a socket file left at the place
      * is a dead hub's and is replaced.
      */
     static HubControl serve(int hubPort, Function<String, String> handler) throws IOException {
@@ -70,7 +70,7 @@ public final class HubControl implements AutoCloseable {
         return new HubControl(socket, server, Files.getOwner(socket.getParent(), LinkOption.NOFOLLOW_LINKS), handler);
     }
 
-    /** Sends one request to the hub of segment {@code hubPort}; throws with the hub's reason if it refuses. */
+    /** Sends one request to the hub on UDP {@code hubPort}; throws with the hub's reason if it refuses. */
     static void request(int hubPort, String line) throws IOException {
         Path socket = place(hubPort);
         String reply;
@@ -88,19 +88,11 @@ public final class HubControl implements AutoCloseable {
     }
 
     /**
-     * Where the control socket of the hub of segment {@code hubPort} lives: a directory of this user's
+     * Where the control socket of the hub on UDP {@code hubPort} lives: a directory of this user's
      * under the temporary directory, made owner-only. A directory there that another user made (or
      * a link) is refused, not used: whoever made it could swap the socket.
      */
     static Path place(int hubPort) throws IOException {
-        return dir().resolve("hub-" + hubPort + ".sock");
-    }
-
-    /**
-     * This user's owner-only directory for hubs and NICs: the hubs' control sockets, their frame sockets and the VMs'
-     * NIC sockets. Only this user (and root) can enter it, so only they can send a frame to a VM or a hub.
-     */
-    static Path dir() throws IOException {
         Path dir = Path.of(System.getProperty("java.io.tmpdir"), "mekha-hubs-" + uid());
         try {
             Files.createDirectory(dir, PosixFilePermissions.asFileAttribute(OWNER_ONLY));
@@ -112,7 +104,7 @@ public final class HubControl implements AutoCloseable {
                 || !Files.getPosixFilePermissions(dir, LinkOption.NOFOLLOW_LINKS).equals(OWNER_ONLY)) {
             throw new IOException(dir + " is not a directory of this user's with mode 0700: remove it (another user may have made it)");
         }
-        return dir;
+        return dir.resolve("hub-" + hubPort + ".sock");
     }
 
     private static int uid() throws IOException {

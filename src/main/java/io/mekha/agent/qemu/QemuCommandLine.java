@@ -30,7 +30,7 @@ public final class QemuCommandLine {
     }
 
     /**
-     * @param nicPort the number of this instance's NIC, which names its socket (ignored without a network)
+     * @param nicPort the local UDP port of this instance's NIC (ignored without a network)
      */
     /**
      * @param disk the instance's own disk overlay (null without a disk)
@@ -66,13 +66,8 @@ public final class QemuCommandLine {
         }
         if (spec.network() != null) {
             NetworkAttachment net = spec.network();
-            String netdev;
-            try {
-                netdev = io.mekha.agent.network.SegmentPort.netdev(net.hubPort(), nicPort);
-            } catch (java.io.IOException e) {
-                throw new IllegalStateException("VM '" + spec.name() + "': no place for its NIC's socket: " + e.getMessage(), e);
-            }
-            args.addAll(List.of("-netdev", "dgram,id=net0," + netdev,
+            args.addAll(List.of("-netdev", "dgram,id=net0,local.type=inet,local.host=127.0.0.1,local.port=" + nicPort
+                            + ",remote.type=inet,remote.host=127.0.0.1,remote.port=" + net.hubPort(),
                     "-device", "virtio-net-pci,netdev=net0,mac=" + net.mac()));
         }
         if (spec.guestAgent()) {

@@ -187,9 +187,6 @@ public final class QemuVm implements AutoCloseable {
                 // the hub is gone too; nothing to detach from
             }
         }
-        if (spec.network() != null) {
-            SegmentPort.remove(nicPort);
-        }
     }
 
     /** Asks QEMU to quit; kills it if it has not exited within {@code grace}. */

@@ -183,9 +183,9 @@ public final class LocalVmRuntime implements VmRuntime {
         int nicPort = 0;
         if (spec.network() != null) {
             try {
-                nicPort = SegmentPort.freeNic();
+                nicPort = SegmentPort.freeUdpPort();
             } catch (IOException e) {
-                throw new VmStartException("VM '" + spec.name() + "': no socket for its NIC: " + e.getMessage(), e);
+                throw new VmStartException("VM '" + spec.name() + "': no free UDP port for its NIC: " + e.getMessage(), e);
             }
         }
         List<String> args = commandLine.build(spec, accel, paths, nicPort, incoming, overlay);

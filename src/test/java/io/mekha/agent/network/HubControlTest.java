@@ -28,8 +28,8 @@ class HubControlTest {
             assertThat(hub.attached()).containsOnlyKeys("52:54:00:aa:00:01");
             assertThatThrownBy(() -> SegmentPort.attach(hub.port(), "not-a-mac", 40002))
                     .hasMessageContaining("'not-a-mac' is not a MAC address");
-            assertThatThrownBy(() -> SegmentPort.attach(hub.port(), "52:54:00:aa:00:02", 0))
-                    .hasMessageContaining("'0' is not a NIC number");
+            assertThatThrownBy(() -> SegmentPort.attach(hub.port(), "52:54:00:aa:00:02", 70000))
+                    .hasMessageContaining("'70000' is not a UDP port");
             // a copy that took the MAC's place is not detached by the old NIC going away
             SegmentPort.attach(hub.port(), "52:54:00:aa:00:01", 40003);
             SegmentPort.detach(hub.port(), "52:54:00:aa:00:01", 40001);
@@ -40,71 +40,20 @@ class HubControlTest {
     }
 
     @Test
-    void aDatagramToTheHubsPortAttachesNothingAndAFrameFromASocketNotAttachedIsDropped() throws Exception {
+    void aDatagramToTheHubsPortAttachesNothing() throws Exception {
         try (SegmentHub hub = SegmentHub.open("lan", 0); DatagramChannel stranger = DatagramChannel.open()) {
             stranger.bind(new InetSocketAddress("127.0.0.1", 0));
             int strangerPort = ((InetSocketAddress) stranger.getLocalAddress()).getPort();
             byte[] oldControl = ("MEKHA-HUB:attach 52:54:00:aa:00:01 " + strangerPort).getBytes(StandardCharsets.US_ASCII);
-            // the segment's UDP port only reserves its number: nothing reads it
             stranger.send(ByteBuffer.wrap(oldControl), new InetSocketAddress("127.0.0.1", hub.port()));
-            // a frame from a socket of this user that is no attached NIC: read, counted, not repeated
-            try (UnixDatagram unattached = UnixDatagram.bind(SegmentHub.nicPlace(SegmentPort.freeNic()), 100)) {
-                unattached.send(oldControl, oldControl.length, SegmentHub.framesPlace(hub.port()));
-                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-                while (hub.framesDropped() == 0 && System.nanoTime() < deadline) {
-                    Thread.sleep(5);
-                }
-                Files.deleteIfExists(unattached.path());
+            // the drop counter is the event: the datagram was read and not taken as a request
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+            while (hub.framesDropped() == 0 && System.nanoTime() < deadline) {
+                Thread.sleep(5);
             }
             assertThat(hub.framesDropped()).isEqualTo(1);
-            assertThat(hub.framesRepeated()).isZero();
             assertThat(hub.attached()).isEmpty();
         }
-    }
-
-    /**
-     * A VM's NIC (a real QEMU's dgram netdev) is a socket in the hub owner's directory: another local user cannot put a
-     * frame into it, not even with the directory opened up (the socket is not writable by others). Before, NICs were
-     * UDP ports on loopback, and any local process could send a frame straight to one, past the hub.
-     */
-    @Test
-    void anotherUserCannotSendAFrameStraightToAVmsNic() throws Exception {
-        assumeTrue(System.getProperty("user.name").equals("root"), "needs root to run a process as another user");
-        try (SegmentHub hub = SegmentHub.open("lan", 0)) {
-            int nic = SegmentPort.freeNic();
-            Path place = SegmentHub.nicPlace(nic);
-            Process qemu = new ProcessBuilder("qemu-system-x86_64", "-M", "none", "-accel", "tcg", "-display", "none", "-nodefaults", "-S",
-                    "-netdev", "dgram,id=n0," + SegmentPort.netdev(hub.port(), nic)).redirectErrorStream(true).start();
-            try {
-                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-                while (!Files.exists(place) && qemu.isAlive() && System.nanoTime() < deadline) {
-                    Thread.sleep(20);
-                }
-                assertThat(place).as("QEMU's NIC socket").exists();
-                assertThat(place.getParent()).isEqualTo(HubControl.dir());
-                assertThat(sendAsNobody(place)).as("the owner-only directory keeps the frame out").contains("Permission denied");
-                Path dir = place.getParent();
-                Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwx--x--x"));
-                try {
-                    assertThat(sendAsNobody(place)).as("and the socket itself").contains("Permission denied");
-                } finally {
-                    Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwx------"));
-                }
-            } finally {
-                qemu.destroyForcibly().waitFor(30, TimeUnit.SECONDS);
-                SegmentPort.remove(nic);
-            }
-        }
-    }
-
-    private static String sendAsNobody(Path nic) throws IOException, InterruptedException {
-        Process process = new ProcessBuilder("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c",
-                "import socket,sys\ns=socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n"
-                        + "try:\n  s.sendto(b'\\xff'*64, sys.argv[1]); print('sent')\nexcept OSError as e:\n  print(e.strerror)", nic.toString())
-                .redirectErrorStream(true).start();
-        String out = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertThat(process.waitFor(60, TimeUnit.SECONDS)).isTrue();
-        return out;
     }
 
     @Test
