@@ -81,7 +81,8 @@ public final class QemuCommandLine {
         return args;
     }
 
-    static String kernelArguments(VmSpec spec) {
+    /** The kernel command line of a VM booted from its kernel: console, network address, workload and extra arguments. */
+    public static String kernelArguments(VmSpec spec) {
         StringBuilder append = new StringBuilder("console=ttyS0 quiet panic=-1");
         if (spec.network() != null && spec.network().address() != null) {
             append.append(" mekha.ip=").append(spec.network().address());

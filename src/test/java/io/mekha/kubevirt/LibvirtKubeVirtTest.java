@@ -1,0 +1,362 @@
+package io.mekha.kubevirt;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import io.mekha.local.DirtierLog;
+import io.mekha.model.VmSpec;
+import io.mekha.protocol.CheckpointOptions;
+import io.mekha.protocol.CheckpointReport;
+import io.mekha.protocol.CheckpointStorage;
+import io.mekha.protocol.FlushPlan;
+import io.mekha.protocol.FlushReport;
+import io.mekha.storage.StorageLevel;
+import io.mekha.testing.NoQemuLeftBehind;
+import io.mekha.testing.TestVms;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The KubeVirt runtime with real libvirt in charge of QEMU ({@link LibvirtPods}: libvirt 11.3 in session mode as the
+ * non-root launcher's user, each VMI's domain from KubeVirt's converter shape through the real hook, defined and started
+ * by libvirt). The agent finds each QEMU and the hook's monitor, the coordinator checkpoints the VC with MTD into held
+ * streams, flushes them to level 1, every domain is destroyed and its pod dies, and the VC is restored into new libvirt
+ * domains carrying the restore annotation, from memory and from level 1: each guest goes on exactly, its disk as at the
+ * cut. libvirt says the truth all along and can still pause, resume and stop the domains afterwards.
+ */
+@Tag("qemu")
+@Tag("libvirt")
+@ExtendWith(NoQemuLeftBehind.class)
+class LibvirtKubeVirtTest {
+    static final String NS = "hpc";
+    static final String RESTORE = "\"mekha.io/restore-from\": \"hpc.lv1\"";
+
+    @TempDir
+    Path work;
+
+    @BeforeEach
+    void needsRootAndLibvirt() {
+        assumeTrue("root".equals(System.getProperty("user.name")), "pods' namespaces, cgroups and uid 107 need root");
+        assertThat(Path.of("/usr/sbin/libvirtd")).as("libvirt's daemon: run scripts/install-deps.sh (libvirt 11.3 from bookworm-backports)")
+                .exists();
+    }
+
+    @Test
+    void aVcOfLibvirtDomainsIsCheckpointedDestroyedAndRestoredIntoNewDomainsExactlyWithLibvirtSayingTheTruth() throws Exception {
+        Path base = LibvirtPods.containerDisk(work.resolve("containerdisk.qcow2"));
+        Map<String, VmSpec> specs = new LinkedHashMap<>();
+        specs.put("hpc_vm1", TestVms.dirtier("vm1", 256, "-m 16 -d 4 -i 200"));
+        specs.put("hpc_vm2", TestVms.dirtier("vm2", 256, "-m 24 -d 6 -i 250"));
+        try (LibvirtPods pods = new LibvirtPods(work); KubeVirtNode node = new KubeVirtNode(work)) {
+            pods.nameTo(node.client);
+            Map<String, LibvirtPods.Vmi> first = new LinkedHashMap<>();
+            for (var e : specs.entrySet()) {
+                first.put(e.getKey(), pods.launch(e.getValue().name() + "-a", NS, e.getValue(), "", base));
+            }
+            for (LibvirtPods.Vmi vmi : first.values()) {
+                assertStartedByLibvirt(vmi);
+                assertThat(LibvirtPods.domstate(vmi)).isEqualTo("running (booted)");
+            }
+            awaitAttached(node, first);
+            for (LibvirtPods.Vmi vmi : first.values()) {
+                LauncherPods.awaitRound(vmi.console(), 6);
+                writeDisk(vmi, "BEFORE-CUT", 0);
+            }
+            List<Events> events = new ArrayList<>();
+            for (LibvirtPods.Vmi vmi : first.values()) {
+                events.add(Events.watch(vmi));
+            }
+
+            CheckpointOptions options = CheckpointOptions.defaults();
+            CheckpointReport report = node.coordinator.checkpoint("lv1", List.copyOf(specs.keySet()), options, System.out::println);
+            Map<String, Long> cutRound = new HashMap<>();
+            first.forEach((vm, vmi) -> cutRound.put(vm, lastRound(vmi)));
+            for (LibvirtPods.Vmi vmi : first.values()) {
+                writeDisk(vmi, "AFTER-CUT", 8);
+                assertThat(LibvirtPods.domstate(vmi)).as("%s after the cut", vmi.domain()).startsWith("running");
+            }
+            for (Events e : events) {
+                System.out.println(e.vmi().domain() + ": libvirt's events during the cut: " + e.lines());
+                assertThat(e.lines()).as("libvirt saw the pause and the resume of %s", e.vmi().domain())
+                        .anyMatch(l -> l.contains("Suspended")).anyMatch(l -> l.contains("Resumed"));
+                e.close();
+            }
+            FlushReport flush = node.storage.flush(CheckpointStorage.draft(NS, report, options, Instant.now()), sizes(report),
+                    FlushPlan.level1(), System.out::println);
+            assertThat(flush.failures()).isEmpty();
+
+            // every domain destroyed through libvirt, well after the cut; then the pods go
+            Map<String, TreeMap<Long, String>> before = new HashMap<>();
+            for (var e : first.entrySet()) {
+                LauncherPods.awaitRound(e.getValue().console(), cutRound.get(e.getKey()) + 6);
+                LibvirtPods.require(e.getValue().pod(), "destroy", e.getValue().domain());
+                before.put(e.getKey(), DirtierLog.parse(Files.readAllLines(e.getValue().console())));
+                pods.crash(e.getValue().pod());
+            }
+
+            Map<String, LibvirtPods.Vmi> second = new LinkedHashMap<>();
+            for (var e : specs.entrySet()) {
+                second.put(e.getKey(), pods.launch(e.getValue().name() + "-b", NS, e.getValue(), RESTORE, base));
+            }
+            for (LibvirtPods.Vmi vmi : second.values()) {
+                assertStartedByLibvirt(vmi);
+                System.out.println(vmi.domain() + " waiting for its state: libvirt says " + LibvirtPods.domstate(vmi));
+            }
+            CheckpointStorage.RestoreReport fromMemory = node.storage.restore(NS, "lv1", null, null, null, null, System.out::println);
+            assertThat(fromMemory.level()).isEqualTo(StorageLevel.L0);
+            assertContinuesExactly(second, before, cutRound);
+            for (LibvirtPods.Vmi vmi : second.values()) {
+                assertThat(LibvirtPods.domstate(vmi)).as("%s restored", vmi.domain()).startsWith("running");
+                assertThat(readDisk(vmi, 0)).as("%s: written before the cut", vmi.domain()).isEqualTo("BEFORE-CUT");
+                assertThat(readDisk(vmi, 8)).as("%s: written after the cut", vmi.domain()).isEmpty();
+            }
+            for (LibvirtPods.Vmi vmi : second.values()) {
+                LibvirtPods.require(vmi.pod(), "destroy", vmi.domain());
+                pods.crash(vmi.pod());
+            }
+
+            Map<String, LibvirtPods.Vmi> third = new LinkedHashMap<>();
+            for (var e : specs.entrySet()) {
+                third.put(e.getKey(), pods.launch(e.getValue().name() + "-c", NS, e.getValue(), RESTORE, base));
+            }
+            CheckpointStorage.RestoreReport fromDisk = node.storage.restore(NS, "lv1", StorageLevel.L1, null, null, null, System.out::println);
+            assertThat(fromDisk.level()).isEqualTo(StorageLevel.L1);
+            assertContinuesExactly(third, before, cutRound);
+            for (LibvirtPods.Vmi vmi : third.values()) {
+                assertThat(readDisk(vmi, 0)).as("%s from L1: written before the cut", vmi.domain()).isEqualTo("BEFORE-CUT");
+                assertThat(readDisk(vmi, 8)).as("%s from L1: written after the cut", vmi.domain()).isEmpty();
+            }
+
+            // libvirt keeps working on a restored domain: pause, resume, stop
+            LibvirtPods.Vmi vm1 = third.get("hpc_vm1");
+            LibvirtPods.require(vm1.pod(), "suspend", vm1.domain());
+            assertThat(LibvirtPods.domstate(vm1)).isEqualTo("paused (user)");
+            long pausedAt = lastRound(vm1);
+            LibvirtPods.require(vm1.pod(), "resume", vm1.domain());
+            assertThat(LibvirtPods.domstate(vm1)).isEqualTo("running (unpaused)");
+            LauncherPods.awaitRound(vm1.console(), pausedAt + 2);
+            node.coordinator.discard("lv1");
+            for (LibvirtPods.Vmi vmi : third.values()) {
+                LibvirtPods.require(vmi.pod(), "destroy", vmi.domain());
+                assertThat(LibvirtPods.domstate(vmi)).isEqualTo("shut off (destroyed)");
+            }
+            for (LibvirtPods.Pod pod : List.of(first.get("hpc_vm1").pod(), second.get("hpc_vm1").pod())) {
+                List<String> handling = Files.readAllLines(pod.daemonLog()).stream()
+                        .filter(l -> l.contains("qemuProcessHandle") || l.contains("without a migration job") || l.contains("Transitioned")).toList();
+                System.out.println("pod " + pod.name() + ": libvirt's handling of QEMU's events:");
+                handling.forEach(l -> System.out.println("  " + l));
+                assertThat(libvirtLog(pod)).as("pod %s: no libvirt warning or error about a migration it did not start", pod.name())
+                        .noneMatch(l -> l.toLowerCase(java.util.Locale.ROOT).contains("migrat"));
+            }
+        }
+    }
+
+    /**
+     * What libvirt shows while the agent holds a VM paused (the coordinator gone silent after the cut: the watchdog
+     * resumes it), and that a restored domain is still libvirt's: KubeVirt's live migration of it (libvirt's own, with
+     * virt-launcher's flags) carries the guest on, the agent drives the migrated QEMU, and KubeVirt's clock set after a
+     * migration is measured against the Virtual policy's guest time.
+     */
+    @Test
+    void aVmHeldByTheAgentShowsPausedAndARestoredDomainStillLiveMigratesUnderLibvirt() throws Exception {
+        Path base = LibvirtPods.containerDisk(work.resolve("containerdisk.qcow2"));
+        VmSpec spec = TestVms.dirtier("vm1", 256, "-m 16 -d 4 -i 200");
+        try (LibvirtPods pods = new LibvirtPods(work); KubeVirtNode node = new KubeVirtNode(work)) {
+            pods.nameTo(node.client);
+            LibvirtPods.Vmi a = pods.launch("vm1-a", NS, spec, "", base);
+            awaitAttached(node, Map.of("hpc_vm1", a));
+            LauncherPods.awaitRound(a.console(), 4);
+
+            // the coordinator goes silent after the cut: libvirt sees a pause it did not make, then the watchdog's resume
+            node.client.prepare("lw1", new io.mekha.agent.api.AgentDtos.PrepareRequest(List.of("hpc_vm1"), "StopAndCopy", null, null,
+                    Duration.ofSeconds(2), null, null));
+            node.client.suspend("lw1", node.client.time().now().plusMillis(300));
+            String held = awaitDomstate(a, s -> s.startsWith("paused"));
+            assertThat(held).as("libvirt's state while the agent holds the VM").isEqualTo("paused (unknown)");
+            String resumed = awaitDomstate(a, s -> s.startsWith("running"));
+            assertThat(resumed).as("after the watchdog's resume").isEqualTo("running (unpaused)");
+            assertThat(node.client.status("lw1").vms().get(0).error()).contains("no resume from the coordinator");
+
+            node.coordinator.checkpoint("lv2", List.of("hpc_vm1"), CheckpointOptions.defaults(), System.out::println);
+            long cut = lastRound(a);
+            LauncherPods.awaitRound(a.console(), cut + 4);
+            LibvirtPods.require(a.pod(), "destroy", a.domain());
+            TreeMap<Long, String> before = DirtierLog.parse(Files.readAllLines(a.console()));
+            pods.crash(a.pod());
+            LibvirtPods.Vmi b = pods.launch("vm1-b", NS, spec, "\"mekha.io/restore-from\": \"hpc.lv2\"", base);
+            node.storage.restore(NS, "lv2", null, null, null, null, System.out::println);
+            assertContinuesExactly(Map.of("hpc_vm1", b), Map.of("hpc_vm1", before), Map.of("hpc_vm1", cut));
+            double lagBefore = guestClockLead(b);
+            System.out.printf("restored under the Virtual policy: guest clock %.3f s from the host's%n", lagBefore);
+
+            // KubeVirt live-migrates the restored VMI: a target pod for the same VMI, libvirt's peer-to-peer migration with
+            // virt-launcher's flags (live, p2p, persistent on the target, the pod-only overlay copied incrementally)
+            LibvirtPods.Pod target = pods.migrationTarget("vm1-c", b, spec, base);
+            long roundAtMigration = lastRound(b);
+            LibvirtPods.Virsh migration = LibvirtPods.virsh(b.pod(), "migrate", "--live", "--p2p", "--persistent", "--copy-storage-inc",
+                    "--verbose", b.domain(), target.uri());
+            System.out.println("virsh migrate: " + migration.out());
+            assertThat(migration.ok()).as("libvirt live-migrates the restored domain: %s; libvirt's log: %s", migration.out(),
+                    libvirtLog(b.pod())).isTrue();
+            LibvirtPods.Vmi c = pods.migrated(b, target);
+            List<String> targetArgs = commandLine(c.qemu());
+            System.out.println("the migration target's QEMU: " + targetArgs);
+            // the restored domain's XML (the hook's -incoming defer in it) went to the target as libvirt migrates it
+            assertThat(targetArgs.stream().filter("-incoming"::equals).count()).as("the target's -incoming arguments: %s", targetArgs)
+                    .isPositive();
+            assertThat(LibvirtPods.domstate(c)).isEqualTo("running (migrated)");
+            assertThat(LibvirtPods.virsh(b.pod(), "domstate", "--reason", b.domain()).out()).as("the source after the migration")
+                    .startsWith("shut off");
+            LauncherPods.awaitRound(c.console(), roundAtMigration + 3);
+            assertThat(readDisk(c, 0)).as("the disk came along").isEmpty();
+            awaitAttached(node, Map.of("hpc_vm1", c));
+            node.coordinator.checkpoint("lv3", List.of("hpc_vm1"), CheckpointOptions.defaults(), System.out::println);
+            LauncherPods.awaitRound(c.console(), lastRound(c) + 2);
+
+            // virt-launcher's finalizeMigrationTarget sets the guest's clock to the host's (SetTime, through libvirt's agent)
+            double lagAfterMigration = guestClockLead(c);
+            LibvirtPods.Virsh set = LibvirtPods.virsh(c.pod(), "domtime", c.domain(), "--now");
+            double lagAfterSet = guestClockLead(c);
+            System.out.printf("after the migration: guest clock %.3f s from the host's; KubeVirt's set-time (%s): %.3f s%n",
+                    lagAfterMigration, set.ok() ? "done" : set.out(), lagAfterSet);
+            // the Virtual policy kept the guest on its own time through the restore and the migration (it does not see the
+            // seconds the VC was down); KubeVirt's set-time steps it to the host's at once (virsh sets whole seconds)
+            assertThat(lagBefore).as("the restored guest's clock is behind the host's by the time the VC was down").isLessThan(-2);
+            assertThat(lagAfterMigration).as("a live migration keeps it").isLessThan(-2);
+            assertThat(set.ok()).as("KubeVirt's set-time through libvirt: %s", set.out()).isTrue();
+            assertThat(lagAfterSet).as("KubeVirt's set-time steps the guest to host time").isBetween(-1.5, 0.5);
+            node.coordinator.discard("lv2");
+            node.coordinator.discard("lv3");
+            LibvirtPods.require(c.pod(), "destroy", c.domain());
+        }
+    }
+
+    /** A process's arguments, from /proc (ProcessHandle shows none for another user's process). */
+    static List<String> commandLine(ProcessHandle p) throws Exception {
+        String raw = new String(Files.readAllBytes(Path.of("/proc/" + p.pid() + "/cmdline")), java.nio.charset.StandardCharsets.UTF_8);
+        return List.of(raw.split("\0"));
+    }
+
+    /** The guest's clock minus the host's, in seconds (guest-get-time through libvirt's agent channel). */
+    static double guestClockLead(LibvirtPods.Vmi vmi) throws Exception {
+        long host0 = System.currentTimeMillis();
+        long guestNs = GuestExec.call(vmi, "{\"execute\":\"guest-get-time\"}", Duration.ofSeconds(60)).path("return").asLong();
+        long host1 = System.currentTimeMillis();
+        return (guestNs / 1e6 - (host0 + host1) / 2.0) / 1000.0;
+    }
+
+    static String awaitDomstate(LibvirtPods.Vmi vmi, java.util.function.Predicate<String> state) throws Exception {
+        long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+        while (true) {
+            String s = LibvirtPods.domstate(vmi);
+            if (state.test(s)) {
+                return s;
+            }
+            assertThat(System.nanoTime()).as("%s: libvirt says %s", vmi.domain(), s).isLessThan(deadline);
+            Thread.sleep(20);
+        }
+    }
+
+    /** libvirt started this QEMU: it is the pid libvirt wrote down, libvirt lists the domain, and the pod's init reaps it. */
+    static void assertStartedByLibvirt(LibvirtPods.Vmi vmi) throws Exception {
+        assertThat(LibvirtPods.require(vmi.pod(), "list", "--name")).contains(vmi.domain());
+        ProcessHandle qemu = vmi.qemu();
+        assertThat(qemu.info().command().orElse("")).contains("qemu-system");
+        // libvirt forks QEMU twice (daemonized), so QEMU's parent is the pod's reaper, whose other child is libvirt's daemon
+        assertThat(qemu.parent().map(ProcessHandle::pid)).as("QEMU's parent is the pod's init").contains(vmi.pod().init().pid());
+        assertThat(vmi.pod().init().toHandle().children().map(p -> p.info().command().orElse("")))
+                .as("the pod's init runs libvirt's daemon").anyMatch(c -> c.endsWith("/libvirtd"));
+        assertThat(Files.getAttribute(Path.of("/proc/" + qemu.pid()), "unix:uid")).as("QEMU runs as the launcher's user")
+                .isEqualTo(LibvirtPods.LAUNCHER_UID);
+    }
+
+    /** libvirt's log of {@code pod}: its warnings and errors. */
+    static List<String> libvirtLog(LibvirtPods.Pod pod) throws Exception {
+        return Files.readAllLines(pod.daemonLog()).stream().filter(l -> l.contains(": error : ") || l.contains(": warning : ")).toList();
+    }
+
+    /** libvirt's lifecycle events of one domain, as {@code virsh event --loop} prints them, while it runs. */
+    record Events(LibvirtPods.Vmi vmi, Process process, Path file) implements AutoCloseable {
+        static Events watch(LibvirtPods.Vmi vmi) throws Exception {
+            Path file = vmi.pod().dir().resolve("events-" + System.nanoTime() + ".log");
+            Process p = new ProcessBuilder("virsh", "-q", "-c", vmi.pod().uri(), "event", "--domain", vmi.domain(), "--event", "lifecycle",
+                    "--loop", "--timestamp").redirectErrorStream(true).redirectOutput(file.toFile()).start();
+            Thread.sleep(500); // registered
+            return new Events(vmi, p, file);
+        }
+
+        List<String> lines() throws Exception {
+            Thread.sleep(300); // what libvirt sent has arrived
+            return Files.readAllLines(file);
+        }
+
+        @Override
+        public void close() {
+            process.destroy();
+        }
+    }
+
+    private void awaitAttached(KubeVirtNode node, Map<String, LibvirtPods.Vmi> vmis) throws Exception {
+        long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+        while (true) {
+            var seen = node.client.vms();
+            boolean all = vmis.values().stream().allMatch(v -> seen.stream().anyMatch(s -> s.name().equals(v.domain()) && s.pid() == v.pid()
+                    && s.state().equals("running")));
+            if (all) {
+                return;
+            }
+            assertThat(System.nanoTime()).as("the agent attached to libvirt's QEMUs: %s", seen).isLessThan(deadline);
+            Thread.sleep(100);
+        }
+    }
+
+    /** Writes {@code text} at sector {@code sector} of the guest's disk, synced, through libvirt's guest agent channel. */
+    static void writeDisk(LibvirtPods.Vmi vmi, String text, int sector) throws Exception {
+        GuestExec.run(vmi, "printf '%s' '" + text + "' | dd of=/dev/vda bs=512 seek=" + sector + " conv=fsync,notrunc 2>&1");
+    }
+
+    static String readDisk(LibvirtPods.Vmi vmi, int sector) throws Exception {
+        return GuestExec.run(vmi, "echo 3 > /proc/sys/vm/drop_caches; dd if=/dev/vda bs=512 skip=" + sector
+                + " count=1 iflag=direct 2>/dev/null | tr -d '\\000'");
+    }
+
+    static void assertContinuesExactly(Map<String, LibvirtPods.Vmi> restored, Map<String, TreeMap<Long, String>> before,
+                                       Map<String, Long> cutRound) throws Exception {
+        for (var e : restored.entrySet()) {
+            TreeMap<Long, String> source = before.get(e.getKey());
+            LauncherPods.awaitRound(e.getValue().console(), source.lastKey() + 2);
+            TreeMap<Long, String> after = DirtierLog.parse(Files.readAllLines(e.getValue().console()));
+            assertThat(after.firstKey()).as("%s goes on from the cut", e.getKey()).isLessThanOrEqualTo(cutRound.get(e.getKey()) + 1);
+            TreeMap<Long, String[]> both = DirtierLog.overlap(source, after);
+            assertThat(both).as("%s: rounds run both before the crash and after the restart", e.getKey()).hasSizeGreaterThanOrEqualTo(3);
+            both.forEach((round, hashes) -> assertThat(hashes[1]).as("%s: round %d after the restart", e.getKey(), round).isEqualTo(hashes[0]));
+        }
+    }
+
+    static long lastRound(LibvirtPods.Vmi vmi) {
+        try {
+            return DirtierLog.lastRoundReached(Files.readString(vmi.console()));
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
+    private static Map<String, Long> sizes(CheckpointReport report) {
+        Map<String, Long> sizes = new HashMap<>();
+        report.vms().forEach(v -> sizes.put(v.vm(), v.figures().bytesTransferred()));
+        return sizes;
+    }
+}
