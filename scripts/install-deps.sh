@@ -2,8 +2,11 @@
 # Installs the host packages Mekha's demo and tests need on Debian 12: QEMU (10.x from
 # bookworm-backports when that suite can be reached, else bookworm's 7.2), busybox-static
 # and cpio for the test guest's initramfs, debootstrap, e2fsprogs and ssh-keygen for the MPI
-# guest image, zstd, and python3 with libvirt's virt-xml-validate (and xmllint) for the
-# KubeVirt hook's tests. Idempotent; safe to run on every CI run.
+# guest image, zstd, python3 with libvirt's virt-xml-validate (and xmllint) for the KubeVirt
+# hook's tests, and libvirt's daemon with its QEMU driver and virsh for the libvirt test tier
+# (11.x from bookworm-backports beside QEMU 10.x, the line virt-launcher ships; no system
+# service is installed or started: the tests start their own daemons). Idempotent; safe to run
+# on every CI run.
 set -euo pipefail
 
 SUDO=""
@@ -14,7 +17,19 @@ have_all() {
   [ -x /bin/busybox ] && dpkg -s busybox-static >/dev/null 2>&1 &&
   command -v cpio >/dev/null && command -v zstd >/dev/null && command -v socat >/dev/null &&
   command -v debootstrap >/dev/null && command -v mke2fs >/dev/null && command -v ssh-keygen >/dev/null &&
-  command -v python3 >/dev/null && command -v virt-xml-validate >/dev/null && command -v xmllint >/dev/null
+  command -v python3 >/dev/null && command -v virt-xml-validate >/dev/null && command -v xmllint >/dev/null &&
+  [ -x /usr/sbin/libvirtd ] && [ -x /usr/sbin/virtlogd ] && command -v virsh >/dev/null &&
+  dpkg -s libvirt-daemon-driver-qemu >/dev/null 2>&1 && libvirt_matches_qemu
+}
+
+# libvirt from the same suite as QEMU: bookworm's 9.0 beside backports' QEMU 10 is not a pair
+# virt-launcher ships, and virsh, libvirt0 and the daemon must be one version.
+libvirt_matches_qemu() {
+  local q l
+  q=$(dpkg-query -W -f='${Version}' qemu-system-x86 2>/dev/null)
+  l=$(dpkg-query -W -f='${Version}' libvirt-daemon-driver-qemu 2>/dev/null)
+  [ -n "$l" ] || return 1
+  case "$q" in *bpo12*) [[ "$l" == *bpo12* ]] ;; *) [[ "$l" != *bpo12* ]] ;; esac
 }
 
 # Reuse the URI of the machine's own Debian apt source for bookworm-backports, so that no
@@ -53,7 +68,7 @@ only_agent=0
 [ "${MEKHA_DEPS:-all}" = agent-image ] && only_agent=1
 
 if [ "$only_agent" = 0 ] && have_all && kernel_resolvable && [ "${MEKHA_FORCE_INSTALL:-0}" != 1 ]; then
-  echo "install-deps: QEMU $(qemu-system-x86_64 --version | head -1 | awk '{print $4}') and tools already installed"
+  echo "install-deps: QEMU $(qemu-system-x86_64 --version | head -1 | awk '{print $4}'), libvirt $(dpkg-query -W -f='${Version}' libvirt-daemon-driver-qemu) and tools already installed"
   exit 0
 fi
 
@@ -62,9 +77,12 @@ codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
 backports=0
 if [ "$codename" = bookworm ] && add_backports; then backports=1; fi
 $SUDO apt-get update -q
-base_pkgs="busybox-static cpio zstd xz-utils socat debootstrap e2fsprogs openssh-client python3 libvirt-clients libxml2-utils"
+base_pkgs="busybox-static cpio zstd xz-utils socat debootstrap e2fsprogs openssh-client python3 libxml2-utils"
+# libvirt-clients has virsh and virt-xml-validate; the daemon and its QEMU driver run the libvirt test tier
+libvirt_pkgs="libvirt-clients libvirt-daemon libvirt-daemon-driver-qemu"
 [ "$only_agent" = 1 ] && base_pkgs="zstd ca-certificates"
 qemu_pkgs="qemu-system-x86 qemu-utils"
+[ "$only_agent" = 1 ] || qemu_pkgs="$qemu_pkgs $libvirt_pkgs"
 if [ "$backports" = 1 ] && $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports $qemu_pkgs; then
   :
 else
@@ -73,3 +91,6 @@ else
 fi
 $SUDO apt-get install -y -q --no-install-recommends $base_pkgs
 echo "install-deps: QEMU $(qemu-system-x86_64 --version | head -1 | awk '{print $4}') installed"
+if [ "$only_agent" = 0 ]; then
+  echo "install-deps: libvirt $(dpkg-query -W -f='${Version}' libvirt-daemon-driver-qemu) installed (no service started)"
+fi

@@ -59,6 +59,28 @@ final class CheckpointSessions {
         this.liveStages = new LiveStages(transfers, clock);
     }
 
+    /**
+     * The first VM that is not running, said with what to do, or null. A checkpoint resumes every VM it cut at Tr, so one
+     * its user paused (KubeVirt's {@code virtctl pause}, libvirt's {@code virsh suspend}, another monitor) would be
+     * unpaused behind the user's back: such a VM is refused, before anything is paused.
+     */
+    private static String pausedByOthers(List<QemuVm> sources) throws AgentException {
+        for (QemuVm vm : sources) {
+            String status;
+            try {
+                status = vm.qmp().execute("query-status").path("status").asText();
+            } catch (io.mekha.qmp.QmpException e) {
+                throw AgentException.conflict("VM '" + vm.name() + "': cannot read its run state (" + e.getMessage() + "); nothing was paused");
+            }
+            if (!status.equals("running")) {
+                return "VM '" + vm.name() + "' is not running (QEMU's run state is '" + status + "'): it was paused by its user, KubeVirt"
+                        + " (virtctl pause) or libvirt, not by Mekha, and a checkpoint resumes every VM it cuts; unpause it first"
+                        + " (virtctl unpause) or leave it out of the checkpoint";
+            }
+        }
+        return null;
+    }
+
     /** Locks the VMs, makes a level-0 copy for each and starts the live stage. */
     CheckpointStatus prepare(String id, PrepareRequest request) throws AgentException, InterruptedException {
         Ids.require(id);
@@ -74,6 +96,10 @@ final class CheckpointSessions {
         String impostor = vms.identityProblem(sources);
         if (impostor != null) {
             throw AgentException.unprocessable("checkpoint " + id + " on node " + node + ": " + impostor + "; nothing was paused", null);
+        }
+        String paused = pausedByOthers(sources);
+        if (paused != null) {
+            throw AgentException.conflict("checkpoint " + id + " on node " + node + ": " + paused + "; nothing was paused");
         }
         String shortfall = transfers.level0Shortfall(sources);
         if (shortfall != null) {

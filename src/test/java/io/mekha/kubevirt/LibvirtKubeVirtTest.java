@@ -1,6 +1,7 @@
 package io.mekha.kubevirt;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.mekha.local.DirtierLog;
@@ -180,6 +181,13 @@ class LibvirtKubeVirtTest {
             awaitAttached(node, Map.of("hpc_vm1", a));
             LauncherPods.awaitRound(a.console(), 4);
 
+            // a VM its user paused through KubeVirt (virtctl pause: libvirt's suspend) is refused, never unpaused by a cut at Tr
+            LibvirtPods.require(a.pod(), "suspend", a.domain());
+            assertThatThrownBy(() -> node.coordinator.checkpoint("lp0", List.of("hpc_vm1"), CheckpointOptions.defaults(), System.out::println))
+                    .hasMessageContaining("VM 'hpc_vm1' is not running (QEMU's run state is 'paused')").hasMessageContaining("virtctl unpause")
+                    .hasMessageContaining("nothing was paused");
+            assertThat(LibvirtPods.domstate(a)).as("still paused by its user").isEqualTo("paused (user)");
+            LibvirtPods.require(a.pod(), "resume", a.domain());
             // the coordinator goes silent after the cut: libvirt sees a pause it did not make, then the watchdog's resume
             node.client.prepare("lw1", new io.mekha.agent.api.AgentDtos.PrepareRequest(List.of("hpc_vm1"), "StopAndCopy", null, null,
                     Duration.ofSeconds(2), null, null));
@@ -267,6 +275,47 @@ class LibvirtKubeVirtTest {
             }
             assertThat(System.nanoTime()).as("%s: libvirt says %s", vmi.domain(), s).isLessThan(deadline);
             Thread.sleep(20);
+        }
+    }
+
+    /**
+     * The hook's output is a domain libvirt itself defines (not only one its schema accepts): for virt-launcher's domain
+     * shapes (the KubeVirt-shaped one of {@link DomainHookTest}, with its tap NIC and {@code type="kvm"}, and this tier's),
+     * for a plain VMI, one being restored, and the Step policy; libvirt keeps Mekha's monitor, the incoming argument and
+     * the RTC that follows guest time in the domain it stores.
+     */
+    @Test
+    void theHooksDomainsAreDefinedByLibvirtItself() throws Exception {
+        try (LibvirtPods pods = new LibvirtPods(work)) {
+            LibvirtPods.Pod pod = pods.start("define");
+            VmSpec spec = TestVms.dirtier("vm1", 256, "-m 8 -d 1 -i 200");
+            // the sample names virt-launcher's machine type (its QEMU is CentOS Stream's); Debian's QEMU has no RHEL machine
+            // types, and libvirt checks the machine against the emulator at define: the converter's default, q35, here
+            String launcherShaped = DomainHookTest.sample();
+            assertThat(LibvirtPods.virsh(pod, "define", Files.writeString(pod.dir().resolve("as-is.xml"), launcherShaped).toString()).out())
+                    .as("libvirt checks what the schema cannot").contains("does not support machine type 'pc-q35-rhel9.6.0'");
+            Map<String, String> samples = Map.of("converter-shaped (type kvm, tap NIC)", launcherShaped.replace("pc-q35-rhel9.6.0", "q35"),
+                    "this tier's", LibvirtPods.domainXml("hpc_vm1", "5d3c6b6e-2f4e-4f53-9a2e-7b7b0c1f2a10", spec));
+            Map<String, String> annotations = Map.of("plain", "", "restored", "\"mekha.io/restore-from\": \"hpc.cp1\"",
+                    "Step", "\"mekha.io/time-policy\": \"Step\"");
+            for (var sample : samples.entrySet()) {
+                for (var annotation : annotations.entrySet()) {
+                    String what = sample.getKey() + ", " + annotation.getKey();
+                    DomainHookTest.Run hooked = DomainHookTest.hook(LibvirtPods.vmiJson(NS, "vm1", "5d3c6b6e-2f4e-4f53-9a2e-7b7b0c1f2a10",
+                            annotation.getValue()), sample.getValue());
+                    assertThat(hooked.exit()).as("%s: %s", what, hooked.err()).isZero();
+                    Path file = Files.writeString(pod.dir().resolve("hooked.xml"), hooked.out());
+                    LibvirtPods.Virsh define = LibvirtPods.virsh(pod, "define", file.toString());
+                    assertThat(define.ok()).as("libvirt defines the hook's domain (%s): %s", what, define.out()).isTrue();
+                    String stored = LibvirtPods.require(pod, "dumpxml", "--inactive", "hpc_vm1");
+                    assertThat(stored).as(what).contains("path=/var/run/kubevirt-private/mekha-qmp.sock").contains("chardev=mekha-qmp,mode=control");
+                    assertThat(stored.contains("<qemu:arg value='-incoming'/>")).as("%s: -incoming", what)
+                            .isEqualTo(annotation.getKey().equals("restored"));
+                    assertThat(stored.contains("track='guest'")).as("%s: the RTC follows guest time", what)
+                            .isEqualTo(!annotation.getKey().equals("Step"));
+                    LibvirtPods.require(pod, "undefine", "hpc_vm1");
+                }
+            }
         }
     }
 
