@@ -256,6 +256,11 @@ final class CheckpointSessions {
     private void capture(SessionVm v, Instant at) {
         try {
             v.transfer.completeSuspend();
+            if (v.transfer.pausedByOthersAtCut()) {
+                journal.clear(v.checkpoint, v.name()); // not Mekha's pause: no later agent may resume it either
+                v.noteResume("left paused: it was paused by someone else (its user, libvirt) before the cut, and Mekha resumes"
+                        + " only what it paused");
+            }
             // QEMU freezes the guest clock first thing when it takes the stop, then waits for the vCPUs to pause, and only
             // then sends its STOP event (up to tens of ms later on busy shared cores): the stop's send is the better instant
             // (measured: clock distances moved 0.8-2.4 ms after a ring checkpoint this way, 4-12 ms counting to the event)

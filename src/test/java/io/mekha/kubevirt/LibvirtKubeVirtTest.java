@@ -188,6 +188,25 @@ class LibvirtKubeVirtTest {
                     .hasMessageContaining("nothing was paused");
             assertThat(LibvirtPods.domstate(a)).as("still paused by its user").isEqualTo("paused (user)");
             LibvirtPods.require(a.pod(), "resume", a.domain());
+
+            // its user pauses it during the live stage (after the prepare, before Ts): captured as it is, left paused at Tr
+            node.client.prepare("lp1", new io.mekha.agent.api.AgentDtos.PrepareRequest(List.of("hpc_vm1"), "MTD", null, null,
+                    Duration.ofSeconds(30), null, null));
+            LibvirtPods.require(a.pod(), "suspend", a.domain());
+            node.client.suspend("lp1", node.client.time().now().plusMillis(300));
+            node.client.awaitPhase("lp1", io.mekha.agent.api.VmPhase.CAPTURED, Duration.ofSeconds(30));
+            node.client.resume("lp1", node.client.time().now().plusMillis(200));
+            var done = node.client.awaitPhase("lp1", io.mekha.agent.api.VmPhase.RESUMED, Duration.ofSeconds(30)).vms().get(0);
+            assertThat(done.phase()).as("%s", done).isEqualTo(io.mekha.agent.api.VmPhase.RESUMED);
+            assertThat(done.error()).contains("left paused").contains("paused by someone else");
+            assertThat(LibvirtPods.domstate(a)).as("a pause of its user during the live stage stays").isEqualTo("paused (user)");
+            long heldAt = lastRound(a);
+            Thread.sleep(1000);
+            assertThat(lastRound(a)).as("the guest stays paused after Tr").isEqualTo(heldAt);
+            node.client.discard("lp1");
+            LibvirtPods.require(a.pod(), "resume", a.domain());
+            assertThat(LibvirtPods.domstate(a)).isEqualTo("running (unpaused)");
+            LauncherPods.awaitRound(a.console(), heldAt + 2);
             // the coordinator goes silent after the cut: libvirt sees a pause it did not make, then the watchdog's resume
             node.client.prepare("lw1", new io.mekha.agent.api.AgentDtos.PrepareRequest(List.of("hpc_vm1"), "StopAndCopy", null, null,
                     Duration.ofSeconds(2), null, null));

@@ -46,6 +46,12 @@ public abstract sealed class Level0Transfer implements VmTransfer permits MtdTra
     protected volatile Instant stopIssued;
     protected volatile Instant suspended;
     protected volatile boolean pausedByMekha;
+    /** Someone else (its user through libvirt, another monitor) had paused the VM when Mekha's stop came: it stays paused. */
+    private volatile boolean pausedByOthers;
+    /** Whether QEMU could not have stopped the VM by itself before Mekha's stop (no live stage, or its switchover held). */
+    private volatile boolean onlyOthersStopBeforeMekha;
+    /** The last STOP or RESUME QEMU reported from before Mekha's stop was sent. */
+    private volatile String lastRunStateBeforeStop;
     private QmpClient.Reply stopReply;
     private QmpClient.Reply resumeReply;
     private QmpClient.Prepared preparedStop;
@@ -148,6 +154,7 @@ public abstract sealed class Level0Transfer implements VmTransfer permits MtdTra
 
     /** Sends {@code stop} (the one prepared, if it was); the VM counts as paused by Mekha from now on, whatever comes back. */
     protected void sendStop() throws QmpException {
+        onlyOthersStopBeforeMekha = mode() == TransferMode.STOP_AND_COPY || switchoverHeld();
         pausedByMekha = true;
         stopIssued = Instant.now();
         QmpClient.Prepared prepared = preparedStop;
@@ -155,13 +162,36 @@ public abstract sealed class Level0Transfer implements VmTransfer permits MtdTra
         stopReply = prepared != null ? prepared.send() : source.qmp().submit("stop", null);
     }
 
-    /** Waits for QEMU's reply to the stop. */
+    /**
+     * Waits for QEMU's reply to the stop. Then, from the run-state events QEMU sent before it (a monitor delivers events
+     * in order, so they are all here): if the VM was already paused by someone else, Mekha did not pause it and will not
+     * resume it at Tr, nor on an abort. QEMU cannot have stopped it itself when the switchover was held (or there was no
+     * live stage); otherwise a stop before Mekha's is taken for QEMU ending the live stage, as before.
+     */
     protected void awaitStop() throws QmpException {
         if (stopReply != null) {
             stopReply.await(REPLY_TIMEOUT);
             stopReply = null;
         }
         suspended = Instant.now();
+        try {
+            while (takeRunStateEvent(Duration.ZERO)) {
+                // recorded
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        if (onlyOthersStopBeforeMekha && "STOP".equals(lastRunStateBeforeStop)) {
+            pausedByOthers = true;
+            pausedByMekha = false;
+            LOG.infof("VM '%s' was paused by someone else (its user, libvirt) before the cut: it is captured paused and left paused",
+                    source.name());
+        }
+    }
+
+    @Override
+    public boolean pausedByOthersAtCut() {
+        return pausedByOthers;
     }
 
     @Override
@@ -248,7 +278,7 @@ public abstract sealed class Level0Transfer implements VmTransfer permits MtdTra
         try {
             if (qmp.state() == QmpClient.State.RUNNING) {
                 String run = qmp.execute("query-status").path("status").asText();
-                if (pausedByMekha || run.equals("postmigrate") || run.equals("finish-migrate")) {
+                if (pausedByMekha || (!pausedByOthers && (run.equals("postmigrate") || run.equals("finish-migrate")))) {
                     qmp.execute("cont");
                     pausedByMekha = false;
                 }
@@ -295,6 +325,10 @@ public abstract sealed class Level0Transfer implements VmTransfer permits MtdTra
         QmpEvent event = runStateEvents.poll(wait);
         if (event == null) {
             return false;
+        }
+        Instant stop = stopIssued;
+        if (stop != null && event.timestamp().isBefore(stop)) {
+            lastRunStateBeforeStop = event.name();
         }
         if (event.name().equals("STOP") && stopEvent == null) {
             stopEvent = event.timestamp();

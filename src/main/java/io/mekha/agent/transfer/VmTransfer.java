@@ -74,6 +74,14 @@ public interface VmTransfer {
         return false;
     }
 
+    /**
+     * Whether the VM was already paused by someone else (its user through libvirt, another monitor) when Mekha stopped it:
+     * it is captured as it is and left paused at Tr; known after {@link #completeSuspend}.
+     */
+    default boolean pausedByOthersAtCut() {
+        return false;
+    }
+
     /** The figures of a completed transfer; after {@link #completeResume}. */
     TransferFigures figures(String liveEnd, int passes) throws InterruptedException;
 
