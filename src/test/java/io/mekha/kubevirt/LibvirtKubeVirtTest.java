@@ -18,7 +18,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
-import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -76,11 +75,6 @@ class LibvirtKubeVirtTest {
                 LauncherPods.awaitRound(vmi.console(), 6);
                 writeDisk(vmi, "BEFORE-CUT", 0);
             }
-            List<Events> events = new ArrayList<>();
-            for (LibvirtPods.Vmi vmi : first.values()) {
-                events.add(Events.watch(vmi));
-            }
-
             CheckpointOptions options = CheckpointOptions.defaults();
             CheckpointReport report = node.coordinator.checkpoint("lv1", List.copyOf(specs.keySet()), options, System.out::println);
             Map<String, Long> cutRound = new HashMap<>();
@@ -89,11 +83,11 @@ class LibvirtKubeVirtTest {
                 writeDisk(vmi, "AFTER-CUT", 8);
                 assertThat(LibvirtPods.domstate(vmi)).as("%s after the cut", vmi.domain()).startsWith("running");
             }
-            for (Events e : events) {
-                System.out.println(e.vmi().domain() + ": libvirt's events during the cut: " + e.lines());
-                assertThat(e.lines()).as("libvirt saw the pause and the resume of %s", e.vmi().domain())
-                        .anyMatch(l -> l.contains("Suspended")).anyMatch(l -> l.contains("Resumed"));
-                e.close();
+            for (LibvirtPods.Vmi vmi : first.values()) {
+                // libvirt heard the stop at Ts and the cont at Tr on its own monitor, and took them for what they were
+                assertThat(Files.readAllLines(vmi.pod().daemonLog())).as("libvirt's handling of %s's cut", vmi.domain())
+                        .anyMatch(l -> l.contains("Transitioned guest " + vmi.domain() + " to paused state, reason unknown"))
+                        .anyMatch(l -> l.contains("Transitioned guest " + vmi.domain() + " into running state, reason 'unpaused'"));
             }
             FlushReport flush = node.storage.flush(CheckpointStorage.draft(NS, report, options, Instant.now()), sizes(report),
                     FlushPlan.level1(), System.out::println);
@@ -200,9 +194,8 @@ class LibvirtKubeVirtTest {
             assertThat(done.phase()).as("%s", done).isEqualTo(io.mekha.agent.api.VmPhase.RESUMED);
             assertThat(done.error()).contains("left paused").contains("paused by someone else");
             assertThat(LibvirtPods.domstate(a)).as("a pause of its user during the live stage stays").isEqualTo("paused (user)");
+            assertThat(node.client.vm("hpc_vm1").state()).as("QEMU did not run it at Tr").isNotEqualTo("running");
             long heldAt = lastRound(a);
-            Thread.sleep(1000);
-            assertThat(lastRound(a)).as("the guest stays paused after Tr").isEqualTo(heldAt);
             node.client.discard("lp1");
             LibvirtPods.require(a.pod(), "resume", a.domain());
             assertThat(LibvirtPods.domstate(a)).isEqualTo("running (unpaused)");
@@ -356,27 +349,6 @@ class LibvirtKubeVirtTest {
     /** libvirt's log of {@code pod}: its warnings and errors. */
     static List<String> libvirtLog(LibvirtPods.Pod pod) throws Exception {
         return Files.readAllLines(pod.daemonLog()).stream().filter(l -> l.contains(": error : ") || l.contains(": warning : ")).toList();
-    }
-
-    /** libvirt's lifecycle events of one domain, as {@code virsh event --loop} prints them, while it runs. */
-    record Events(LibvirtPods.Vmi vmi, Process process, Path file) implements AutoCloseable {
-        static Events watch(LibvirtPods.Vmi vmi) throws Exception {
-            Path file = vmi.pod().dir().resolve("events-" + System.nanoTime() + ".log");
-            Process p = new ProcessBuilder("virsh", "-q", "-c", vmi.pod().uri(), "event", "--domain", vmi.domain(), "--event", "lifecycle",
-                    "--loop", "--timestamp").redirectErrorStream(true).redirectOutput(file.toFile()).start();
-            Thread.sleep(500); // registered
-            return new Events(vmi, p, file);
-        }
-
-        List<String> lines() throws Exception {
-            Thread.sleep(300); // what libvirt sent has arrived
-            return Files.readAllLines(file);
-        }
-
-        @Override
-        public void close() {
-            process.destroy();
-        }
     }
 
     private void awaitAttached(KubeVirtNode node, Map<String, LibvirtPods.Vmi> vmis) throws Exception {
