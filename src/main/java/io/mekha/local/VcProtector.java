@@ -177,13 +177,16 @@ public final class VcProtector {
         }
     }
 
-    /** The failure seen now, or null when every VM is fine. */
+    /**
+     * The failure seen now, or null when every VM is fine. A VM fails when its QEMU exited ({@code dead} on its agent), or
+     * when no agent that answers has it: at once if every agent answers, else once an agent has been silent for the node
+     * grace (its node counts as lost). A silent agent whose VMs all run elsewhere now (restored from partner copies) is no
+     * failure.
+     */
     private Failure check() {
         Map<String, VmInfo> seen = new LinkedHashMap<>();
-        List<String> causes = new ArrayList<>();
-        Set<String> failed = new LinkedHashSet<>();
-        Set<String> inFlight = new LinkedHashSet<>();
-        boolean someSilent = false;
+        List<String> silent = new ArrayList<>();
+        boolean silentPastGrace = false;
         Instant now = clock.instant();
         for (AgentClient agent : agents) {
             try {
@@ -193,20 +196,19 @@ public final class VcProtector {
                 silentSince.remove(agent);
             } catch (AgentCallException e) {
                 Instant since = silentSince.computeIfAbsent(agent, a -> now);
-                someSilent = true;
-                if (!Duration.between(since, now).minus(settings.nodeGrace()).isNegative()) {
-                    causes.add("node " + agent.node() + "'s agent has not answered for " + Duration.between(since, now).toMillis()
-                            + " ms (" + e.getMessage() + ")");
-                }
+                Duration quiet = Duration.between(since, now);
+                silent.add("node " + agent.node() + "'s agent has not answered for " + quiet.toMillis() + " ms (" + e.getMessage() + ")");
+                silentPastGrace |= quiet.compareTo(settings.nodeGrace()) >= 0;
             }
         }
+        List<String> causes = new ArrayList<>();
+        Set<String> failed = new LinkedHashSet<>();
+        Set<String> inFlight = new LinkedHashSet<>();
+        List<String> missing = new ArrayList<>();
         for (String name : vms) {
             VmInfo vm = seen.get(name);
             if (vm == null) {
-                if (!someSilent) {
-                    causes.add("VM " + name + " is on no node");
-                    failed.add(name);
-                }
+                missing.add(name);
                 continue;
             }
             if (vm.checkpoint() != null) {
@@ -217,13 +219,17 @@ public final class VcProtector {
                 failed.add(name);
             }
         }
-        if (causes.isEmpty()) {
-            return null;
+        if (!missing.isEmpty()) {
+            if (silent.isEmpty()) {
+                causes.add("VM(s) " + String.join(", ", missing) + " on no node");
+                failed.addAll(missing);
+            } else if (silentPastGrace) {
+                causes.add("VM(s) " + String.join(", ", missing) + " unreachable: " + String.join("; ", silent) + " (its node is lost)");
+                failed.addAll(missing);
+            }
+            // else: an agent is silent for less than the grace; look again
         }
-        if (failed.isEmpty()) {
-            vms.stream().filter(v -> !seen.containsKey(v)).forEach(failed::add); // those on the silent node
-        }
-        return new Failure(List.copyOf(failed), String.join("; ", causes), inFlight);
+        return causes.isEmpty() ? null : new Failure(List.copyOf(failed), String.join("; ", causes), inFlight);
     }
 
     /** Durations as people read them in the events: 250ms, 2s, 1m30s. */

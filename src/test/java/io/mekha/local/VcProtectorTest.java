@@ -72,6 +72,36 @@ class VcProtectorTest {
     }
 
     @Test
+    void aNodeLostWithItsAgentAndVmIsRestoredByItselfFromThePartnerCopiesExactly() throws Exception {
+        try (TestCluster vc = new TestCluster(work, 300, 30);
+             CheckpointStorage storage = new CheckpointStorage(List.of(vc.client1, vc.client2), Clock.systemUTC())) {
+            vc.bootAll();
+            vc.awaitStep(15, RUN);
+            CheckpointReport cp = vc.coordinator.checkpoint("cp1", vc.vmNames(), CheckpointOptions.defaults(), System.out::println);
+            assertThat(storage.replicateLevel0("cp1", System.out::println).partners()).containsEntry("vm3", "n1");
+            Map<String, Long> reached = reachedSteps(vc);
+            List<String> events = new CopyOnWriteArrayList<>();
+            try (Watch watch = Watch.start(vc, storage, List.of(cp), new RecoveryBudget(3, Duration.ofMinutes(10), Duration.ofSeconds(1),
+                    Duration.ofSeconds(10)), events)) {
+                vc.awaitStep(Math.min(vc.minStep() + 15, vc.steps()), RUN);
+                Instant lost = Instant.now();
+                vc.agent2.kill(); // node n2: its agent, vm3 and the partner copies of vm1 and vm2 it held
+                VcProtector.Recovery recovery = watch.awaitRecoveries(1).get(0);
+                System.out.printf("node lost: detected %d ms after, every VM running %d ms after (restore %d ms), work lost %d ms%n",
+                        Duration.between(lost, recovery.detectedAt()).toMillis(), Duration.between(lost, recovery.runningAt()).toMillis(),
+                        recovery.restore().toMillis(), recovery.workLost().toMillis());
+                assertThat(recovery.error()).isNull();
+                assertThat(recovery.failed()).containsExactly("vm3");
+                assertThat(recovery.cause()).contains("node n2's agent has not answered").contains("its node is lost");
+                assertThat(recovery.level()).isEqualTo(StorageLevel.L0);
+                assertThat(vc.client1.vms()).extracting(VmInfo::name).as("every VM runs on n1 now").contains("vm1", "vm2", "vm3");
+                assertRingFinishesExactly(vc, reached);
+                assertThat(watch.protector().history()).as("the lost node, whose VMs run elsewhere now, is no new failure").hasSize(1);
+            }
+        }
+    }
+
+    @Test
     void aVmThatKeepsCrashingStopsRecoveryAtTheLimitWithTheReason() throws Exception {
         try (TestCluster vc = new TestCluster(work, 100000, 30);
              CheckpointStorage storage = new CheckpointStorage(List.of(vc.client1, vc.client2), Clock.systemUTC())) {

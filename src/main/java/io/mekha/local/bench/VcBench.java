@@ -152,6 +152,94 @@ public final class VcBench implements AutoCloseable {
         return rows;
     }
 
+    /** One automatic recovery after a VM's QEMU was killed: from the kill to the failure being seen and to every VM running again. */
+    public record RecoveryRow(String workload, String level, String failedVm, double detectionMs, double runningMs, double restoreMs,
+                              double workLostMs, boolean exact) {}
+
+    /**
+     * Automatic recovery ({@link io.mekha.local.VcProtector}, as {@code mekha protect} runs it) from each level in turn: one
+     * checkpoint flushed to L1 and L2 ({@code level2}); a VM's QEMU killed, recovered from memory (which the restart uses
+     * up); killed again, recovered from the node's disk; its L1 copy released and killed again, recovered from L2. Each
+     * time the workload must go on exactly.
+     */
+    public List<RecoveryRow> recoveries(java.nio.file.Path level2) throws Exception {
+        String id = "bench-recovery-" + System.nanoTime();
+        CheckpointOptions options = CheckpointOptions.defaults();
+        CheckpointReport cut = coordinator.checkpoint(id, names(), options, ProtocolListener.NONE);
+        List<RecoveryRow> rows = new ArrayList<>();
+        io.mekha.storage.StorageTarget shared = new io.mekha.storage.StorageTarget.Filesystem(level2.toAbsolutePath());
+        try (io.mekha.protocol.CheckpointStorage storage = new io.mekha.protocol.CheckpointStorage(List.of(client), Clock.systemUTC())) {
+            Map<String, Long> sizes = new LinkedHashMap<>();
+            cut.vms().forEach(v -> sizes.put(v.vm(), v.figures().bytesTransferred()));
+            var flush = storage.flush(io.mekha.protocol.CheckpointStorage.draft("bench", cut, options, Instant.now()), sizes,
+                    io.mekha.protocol.FlushPlan.level1().withLevels(List.of(io.mekha.storage.StorageLevel.L1, io.mekha.storage.StorageLevel.L2), shared),
+                    ProtocolListener.NONE);
+            if (!flush.failures().isEmpty()) {
+                throw new IllegalStateException("the flush to L1 and L2 failed: " + flush.failures());
+            }
+            io.mekha.local.VcProtector protector = new io.mekha.local.VcProtector("bench", List.of(client), names(), () -> List.of(cut),
+                    x -> shared, storage, new io.mekha.local.VcProtector.Settings(Duration.ofMillis(250), Duration.ofSeconds(2)),
+                    new io.mekha.protocol.RecoveryBudget(10, Duration.ofHours(1), Duration.ZERO, Duration.ZERO), Clock.systemUTC(),
+                    line -> progress.accept("  [protect] " + line));
+            java.util.concurrent.atomic.AtomicBoolean go = new java.util.concurrent.atomic.AtomicBoolean(true);
+            var watching = java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+                try {
+                    return protector.run(go::get);
+                } catch (InterruptedException e) {
+                    throw new IllegalStateException(e);
+                }
+            });
+            try {
+                String victim = names().get(Math.min(1, names().size() - 1));
+                for (io.mekha.storage.StorageLevel level : List.of(io.mekha.storage.StorageLevel.L0, io.mekha.storage.StorageLevel.L1,
+                        io.mekha.storage.StorageLevel.L2)) {
+                    if (level == io.mekha.storage.StorageLevel.L2) {
+                        storage.release("bench", id, io.mekha.storage.StorageLevel.L1, shared, false);
+                    }
+                    Thread.sleep(2000); // the VC works on past the cut
+                    Map<String, List<String>> consolesBefore = new LinkedHashMap<>();
+                    for (String vm : names()) {
+                        consolesBefore.put(vm, Files.readAllLines(console(vm)));
+                    }
+                    ProcessHandle qemu = ProcessHandle.of(client.vm(victim).pid()).orElseThrow();
+                    Instant killed = Instant.now();
+                    qemu.destroyForcibly();
+                    qemu.onExit().join();
+                    long deadline = System.nanoTime() + WAIT.toNanos();
+                    while (protector.history().size() < rows.size() + 1) {
+                        if (watching.isDone() || System.nanoTime() > deadline) {
+                            throw new IllegalStateException("no recovery from " + level + " came: " + (watching.isDone() ? watching.get() : "timed out"));
+                        }
+                        Thread.sleep(20);
+                    }
+                    io.mekha.local.VcProtector.Recovery r = protector.history().get(rows.size());
+                    if (r.error() != null) {
+                        throw new IllegalStateException("the recovery from " + level + " failed: " + r.error());
+                    }
+                    Thread.sleep(2000);
+                    Map<String, List<String>> consolesAfter = new LinkedHashMap<>();
+                    for (String vm : names()) {
+                        consolesAfter.put(vm, Files.readAllLines(console(vm)));
+                    }
+                    List<String> mismatches = workload.mismatches(consolesBefore, consolesAfter, vmCount, steps);
+                    mismatches.stream().limit(3).forEach(m -> progress.accept("  MISMATCH " + m));
+                    rows.add(new RecoveryRow(workload.label(), r.level().name(), victim, Duration.between(killed, r.detectedAt()).toNanos() / 1e6,
+                            Duration.between(killed, r.runningAt()).toNanos() / 1e6, r.restore().toNanos() / 1e6, r.workLost().toNanos() / 1e6,
+                            mismatches.isEmpty() && r.level() == level));
+                }
+            } finally {
+                go.set(false);
+                watching.get(60, java.util.concurrent.TimeUnit.SECONDS);
+                try {
+                    storage.delete("bench", id, shared);
+                } catch (Exception e) {
+                    progress.accept("  (level 2 of " + id + " left in " + level2 + ": " + e.getMessage() + ")");
+                }
+            }
+        }
+        return rows;
+    }
+
     private List<String> names() {
         return specs.stream().map(VmSpec::name).toList();
     }

@@ -114,7 +114,7 @@ public class BenchVcCommand implements Callable<Integer> {
         return Double.isNaN(value) ? "-" : String.format("%.1f ms", value);
     }
 
-    private static String machine() {
+    static String machine() {
         String cpu = "?";
         try {
             cpu = Files.readAllLines(Path.of("/proc/cpuinfo")).stream().filter(l -> l.startsWith("model name")).findFirst()

@@ -8,6 +8,6 @@ import picocli.CommandLine.Command;
 @Command(name = "mekha", mixinStandardHelpOptions = true, version = "mekha 0.1.0",
         description = "Coordinated in-memory checkpoint and restart of virtual clusters of QEMU VMs.",
         subcommands = {DemoCommand.class, UpCommand.class, StatusCommand.class, CheckpointCommand.class, RestoreCommand.class, ProtectCommand.class,
-                DownCommand.class, SingleVmDemoCommand.class, BenchModesCommand.class, BenchFlushCommand.class, BenchVcCommand.class, BenchScaleCommand.class, ExecCommand.class, AgentCommand.class,
+                DownCommand.class, SingleVmDemoCommand.class, BenchModesCommand.class, BenchFlushCommand.class, BenchVcCommand.class, BenchScaleCommand.class, BenchRecoveryCommand.class, ExecCommand.class, AgentCommand.class,
                 io.mekha.operator.app.OperatorCommand.class})
 public class MekhaCommand {}

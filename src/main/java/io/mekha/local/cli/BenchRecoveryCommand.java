@@ -1,0 +1,81 @@
+package io.mekha.local.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.mekha.agent.api.Json;
+import io.mekha.local.MemorySize;
+import io.mekha.local.TextTable;
+import io.mekha.local.VcWorkload;
+import io.mekha.local.bench.VcBench;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code mekha bench-recovery}: automatic recovery of a VC after a VM's QEMU is killed, from each level in turn (L0, L1,
+ * L2): the time from the kill to the failure being seen, and to every VM running again, and the work lost. Writes
+ * {@code <out>/recovery.json}.
+ */
+@Command(name = "bench-recovery", mixinStandardHelpOptions = true,
+        description = "Kill a VM of a protected VC and time its automatic recovery from L0, L1 and L2 (detection, restore, work lost).")
+public class BenchRecoveryCommand implements Callable<Integer> {
+
+    @Option(names = "--workload", defaultValue = "ring", description = "the VC's workload (default: ${DEFAULT-VALUE})")
+    String workload;
+
+    @Option(names = "--vms", defaultValue = "3", description = "VMs in the VC (default: ${DEFAULT-VALUE})")
+    int vms;
+
+    @Option(names = "--memory", defaultValue = "256Mi", description = "guest memory (default: ${DEFAULT-VALUE})")
+    String memory;
+
+    @Option(names = "--out", defaultValue = "docs/bench", description = "where the JSON goes (default: ${DEFAULT-VALUE})")
+    Path out;
+
+    @Mixin
+    RuntimeOptions runtime;
+
+    private final PrintStream stdout = System.out;
+
+    @Override
+    public Integer call() throws Exception {
+        VcWorkload kind = VcWorkload.parse(workload);
+        long memoryMiB = MemorySize.parseMiB(memory);
+        stdout.printf("Recovery benchmark: %d VMs of %d MiB on one host (%s), %s; one checkpoint flushed to L1 and L2, then a VM's QEMU"
+                + " killed and the VC recovered by itself from L0, L1, L2 in turn.%n", vms, memoryMiB, runtime.accelerator, kind.label());
+        List<VcBench.RecoveryRow> rows;
+        Path level2 = Files.createTempDirectory("mekha-bench-recovery-l2-");
+        try (VcBench bench = new VcBench(kind, vms, memoryMiB, runtime.config("mekha-bench-recovery-"), stdout::println)) {
+            bench.boot(Duration.ofSeconds(6));
+            rows = bench.recoveries(level2);
+        }
+        TextTable table = new TextTable("level", "VM killed", "seen after", "running after", "restore", "work lost", "exact");
+        for (VcBench.RecoveryRow r : rows) {
+            table.row(r.level(), r.failedVm(), ms(r.detectionMs()), ms(r.runningMs()), ms(r.restoreMs()), ms(r.workLostMs()), r.exact() ? "yes" : "NO");
+        }
+        table.render().lines().forEach(l -> stdout.println("  " + l));
+        Files.createDirectories(out);
+        ObjectMapper json = Json.mapper();
+        Map<String, Object> document = new LinkedHashMap<>();
+        document.put("command", "mekha bench-recovery --workload " + workload + " --vms " + vms + " --memory " + memory);
+        document.put("machine", BenchVcCommand.machine());
+        document.put("ranAt", Instant.now().toString());
+        document.put("rows", rows);
+        Path jsonFile = out.resolve("recovery.json");
+        json.writerWithDefaultPrettyPrinter().writeValue(jsonFile.toFile(), document);
+        stdout.printf("Wrote %s.%n", jsonFile);
+        return rows.stream().allMatch(VcBench.RecoveryRow::exact) ? 0 : 1;
+    }
+
+    private static String ms(double v) {
+        return String.format(java.util.Locale.ROOT, "%.0f ms", v);
+    }
+}
