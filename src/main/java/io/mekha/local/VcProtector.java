@@ -104,6 +104,9 @@ public final class VcProtector {
     public Outcome run(BooleanSupplier keepGoing, Consumer<Recovery> recorded) throws InterruptedException {
         events.accept("protecting VC '" + vc + "' (" + String.join(", ", vms) + "): looking every " + Text.of(settings.poll())
                 + "; at most " + budget.describe());
+        if (checkpoints.get().isEmpty()) {
+            events.accept("VC '" + vc + "' has no checkpoint yet: a failure before the first one cannot be recovered (mekha checkpoint)");
+        }
         Instant lastHealthy = clock.instant();
         while (keepGoing.getAsBoolean()) {
             Failure failure = check();

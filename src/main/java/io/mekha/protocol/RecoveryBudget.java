@@ -48,7 +48,8 @@ public final class RecoveryBudget {
             recent.removeFirst();
         }
         if (recent.size() >= max) {
-            return new Decision(false, null, recent.size() + " recoveries within " + human(window) + " already, the limit: the VC keeps"
+            return new Decision(false, null, (recent.size() == 1 ? "1 recovery" : recent.size() + " recoveries") + " within " + human(window)
+                    + " already, the limit: the VC keeps"
                     + " failing after each restore; automatic recovery stopped. Find the cause (the VMs' consoles, the agents' logs),"
                     + " then restore by hand and protect the VC again");
         }

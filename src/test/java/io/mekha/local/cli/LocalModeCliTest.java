@@ -129,6 +129,77 @@ class LocalModeCliTest {
         assertThat(err.toString()).contains("unknown storage level 'L5'");
         assertThat(run("restore", "--from", "L9", "cp1")).isEqualTo(2);
         assertThat(err.toString()).contains("--from: unknown storage level 'L9'");
+        assertThat(run("protect", "--window", "5x")).isEqualTo(2);
+        assertThat(err.toString()).contains("--window '5x' is not a duration").contains("90s, 5m");
+        assertThat(run("protect", "--max-recoveries", "0")).isEqualTo(2);
+        assertThat(err.toString()).contains("the recovery limit must be at least 1");
+    }
+
+    /**
+     * {@code mekha protect}: a VM's QEMU dies and the VC is restored by itself from its checkpoint, exactly; the next death
+     * is past its limit of one, so it stops with the reason (exit 3) and keeps the history.
+     */
+    @Test
+    void protectRestoresTheVcByItselfAndStopsAtItsLimit() throws Exception {
+        RingCluster ring = new RingCluster(3, 100000, 30, 16, 4);
+        StringBuilder yaml = new StringBuilder("name: ring\nvms:\n");
+        for (int i = 0; i < 3; i++) {
+            yaml.append("  - name: vm").append(i + 1).append("\n    memory: 256Mi\n    workload: ").append(ring.workload(i))
+                    .append("\n    network: {segment: lan, address: 10.77.0.").append(i + 1).append("/24}\n");
+        }
+        Path file = Files.writeString(work.resolve("ring.yaml"), yaml);
+        assertThat(run("up", file.toString())).as(err.toString()).isZero();
+        LocalVcState state = LocalVcState.find(null);
+        awaitStep(state, 15);
+        assertThat(run("checkpoint", "--id", "cp1")).as(err.toString()).isZero();
+        java.util.Map<String, Long> reached = new java.util.HashMap<>();
+        for (var vm : state.client().vms()) {
+            reached.put(vm.name(), RingReference.lastStepReached(Files.readString(Path.of(vm.consolePath()))));
+        }
+
+        StringWriter protectOut = new StringWriter();
+        StringWriter protectErr = new StringWriter();
+        java.util.concurrent.CompletableFuture<Integer> protect = java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+            CommandLine cli = CliSetup.create();
+            cli.setOut(new PrintWriter(protectOut, true));
+            cli.setErr(new PrintWriter(protectErr, true));
+            return cli.execute("protect", "--max-recoveries", "1", "--backoff", "0s", "--max-backoff", "0s");
+        });
+        awaitText(protectOut, "protecting VC 'ring'");
+        kill(state, "vm2");
+        awaitText(protectOut, "recovered: every VM of VC 'ring' runs again from cp1 at L0");
+        long restored = minStep(state);
+        awaitStep(state, restored + 20);
+        long[][] reference = ring.reference();
+        for (var vm : state.client().vms()) {
+            TreeMap<Long, Long> printed = RingReference.printed(Files.readAllLines(Path.of(vm.consolePath())), RingCluster.node(vm.name()));
+            assertThat(printed.firstKey()).as("%s resumed from the cut", vm.name()).isLessThanOrEqualTo(reached.get(vm.name()) + 1);
+            assertThat(RingReference.mismatches(printed, reference, RingCluster.node(vm.name()))).isEmpty();
+        }
+        kill(state, "vm1");
+        assertThat(protect.get(2, java.util.concurrent.TimeUnit.MINUTES)).as(protectOut.toString()).isEqualTo(3);
+        assertThat(protectErr.toString()).contains("mekha protect: VM vm1's QEMU").contains("exited").doesNotContain("at io.mekha")
+                .contains("1 recovery within 10m already, the limit");
+        var history = io.mekha.agent.api.Json.mapper().readTree(state.dir().resolve("recoveries.json").toFile());
+        assertThat(history.path("history")).hasSize(1);
+        assertThat(history.path("history").get(0).path("level").asText()).isEqualTo("L0");
+        assertThat(history.path("history").get(0).path("failed").get(0).asText()).isEqualTo("vm2");
+        assertThat(history.path("stoppedBecause").asText()).contains("the limit");
+    }
+
+    private static void kill(LocalVcState state, String name) throws Exception {
+        ProcessHandle.of(state.client().vm(name).pid()).ifPresent(p -> {
+            p.destroyForcibly();
+            p.onExit().join();
+        });
+    }
+
+    private static void awaitText(StringWriter out, String text) throws Exception {
+        long deadline = System.nanoTime() + java.time.Duration.ofMinutes(2).toNanos();
+        while (!out.toString().contains(text)) {
+            assertThat(System.nanoTime()).as("%s in:%n%s", text, out).isLessThan(deadline);
+            Thread.sleep(100);
+        }
     }
 
     private static long minStep(LocalVcState state) throws Exception {
