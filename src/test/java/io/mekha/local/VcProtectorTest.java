@@ -16,7 +16,6 @@ import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.HashMap;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
@@ -49,7 +48,7 @@ class VcProtectorTest {
             vc.bootAll();
             vc.awaitStep(15, RUN);
             CheckpointReport cp = vc.coordinator.checkpoint("cp1", vc.vmNames(), CheckpointOptions.defaults(), System.out::println);
-            Map<String, Long> reached = reachedSteps(vc);
+            Map<String, Long> reached = vc.reachedSteps();
             List<String> events = new CopyOnWriteArrayList<>();
             try (Watch watch = Watch.start(vc, storage, List.of(cp), new RecoveryBudget(3, Duration.ofMinutes(10), Duration.ofSeconds(1),
                     Duration.ofSeconds(10)), events)) {
@@ -66,7 +65,7 @@ class VcProtectorTest {
                 assertThat(recovery.level()).isEqualTo(StorageLevel.L0);
                 assertThat(recovery.detectedAt()).isAfter(killed);
                 assertThat(events).anyMatch(e -> e.startsWith("detected: VM vm2's QEMU")).anyMatch(e -> e.startsWith("recovered: every VM"));
-                assertRingFinishesExactly(vc, reached);
+                vc.assertFinishesExactly(reached, RUN);
             }
         }
     }
@@ -79,7 +78,7 @@ class VcProtectorTest {
             vc.awaitStep(15, RUN);
             CheckpointReport cp = vc.coordinator.checkpoint("cp1", vc.vmNames(), CheckpointOptions.defaults(), System.out::println);
             assertThat(storage.replicateLevel0("cp1", System.out::println).partners()).containsEntry("vm3", "n1");
-            Map<String, Long> reached = reachedSteps(vc);
+            Map<String, Long> reached = vc.reachedSteps();
             List<String> events = new CopyOnWriteArrayList<>();
             try (Watch watch = Watch.start(vc, storage, List.of(cp), new RecoveryBudget(3, Duration.ofMinutes(10), Duration.ofSeconds(1),
                     Duration.ofSeconds(10)), events)) {
@@ -95,7 +94,7 @@ class VcProtectorTest {
                 assertThat(recovery.cause()).contains("node n2's agent has not answered").contains("its node is lost");
                 assertThat(recovery.level()).isEqualTo(StorageLevel.L0);
                 assertThat(vc.client1.vms()).extracting(VmInfo::name).as("every VM runs on n1 now").contains("vm1", "vm2", "vm3");
-                assertRingFinishesExactly(vc, reached);
+                vc.assertFinishesExactly(reached, RUN);
                 assertThat(watch.protector().history()).as("the lost node, whose VMs run elsewhere now, is no new failure").hasSize(1);
             }
         }
@@ -180,24 +179,6 @@ class VcProtectorTest {
         qemu.destroyForcibly();
         qemu.onExit().join();
         return at;
-    }
-
-    static Map<String, Long> reachedSteps(TestCluster vc) throws Exception {
-        Map<String, Long> reached = new LinkedHashMap<>();
-        for (String vm : vc.vmNames()) {
-            reached.put(vm, RingReference.lastStepReached(String.join("\n", vc.console(vm))));
-        }
-        return reached;
-    }
-
-    static void assertRingFinishesExactly(TestCluster vc, Map<String, Long> reached) throws Exception {
-        Map<String, List<String>> consoles = vc.awaitRingDone(RUN);
-        consoles.forEach((vm, lines) -> {
-            var printed = RingReference.printed(lines, TestCluster.node(vm));
-            assertThat(printed.firstKey()).as("%s resumed from the cut, not later", vm).isLessThanOrEqualTo(reached.get(vm) + 1);
-            assertThat(printed.lastKey()).as("%s finished the run", vm).isEqualTo(vc.steps());
-        });
-        assertThat(vc.mismatches(consoles)).as("every step after the recovery equals an uninterrupted run's").isEmpty();
     }
 
     static Map<String, Long> sizes(CheckpointReport report) {

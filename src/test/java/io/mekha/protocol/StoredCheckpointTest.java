@@ -5,7 +5,6 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.mekha.agent.api.AgentDtos.VmInfo;
-import io.mekha.local.RingReference;
 import io.mekha.storage.StorageLevel;
 import io.mekha.storage.StorageTarget;
 import io.mekha.testing.NoQemuLeftBehind;
@@ -18,7 +17,6 @@ import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.HashMap;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
@@ -51,7 +49,7 @@ class StoredCheckpointTest {
             vc.awaitStep(15, RUN);
             CheckpointOptions options = CheckpointOptions.defaults();
             CheckpointReport report = vc.coordinator.checkpoint("cp1", vc.vmNames(), options, System.out::println);
-            Map<String, Long> reached = reachedSteps(vc);
+            Map<String, Long> reached = vc.reachedSteps();
 
             FlushPlan plan = FlushPlan.level1().withLevels(List.of(StorageLevel.L1, StorageLevel.L2), l2).withCompression("zstd");
             FlushReport flush = storage.flush(CheckpointStorage.draft("ring", report, options, Instant.now()), sizes(report), plan,
@@ -75,7 +73,7 @@ class StoredCheckpointTest {
             killEveryVm(vc);
             CheckpointStorage.RestoreReport fromMemory = storage.restore("ring", "cp1", null, l2, null, null, System.out::println);
             assertThat(fromMemory.level()).isEqualTo(StorageLevel.L0);
-            assertRingFinishesExactly(vc, reached);
+            vc.assertFinishesExactly(reached, RUN);
 
             // every VM crashes again and the memory copy is gone (the restart used it up)
             killEveryVm(vc);
@@ -84,7 +82,7 @@ class StoredCheckpointTest {
             CheckpointStorage.RestoreReport fromDisk = storage.restore("ring", "cp1", null, l2, null, null, System.out::println);
             assertThat(fromDisk.level()).isEqualTo(StorageLevel.L1);
             assertThat(fromDisk.skipped()).containsOnlyKeys(StorageLevel.L0);
-            assertRingFinishesExactly(vc, reached);
+            vc.assertFinishesExactly(reached, RUN);
 
             // again, from the object store only: the node-local copies are gone too
             storage.release("ring", "cp1", StorageLevel.L1, l2, false);
@@ -92,7 +90,7 @@ class StoredCheckpointTest {
                     .hasMessageContaining("held whole only at L2");
             CheckpointStorage.RestoreReport fromS3 = storage.restore("ring", "cp1", null, l2, null, null, System.out::println);
             assertThat(fromS3.level()).isEqualTo(StorageLevel.L2);
-            assertRingFinishesExactly(vc, reached);
+            vc.assertFinishesExactly(reached, RUN);
         }
     }
 
@@ -105,7 +103,7 @@ class StoredCheckpointTest {
             vc.awaitStep(15, RUN);
             CheckpointOptions options = CheckpointOptions.defaults();
             CheckpointReport report = vc.coordinator.checkpoint("cp1", vc.vmNames(), options, System.out::println);
-            Map<String, Long> reached = reachedSteps(vc);
+            Map<String, Long> reached = vc.reachedSteps();
             FlushReport flush = storage.flush(CheckpointStorage.draft("ring", report, options, Instant.now()), sizes(report),
                     FlushPlan.level1().withLevels(List.of(StorageLevel.L1, StorageLevel.L2), l2)
                             .withLevel0(FlushPlan.Level0Policy.RELEASE_WHEN_DURABLE), System.out::println);
@@ -132,7 +130,7 @@ class StoredCheckpointTest {
             assertThat(restore.skipped().get(StorageLevel.L1))
                     .contains("n1/level1/ring/cp1/vm1.vmstate failed the SHA-256 check")
                     .contains("n2/level1/ring/cp1/vm3.vmstate failed the size check");
-            assertRingFinishesExactly(vc, reached);
+            vc.assertFinishesExactly(reached, RUN);
             killEveryVm(vc);
             deadPids = pids(vc);
 
@@ -160,7 +158,7 @@ class StoredCheckpointTest {
             vc.awaitStep(15, RUN);
             CheckpointOptions options = CheckpointOptions.defaults();
             CheckpointReport report = vc.coordinator.checkpoint("cp1", vc.vmNames(), options, System.out::println);
-            Map<String, Long> reached = reachedSteps(vc);
+            Map<String, Long> reached = vc.reachedSteps();
             long before = vc.minStep();
             FlushReport flush = storage.flush(CheckpointStorage.draft("ring", report, options, Instant.now()), sizes(report),
                     FlushPlan.level1().withLevels(List.of(StorageLevel.L2), l2).withLevel0(FlushPlan.Level0Policy.RELEASE_WHEN_DURABLE),
@@ -183,7 +181,7 @@ class StoredCheckpointTest {
             killEveryVm(vc);
             CheckpointStorage.RestoreReport restore = storage.restore("ring", "cp1", null, l2, null, null, System.out::println);
             assertThat(restore.level()).isEqualTo(StorageLevel.L0);
-            assertRingFinishesExactly(vc, reached);
+            vc.assertFinishesExactly(reached, RUN);
         } finally {
             new ProcessBuilder("umount", "-l", small.toString()).inheritIO().start().waitFor();
         }
@@ -197,7 +195,7 @@ class StoredCheckpointTest {
             vc.awaitStep(15, RUN);
             CheckpointOptions options = CheckpointOptions.defaults();
             CheckpointReport report = vc.coordinator.checkpoint("cp1", vc.vmNames(), options, System.out::println);
-            Map<String, Long> reached = reachedSteps(vc);
+            Map<String, Long> reached = vc.reachedSteps();
 
             CheckpointStorage.PartnerReport partners = storage.replicateLevel0("cp1", System.out::println);
             assertThat(partners.partners()).containsEntry("vm1", "n2").containsEntry("vm2", "n2").containsEntry("vm3", "n1");
@@ -216,7 +214,7 @@ class StoredCheckpointTest {
             assertThat(restore.level()).isEqualTo(StorageLevel.L0);
             assertThat(restore.restart().nodes()).containsOnlyKeys("vm1", "vm2", "vm3");
             assertThat(restore.restart().nodes().values()).containsOnly("n1");
-            assertRingFinishesExactly(vc, reached);
+            vc.assertFinishesExactly(reached, RUN);
         }
     }
 
@@ -235,14 +233,6 @@ class StoredCheckpointTest {
         Map<String, Long> sizes = new HashMap<>();
         report.vms().forEach(v -> sizes.put(v.vm(), v.figures().bytesTransferred()));
         return sizes;
-    }
-
-    private static Map<String, Long> reachedSteps(TestCluster vc) throws Exception {
-        Map<String, Long> reached = new LinkedHashMap<>();
-        for (String vm : vc.vmNames()) {
-            reached.put(vm, RingReference.lastStepReached(String.join("\n", vc.console(vm))));
-        }
-        return reached;
     }
 
     private static Map<String, Long> pids(TestCluster vc) throws Exception {
@@ -267,16 +257,5 @@ class StoredCheckpointTest {
         flush.writes().forEach(w -> System.out.printf("  %s %s <- %s on %s: %d bytes (raw %d), queued %s, took %s%s%n", w.vm(), w.level(),
                 w.from(), w.node(), w.bytes(), w.rawBytes(), w.queued(), w.took(), w.error() == null ? "" : " ERROR " + w.error()));
         System.out.println("  time to durable " + flush.timeToDurable() + ", peak writers " + flush.peakWriters());
-    }
-
-    private static void assertRingFinishesExactly(TestCluster vc, Map<String, Long> reached) throws Exception {
-        Map<String, List<String>> consoles = vc.awaitRingDone(RUN);
-        consoles.forEach((vm, lines) -> {
-            var printed = RingReference.printed(lines, TestCluster.node(vm));
-            assertThat(printed.firstKey()).as("%s resumed from the cut, not later", vm).isLessThanOrEqualTo(reached.get(vm) + 1);
-            assertThat(printed.lastKey()).as("%s finished the run", vm).isEqualTo(vc.steps());
-            assertThat(lines).as("%s: no connection broke", vm).noneMatch(l -> l.contains("RING error"));
-        });
-        assertThat(vc.mismatches(consoles)).as("every step after the restart equals an uninterrupted run's").isEmpty();
     }
 }

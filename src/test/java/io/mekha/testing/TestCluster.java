@@ -163,6 +163,32 @@ public final class TestCluster implements AutoCloseable {
         return out;
     }
 
+    /** The last step each VM's console shows, now (before a crash: where each must start again from at most). */
+    public Map<String, Long> reachedSteps() throws Exception {
+        Map<String, Long> reached = new java.util.LinkedHashMap<>();
+        for (String vm : vmNames()) {
+            reached.put(vm, RingReference.lastStepReached(String.join("\n", console(vm))));
+        }
+        return reached;
+    }
+
+    /**
+     * Waits for the ring to finish after a restart and checks it: every VM started again from the cut or before what it
+     * had {@code reached}, finished, broke no connection, and printed exactly an uninterrupted run's sums.
+     */
+    public void assertFinishesExactly(Map<String, Long> reached, Duration timeout) throws Exception {
+        Map<String, List<String>> consoles = awaitRingDone(timeout);
+        consoles.forEach((vm, lines) -> {
+            var printed = RingReference.printed(lines, node(vm));
+            org.assertj.core.api.Assertions.assertThat(printed.firstKey()).as("%s resumed from the cut, not later", vm)
+                    .isLessThanOrEqualTo(reached.get(vm) + 1);
+            org.assertj.core.api.Assertions.assertThat(printed.lastKey()).as("%s finished the run", vm).isEqualTo(steps());
+            org.assertj.core.api.Assertions.assertThat(lines).as("%s: no connection broke", vm).noneMatch(l -> l.contains("RING error"));
+        });
+        org.assertj.core.api.Assertions.assertThat(mismatches(consoles)).as("every step after the restart equals an uninterrupted run's")
+                .isEmpty();
+    }
+
     /** Waits until every VM's current console says the ring is done (or broke); returns the consoles. */
     public Map<String, List<String>> awaitRingDone(Duration timeout) throws Exception {
         long deadline = System.nanoTime() + timeout.toNanos();

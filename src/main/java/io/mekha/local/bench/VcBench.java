@@ -104,16 +104,13 @@ public final class VcBench implements AutoCloseable {
             afterCut.put(vm, GuestClockTrace.offset(traces.get(vm).awaitAfter(cut.resumeAt().plus(SETTLE), LINES, WAIT)));
         }
         Thread.sleep(1000);
-        Map<String, List<String>> consolesBefore = new LinkedHashMap<>();
         for (VmInfo vm : client.vms()) {
             ProcessHandle.of(vm.pid()).ifPresent(p -> {
                 p.destroyForcibly();
                 p.onExit().join();
             });
         }
-        for (String vm : names()) {
-            consolesBefore.put(vm, Files.readAllLines(console(vm)));
-        }
+        Map<String, List<String>> consolesBefore = consoles();
         RestartReport restart = coordinator.restart(id, ProtocolListener.NONE);
         for (String vm : names()) {
             traces.get(vm).switchTo(console(vm));
@@ -123,11 +120,7 @@ public final class VcBench implements AutoCloseable {
             afterRestart.put(vm, GuestClockTrace.offset(traces.get(vm).awaitAfter(restart.resumeAt().plus(SETTLE), LINES, WAIT)));
         }
         Thread.sleep(2000);
-        Map<String, List<String>> consolesAfter = new LinkedHashMap<>();
-        for (String vm : names()) {
-            consolesAfter.put(vm, Files.readAllLines(console(vm)));
-        }
-        List<String> mismatches = workload.mismatches(consolesBefore, consolesAfter, vmCount, steps);
+        List<String> mismatches = workload.mismatches(consolesBefore, consoles(), vmCount, steps);
         mismatches.stream().limit(3).forEach(m -> progress.accept("  MISMATCH " + m));
         coordinator.discard(id);
 
@@ -197,10 +190,7 @@ public final class VcBench implements AutoCloseable {
                         storage.release("bench", id, io.mekha.storage.StorageLevel.L1, shared, false);
                     }
                     Thread.sleep(2000); // the VC works on past the cut
-                    Map<String, List<String>> consolesBefore = new LinkedHashMap<>();
-                    for (String vm : names()) {
-                        consolesBefore.put(vm, Files.readAllLines(console(vm)));
-                    }
+                    Map<String, List<String>> consolesBefore = consoles();
                     ProcessHandle qemu = ProcessHandle.of(client.vm(victim).pid()).orElseThrow();
                     Instant killed = Instant.now();
                     qemu.destroyForcibly();
@@ -217,11 +207,7 @@ public final class VcBench implements AutoCloseable {
                         throw new IllegalStateException("the recovery from " + level + " failed: " + r.error());
                     }
                     Thread.sleep(2000);
-                    Map<String, List<String>> consolesAfter = new LinkedHashMap<>();
-                    for (String vm : names()) {
-                        consolesAfter.put(vm, Files.readAllLines(console(vm)));
-                    }
-                    List<String> mismatches = workload.mismatches(consolesBefore, consolesAfter, vmCount, steps);
+                    List<String> mismatches = workload.mismatches(consolesBefore, consoles(), vmCount, steps);
                     mismatches.stream().limit(3).forEach(m -> progress.accept("  MISMATCH " + m));
                     rows.add(new RecoveryRow(workload.label(), r.level().name(), victim, Duration.between(killed, r.detectedAt()).toNanos() / 1e6,
                             Duration.between(killed, r.runningAt()).toNanos() / 1e6, r.restore().toNanos() / 1e6, r.workLost().toNanos() / 1e6,
@@ -242,6 +228,15 @@ public final class VcBench implements AutoCloseable {
 
     private List<String> names() {
         return specs.stream().map(VmSpec::name).toList();
+    }
+
+    /** Every VM's current console, by VM. */
+    private Map<String, List<String>> consoles() throws Exception {
+        Map<String, List<String>> consoles = new LinkedHashMap<>();
+        for (String vm : names()) {
+            consoles.put(vm, Files.readAllLines(console(vm)));
+        }
+        return consoles;
     }
 
     private Path console(String vm) throws Exception {

@@ -53,13 +53,7 @@ class LocalModeCliTest {
     @Test
     void upStatusCheckpointCrashRestoreDown() throws Exception {
         RingCluster ring = new RingCluster(3, 1500, 30, 16, 4);
-        StringBuilder yaml = new StringBuilder("name: ring\nvms:\n");
-        for (int i = 0; i < 3; i++) {
-            yaml.append("  - name: vm").append(i + 1).append("\n    memory: 256Mi\n    workload: ").append(ring.workload(i))
-                    .append("\n    network: {segment: lan, address: 10.77.0.").append(i + 1).append("/24}\n");
-        }
-        Path file = work.resolve("ring.yaml");
-        Files.writeString(file, yaml);
+        Path file = ringFile(ring);
 
         assertThat(run("up", file.toString())).as(err.toString()).isZero();
         LocalVcState state = LocalVcState.find(null);
@@ -142,12 +136,7 @@ class LocalModeCliTest {
     @Test
     void protectRestoresTheVcByItselfAndStopsAtItsLimit() throws Exception {
         RingCluster ring = new RingCluster(3, 100000, 30, 16, 4);
-        StringBuilder yaml = new StringBuilder("name: ring\nvms:\n");
-        for (int i = 0; i < 3; i++) {
-            yaml.append("  - name: vm").append(i + 1).append("\n    memory: 256Mi\n    workload: ").append(ring.workload(i))
-                    .append("\n    network: {segment: lan, address: 10.77.0.").append(i + 1).append("/24}\n");
-        }
-        Path file = Files.writeString(work.resolve("ring.yaml"), yaml);
+        Path file = ringFile(ring);
         assertThat(run("up", file.toString())).as(err.toString()).isZero();
         LocalVcState state = LocalVcState.find(null);
         awaitStep(state, 15);
@@ -185,6 +174,16 @@ class LocalModeCliTest {
         assertThat(history.path("history").get(0).path("level").asText()).isEqualTo("L0");
         assertThat(history.path("history").get(0).path("failed").get(0).asText()).isEqualTo("vm2");
         assertThat(history.path("stoppedBecause").asText()).contains("the limit");
+    }
+
+    /** The VC description of {@code ring}: three VMs of 256 MiB on one segment. */
+    private Path ringFile(RingCluster ring) throws Exception {
+        StringBuilder yaml = new StringBuilder("name: ring\nvms:\n");
+        for (int i = 0; i < 3; i++) {
+            yaml.append("  - name: vm").append(i + 1).append("\n    memory: 256Mi\n    workload: ").append(ring.workload(i))
+                    .append("\n    network: {segment: lan, address: 10.77.0.").append(i + 1).append("/24}\n");
+        }
+        return Files.writeString(work.resolve("ring.yaml"), yaml);
     }
 
     private static void kill(LocalVcState state, String name) throws Exception {
