@@ -176,12 +176,17 @@ public final class LibvirtPods implements AutoCloseable {
         String uid = UUID.randomUUID().toString(); // a new VMI object: a new UID
         prepare(pod, spec, base, uid);
         String domain = namespace + "_" + spec.name();
-        String xml = domainXml(domain, uid, spec);
+        Integer nicPort = spec.network() == null ? null : io.mekha.agent.network.SegmentPort.freeUdpPort();
+        String xml = domainXml(domain, uid, spec, nicPort);
         DomainHookTest.Run hooked = DomainHookTest.hook(vmiJson(namespace, spec.name(), uid, annotations), xml);
         assertThat(hooked.exit()).as("the hook ran: %s", hooked.err()).isZero();
         Path file = Files.writeString(pod.dir().resolve(domain + ".xml"), hooked.out());
         require(pod, "define", file.toString());
         require(pod, "start", domain);
+        if (nicPort != null) {
+            // the NIC's port takes the MAC's place on the segment (the restored VMI's replaces the crashed one's)
+            io.mekha.agent.network.SegmentPort.attach(spec.network().hubPort(), spec.network().mac(), nicPort);
+        }
         name(pod, domain);
         return new Vmi(pod, domain, uid, qemuOf(pod, domain), pod.podPrivate().resolve(uid + "/virt-serial0-log"));
     }
@@ -232,11 +237,29 @@ public final class LibvirtPods implements AutoCloseable {
         return path;
     }
 
-    /** The converter-shaped domain of a VMI running {@code spec}'s guest. */
-    static String domainXml(String domain, String uid, VmSpec spec) throws IOException {
+    /**
+     * The converter-shaped domain of a VMI running {@code spec}'s guest; on the VC's network (when {@code spec} has one)
+     * through a UDP interface at {@code nicPort} to its segment hub.
+     */
+    static String domainXml(String domain, String uid, VmSpec spec, Integer nicPort) throws IOException {
+        String nic = "";
+        if (spec.network() != null) {
+            nic = """
+
+                    <interface type="udp">
+                      <mac address="%s"></mac>
+                      <source address="127.0.0.1" port="%d">
+                        <local address="127.0.0.1" port="%d"></local>
+                      </source>
+                      <model type="virtio-non-transitional"></model>
+                      <alias name="ua-default"></alias>
+                      <rom enabled="no"></rom>
+                    </interface>""".formatted(spec.network().mac(), spec.network().hubPort(), nicPort).replace("\n", "\n    ");
+        }
         try (var in = LibvirtPods.class.getResourceAsStream("/kubevirt/libvirt-domain.xml")) {
             return new String(in.readAllBytes(), StandardCharsets.UTF_8).replace("@NAME@", domain).replace("@UUID@", uid)
-                    .replace("@MEMORY@", Long.toString(spec.memoryMiB() << 20)).replace("@CMDLINE@", QemuCommandLine.kernelArguments(spec));
+                    .replace("@MEMORY@", Long.toString(spec.memoryMiB() << 20)).replace("@CMDLINE@", QemuCommandLine.kernelArguments(spec))
+                    .replace("@NIC@", nic);
         }
     }
 
