@@ -1,6 +1,7 @@
 package io.mekha.local;
 
 import io.mekha.agent.api.AgentDtos.VmInfo;
+import io.mekha.api.v1alpha1.KubeDuration;
 import io.mekha.protocol.AgentCallException;
 import io.mekha.protocol.AgentClient;
 import io.mekha.protocol.CheckpointFailedException;
@@ -102,7 +103,7 @@ public final class VcProtector {
 
     /** As {@link #run(BooleanSupplier)}, telling {@code recorded} of each recovery as it ends. */
     public Outcome run(BooleanSupplier keepGoing, Consumer<Recovery> recorded) throws InterruptedException {
-        events.accept("protecting VC '" + vc + "' (" + String.join(", ", vms) + "): looking every " + Text.of(settings.poll())
+        events.accept("protecting VC '" + vc + "' (" + String.join(", ", vms) + "): looking every " + KubeDuration.format(settings.poll())
                 + "; at most " + budget.describe());
         if (checkpoints.get().isEmpty()) {
             events.accept("VC '" + vc + "' has no checkpoint yet: a failure before the first one cannot be recovered (mekha checkpoint)");
@@ -122,7 +123,7 @@ public final class VcProtector {
                 return new Outcome(history(), failure.cause() + "; " + decision.refusal());
             }
             if (!decision.allowed()) {
-                events.accept(failure.cause() + "; waiting " + Text.of(decision.delay()) + " (the backoff after the last recovery)");
+                events.accept(failure.cause() + "; waiting " + KubeDuration.format(decision.delay()) + " (the backoff after the last recovery)");
                 Thread.sleep(Math.max(1, decision.delay().toMillis()));
                 continue;
             }
@@ -152,7 +153,7 @@ public final class VcProtector {
     private Recovery recover(Failure failure, CheckpointReport from, Instant lastHealthy, Instant detected) throws InterruptedException {
         Duration lost = Duration.between(from.suspendAt(), detected);
         events.accept("restoring VC '" + vc + "' from checkpoint " + from.id() + " (cut " + from.suspendAt() + ", "
-                + Text.of(lost) + " of work lost)");
+                + KubeDuration.format(lost) + " of work lost)");
         try {
             CheckpointStorage.RestoreReport report = storage.restore(vc, from.id(), null, level2.apply(from.id()), null, SLEW,
                     step -> events.accept("  " + step));
@@ -233,17 +234,5 @@ public final class VcProtector {
             // else: an agent is silent for less than the grace; look again
         }
         return causes.isEmpty() ? null : new Failure(List.copyOf(failed), String.join("; ", causes), inFlight);
-    }
-
-    /** Durations as people read them in the events: 250ms, 2s, 1m30s. */
-    static final class Text {
-        private Text() {}
-
-        static String of(Duration d) {
-            if (d.toMillis() < 1000) {
-                return d.toMillis() + "ms";
-            }
-            return d.truncatedTo(java.time.temporal.ChronoUnit.MILLIS).toString().substring(2).toLowerCase(java.util.Locale.ROOT);
-        }
     }
 }
