@@ -8,8 +8,10 @@ import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.client.KubernetesClientException;
 import io.javaoperatorsdk.operator.api.reconciler.Context;
 import io.javaoperatorsdk.operator.api.reconciler.ControllerConfiguration;
+import io.javaoperatorsdk.operator.api.reconciler.EventSourceContext;
 import io.javaoperatorsdk.operator.api.reconciler.Reconciler;
 import io.javaoperatorsdk.operator.api.reconciler.UpdateControl;
+import io.javaoperatorsdk.operator.processing.event.source.EventSource;
 import io.mekha.api.v1alpha1.Conditions;
 import io.mekha.api.v1alpha1.KubeDuration;
 import io.mekha.api.v1alpha1.MekhaApi;
@@ -40,6 +42,8 @@ import java.util.Optional;
  * two), then prunes the schedule's checkpoints per its retention. Times come from the injected
  * clock. Runs missed while the operator was down: only the most recent is made up, as CronJobs do.
  * Deleting a schedule keeps its checkpoints (they carry the {@code mekha.io/schedule} label).
+ * With {@code spec.recovery.policy: Automatic} it also watches the VC's instances, launcher pods and nodes and restores
+ * the VC when a VM fails ({@link VcRecovery}).
  */
 @ControllerConfiguration(name = "virtualclustercheckpointschedule")
 public class ScheduleReconciler implements Reconciler<VirtualClusterCheckpointSchedule> {
@@ -52,9 +56,17 @@ public class ScheduleReconciler implements Reconciler<VirtualClusterCheckpointSc
     private static final DateTimeFormatter NAME_TIME = DateTimeFormatter.ofPattern("yyyyMMddHHmm").withZone(ZoneOffset.UTC);
 
     private final OperatorServices services;
+    private final VcRecovery recovery;
 
     public ScheduleReconciler(OperatorServices services) {
         this.services = services;
+        this.recovery = new VcRecovery(services);
+    }
+
+    /** The VC's instances, launcher pods and nodes, for schedules with automatic recovery ({@link RecoveryEvents}). */
+    @Override
+    public List<EventSource<?, VirtualClusterCheckpointSchedule>> prepareEventSources(EventSourceContext<VirtualClusterCheckpointSchedule> context) {
+        return List.of(new RecoveryEvents(context));
     }
 
     private UpdateControl<VirtualClusterCheckpointSchedule> refuse(VirtualClusterCheckpointSchedule schedule, String message, Long generation,
@@ -138,6 +150,7 @@ public class ScheduleReconciler implements Reconciler<VirtualClusterCheckpointSc
         Optional<VirtualClusterCheckpoint> lastGood = children.stream()
                 .filter(c -> c.getStatus() != null && c.getStatus().phase == Phase.Succeeded).max(Comparator.comparing(this::dueOf));
         Optional<ZonedDateTime> next = times.nextExecution(local);
+        VcRecovery.Look look = recovery.look(schedule, children, now);
         Instant dueAt = due;
         String made = created;
         services.status().update(VirtualClusterCheckpointSchedule.class, schedule, st -> {
@@ -148,6 +161,7 @@ public class ScheduleReconciler implements Reconciler<VirtualClusterCheckpointSc
             }
             st.nextScheduleTime = Boolean.TRUE.equals(spec.suspend) ? null : next.map(t -> t.toInstant().toString()).orElse(null);
             st.checkpoints = children.size();
+            st.recovery = look.status();
             lastGood.ifPresent(c -> {
                 st.lastSuccessfulCheckpoint = c.getMetadata().getName();
                 st.lastSuccessfulTime = c.getStatus().completedAt;
@@ -160,8 +174,11 @@ public class ScheduleReconciler implements Reconciler<VirtualClusterCheckpointSc
             }
         });
         Duration wait = next.map(t -> Duration.between(now, t.toInstant())).orElse(services.observeEvery());
-        return UpdateControl.<VirtualClusterCheckpointSchedule>noUpdate()
-                .rescheduleAfter(wait.compareTo(services.observeEvery()) > 0 || wait.isNegative() ? services.observeEvery() : wait.plusMillis(10));
+        Duration after = wait.compareTo(services.observeEvery()) > 0 || wait.isNegative() ? services.observeEvery() : wait.plusMillis(10);
+        if (look.again() != null && look.again().compareTo(after) < 0) {
+            after = look.again().plusMillis(10);
+        }
+        return UpdateControl.<VirtualClusterCheckpointSchedule>noUpdate().rescheduleAfter(after);
     }
 
     /** Creates the checkpoint due at {@code due} unless it exists; returns its name. */

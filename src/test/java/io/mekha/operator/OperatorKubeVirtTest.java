@@ -3,12 +3,10 @@ package io.mekha.operator;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import io.fabric8.kubernetes.api.model.Event;
 import io.fabric8.kubernetes.api.model.GenericKubernetesResource;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.utils.Serialization;
-import io.mekha.agent.server.TokenReviewAuthenticator;
 import io.mekha.api.v1alpha1.LevelName;
 import io.mekha.api.v1alpha1.Phase;
 import io.mekha.api.v1alpha1.VirtualClusterCheckpoint;
@@ -64,16 +62,13 @@ class OperatorKubeVirtTest {
         Map<String, VmSpec> machines = new LinkedHashMap<>();
         machines.put("vm1", TestVms.dirtier("vm1", 256, "-m 16 -d 4 -i 150"));
         machines.put("vm2", TestVms.dirtier("vm2", 256, "-m 24 -d 6 -i 150"));
-        int agentPort;
-        try (java.net.ServerSocket free = new java.net.ServerSocket(0)) {
-            agentPort = free.getLocalPort();
-        }
+        int agentPort = KubeVirtRig.freePort();
         try (MockKubernetes kube = new MockKubernetes();
              // the operator's CA and signer; the agent pod asks it for its serving certificate before it serves, as the DaemonSet's does
              AgentCertificates tls = new AgentCertificates(kube.client, MockKubernetes.AGENT_NAMESPACE, "mekha-agent",
                      Map.of("app.kubernetes.io/name", "mekha-agent"), Clock.systemUTC()).start();
              LauncherPods pods = new LauncherPods(work);
-             KubeVirtNode node = agentNode(kube, tls, agentPort)) {
+             KubeVirtNode node = KubeVirtRig.agentNode(work, kube, tls, agentPort)) {
             KubernetesClient client = kube.client;
             kube.namespace(NS);
             // vm1 keeps its data on a PVC (cut by a CSI snapshot); vm2 boots from a containerDisk (its overlay copied by the
@@ -88,7 +83,7 @@ class OperatorKubeVirtTest {
             try (FakeVirtController kubevirt = new FakeVirtController(client, NS, pods, machines, "n1");
                  TestOperator operator = new TestOperator(client, Clock.systemUTC(), tls)) {
                 for (String vm : machines.keySet()) {
-                    awaitUntil(() -> running(kubevirt, vm), "VM " + vm + " started by KubeVirt");
+                    KubeVirtRig.awaitUntil(() -> KubeVirtRig.running(kubevirt, vm), "VM " + vm + " started by KubeVirt");
                     LauncherPods.awaitRound(kubevirt.launcher(vm).console(), 5);
                 }
 
@@ -135,11 +130,11 @@ class OperatorKubeVirtTest {
                     assertThat(cut).isBefore(taken.vms.stream().map(v -> java.time.Instant.parse(v.resumedAt))
                             .min(java.time.Instant::compareTo).orElseThrow());
                 });
-                assertThat(events(client, "cp1")).contains("DisksCut");
+                assertThat(KubeVirtRig.events(client, NS, "cp1")).contains("DisksCut");
                 assertThat(seenPaused).as("each VMI showed Mekha's Paused condition while held").containsExactlyInAnyOrder("vm1", "vm2");
                 watch.close();
                 for (String vm : machines.keySet()) {
-                    awaitUntil(() -> !Serialization.asJson(client.genericKubernetesResources(KubeVirt.INSTANCES).inNamespace(NS).withName(vm).get())
+                    KubeVirtRig.awaitUntil(() -> !Serialization.asJson(client.genericKubernetesResources(KubeVirt.INSTANCES).inNamespace(NS).withName(vm).get())
                             .contains(VmiPausedCondition.REASON), vm + "'s Paused condition gone once it runs again");
                 }
                 Map<String, Long> cutRound = new HashMap<>();
@@ -156,7 +151,7 @@ class OperatorKubeVirtTest {
                     before.put(vm, DirtierLog.parse(Files.readAllLines(console)));
                 }
                 for (String vm : machines.keySet()) {
-                    awaitUntil(() -> kubevirt.history.get(vm).size() == 2 && running(kubevirt, vm), "VM " + vm + " started afresh");
+                    KubeVirtRig.awaitUntil(() -> kubevirt.history.get(vm).size() == 2 && KubeVirtRig.running(kubevirt, vm), "VM " + vm + " started afresh");
                 }
 
                 VirtualClusterRestore restore = new VirtualClusterRestore();
@@ -170,7 +165,7 @@ class OperatorKubeVirtTest {
                 assertThat(done.getStatus().phase).as(String.valueOf(done.getStatus().conditions)).isEqualTo(Phase.Succeeded);
                 assertThat(done.getStatus().restoredFrom).isEqualTo(LevelName.L0);
                 assertThat(done.getStatus().vms).extracting(v -> v.name).containsExactly("vm1", "vm2");
-                assertThat(events(client, "restore1")).contains("Recreating", "Restored");
+                assertThat(KubeVirtRig.events(client, NS, "restore1")).contains("Recreating", "Restored");
                 kubevirt.check();
 
                 for (String vm : machines.keySet()) {
@@ -204,42 +199,5 @@ class OperatorKubeVirtTest {
                         .containsExactly(LevelName.L0, LevelName.L1);
             }
         }
-    }
-
-    /**
-     * The agent on n1 as the DaemonSet runs it: its pod, then the certificate its pod's identity asks the operator for,
-     * then it serves on the pod's port over mutual TLS, taking the operator's token for n1 only.
-     */
-    private KubeVirtNode agentNode(MockKubernetes kube, AgentCertificates tls, int port) throws Exception {
-        kube.agentPod("n1", java.net.URI.create("https://127.0.0.1:" + port));
-        var certificate = io.mekha.agent.server.AgentCertificate.obtain(kube.clientAs("agent-token-n1", kube.agentPodIdentity("n1")),
-                MockKubernetes.AGENT_NAMESPACE, "n1", Clock.systemUTC(), Duration.ofSeconds(60));
-        return new KubeVirtNode(work, new TokenReviewAuthenticator(kube.server.createClient(), Set.of(MockKubernetes.OPERATOR_USER),
-                List.of(io.mekha.model.AgentAudience.of("n1")), Clock.systemUTC()), "Bearer " + MockKubernetes.operatorToken("n1"),
-                new java.net.InetSocketAddress("127.0.0.1", port), certificate.sslContext(), tls.forNode("n1"));
-    }
-
-    private static boolean running(FakeVirtController kubevirt, String vm) {
-        try {
-            kubevirt.launcher(vm);
-            return true;
-        } catch (AssertionError e) {
-            return false;
-        }
-    }
-
-    private static void awaitUntil(java.util.function.BooleanSupplier condition, String what) throws InterruptedException {
-        long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > deadline) {
-                throw new AssertionError(what + ": not within 60 s");
-            }
-            Thread.sleep(100);
-        }
-    }
-
-    private static List<String> events(KubernetesClient client, String about) {
-        return client.v1().events().inNamespace(NS).list().getItems().stream()
-                .filter(e -> about.equals(e.getInvolvedObject().getName())).map(Event::getReason).toList();
     }
 }

@@ -8,6 +8,8 @@ public final class MekhaApi {
     public static final String SCHEDULE_LABEL = "mekha.io/schedule";
     /** Set on checkpoints a schedule created: the instant they were due (RFC 3339). */
     public static final String SCHEDULED_AT_ANNOTATION = "mekha.io/scheduled-at";
+    /** On a VirtualClusterRestore the operator created to recover a schedule's VC: the failure it answers. */
+    public static final String RECOVERY_ANNOTATION = "mekha.io/recovery-of";
     /** A duration as Kubernetes writes them: 90s, 5m, 1h30m, 250ms. */
     public static final String DURATION_PATTERN = "^([0-9]+(ms|s|m|h))+$";
     /** CEL: a duration that matches {@link #DURATION_PATTERN} is above zero when any of its digits is. */

@@ -65,4 +65,14 @@ public final class Reasons {
     public static final String CHECKPOINT_PRUNED = "CheckpointPruned";
     public static final String CREATE_FAILED = "CreateFailed";
     public static final String DELETE_FAILED = "DeleteFailed";
+
+    // ---- automatic recovery of a schedule's VC
+    public static final String VM_FAILED = "VmFailed";
+    public static final String NOTHING_TO_RESTORE = "NothingToRestore";
+    /** A checkpoint in flight cancelled because its VC is being recovered. */
+    public static final String ABORTED_FOR_RECOVERY = "AbortedForRecovery";
+    public static final String RECOVERY_STARTED = "RecoveryStarted";
+    public static final String RECOVERED = "Recovered";
+    public static final String RECOVERY_FAILED = "RecoveryFailed";
+    public static final String RECOVERY_STOPPED = "RecoveryStopped";
 }

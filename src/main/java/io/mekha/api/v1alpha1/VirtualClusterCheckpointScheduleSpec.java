@@ -25,4 +25,7 @@ public class VirtualClusterCheckpointScheduleSpec {
     public CheckpointTemplate template;
 
     public Retention retention;
+
+    @JsonPropertyDescription("Automatic recovery of the VC when one of its VMs fails (default: Manual).")
+    public RecoverySpec recovery;
 }

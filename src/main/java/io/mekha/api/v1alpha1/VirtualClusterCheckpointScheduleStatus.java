@@ -22,4 +22,6 @@ public class VirtualClusterCheckpointScheduleStatus {
     public String lastSuccessfulTime;
     @JsonPropertyDescription("Checkpoints of this schedule that exist now.")
     public Integer checkpoints;
+    @JsonPropertyDescription("Automatic recovery, when spec.recovery.policy is Automatic.")
+    public RecoveryStatus recovery;
 }

@@ -27,6 +27,12 @@ public final class OperatorMetrics {
                 .tag("level", level).register(registry).increment();
     }
 
+    /** An automatic recovery of a schedule's VC that ended: its restore's result and level. */
+    public void recoveryFinished(String result, String level) {
+        Counter.builder("mekha.recoveries").description("Automatic recoveries of virtual clusters by result and level").tag("result", result)
+                .tag("level", level).register(registry).increment();
+    }
+
     /** The figures of a checkpoint that reached its cut and resumed every VM. */
     public void checkpointTaken(CheckpointReport report, Duration took) {
         for (VmCheckpointReport vm : report.vms()) {
