@@ -123,6 +123,20 @@ class CrdSchemaTest {
     }
 
     @Test
+    void automaticRecoveryIsOptInAndBounded() {
+        String base = "spec: {schedule: '0 * * * *', template: {spec: {vms: [a]}}, recovery: ";
+        assertThat(SCHEDULE.create(schedule(base + "{policy: Automatic, maxRecoveries: 3, window: 1h, backoff: 0s, nodeGracePeriod: 30s}}")))
+                .isEmpty();
+        assertThat(SCHEDULE.create(schedule(base + "{policy: Sometimes}}"))).anySatisfy(e -> assertThat(e).contains("policy")
+                .contains("Automatic"));
+        assertThat(SCHEDULE.create(schedule(base + "{policy: Automatic, maxRecoveries: 0}}"))).anySatisfy(e -> assertThat(e).contains("maxRecoveries"));
+        assertThat(SCHEDULE.create(schedule(base + "{policy: Automatic, window: 0h}}")))
+                .anySatisfy(e -> assertThat(e).contains("a duration above zero"));
+        assertThat(SCHEDULE.create(schedule(base + "{policy: Automatic, nodeGracePeriod: 30 seconds}}")))
+                .anySatisfy(e -> assertThat(e).contains("nodeGracePeriod"));
+    }
+
+    @Test
     void storageLocationsNeedATarget() {
         JsonNode location = yaml("""
                 apiVersion: mekha.io/v1alpha1
