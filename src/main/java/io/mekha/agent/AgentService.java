@@ -142,6 +142,38 @@ public final class AgentService implements AutoCloseable {
         return resumeGuard.stillPaused();
     }
 
+    /** Level 0 on this node now: the whole copies held in memory (own and partners') and their bytes. */
+    public record Level0Usage(int copies, long bytes) {}
+
+    /**
+     * What this node holds at level 0 now: every VM copy of a complete checkpoint that still holds a whole state, its own
+     * and the partner copies. A held stream counts its bytes; a shadow QEMU the guest memory it keeps.
+     */
+    public Level0Usage level0Usage() {
+        int copies = 0;
+        long bytes = 0;
+        List<Level0Holding> holdings = new java.util.ArrayList<>(sessions.allVms());
+        holdings.addAll(partners.all());
+        for (Level0Holding h : holdings) {
+            io.mekha.agent.level0.Level0Copy copy = h.copy();
+            if (copy == null || !copy.held()) {
+                continue;
+            }
+            copies++;
+            bytes += copy instanceof io.mekha.agent.level0.HeldStream stream ? stream.bytes()
+                    : h.spec() == null ? 0 : h.spec().memoryMiB() * 1024L * 1024L;
+        }
+        return new Level0Usage(copies, bytes);
+    }
+
+    /** What the flushes of this node wrote to one level since the agent started: bytes, and the time the writes took. */
+    public record FlushTotal(io.mekha.storage.StorageLevel level, long bytes, Duration took) {}
+
+    /** Per stored level (L1, L2), what this node's flushes wrote since the agent started. */
+    public List<FlushTotal> flushTotals() {
+        return List.of(flushes.total(io.mekha.storage.StorageLevel.L1), flushes.total(io.mekha.storage.StorageLevel.L2));
+    }
+
     /** Runs a command in a VM's guest through its guest agent and returns its exit code and output. */
     public ExecResult exec(String name, ExecRequest request) throws AgentException, InterruptedException {
         if (request == null) {

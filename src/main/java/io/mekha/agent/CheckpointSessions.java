@@ -481,6 +481,13 @@ final class CheckpointSessions {
         return Optional.ofNullable(sessions.remove(id));
     }
 
+    /** Every VM of every session on this node (for the agent's figures). */
+    List<SessionVm> allVms() {
+        List<SessionVm> all = new ArrayList<>();
+        sessions.values().forEach(session -> all.addAll(session.vms));
+        return all;
+    }
+
     Optional<CheckpointSession> find(String id) {
         return Optional.ofNullable(sessions.get(id));
     }

@@ -33,6 +33,8 @@ final class Flushes {
     private static final Duration DEFAULT_WRITE_TIMEOUT = Duration.ofMinutes(10);
 
     private final String node;
+    /** Per level: bytes written by completed flushes, and the nanoseconds they took. */
+    private final java.util.Map<StorageLevel, java.util.concurrent.atomic.AtomicLongArray> totals = new java.util.concurrent.ConcurrentHashMap<>();
     private final StorageTargets targets;
     private final VmStateStreams streams;
     private final QemuImg qemuImg;
@@ -67,6 +69,12 @@ final class Flushes {
             throw AgentException.invalid("a flush from L1 needs 'stream': the level-1 file, size and checksum to copy");
         }
         return from;
+    }
+
+    /** Bytes written by completed flushes to {@code level} and the time they took, since this agent started. */
+    AgentService.FlushTotal total(StorageLevel level) {
+        var t = totals.get(level);
+        return new AgentService.FlushTotal(level, t == null ? 0 : t.get(0), Duration.ofNanos(t == null ? 0 : t.get(1)));
     }
 
     /**
@@ -127,6 +135,9 @@ final class Flushes {
         LOG.infof("checkpoint %s: VM '%s' saved to %s (%d bytes) in %d ms", checkpoint, request.vm(), request.level(), stream.bytes(),
                 Duration.between(started, finished).toMillis());
         String target = request.level() == StorageLevel.L1 ? "node " + node + " " + targets.level1() : request.target().describe();
+        long written = stream.bytes() + (disk == null ? 0 : disk.bytes());
+        totals.computeIfAbsent(request.level(), l -> new java.util.concurrent.atomic.AtomicLongArray(2)).addAndGet(0, written);
+        totals.get(request.level()).addAndGet(1, Duration.between(started, finished).toNanos());
         return new FlushResult(request.vm(), node, request.level(), target, stream, disk, holding.spec(), holding.accelerator().name(),
                 started, finished);
     }

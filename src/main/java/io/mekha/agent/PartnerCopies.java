@@ -174,6 +174,11 @@ final class PartnerCopies {
         return held.getOrDefault(id, Map.of()).values().stream().map(PartnerCopy::view).toList();
     }
 
+    /** Every partner copy this node holds, of every checkpoint. */
+    List<PartnerCopy> all() {
+        return held.values().stream().flatMap(m -> m.values().stream()).toList();
+    }
+
     /** The copies this node holds for checkpoint {@code id}, by VM. */
     Map<String, PartnerCopy> of(String id) {
         return held.getOrDefault(id, Map.of());

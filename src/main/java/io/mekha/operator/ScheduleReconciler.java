@@ -151,6 +151,17 @@ public class ScheduleReconciler implements Reconciler<VirtualClusterCheckpointSc
                 .filter(c -> c.getStatus() != null && c.getStatus().phase == Phase.Succeeded).max(Comparator.comparing(this::dueOf));
         Optional<ZonedDateTime> next = times.nextExecution(local);
         VcRecovery.Look look = recovery.look(schedule, children, now);
+        List<VirtualClusterCheckpoint> newestFirst = children.stream().sorted(Comparator.comparing(this::dueOf).reversed()).toList();
+        int failedInARow = 0;
+        for (VirtualClusterCheckpoint c : newestFirst) {
+            if (phase(c) == Phase.Failed) {
+                failedInARow++;
+            } else if (phase(c) == Phase.Succeeded) {
+                break;
+            }
+        }
+        services.metrics().scheduleObserved(schedule.getMetadata().getNamespace(), schedule.getMetadata().getName(),
+                lastGood.map(this::dueOf).orElse(null), failedInARow, gap);
         Instant dueAt = due;
         String made = created;
         services.status().update(VirtualClusterCheckpointSchedule.class, schedule, st -> {

@@ -136,6 +136,18 @@ class OperatorCheckpointTest {
             }
             assertThat(operator.meters.find("mekha.checkpoints").tag("result", "succeeded").counter().count()).isEqualTo(1.0);
             assertThat(operator.meters.find("mekha.checkpoint.paused").timer().count()).isEqualTo(3);
+            // each node's agent says what it holds at level 0 and what its flushes wrote (both nodes hold VMs of the ring)
+            for (AgentClient agent : List.of(vc.client1, vc.client2)) {
+                String scraped = java.net.http.HttpClient.newHttpClient().send(java.net.http.HttpRequest.newBuilder(agent.base().resolve("/metrics"))
+                        .build(), java.net.http.HttpResponse.BodyHandlers.ofString()).body();
+                assertThat(metric(scraped, "mekha_agent_level0_copies")).as(agent.node()).isPositive();
+                assertThat(metric(scraped, "mekha_agent_level0_bytes")).as(agent.node()).isGreaterThan(64 << 20);
+                assertThat(metric(scraped, "mekha_agent_level0_room_bytes")).as(agent.node()).isPositive();
+                assertThat(metric(scraped, "mekha_agent_flushed_bytes_total{level=\"L1\"}")).as(agent.node()).isPositive();
+                assertThat(metric(scraped, "mekha_agent_flushed_bytes_total{level=\"L2\"}")).as(agent.node()).isPositive();
+                assertThat(metric(scraped, "mekha_agent_flush_seconds_total{level=\"L1\"}")).as(agent.node()).isPositive();
+                assertThat(metric(scraped, "mekha_agent_paused_past_deadline_vms")).as(agent.node()).isZero();
+            }
             // level 0 lives in the agents' memory: when n2's agent no longer holds it (as after its restart), L0 leaves the
             // levels (the checkpoint is still ready: L1 and L2 hold it)
             vc.client2.discard(st.checkpointId);
@@ -443,6 +455,12 @@ class OperatorCheckpointTest {
             // n2 refused five: no token, a forged one, an intruder's, the shared-audience one, n1's replayed
             assertThat(metrics).contains("mekha_agent_refused_total 5").contains("mekha_agent_vms 0");
         }
+    }
+
+    /** The value of the sample {@code name} (with its labels, as exposed) in a Prometheus text exposition. */
+    static double metric(String exposition, String name) {
+        return exposition.lines().filter(l -> l.startsWith(name + " ")).map(l -> Double.parseDouble(l.substring(name.length() + 1).trim()))
+                .findFirst().orElseThrow(() -> new AssertionError("no sample " + name + " in:\n" + exposition));
     }
 
     /** A checkpoint to level 2 at storage location {@code location} (and named so) fails with {@code reason} and {@code message}. */

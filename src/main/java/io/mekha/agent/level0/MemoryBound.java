@@ -18,6 +18,11 @@ public final class MemoryBound {
 
     private MemoryBound() {}
 
+    /** Memory more level-0 copies could take now: the smaller of the host's MemAvailable and the agent's cgroup headroom. */
+    public static long roomMiB() {
+        return Math.min(HostMemory.availableMiB(), CgroupMemory.headroomMiB());
+    }
+
     /** Null when this host can hold a paused copy of a VM of {@code memoryMiB} (guest RAM plus QEMU's own), else what is missing. */
     public static String shortfall(long memoryMiB) {
         return shortfall(memoryMiB + QEMU_OVERHEAD_MIB, null, "a copy in memory");

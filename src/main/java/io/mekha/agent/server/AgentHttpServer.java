@@ -395,6 +395,24 @@ public final class AgentHttpServer implements AutoCloseable {
                 .append("mekha_agent_refused_total ").append(refusals.get()).append('\n');
         out.append("# HELP mekha_agent_vms QEMU instances this agent drives (VMs, shadows, partner copies).\n# TYPE mekha_agent_vms gauge\n")
                 .append("mekha_agent_vms ").append(agent.vms().size()).append('\n');
+        var level0 = agent.level0Usage();
+        out.append("# HELP mekha_agent_level0_copies VM copies of complete checkpoints held in this node's memory (its own and partners').\n")
+                .append("# TYPE mekha_agent_level0_copies gauge\nmekha_agent_level0_copies ").append(level0.copies()).append('\n');
+        out.append("# HELP mekha_agent_level0_bytes Bytes those copies hold: a held stream's size, a shadow's guest memory.\n")
+                .append("# TYPE mekha_agent_level0_bytes gauge\nmekha_agent_level0_bytes ").append(level0.bytes()).append('\n');
+        out.append("# HELP mekha_agent_level0_room_bytes Memory more level-0 copies could take now (the smaller of MemAvailable and the"
+                + " agent's cgroup headroom).\n# TYPE mekha_agent_level0_room_bytes gauge\nmekha_agent_level0_room_bytes ")
+                .append(io.mekha.agent.level0.MemoryBound.roomMiB() * 1024L * 1024L).append('\n');
+        out.append("# HELP mekha_agent_paused_past_deadline_vms VMs Mekha paused whose pause outlived its deadline: the resume guard is resuming them.\n")
+                .append("# TYPE mekha_agent_paused_past_deadline_vms gauge\nmekha_agent_paused_past_deadline_vms ")
+                .append(agent.stillPausedByMekha().size()).append('\n');
+        out.append("# HELP mekha_agent_flushed_bytes_total Bytes this node's flushes wrote, by level.\n# TYPE mekha_agent_flushed_bytes_total counter\n");
+        var totals = agent.flushTotals();
+        totals.forEach(t -> out.append("mekha_agent_flushed_bytes_total{level=\"").append(t.level()).append("\"} ").append(t.bytes()).append('\n'));
+        out.append("# HELP mekha_agent_flush_seconds_total Time this node's flushes took writing, by level (throughput: rate of bytes over rate of"
+                + " seconds).\n# TYPE mekha_agent_flush_seconds_total counter\n");
+        totals.forEach(t -> out.append("mekha_agent_flush_seconds_total{level=\"").append(t.level()).append("\"} ")
+                .append(String.format(java.util.Locale.ROOT, "%.3f", t.took().toNanos() / 1e9)).append('\n'));
         return out.toString();
     }
 

@@ -11,6 +11,8 @@ import java.time.Duration;
 /** What the operator counts and measures, through Micrometer (exported for Prometheus at /q/metrics). */
 public final class OperatorMetrics {
     private final MeterRegistry registry;
+    /** Per schedule (namespace/name): last success (epoch seconds), consecutive failures, the shortest gap between runs. */
+    private final java.util.Map<String, double[]> schedules = new java.util.concurrent.ConcurrentHashMap<>();
 
     public OperatorMetrics(MeterRegistry registry) {
         this.registry = registry;
@@ -61,6 +63,29 @@ public final class OperatorMetrics {
     public void restoreResumeSkew(Duration skew) {
         Timer.builder("mekha.restore.resume.skew").description("Spread of the VMs' resume instants after a restore").register(registry)
                 .record(skew);
+    }
+
+    /**
+     * A schedule as its controller last saw it: when its newest checkpoint that Succeeded was due (null: none yet), how many of
+     * its newest checkpoints Failed in a row, and the shortest gap between its runs. Exported as gauges labelled with the
+     * schedule, for the alert on a schedule missing its runs.
+     */
+    public void scheduleObserved(String namespace, String name, java.time.Instant lastSuccess, int consecutiveFailures, Duration interval) {
+        String key = namespace + "/" + name;
+        double[] values = schedules.computeIfAbsent(key, k -> {
+            double[] v = new double[] {Double.NaN, 0, 0};
+            io.micrometer.core.instrument.Tags tags = io.micrometer.core.instrument.Tags.of("namespace", namespace, "schedule", name);
+            io.micrometer.core.instrument.Gauge.builder("mekha.schedule.last.success", v, x -> x[0]).tags(tags).baseUnit("seconds")
+                    .description("When the schedule's newest successful checkpoint was due (Unix time; NaN: none yet)").register(registry);
+            io.micrometer.core.instrument.Gauge.builder("mekha.schedule.consecutive.failures", v, x -> x[1]).tags(tags)
+                    .description("The schedule's newest checkpoints that failed in a row").register(registry);
+            io.micrometer.core.instrument.Gauge.builder("mekha.schedule.interval", v, x -> x[2]).tags(tags).baseUnit("seconds")
+                    .description("The shortest gap between the schedule's runs").register(registry);
+            return v;
+        });
+        values[0] = lastSuccess == null ? Double.NaN : lastSuccess.getEpochSecond();
+        values[1] = consecutiveFailures;
+        values[2] = interval.toSeconds();
     }
 
     /** How long the guest did not run: QEMU's STOP to RESUME events, else Mekha's stop to cont. */
