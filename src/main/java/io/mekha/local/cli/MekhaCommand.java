@@ -9,5 +9,5 @@ import picocli.CommandLine.Command;
         description = "Coordinated in-memory checkpoint and restart of virtual clusters of QEMU VMs.",
         subcommands = {DemoCommand.class, UpCommand.class, StatusCommand.class, CheckpointCommand.class, RestoreCommand.class, ProtectCommand.class,
                 DownCommand.class, SingleVmDemoCommand.class, BenchModesCommand.class, BenchFlushCommand.class, BenchVcCommand.class, BenchScaleCommand.class, BenchRecoveryCommand.class, ExecCommand.class, AgentCommand.class,
-                io.mekha.operator.app.OperatorCommand.class})
+                io.mekha.operator.app.OperatorCommand.class, io.mekha.operator.cli.KubectlCommand.class})
 public class MekhaCommand {}
