@@ -236,6 +236,14 @@ public class KubectlCommand {
         return new LabelSelectorBuilder().withMatchLabels(labels).build();
     }
 
+    /** Whether and how long to follow a created checkpoint or restore. */
+    static final class Wait {
+        @Option(names = "--wait", description = "follow its progress until it Succeeded (exit 0) or Failed (exit 1)")
+        boolean await;
+        @Option(names = "--timeout", defaultValue = "10m", description = "how long --wait waits (default ${DEFAULT-VALUE})")
+        String timeout;
+    }
+
     /** What to checkpoint and how, shared by {@code checkpoint} and {@code schedule}. */
     static final class What {
         @Option(names = {"-l", "--selector"}, description = "VirtualMachines by label, key=value[,key=value]")
@@ -403,10 +411,8 @@ public class KubectlCommand {
         String name;
         @CommandLine.Mixin
         What what = new What();
-        @Option(names = "--wait", description = "follow its progress until it Succeeded (exit 0) or Failed (exit 1)")
-        boolean await;
-        @Option(names = "--timeout", defaultValue = "10m", description = "how long --wait waits (default ${DEFAULT-VALUE})")
-        String timeout;
+        @CommandLine.Mixin
+        Wait wait = new Wait();
 
         @Override
         public Integer call() {
@@ -414,12 +420,12 @@ public class KubectlCommand {
         }
 
         private Integer run() throws InterruptedException {
-            Duration limit = duration(spec, "--timeout", timeout);
+            Duration limit = duration(spec, "--timeout", wait.timeout);
             VirtualClusterCheckpoint cp = new VirtualClusterCheckpoint();
             cp.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(kubectl.ns()).build());
             cp.setSpec(what.spec(spec));
             int created = kubectl.create(cp, "checkpoint");
-            if (created != 0 || !await) {
+            if (created != 0 || !wait.await) {
                 return created;
             }
             String ns = kubectl.ns();
@@ -466,10 +472,8 @@ public class KubectlCommand {
         String from;
         @Option(names = "--level", description = "the level to try first: L0 (default), L1 or L2")
         String level;
-        @Option(names = "--wait", description = "follow its progress until it Succeeded (exit 0) or Failed (exit 1)")
-        boolean await;
-        @Option(names = "--timeout", defaultValue = "10m", description = "how long --wait waits (default ${DEFAULT-VALUE})")
-        String timeout;
+        @CommandLine.Mixin
+        Wait wait = new Wait();
 
         @Override
         public Integer call() {
@@ -477,7 +481,7 @@ public class KubectlCommand {
         }
 
         private Integer run() throws InterruptedException {
-            Duration limit = duration(spec, "--timeout", timeout);
+            Duration limit = duration(spec, "--timeout", wait.timeout);
             String ns = kubectl.ns();
             if (kubectl.client().resources(VirtualClusterCheckpoint.class).inNamespace(ns).withName(from).get() == null) {
                 kubectl.err().printf("no checkpoint %s in namespace %s to restore from (kubectl mekha ls -n %s)%n", from, ns, ns);
@@ -495,7 +499,7 @@ public class KubectlCommand {
                 }
             }
             int created = kubectl.create(r, "restore");
-            if (created != 0 || !await) {
+            if (created != 0 || !wait.await) {
                 return created;
             }
             return kubectl.follow(() -> kubectl.client().resources(VirtualClusterRestore.class).inNamespace(ns).withName(name).get(),
