@@ -56,6 +56,7 @@ public final class AgentService implements AutoCloseable {
     private final StoredLoads loads;
     private final Restarts restarts;
     private final ResumeGuard resumeGuard;
+    private final Transfers transfers;
 
     public AgentService(String node, VmRuntime runtime, RendezvousClock clock) {
         this(node, runtime, clock, runtime.config().workDir().resolve("level1"));
@@ -73,15 +74,16 @@ public final class AgentService implements AutoCloseable {
         this.clock = clock;
         GuestTime guestTime = new GuestTime();
         VmStateStreams streams = new VmStateStreams(runtime.config().workDir().resolve("s"));
+        this.transfers = new Transfers(node);
         this.vms = new VmRegistry(node, runtime, locks, hubs);
         this.resumeGuard = new ResumeGuard(node, timers, workers);
         PauseJournal journal = new PauseJournal(runtime.config().workDir().resolve("paused"));
         this.sessions = new CheckpointSessions(node, vms, locks, transfers, guestTime, clock, timers, workers, resumeGuard, journal);
         this.partners = new PartnerCopies(node, runtime, workers);
         this.targets = new StorageTargets(level1);
-        this.flushes = new Flushes(node, targets, streams, runtime.config());
+        this.flushes = new Flushes(node, targets, streams, runtime.config(), this.transfers);
         this.catalog = new StoredCatalog(node, targets);
-        this.loads = new StoredLoads(node, runtime, targets, streams);
+        this.loads = new StoredLoads(node, runtime, targets, streams, this.transfers);
         this.restarts = new Restarts(node, vms, sessions, partners, loads, guestTime, clock, workers, timers, journal);
         workers.submit(sessions::resumeWhatAnEarlierAgentPaused);
     }
@@ -359,6 +361,12 @@ public final class AgentService implements AutoCloseable {
     }
 
     // ---------------------------------------------------------------- stored checkpoints
+
+    /** How far this node's long transfers of checkpoint {@code id} have got (flushes, copies, loads), running or ended lately. */
+    public List<io.mekha.agent.api.AgentDtos.TransferProgress> progress(String id) throws AgentException {
+        Ids.require(id);
+        return transfers.of(id, clock.now());
+    }
 
     public FlushResult flush(String id, FlushRequest request) throws AgentException, InterruptedException {
         Ids.require(id);

@@ -8,6 +8,7 @@ import io.mekha.agent.qemu.QemuImg;
 import io.mekha.agent.qemu.QemuVm;
 import io.mekha.agent.qemu.RuntimeConfig;
 import io.mekha.agent.storage.StoredStateException;
+import io.mekha.agent.storage.TransferMeter;
 import io.mekha.agent.storage.VmStateStreams;
 import io.mekha.model.VmSpec;
 import io.mekha.storage.CheckpointStore;
@@ -39,8 +40,10 @@ final class Flushes {
     private final VmStateStreams streams;
     private final QemuImg qemuImg;
     private final Path staging;
+    private final Transfers transfers;
 
-    Flushes(String node, StorageTargets targets, VmStateStreams streams, RuntimeConfig config) {
+    Flushes(String node, StorageTargets targets, VmStateStreams streams, RuntimeConfig config, Transfers transfers) {
+        this.transfers = transfers;
         this.node = node;
         this.targets = targets;
         this.streams = streams;
@@ -88,13 +91,18 @@ final class Flushes {
         Instant started = Instant.now();
         StoredStream stream;
         StoredStream disk = null;
+        // each file is written, then read back: two stages a file, and a disk at the cut is a second file
+        boolean withDisk = from == StorageLevel.L1 ? request.disk() != null : holding.cutDisk() != null;
+        TransferMeter meter = transfers.open(checkpoint, request.vm(), "flush to " + request.level(), withDisk ? 4 : 2);
+        VmStateStreams streams = this.streams.metered(meter);
+        String failure = "failed";
         synchronized (holding.streamLock()) {
             try (CheckpointStore to = targets.open(request.level(), request.target())) {
                 String vc = request.virtualCluster();
                 if (from == StorageLevel.L0 && holding.copy() instanceof HeldStream held) {
                     // a held stream can be read any number of times
                     try (InputStream in = held.open()) {
-                        stream = streams.saveStream(in, request.vm(), to, vc, checkpoint, compression, timeout);
+                        stream = streams.saveStream(in, held.bytes(), request.vm(), to, vc, checkpoint, compression, timeout);
                     }
                     if (holding.cutDisk() != null) {
                         // the pod's overlay as it was at the cut, whole: its backing image is the containerDisk in the pod
@@ -114,7 +122,7 @@ final class Flushes {
                     stream = streams.save(shadow, to, vc, checkpoint, compression, timeout);
                     holding.streamedTo(request.level().name());
                     if (holding.cutDisk() != null) {
-                        disk = saveDisk(holding.cutDisk(), shadow.spec(), to, vc, checkpoint, timeout);
+                        disk = saveDisk(streams, holding.cutDisk(), shadow.spec(), to, vc, checkpoint, timeout);
                     }
                 } else {
                     try (CheckpointStore l1 = targets.open(StorageLevel.L1, null)) {
@@ -124,11 +132,16 @@ final class Flushes {
                         }
                     }
                 }
+                failure = null;
             } catch (StoredStateException e) {
                 LOG.errorf("checkpoint %s: %s", checkpoint, e.getMessage());
+                failure = e.getMessage();
                 throw AgentException.noRoom(e.getMessage(), e);
             } catch (IOException e) {
+                failure = e.getMessage();
                 throw AgentException.failed("checkpoint " + checkpoint + ": " + e.getMessage(), e);
+            } finally {
+                meter.finished(failure);
             }
         }
         Instant finished = Instant.now();
@@ -146,7 +159,7 @@ final class Flushes {
      * Saves a VM's disk at the cut: everything written above its base image, in one qcow2 image
      * whose backing file is the base (it reads frozen images only, so the running VM is never touched).
      */
-    private StoredStream saveDisk(Path cutDisk, VmSpec spec, CheckpointStore to, String vc, String checkpoint, Duration timeout)
+    private StoredStream saveDisk(VmStateStreams streams, Path cutDisk, VmSpec spec, CheckpointStore to, String vc, String checkpoint, Duration timeout)
             throws StoredStateException, InterruptedException {
         Path flat = staging.resolve("save-" + System.nanoTime() + ".qcow2");
         try {

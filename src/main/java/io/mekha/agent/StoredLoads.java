@@ -8,6 +8,7 @@ import io.mekha.agent.qemu.QemuVm;
 import io.mekha.agent.qemu.VmStartException;
 import io.mekha.agent.runtime.VmRuntime;
 import io.mekha.agent.storage.StoredStateException;
+import io.mekha.agent.storage.TransferMeter;
 import io.mekha.agent.storage.VmStateLoader;
 import io.mekha.agent.storage.VmStateStreams;
 import io.mekha.model.VmSpec;
@@ -48,7 +49,10 @@ final class StoredLoads {
     private final Path staging;
     private final Map<String, List<LoadedVm>> loaded = new ConcurrentHashMap<>();
 
-    StoredLoads(String node, VmRuntime runtime, StorageTargets targets, VmStateStreams streams) {
+    private final Transfers transfers;
+
+    StoredLoads(String node, VmRuntime runtime, StorageTargets targets, VmStateStreams streams, Transfers transfers) {
+        this.transfers = transfers;
         this.node = node;
         this.runtime = runtime;
         this.targets = targets;
@@ -82,6 +86,8 @@ final class StoredLoads {
         try (CheckpointStore store = targets.open(request.level(), request.target())) {
             for (String vm : request.vms()) {
                 CheckpointManifest.VmEntry entry = entry(manifest, vm);
+                TransferMeter meter = transfers.open(manifest.checkpoint(), vm, "verify at " + request.level(), entry.disk() == null ? 1 : 2);
+                VmStateStreams streams = this.streams.metered(meter);
                 try {
                     for (StoredStream file : entry.disk() == null ? List.of(entry.stream()) : List.of(entry.stream(), entry.disk())) {
                         if (request.level() == StorageLevel.L2 && request.target() instanceof StorageTarget.S3) {
@@ -94,8 +100,10 @@ final class StoredLoads {
                         throw new StoredStateException("VM '" + vm + "': its base disk image " + entry.spec().disk() + " is missing on node " + node);
                     }
                     results.add(new StoredVmResult(vm, node, true, null));
+                    meter.finished(null);
                 } catch (StoredStateException e) {
                     results.add(new StoredVmResult(vm, node, false, e.getMessage()));
+                    meter.finished(e.getMessage());
                 }
             }
         } catch (IOException e) {
@@ -122,10 +130,18 @@ final class StoredLoads {
                 QemuVm qemu = runtime.startIncoming(entry.spec(), Accelerator.parse(entry.accelerator()), disk);
                 started.add(new LoadedVm(entry, qemu, manifest.timePolicy(), manifest.stopLate(entry)));
                 Path staged = stagedFile(manifest, entry.stream());
+                TransferMeter meter = transfers.open(checkpoint, vm, "load from " + request.level(), 1);
+                meter.stage("loading into QEMU", entry.stream().bytes());
+                String failure = "failed";
                 try (InputStream in = Files.exists(staged) ? Files.newInputStream(staged)
                         : store.open(manifest.virtualCluster(), checkpoint, entry.stream().file())) {
-                    loader.load(qemu, in, entry.stream(), LOAD_TIMEOUT);
+                    loader.load(qemu, meter.counting(in), entry.stream(), LOAD_TIMEOUT);
+                    failure = null;
+                } catch (StoredStateException | IOException e) {
+                    failure = e.getMessage();
+                    throw e;
                 } finally {
+                    meter.finished(failure);
                     Files.deleteIfExists(staged);
                 }
             }

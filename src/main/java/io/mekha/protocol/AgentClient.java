@@ -222,6 +222,12 @@ public final class AgentClient {
         return call("POST", "/v1/checkpoints/" + id + "/partners", request, json.constructType(PartnerShadow.class), Duration.ofMinutes(2));
     }
 
+    /** How far the node's long transfers of checkpoint {@code id} have got: flushes, copies between levels, loads for a restore. */
+    public List<io.mekha.agent.api.AgentDtos.TransferProgress> progress(String id) throws AgentCallException {
+        return call("GET", "/v1/checkpoints/" + id + "/progress", null,
+                json.getTypeFactory().constructCollectionType(List.class, io.mekha.agent.api.AgentDtos.TransferProgress.class), timeout);
+    }
+
     public List<PartnerShadow> partners(String id) throws AgentCallException {
         return call("GET", "/v1/checkpoints/" + id + "/partners", null,
                 json.getTypeFactory().constructCollectionType(List.class, PartnerShadow.class), timeout);

@@ -87,6 +87,24 @@ public final class AgentDtos {
                                      boolean level0Streamed, java.nio.file.Path cutDisk, Duration stopLate) {}
 
     /**
+     * One VM's long transfer on a node, as far as it has got: a flush to a level, a copy between levels, a load for a
+     * restore. Instants are the agent's clock.
+     *
+     * @param purpose what it is for ("flush to L2", "restore from L1")
+     * @param activity what it is doing now (saving, verifying, fetching, loading: with the place)
+     * @param bytesTotal bytes of the current activity in all, -1 when not known beforehand (a shadow streaming out)
+     * @param fraction 0..1 of the current activity done (from the bytes, or QEMU's count of RAM left when the size is
+     *     not known); -1 if unknown
+     * @param bytesMoved bytes read or written in all its activities so far (for a rate)
+     * @param overall 0..1 of the whole transfer (each activity counts the same: a save and its read-back are halves); -1 if unknown
+     * @param finishedAt null while it runs
+     * @param error why it failed (null: running, or ended well)
+     */
+    public record TransferProgress(String vm, String node, String purpose, String activity, long bytesDone, long bytesTotal,
+                                   double fraction, long bytesMoved, double overall, Instant startedAt, Instant finishedAt,
+                                   String error, Instant at) {}
+
+    /**
      * A checkpoint's VMs on one node.
      *
      * @param version moves whenever a VM changes phase: a caller waiting for the next change passes the version it saw

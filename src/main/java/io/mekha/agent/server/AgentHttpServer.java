@@ -271,6 +271,7 @@ public final class AgentHttpServer implements AutoCloseable {
                 }
                 case "POST partners" -> agent.hostPartner(id, body(exchange, PartnerShadowRequest.class));
                 case "GET partners" -> agent.partners(id);
+                case "GET progress" -> agent.progress(id);
                 case "DELETE partners" -> {
                     agent.dropPartners(id);
                     yield null;

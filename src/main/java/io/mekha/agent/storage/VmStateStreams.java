@@ -37,10 +37,21 @@ public final class VmStateStreams {
     private static final AtomicLong SEQ = new AtomicLong();
 
     private final Path socketDir;
+    private final TransferMeter meter;
 
     /** @param socketDir where the per-transfer unix sockets go (a short path: unix socket paths end at 108 bytes) */
     public VmStateStreams(Path socketDir) {
+        this(socketDir, TransferMeter.NONE);
+    }
+
+    private VmStateStreams(Path socketDir, TransferMeter meter) {
         this.socketDir = socketDir;
+        this.meter = meter;
+    }
+
+    /** The same streams, counting what they move (and read back) into {@code meter}: one VM's transfer, followed from outside. */
+    public VmStateStreams metered(TransferMeter meter) {
+        return new VmStateStreams(socketDir, meter);
     }
 
     /**
@@ -55,6 +66,7 @@ public final class VmStateStreams {
         String file = StoredStream.fileName(shadow.name(), compression.text());
         String where = store.locate(vc, checkpoint, file);
         long deadline = System.nanoTime() + timeout.toNanos();
+        meter.stage("saving to " + where, -1);
         Path socket = socketDir.resolve("save-" + SEQ.incrementAndGet() + ".sock");
         long raw = 0;
         StreamDigest digest;
@@ -65,6 +77,7 @@ public final class VmStateStreams {
             QmpClient qmp = shadow.qmp();
             io.mekha.agent.qemu.MigrationCapabilities.plainOutgoingMigration(shadow);
             qmp.execute("migrate", QmpClient.args().put("uri", "unix:" + socket));
+            meter.estimate(() -> ramSent(shadow));
             try (SocketChannel from = acceptWithin(server, Duration.ofSeconds(30), shadow);
                  CheckpointStore.StreamSink sink = store.create(vc, checkpoint, file)) {
                 digest = new StreamDigest(sink.stream());
@@ -97,11 +110,12 @@ public final class VmStateStreams {
      * Saves a migration stream the agent holds (level 0 as a stream, on KubeVirt) into {@code store}: compressed,
      * checksummed, committed and read back, like {@link #save}.
      */
-    public StoredStream saveStream(InputStream state, String vm, CheckpointStore store, String vc, String checkpoint,
+    public StoredStream saveStream(InputStream state, long bytes, String vm, CheckpointStore store, String vc, String checkpoint,
                                    Compression compression, Duration timeout) throws StoredStateException {
         String file = StoredStream.fileName(vm, compression.text());
         String where = store.locate(vc, checkpoint, file);
         long deadline = System.nanoTime() + timeout.toNanos();
+        meter.stage("saving to " + where, bytes);
         long raw;
         StreamDigest digest;
         try (CheckpointStore.StreamSink sink = store.create(vc, checkpoint, file)) {
@@ -125,6 +139,11 @@ public final class VmStateStreams {
         String where = store.locate(vc, checkpoint, name);
         long deadline = System.nanoTime() + timeout.toNanos();
         StreamDigest digest;
+        try {
+            meter.stage("saving the disk to " + where, Files.size(file));
+        } catch (IOException e) {
+            meter.stage("saving the disk to " + where, -1);
+        }
         try (InputStream in = Files.newInputStream(file); CheckpointStore.StreamSink sink = store.create(vc, checkpoint, name)) {
             digest = new StreamDigest(sink.stream());
             pump(in, digest, deadline, () -> "saving the disk of VM '" + vm + "' to " + where + " exceeded the target's write timeout of "
@@ -144,6 +163,7 @@ public final class VmStateStreams {
                              Duration timeout) throws StoredStateException {
         String where = to.locate(vc, checkpoint, stream.file());
         long deadline = System.nanoTime() + timeout.toNanos();
+        meter.stage("copying to " + where, stream.bytes());
         try (InputStream in = from.open(vc, checkpoint, stream.file());
              CheckpointStore.StreamSink sink = to.create(vc, checkpoint, stream.file())) {
             StreamDigest digest = new StreamDigest(sink.stream());
@@ -163,9 +183,10 @@ public final class VmStateStreams {
     /** Reads a stored stream whole and checks its size and SHA-256 against the manifest's. */
     public void verify(CheckpointStore store, String vc, String checkpoint, StoredStream stream, String vm) throws StoredStateException {
         String where = store.locate(vc, checkpoint, stream.file());
+        meter.stage("verifying " + stream.file() + " at " + where, stream.bytes());
         try (InputStream in = store.open(vc, checkpoint, stream.file())) {
             StreamDigest digest = new StreamDigest(OutputStream.nullOutputStream());
-            in.transferTo(digest);
+            meter.counting(in).transferTo(digest);
             StreamDigest.check(stream, digest.count, digest.hex(), where, vm);
         } catch (NoSuchFileException e) {
             throw new StoredStateException("VM '" + vm + "': " + where + " is missing");
@@ -181,11 +202,12 @@ public final class VmStateStreams {
     public void stage(CheckpointStore store, String vc, String checkpoint, StoredStream stream, String vm, Path local)
             throws StoredStateException {
         String where = store.locate(vc, checkpoint, stream.file());
+        meter.stage("fetching " + stream.file() + " from " + where, stream.bytes());
         try (InputStream in = store.open(vc, checkpoint, stream.file())) {
             Files.createDirectories(local.getParent());
             try (OutputStream file = Files.newOutputStream(local)) {
                 StreamDigest digest = new StreamDigest(file);
-                in.transferTo(digest);
+                meter.counting(in).transferTo(digest);
                 StreamDigest.check(stream, digest.count, digest.hex(), where, vm);
             }
         } catch (NoSuchFileException e) {
@@ -202,8 +224,18 @@ public final class VmStateStreams {
 
     // ---------------------------------------------------------------- helpers
 
+    /** The fraction of a shadow's RAM its outgoing migration has sent (QEMU's count), for a save whose size is not known before. */
+    private static double ramSent(QemuVm shadow) {
+        try {
+            MigrationStatus status = MigrationStatus.parse(shadow.qmp().execute("query-migrate", QmpClient.args(), Duration.ofSeconds(2)));
+            return status.totalBytes() <= 0 ? Double.NaN : 1 - (double) status.remainingBytes() / status.totalBytes();
+        } catch (QmpException e) {
+            return Double.NaN;
+        }
+    }
+
     /** Copies {@code in} to {@code out} a chunk at a time; fails with {@code late}'s message once past {@code deadline}. */
-    private static long pump(InputStream in, OutputStream out, long deadline, java.util.function.Supplier<String> late)
+    private long pump(InputStream in, OutputStream out, long deadline, java.util.function.Supplier<String> late)
             throws IOException, StoredStateException {
         byte[] buffer = new byte[CHUNK];
         long total = 0;
@@ -211,6 +243,7 @@ public final class VmStateStreams {
         while ((n = in.read(buffer)) > 0) {
             out.write(buffer, 0, n);
             total += n;
+            meter.add(n);
             if (System.nanoTime() > deadline) {
                 throw new StoredStateException(late.get());
             }

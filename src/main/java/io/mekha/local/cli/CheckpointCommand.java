@@ -67,8 +67,12 @@ public class CheckpointCommand extends CliCommand implements Callable<Integer> {
     @Mixin
     Level2Options level2;
 
+    @Mixin
+    ProgressOption progress;
+
     @Override
     public Integer call() throws Exception {
+        ProgressDisplay.Style style = progress.style();
         List<StorageLevel> levels = new ArrayList<>();
         for (String level : flush) {
             try {
@@ -99,7 +103,10 @@ public class CheckpointCommand extends CliCommand implements Callable<Integer> {
         CheckpointOptions options = CheckpointOptions.defaults().withMode(TransferMode.parse(mode)).withLiveBounds(live, live.plusSeconds(15))
                 .withTimePolicy(TimePolicy.parse(timePolicy));
         try (Coordinator coordinator = new Coordinator(List.of(agent), Clock.systemUTC())) {
-            CheckpointReport report = coordinator.checkpoint(checkpointId, vms, options, step -> out().println("==> " + step));
+            CheckpointReport report;
+            try (ProgressDisplay shown = ProgressDisplay.start(out(), style, "live stage", ProgressSources.liveStage(agent, checkpointId, live))) {
+                report = coordinator.checkpoint(checkpointId, vms, options, step -> shown.println("==> " + step));
+            }
             state.saveCheckpoint(report);
             out().println();
             out().print(Reports.checkpoint(report));
@@ -110,8 +117,14 @@ public class CheckpointCommand extends CliCommand implements Callable<Integer> {
                     if (shared != null) {
                         state.saveLevel2(checkpointId, Level2Options.withoutCredentials(shared));
                     }
-                    FlushReport flushed = storage.flush(CheckpointStorage.draft(state.name(), report, options, Clock.systemUTC().instant()),
-                            sizes, plan, step -> out().println("==> " + step));
+                    FlushReport flushed;
+                    List<String> purposes = levels.stream().map(l -> "flush to " + l).toList();
+                    try (ProgressDisplay shown = ProgressDisplay.start(out(), style, "flush to " + String.join(", ", flush.stream()
+                            .map(String::toUpperCase).toList()), ProgressSources.transfers(List.of(agent), checkpointId, purposes::contains,
+                            vms.size() * levels.size()))) {
+                        flushed = storage.flush(CheckpointStorage.draft(state.name(), report, options, Clock.systemUTC().instant()),
+                                sizes, plan, step -> shown.println("==> " + step));
+                    }
                     out().println();
                     out().print(Reports.flush(flushed));
                     if (keep != null && flushed.durable()) {

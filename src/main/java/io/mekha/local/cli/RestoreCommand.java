@@ -35,11 +35,15 @@ public class RestoreCommand extends CliCommand implements Callable<Integer> {
     @Mixin
     Level2Options level2;
 
+    @Mixin
+    ProgressOption progress;
+
     @Parameters(arity = "1..2", description = "[VC] CHECKPOINT: the VC (default: the only one up) and the checkpoint id")
     List<String> args;
 
     @Override
     public Integer call() throws Exception {
+        ProgressDisplay.Style style = progress.style();
         String vc = args.size() == 2 ? args.get(0) : null;
         String checkpoint = args.get(args.size() - 1);
         StorageLevel first;
@@ -57,9 +61,15 @@ public class RestoreCommand extends CliCommand implements Callable<Integer> {
         AgentClient agent = state.client();
         try (Coordinator coordinator = new Coordinator(List.of(agent), Clock.systemUTC());
              CheckpointStorage storage = new CheckpointStorage(List.of(agent), Clock.systemUTC())) {
-            CheckpointStorage.RestoreReport report = storage.restore(state.name(), checkpoint, first, shared,
-                    timePolicy == null ? null : TimePolicy.parse(timePolicy), java.time.Duration.parse("PT" + slewPeriod.toUpperCase()),
-                    step -> out().println("==> " + step));
+            CheckpointStorage.RestoreReport report;
+            // from L1 or L2 every VM's files are read back (verified), then fed to its new QEMU: two parts per VM
+            int vms = agent.vms().size();
+            try (ProgressDisplay shown = ProgressDisplay.start(out(), style, "restore " + checkpoint, ProgressSources.transfers(List.of(agent),
+                    checkpoint, p -> p.startsWith("verify at ") || p.startsWith("load from "), 2 * vms))) {
+                report = storage.restore(state.name(), checkpoint, first, shared,
+                        timePolicy == null ? null : TimePolicy.parse(timePolicy), java.time.Duration.parse("PT" + slewPeriod.toUpperCase()),
+                        step -> shown.println("==> " + step));
+            }
             out().println();
             report.skipped().forEach((level, why) -> out().println("passed over " + level + ": " + why));
             out().println("restarted from " + report.level() + " (" + report.level().description() + ")");

@@ -176,6 +176,58 @@ class LocalModeCliTest {
         assertThat(history.path("stoppedBecause").asText()).contains("the limit");
     }
 
+    /**
+     * Progress of the long steps: on a terminal (the command run under {@code script}, which gives it a pseudo-terminal)
+     * one line redrawn in place for the live stage, the flush to L1 and the copy to L2, and a restore from L1; without one
+     * (in-process, output to a writer) plain lines only, for a restore from L2.
+     */
+    @Test
+    void longStepsShowProgressOnATerminalAndPlainLinesInALog() throws Exception {
+        RingCluster ring = new RingCluster(3, 100000, 30, 16, 4);
+        assertThat(run("up", ringFile(ring).toString())).as(err.toString()).isZero();
+        LocalVcState state = LocalVcState.find(null);
+        awaitStep(state, 5);
+        Path shared = work.resolve("shared");
+
+        String checkpoint = onATerminal("checkpoint", "--id", "cp1", "--flush", "L1,L2", "--level2", shared.toString());
+        String erase = "\u001b[K";
+        assertThat(checkpoint).contains("\rlive stage: 3 VMs, ").contains(erase)
+                .containsPattern("\rlive stage: 3 VMs past their live stage, \\d+ passes at most, [0-9.]+ [KMG]iB sent, [0-9.]+ [KMG]iB/s,"
+                        + " done in [0-9.]+ s")
+                .containsPattern("\rflush to L1, L2: +\\d+ % \\[[#.]{20}\\] \\d of 6 done, vm\\d (saving|verifying|copying)")
+                .containsPattern("\rflush to L1, L2: 100 % \\[#{20}\\] 6 of 6 done, [0-9.]+ [KMG]iB moved, [0-9.]+ [KMG]iB/s, done in")
+                .contains("held whole at L2");
+        // a step's own lines are never written into the middle of a progress line
+        assertThat(checkpoint).contains("==> ").doesNotContainPattern("(?<!\\n|\\r\\u001b\\[K|^)==> ");
+
+        String restore = onATerminal("restore", "--from", "L1", "cp1");
+        assertThat(restore).containsPattern("\rrestore cp1: 100 % \\[#{20}\\] 6 of 6 done, [0-9.]+ [KMG]iB moved, [0-9.]+ [KMG]iB/s, done in")
+                .contains("restarted from L1");
+
+        out.getBuffer().setLength(0);
+        assertThat(run("restore", "--from", "L2", "cp1")).as(err.toString()).isZero();
+        assertThat(out.toString()).doesNotContain("\r").doesNotContain("\u001b").doesNotContain("[#")
+                .containsPattern("(?m)^restore cp1: 100 % 6 of 6 done, [0-9.]+ [KMG]iB moved, [0-9.]+ [KMG]iB/s, done in [0-9.]+ s$")
+                .contains("restarted from L2");
+        awaitStep(state, minStep(state) + 5);
+    }
+
+    /** Runs {@code mekha ARGS} as a process of its own on a pseudo-terminal ({@code script}); returns what it wrote there. */
+    private String onATerminal(String... args) throws Exception {
+        java.util.List<String> command = new java.util.ArrayList<>(java.util.List.of(
+                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-Dmekha.state.dir=" + work.resolve("state"), "-cp", System.getProperty("java.class.path"), CliMain.class.getName()));
+        command.addAll(java.util.List.of(args));
+        String line = command.stream().map(a -> "'" + a.replace("'", "'\\''") + "'").collect(java.util.stream.Collectors.joining(" "));
+        Process script = new ProcessBuilder("script", "--quiet", "--return", "--flush", "--command", line, "/dev/null")
+                .redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))
+                .redirectErrorStream(true).start();
+        String text = new String(script.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+        assertThat(script.waitFor()).as(text).isZero();
+        assertThat(text).as("the command saw a terminal").doesNotContain("not a terminal");
+        return text;
+    }
+
     /** The VC description of {@code ring}: three VMs of 256 MiB on one segment. */
     private Path ringFile(RingCluster ring) throws Exception {
         StringBuilder yaml = new StringBuilder("name: ring\nvms:\n");
