@@ -85,6 +85,15 @@ class AgentApiTest {
     }
 
     @Test
+    void progressIsForTheTokenHolderOnlyAndEmptyForACheckpointWithNoTransfers() throws Exception {
+        assertThatThrownBy(() -> client(null).progress("cp1"))
+                .isInstanceOfSatisfying(AgentCallException.class, e -> assertThat(e.status()).isEqualTo(401));
+        assertThat(client(token.header()).progress("cp1")).isEmpty();
+        assertThatThrownBy(() -> client(token.header()).progress("-rf"))
+                .isInstanceOfSatisfying(AgentCallException.class, e -> assertThat(e.status()).isEqualTo(400));
+    }
+
+    @Test
     void malformedBodiesAndUnknownCheckpointsGetClearErrors() throws Exception {
         HttpResponse<String> response = HttpClient.newHttpClient().send(HttpRequest.newBuilder(server.uri().resolve("/v1/checkpoints/cp1/prepare"))
                 .header("Authorization", token.header())
