@@ -10,6 +10,8 @@ import io.mekha.local.DirtierLog;
 import io.mekha.local.GuestImage;
 import io.mekha.local.MemorySize;
 import io.mekha.local.TextTable;
+import io.mekha.local.bench.BenchCharts;
+import io.mekha.local.bench.BenchDocument;
 import io.mekha.model.TransferMode;
 import io.mekha.model.VmSpec;
 import io.mekha.protocol.AgentClient;
@@ -70,6 +72,13 @@ public class BenchFlushCommand implements Callable<Integer> {
     @Mixin
     RuntimeOptions runtime;
 
+    @Option(names = "--out", defaultValue = "docs/bench", description = "where the JSON and the figure go (default: ${DEFAULT-VALUE})")
+    Path outDir;
+
+    /** One run's figures: seconds, and each write's queueing and writing time in the order they started. */
+    public record FlushRow(String run, int writers, double timeToDurableS, double longestWriteS, long writesOverTimeout, int writes,
+                           long peakDirtyAndWritebackBytes, long bytesWritten, List<Map<String, Object>> perWrite) {}
+
     private final PrintStream out = System.out;
 
     @Override
@@ -117,6 +126,7 @@ public class BenchFlushCommand implements Callable<Integer> {
                 FlushPlan[] runs = {base.withWriters(1, vms).withOrder(FlushPlan.Order.AS_LISTED),
                         base.withWriters(1, writers).withOrder(FlushPlan.Order.SMALLEST_FIRST)};
                 String[] labels = {"every VM at once", "scheduled, smallest first"};
+                List<FlushRow> rows = new ArrayList<>();
                 for (int r = 0; r < runs.length; r++) {
                     // a fresh checkpoint per run: QEMU streams a shadow out only once
                     String id = "bench-" + (r + 1);
@@ -140,17 +150,39 @@ public class BenchFlushCommand implements Callable<Integer> {
                     table.row(labels[r], Integer.toString(flush.peakWriters().getOrDefault("L2", 0)), TextTable.seconds(flush.timeToDurable()),
                             TextTable.seconds(longest), over + " of " + flush.writes().size(), TextTable.mib(sampler.peak.get()),
                             TextTable.mib(bytes));
+                    rows.add(new FlushRow(labels[r], flush.peakWriters().getOrDefault("L2", 0), seconds(flush.timeToDurable()), seconds(longest),
+                            over, flush.writes().size(), sampler.peak.get(), bytes, flush.writes().stream().map(w -> Map.<String, Object>of(
+                                    "vm", w.vm(), "queuedS", seconds(w.queued()), "tookS", seconds(w.took()), "bytes", w.bytes())).toList()));
                 }
                 out.println();
                 out.print(table.render());
                 out.println("Each write is timed from its start to its stream verified (read back); 'writes over timeout' counts those"
                         + " longer than " + TextTable.seconds(timeout) + ". " + Runtime.getRuntime().availableProcessors() + " host cores.");
+                Path json = new BenchDocument("mekha bench-flush --vms " + vms + " --memory " + memory + " --fill " + fill + " --writers "
+                        + writers + " --timeout " + timeout + " (target: " + target + ")", BenchVcCommand.machine())
+                        .with("writeTimeoutS", seconds(timeout)).with("rows", rows).write(outDir, "flush-scheduler.json");
+                Map<String, Map<String, Double>> bars = new java.util.LinkedHashMap<>();
+                for (FlushRow row : rows) {
+                    Map<String, Double> v = new java.util.LinkedHashMap<>();
+                    v.put("time to all durable", row.timeToDurableS());
+                    v.put("longest write", row.longestWriteS());
+                    v.put("write timeout", seconds(timeout));
+                    bars.put(row.run(), v);
+                }
+                Path png = outDir.resolve("flush-scheduler.png");
+                BenchCharts.bars(png, "Flushing " + vms + " VMs to one throttled shared target", "seconds", bars,
+                        List.of("time to all durable", "longest write", "write timeout"));
+                out.printf("Wrote %s and %s.%n", json, png);
             }
             return 0;
         } finally {
             servers.forEach(AgentHttpServer::close);
             services.forEach(AgentService::close);
         }
+    }
+
+    private static double seconds(Duration d) {
+        return d.toNanos() / 1e9;
     }
 
     private static String describe(FlushReport flush) {

@@ -1,16 +1,15 @@
 package io.mekha.local.cli;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import io.mekha.agent.api.Json;
 import io.mekha.local.MemorySize;
 import io.mekha.local.TextTable;
 import io.mekha.local.VcWorkload;
+import io.mekha.local.bench.BenchCharts;
+import io.mekha.local.bench.BenchDocument;
 import io.mekha.local.bench.VcBench;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.time.Instant;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -22,7 +21,7 @@ import picocli.CommandLine.Option;
 /**
  * {@code mekha bench-recovery}: automatic recovery of a VC after a VM's QEMU is killed, from each level in turn (L0, L1,
  * L2): the time from the kill to the failure being seen, and to every VM running again, and the work lost. Writes
- * {@code <out>/recovery.json}.
+ * {@code <out>/recovery.json} (another workload: {@code recovery-<workload>.json}) and a figure beside it (.png).
  */
 @Command(name = "bench-recovery", mixinStandardHelpOptions = true,
         description = "Kill a VM of a protected VC and time its automatic recovery from L0, L1 and L2 (detection, restore, work lost).")
@@ -37,7 +36,7 @@ public class BenchRecoveryCommand implements Callable<Integer> {
     @Option(names = "--memory", defaultValue = "256Mi", description = "guest memory (default: ${DEFAULT-VALUE})")
     String memory;
 
-    @Option(names = "--out", defaultValue = "docs/bench", description = "where the JSON goes (default: ${DEFAULT-VALUE})")
+    @Option(names = "--out", defaultValue = "docs/bench", description = "where the JSON and the figure go (default: ${DEFAULT-VALUE})")
     Path out;
 
     @Mixin
@@ -62,16 +61,22 @@ public class BenchRecoveryCommand implements Callable<Integer> {
             table.row(r.level(), r.failedVm(), ms(r.detectionMs()), ms(r.runningMs()), ms(r.restoreMs()), ms(r.workLostMs()), r.exact() ? "yes" : "NO");
         }
         table.render().lines().forEach(l -> stdout.println("  " + l));
-        Files.createDirectories(out);
-        ObjectMapper json = Json.mapper();
-        Map<String, Object> document = new LinkedHashMap<>();
-        document.put("command", "mekha bench-recovery --workload " + workload + " --vms " + vms + " --memory " + memory);
-        document.put("machine", BenchVcCommand.machine());
-        document.put("ranAt", Instant.now().toString());
-        document.put("rows", rows);
-        Path jsonFile = out.resolve("recovery.json");
-        json.writerWithDefaultPrettyPrinter().writeValue(jsonFile.toFile(), document);
-        stdout.printf("Wrote %s.%n", jsonFile);
+        String name = kind == VcWorkload.RING ? "recovery" : "recovery-" + kind.label();
+        Path jsonFile = new BenchDocument("mekha bench-recovery --workload " + workload + " --vms " + vms + " --memory " + memory,
+                BenchVcCommand.machine()).with("rows", rows).write(out, name + ".json");
+        Map<String, Map<String, Double>> bars = new LinkedHashMap<>();
+        for (VcBench.RecoveryRow r : rows) {
+            Map<String, Double> v = new LinkedHashMap<>();
+            v.put("failure seen", r.detectionMs() / 1000);
+            v.put("restore", r.restoreMs() / 1000);
+            v.put("every VM running again", r.runningMs() / 1000);
+            v.put("work lost (cut to failure)", r.workLostMs() / 1000);
+            bars.put(r.level(), v);
+        }
+        Path png = out.resolve(name + ".png");
+        BenchCharts.bars(png, "Automatic recovery after a VM's QEMU is killed, by level (" + kind.label() + ", " + vms + " VMs of " + memoryMiB
+                + " MiB)", "seconds after the kill", bars, List.of("failure seen", "restore", "every VM running again", "work lost (cut to failure)"));
+        stdout.printf("Wrote %s and %s.%n", jsonFile, png);
         return rows.stream().allMatch(VcBench.RecoveryRow::exact) ? 0 : 1;
     }
 

@@ -1,15 +1,13 @@
 package io.mekha.local.cli;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import io.mekha.agent.api.Json;
 import io.mekha.local.TextTable;
 import io.mekha.local.bench.BenchCharts;
+import io.mekha.local.bench.BenchDocument;
 import io.mekha.local.bench.ScaleBench;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.time.Instant;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -69,17 +67,10 @@ public class BenchScaleCommand implements Callable<Integer> {
         }
         stdout.println();
         stdout.print(table.render());
-        Files.createDirectories(out);
-        Map<String, Object> document = new LinkedHashMap<>();
-        document.put("command", "mekha bench-scale --agents " + counts.stream().map(String::valueOf).reduce((a, b) -> a + "," + b).orElse("")
-                + " --capture-ms " + captureMs + " --repeat " + repeat);
-        document.put("machine", Runtime.getRuntime().availableProcessors() + " cores, " + System.getProperty("java.vm.name") + " "
-                + System.getProperty("java.version"));
-        document.put("ranAt", Instant.now().toString());
-        document.put("medians", medians);
-        document.put("runs", all);
-        ObjectMapper json = Json.mapper();
-        json.writerWithDefaultPrettyPrinter().writeValue(out.resolve("coordinator-scale.json").toFile(), document);
+        new BenchDocument("mekha bench-scale --agents " + counts.stream().map(String::valueOf).reduce((a, b) -> a + "," + b).orElse("")
+                + " --capture-ms " + captureMs + " --repeat " + repeat, Runtime.getRuntime().availableProcessors() + " cores, "
+                + System.getProperty("java.vm.name") + " " + System.getProperty("java.version"))
+                .with("medians", medians).with("runs", all).write(out, "coordinator-scale.json");
         Map<String, Map<String, Double>> bars = new LinkedHashMap<>();
         for (ScaleBench.Result m : medians) {
             Map<String, Double> v = new LinkedHashMap<>();

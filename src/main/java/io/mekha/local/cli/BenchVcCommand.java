@@ -1,18 +1,16 @@
 package io.mekha.local.cli;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import io.mekha.agent.api.Json;
 import io.mekha.local.MemorySize;
 import io.mekha.local.TextTable;
 import io.mekha.local.VcWorkload;
 import io.mekha.local.bench.BenchCharts;
+import io.mekha.local.bench.BenchDocument;
 import io.mekha.local.bench.VcBench;
 import io.mekha.model.TransferMode;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.time.Instant;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -75,16 +73,8 @@ public class BenchVcCommand implements Callable<Integer> {
                 }
             }
         }
-        Files.createDirectories(out);
-        ObjectMapper json = Json.mapper();
-        Map<String, Object> document = new LinkedHashMap<>();
-        document.put("command", "mekha bench-vc --workloads " + String.join(",", workloads) + " --modes " + String.join(",", modes) + " --vms " + vms
-                + " --memory " + memory);
-        document.put("machine", machine());
-        document.put("ranAt", Instant.now().toString());
-        document.put("rows", rows);
-        Path jsonFile = out.resolve("vc-checkpoint.json");
-        json.writerWithDefaultPrettyPrinter().writeValue(jsonFile.toFile(), document);
+        Path jsonFile = new BenchDocument("mekha bench-vc --workloads " + String.join(",", workloads) + " --modes " + String.join(",", modes)
+                + " --vms " + vms + " --memory " + memory, machine()).with("rows", rows).write(out, "vc-checkpoint.json");
         Map<String, Map<String, Double>> largestPause = new LinkedHashMap<>();
         for (VcBench.Row r : rows) {
             largestPause.computeIfAbsent(r.workload(), k -> new LinkedHashMap<>()).merge(r.mode(), r.pausedMs(), Math::max);
