@@ -95,7 +95,7 @@ final class Flushes {
         boolean withDisk = from == StorageLevel.L1 ? request.disk() != null : holding.cutDisk() != null;
         TransferMeter meter = transfers.open(checkpoint, request.vm(), "flush to " + request.level(), withDisk ? 4 : 2);
         VmStateStreams streams = this.streams.metered(meter);
-        String failure = "failed";
+        String failure = "failed"; // replaced by the reason below; stays only for an unexpected runtime error
         synchronized (holding.streamLock()) {
             try (CheckpointStore to = targets.open(request.level(), request.target())) {
                 String vc = request.virtualCluster();
@@ -140,6 +140,9 @@ final class Flushes {
             } catch (IOException e) {
                 failure = e.getMessage();
                 throw AgentException.failed("checkpoint " + checkpoint + ": " + e.getMessage(), e);
+            } catch (AgentException e) {
+                failure = e.getMessage(); // the shadow gone, or streamed out already: the follower reads why
+                throw e;
             } finally {
                 meter.finished(failure);
             }

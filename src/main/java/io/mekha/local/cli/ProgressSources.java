@@ -42,7 +42,8 @@ final class ProgressSources {
             int expected = Math.max(parts, seen.size());
             long bytes = seen.stream().mapToLong(TransferProgress::bytesMoved).sum();
             double done = seen.stream().mapToDouble(t -> Math.max(0, t.overall())).sum() / expected;
-            boolean unknown = seen.stream().anyMatch(t -> t.finishedAt() == null && t.overall() < 0);
+            // no percentage only while nothing has a known share yet (the one transfer seen is a shadow without an estimate)
+            boolean unknown = seen.stream().allMatch(t -> t.finishedAt() == null && t.overall() < 0);
             long finished = seen.stream().filter(t -> t.finishedAt() != null).count();
             List<String> failed = seen.stream().filter(t -> t.error() != null).map(t -> t.vm() + " failed").toList();
             TransferProgress now = seen.stream().filter(t -> t.finishedAt() == null).max(Comparator.comparing(TransferProgress::startedAt))
@@ -52,7 +53,7 @@ final class ProgressSources {
                 what.append(", ").append(now.vm()).append(' ').append(verb(now.activity()));
             }
             failed.forEach(f -> what.append(", ").append(f));
-            return new ProgressDisplay.Reading(what.toString(), bytes, "moved", unknown && now != null && seen.size() == 1 ? -1 : done, null,
+            return new ProgressDisplay.Reading(what.toString(), bytes, "moved", unknown ? -1 : done, null,
                     finished >= expected);
         };
     }
