@@ -293,13 +293,15 @@ final class CheckpointSessions {
     }
 
     /**
-     * Resumes at {@code at} and answers once every VM is resumed (or failed), or {@code limit} after {@code at}: the
-     * answer is the checkpoint's end on this node, and nothing is written back before Tr.
+     * Resumes at {@code at} and answers once every VM runs again (or one failed), or {@code limit} after {@code at}: for
+     * every mode but a background snapshot that is the checkpoint's end on this node (RESUMED); a background snapshot's VMs
+     * run while their RAM streams on (STREAMING). Nothing is written back before Tr.
      */
     CheckpointStatus resumeAndWait(String id, Instant at, Duration limit) throws AgentException, InterruptedException {
         resume(id, at);
         Duration untilAt = Duration.between(clock.now(), at);
-        return awaitPhase(id, VmPhase.RESUMED, (untilAt.isNegative() ? Duration.ZERO : untilAt).plus(limit));
+        // running again is the answer (a background snapshot's copy may stream on for seconds: the caller watches RESUMED)
+        return awaitAll(require(id), VmPhase::runsAgain, (untilAt.isNegative() ? Duration.ZERO : untilAt).plus(limit));
     }
 
     private void resumeAll(CheckpointSession session, Instant at) {
@@ -335,6 +337,17 @@ final class CheckpointSessions {
     private void finishResume(CheckpointSession session, SessionVm v) {
         try {
             v.transfer.completeResume();
+            if (v.transfer.streamsAfterResume()) {
+                // the VM runs again, its RAM as at the cut still on its way to level 0: nothing is left for a later agent
+                // to resume, and once every VM of the session runs the watchdog goes (a copy that is merely slow is no
+                // silent coordinator); the stream has a bound of its own (the completion timeout)
+                journal.clear(session.id, v.name());
+                v.moveTo(VmPhase.STREAMING);
+                if (session.vms.stream().allMatch(x -> x.phase().runsAgain())) {
+                    session.cancelWatchdog();
+                }
+                v.transfer.awaitStreamed();
+            }
             v.figures = v.transfer.figures(v.liveEndText(), v.transfer.passes());
             Instant measured = guestTime.clockAtCut(v.source, v.figures.resumeAt() != null ? v.figures.resumeAt() : v.resumedAt);
             if (measured != null) {
@@ -454,10 +467,15 @@ final class CheckpointSessions {
      * {@code timeout}: one answer per agent for a barrier, however many phases its VMs pass on the way.
      */
     CheckpointStatus awaitPhase(String id, VmPhase phase, Duration timeout) throws AgentException, InterruptedException {
-        CheckpointSession session = require(id);
+        return awaitAll(require(id), p -> p == phase, timeout);
+    }
+
+    private CheckpointStatus awaitAll(CheckpointSession session, java.util.function.Predicate<VmPhase> reached, Duration timeout)
+            throws InterruptedException {
         long deadline = System.nanoTime() + timeout.toNanos();
         long seen = session.changes.version();
-        while (!settled(session, phase)) {
+        while (!session.vms.stream().allMatch(v -> reached.test(v.phase()))
+                && session.vms.stream().noneMatch(v -> v.phase() == VmPhase.FAILED || v.phase() == VmPhase.ABORTED)) {
             long left = deadline - System.nanoTime();
             if (left <= 0) {
                 break;
@@ -465,11 +483,6 @@ final class CheckpointSessions {
             seen = session.changes.awaitAfter(seen, Duration.ofNanos(left));
         }
         return session.status(node, clock.now());
-    }
-
-    private static boolean settled(CheckpointSession session, VmPhase phase) {
-        return session.vms.stream().allMatch(v -> v.phase() == phase)
-                || session.vms.stream().anyMatch(v -> v.phase() == VmPhase.FAILED || v.phase() == VmPhase.ABORTED);
     }
 
     /** Forgets a checkpoint (aborting it first if it is not over); returns it, so that its level-0 copies can be dropped. */

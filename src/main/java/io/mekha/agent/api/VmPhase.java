@@ -21,6 +21,11 @@ public enum VmPhase {
     SUSPENDED,
     /** The level-0 copy holds the whole state at the cut; the VM is still paused. */
     CAPTURED,
+    /**
+     * Resumed at Tr and running, its checkpoint not complete yet: a background snapshot streams the VM's RAM as it was at
+     * the cut on to the level-0 copy while the guest runs. RESUMED follows once the copy holds all of it.
+     */
+    STREAMING,
     /** Resumed at Tr; the checkpoint of this VM is complete. */
     RESUMED,
     /**
@@ -35,6 +40,11 @@ public enum VmPhase {
         return this == RESUMED || this == FAILED || this == ABORTED;
     }
 
+    /** Whether the VM runs again after its cut (its checkpoint complete, or its RAM still streaming to level 0). */
+    public boolean runsAgain() {
+        return this == STREAMING || this == RESUMED;
+    }
+
     /** Whether a VM in this phase may move to {@code next}. */
     public boolean canMoveTo(VmPhase next) {
         return next(this).contains(next);
@@ -47,7 +57,8 @@ public enum VmPhase {
             case LIVE, LIVE_DONE -> EnumSet.of(LIVE, LIVE_DONE, SUSPENDING, FAILED, ABORTED);
             case SUSPENDING -> EnumSet.of(SUSPENDED, FAILED, ABORTED);
             case SUSPENDED -> EnumSet.of(CAPTURED, FAILED, ABORTED);
-            case CAPTURED -> EnumSet.of(RESUMED, FAILED, ABORTED);
+            case CAPTURED -> EnumSet.of(STREAMING, RESUMED, FAILED, ABORTED);
+            case STREAMING -> EnumSet.of(RESUMED, FAILED, ABORTED);
             case RESUMED, FAILED, ABORTED -> EnumSet.noneOf(VmPhase.class);
         };
     }

@@ -58,6 +58,8 @@ public abstract sealed class Level0Transfer implements VmTransfer permits MtdTra
     private QmpClient.Prepared preparedResume;
     private Instant resumeAcknowledged;
     private Instant captured;
+    /** When the level-0 copy took the whole state, for a transfer whose copy completes after the resume. */
+    protected volatile Instant streamed;
     private volatile Instant stopEvent;
     private volatile Instant resumeEvent;
     private MigrationStatus finalStatus;
@@ -78,10 +80,6 @@ public abstract sealed class Level0Transfer implements VmTransfer permits MtdTra
      */
     public static Level0Transfer prepare(TransferMode mode, QemuVm source, Level0Copy copy, LiveStageBounds bounds)
             throws TransferException {
-        if (mode == TransferMode.BACKGROUND_SNAPSHOT && source.disk() != null) {
-            throw new TransferException("VM '" + source.name() + "' has a disk: BackgroundSnapshot cannot freeze it at the"
-                    + " instant QEMU takes the memory snapshot (QEMU resumes the VM by itself); use MTD or StopAndCopy");
-        }
         Level0Transfer transfer = switch (mode) {
             case MTD -> new MtdTransfer(source, copy, bounds);
             case STOP_AND_COPY -> new StopAndCopyTransfer(source, copy, bounds);
@@ -154,7 +152,7 @@ public abstract sealed class Level0Transfer implements VmTransfer permits MtdTra
 
     /** Sends {@code stop} (the one prepared, if it was); the VM counts as paused by Mekha from now on, whatever comes back. */
     protected void sendStop() throws QmpException {
-        onlyOthersStopBeforeMekha = mode() == TransferMode.STOP_AND_COPY || switchoverHeld();
+        onlyOthersStopBeforeMekha = mode() == TransferMode.STOP_AND_COPY || mode() == TransferMode.BACKGROUND_SNAPSHOT || switchoverHeld();
         pausedByMekha = true;
         stopIssued = Instant.now();
         QmpClient.Prepared prepared = preparedStop;
@@ -196,11 +194,53 @@ public abstract sealed class Level0Transfer implements VmTransfer permits MtdTra
 
     @Override
     public void awaitCaptured() throws TransferException, InterruptedException {
+        awaitMigrated();
+        capturedNow();
+    }
+
+    /** Marks the cut taken now (a background snapshot's, before its RAM has gone), freezing the VM's disk first. */
+    protected void capturedNow() throws TransferException {
+        cutDisk = DiskCut.freeze(source);
+        captured = Instant.now();
+    }
+
+    /** Waits until the migration to the level-0 copy completed and the copy took the whole state. */
+    protected void awaitMigrated() throws TransferException, InterruptedException {
+        awaitMigrated(null);
+    }
+
+    /**
+     * {@link #awaitMigrated()}, and with {@code stallLimit} given: fails once the copy moved no byte for that long, or QEMU's
+     * monitor gave no answer for that long (a stream stuck on its way to the copy can hold QEMU's main loop).
+     */
+    protected void awaitMigrated(Duration stallLimit) throws TransferException, InterruptedException {
         long deadline = System.nanoTime() + bounds.completionTimeout().toNanos();
+        long lastMoved = System.nanoTime();
+        long lastBytes = -1;
         try {
             MigrationStatus status;
             while (true) {
-                status = status(source);
+                if (stallLimit == null) {
+                    status = status(source);
+                } else {
+                    Duration left = Duration.ofNanos(Math.max(1, Math.min(deadline - System.nanoTime(), stallLimit.toNanos())));
+                    try {
+                        status = MigrationStatus.parse(source.qmp().execute("query-migrate", null, left));
+                    } catch (QmpException e) {
+                        if (!source.isAlive()) {
+                            throw e;
+                        }
+                        throw new TransferException("VM '" + source.name() + "': its copy to " + copy.describe() + " stalled: QEMU's monitor"
+                                + " gave no answer within " + left + " (" + e.getMessage() + ")" + copy.lastWords(), e);
+                    }
+                    if (status.transferredBytes() != lastBytes) {
+                        lastBytes = status.transferredBytes();
+                        lastMoved = System.nanoTime();
+                    } else if (!status.completed() && System.nanoTime() - lastMoved > stallLimit.toNanos()) {
+                        throw new TransferException("VM '" + source.name() + "': its copy to " + copy.describe() + " stalled: no byte moved"
+                                + " for " + stallLimit + " (" + status.transferredBytes() + " bytes sent)" + copy.lastWords());
+                    }
+                }
                 if (status.completed()) {
                     break;
                 }
@@ -223,8 +263,6 @@ public abstract sealed class Level0Transfer implements VmTransfer permits MtdTra
             if (hold != null) {
                 hold.close();
             }
-            cutDisk = DiskCut.freeze(source);
-            captured = Instant.now();
         } catch (QmpException e) {
             throw new TransferException("VM '" + source.name() + "': lost QEMU while capturing: " + e.getMessage(), e);
         }
@@ -309,7 +347,8 @@ public abstract sealed class Level0Transfer implements VmTransfer permits MtdTra
         Duration guestPaused = stopEvent != null && resumeEvent != null ? Duration.between(stopEvent, resumeEvent) : null;
         return new TransferFigures(mode(), mekhaPaused, guestPaused, finalStatus == null ? null : finalStatus.downtime(),
                 finalStatus == null ? 0 : finalStatus.transferredBytes(), live, passes, liveEnd,
-                captured == null ? null : Duration.between(prepared, captured), stopEvent, resumeEvent);
+                streamed != null ? Duration.between(prepared, streamed) : captured == null ? null : Duration.between(prepared, captured),
+                stopEvent, resumeEvent);
     }
 
     private void collectRunStateEvents() throws InterruptedException {

@@ -47,6 +47,18 @@ public interface VmTransfer {
     /** Waits until the level-0 copy holds the whole state, the VM still paused. */
     void awaitCaptured() throws TransferException, InterruptedException;
 
+    /**
+     * Whether the level-0 copy is complete only after the resume (a background snapshot: the VM runs while its RAM as at
+     * the cut streams on); then {@link #awaitStreamed} says when.
+     */
+    default boolean streamsAfterResume() {
+        return false;
+    }
+
+    /** After the resume, for a transfer that {@link #streamsAfterResume}: waits until the level-0 copy holds the whole state. */
+    default void awaitStreamed() throws TransferException, InterruptedException {
+    }
+
     /** Before Tr: readies the resume, so that at Tr it only has to be sent. */
     default void prepareResume() throws QmpException {
     }

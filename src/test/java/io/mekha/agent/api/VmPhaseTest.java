@@ -22,14 +22,27 @@ class VmPhaseTest {
     }
 
     @Test
-    void everyLivePhaseCanFailOrBeAbortedAndNoneCanJumpToResumedButCaptured() {
+    void everyLivePhaseCanFailOrBeAbortedAndNoneCanJumpToResumedButCapturedOrStreaming() {
         for (VmPhase phase : VmPhase.values()) {
             if (phase.terminal()) {
                 continue;
             }
             assertThat(phase.canMoveTo(VmPhase.FAILED)).as("%s -> FAILED", phase).isTrue();
             assertThat(phase.canMoveTo(VmPhase.ABORTED)).as("%s -> ABORTED", phase).isTrue();
-            assertThat(phase.canMoveTo(VmPhase.RESUMED)).as("%s -> RESUMED", phase).isEqualTo(phase == VmPhase.CAPTURED);
+            assertThat(phase.canMoveTo(VmPhase.RESUMED)).as("%s -> RESUMED", phase).isEqualTo(phase == VmPhase.CAPTURED || phase == VmPhase.STREAMING);
+            // only a captured VM runs again: streaming comes after the cut's resume, never before the capture
+            assertThat(phase.canMoveTo(VmPhase.STREAMING)).as("%s -> STREAMING", phase).isEqualTo(phase == VmPhase.CAPTURED);
+        }
+    }
+
+    @Test
+    void aBackgroundSnapshotsPathStreamsAfterTheResumeAndRunsAgainFromThen() {
+        assertThat(VmPhase.CAPTURED.canMoveTo(VmPhase.STREAMING)).isTrue();
+        assertThat(VmPhase.STREAMING.canMoveTo(VmPhase.RESUMED)).isTrue();
+        assertThat(VmPhase.STREAMING.canMoveTo(VmPhase.CAPTURED)).isFalse();
+        assertThat(VmPhase.STREAMING.terminal()).isFalse();
+        for (VmPhase phase : VmPhase.values()) {
+            assertThat(phase.runsAgain()).as("%s runs again", phase).isEqualTo(phase == VmPhase.STREAMING || phase == VmPhase.RESUMED);
         }
     }
 

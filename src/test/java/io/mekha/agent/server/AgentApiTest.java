@@ -11,7 +11,6 @@ import io.mekha.agent.api.AgentDtos.StoredRequest;
 import io.mekha.agent.api.AgentDtos.StoredVmsRequest;
 import io.mekha.agent.qemu.RuntimeConfig;
 import io.mekha.agent.runtime.LocalVmRuntime;
-import io.mekha.model.TransferMode;
 import io.mekha.protocol.AgentCallException;
 import io.mekha.protocol.AgentClient;
 import io.mekha.protocol.CheckpointFailedException;
@@ -141,16 +140,6 @@ class AgentApiTest {
             assertThatThrownBy(() -> coordinator.checkpoint("cp1", List.of("vm1", "vm1"), CheckpointOptions.defaults(), ProtocolListener.NONE))
                     .isInstanceOf(CheckpointFailedException.class)
                     .hasMessageContaining("'vm1' is named twice");
-        }
-    }
-
-    @Test
-    void aMultiVmBackgroundSnapshotIsRefusedWithTheReason() {
-        try (Coordinator coordinator = new Coordinator(List.of(client(token.header())), Clock.systemUTC())) {
-            assertThatThrownBy(() -> coordinator.checkpoint("cp1", List.of("vm1", "vm2"),
-                    CheckpointOptions.defaults().withMode(TransferMode.BACKGROUND_SNAPSHOT), ProtocolListener.NONE))
-                    .isInstanceOf(CheckpointFailedException.class)
-                    .hasMessageContaining("not be consistent");
         }
     }
 
