@@ -34,10 +34,29 @@ final class Aborts {
      * call before it leaves. An agent that holds no such checkpoint has nothing to abort.
      */
     Outcome abortAll(String id, Collection<AgentClient> targets, String reason) {
+        return abortAll(id, targets, reason, false);
+    }
+
+    /**
+     * {@link #abortAll}, then the checkpoint discarded on every target: for a failure after the resume (a background
+     * snapshot's copy that broke while the VC ran), when the VMs whose copies completed keep them past an abort; the
+     * checkpoint as a whole failed, so none of them is kept.
+     */
+    Outcome abortAndDiscardAll(String id, Collection<AgentClient> targets, String reason) {
+        return abortAll(id, targets, reason, true);
+    }
+
+    private Outcome abortAll(String id, Collection<AgentClient> targets, String reason, boolean discard) {
         boolean interrupted = Thread.interrupted();
         try {
             List<String> failed = new ArrayList<>();
-            calls.parallel(List.copyOf(targets), agent -> agent.abort(id, reason)).forEach((agent, result) -> {
+            calls.parallel(List.copyOf(targets), agent -> {
+                var status = agent.abort(id, reason);
+                if (discard) {
+                    agent.discard(id);
+                }
+                return status;
+            }).forEach((agent, result) -> {
                 if (result.error() != null && !result.error().notFound()) {
                     LOG.warnf("abort of checkpoint %s on node %s failed: %s", id, agent.node(), result.error().getMessage());
                     failed.add("node " + agent.node() + ": " + result.error().getMessage());

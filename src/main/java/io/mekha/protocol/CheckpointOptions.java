@@ -43,6 +43,10 @@ public record CheckpointOptions(TransferMode mode, Duration maxLivePerVm, Durati
                 policy);
     }
 
+    public CheckpointOptions withCompletionTimeout(Duration timeout) {
+        return new CheckpointOptions(mode, maxLivePerVm, globalLiveBound, timeout, pauseDeadline, rendezvousLead, bandwidthLimits, timePolicy);
+    }
+
     public CheckpointOptions withBandwidthLimits(Map<String, Long> limits) {
         return new CheckpointOptions(mode, maxLivePerVm, globalLiveBound, completionTimeout, pauseDeadline, rendezvousLead, limits, timePolicy);
     }

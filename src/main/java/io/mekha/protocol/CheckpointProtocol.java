@@ -50,10 +50,6 @@ final class CheckpointProtocol {
     CheckpointReport checkpoint(String id, List<String> vmNames, CheckpointOptions options, ProtocolListener listener)
             throws CheckpointFailedException, InterruptedException {
         Instant started = clock.instant();
-        if (options.mode() == TransferMode.BACKGROUND_SNAPSHOT && vmNames.size() > 1) {
-            throw new CheckpointFailedException("BackgroundSnapshot checkpoints one VM at a time for now: QEMU resumes each VM by"
-                    + " itself right after its snapshot starts, so across VMs the cut would not be consistent; use MTD or StopAndCopy");
-        }
         VirtualClusterMembers members = VirtualClusterMembers.resolve(vmNames, agents);
         Map<AgentClient, ClockOffset> offsets = new LinkedHashMap<>(rendezvous.offsets(members.agents()));
         listener.reached(ProtocolListener.Stage.PREPARING, null);
@@ -74,6 +70,7 @@ final class CheckpointProtocol {
             throw new CheckpointFailedException("checkpoint " + id + " aborted, every VM left running: " + String.join("; ", prepareErrors));
         }
 
+        boolean resumeSent = false;
         // every agent's suspend and resume are opened now, Ts and Tr written into them once chosen: near the cut, each
         // agent hears its instant in one small write, and nothing is opened
         try (ArmedFanOut.Armed suspend = suspends.arm(id, members.agents()); ArmedFanOut.Armed resume = resumes.arm(id, members.agents())) {
@@ -109,24 +106,30 @@ final class CheckpointProtocol {
             Instant tr = rendezvous.resumeInstant(atTr, recentWay, resumes.writeOut(members.agents().size()));
             listener.reached(ProtocolListener.Stage.RESUMING, tr);
             listener.step("resuming every VM at Tr = " + tr);
+            resumeSent = true;
             Map<AgentClient, CheckpointStatus> done = new LinkedHashMap<>(
                     AgentCalls.requireAll(resume.send(tr, agent -> atTr.get(agent).toAgent(tr), true), "resume"));
-            // an armed resume answers once its VMs are resumed; an agent resumed by an ordinary call is asked again
+            failOnBrokenVm(done);
+            // an armed resume answers once its VMs run again; an agent resumed by an ordinary call is asked again
             List<AgentClient> unresumed = done.entrySet().stream()
-                    .filter(e -> !e.getValue().vms().stream().allMatch(v -> v.phase() == VmPhase.RESUMED)).map(Map.Entry::getKey).toList();
+                    .filter(e -> !e.getValue().vms().stream().allMatch(v -> v.phase().runsAgain())).map(Map.Entry::getKey).toList();
+            Duration streaming = options.mode() == TransferMode.BACKGROUND_SNAPSHOT ? options.completionTimeout() : Duration.ZERO;
             if (!unresumed.isEmpty()) {
-                done.putAll(watch.await(id, unresumed, VmPhase.RESUMED, tr.plus(RESUME_TIMEOUT)).statuses());
-                if (!allVms(done, v -> v.phase() == VmPhase.RESUMED)) {
+                done.putAll(watch.await(id, unresumed, VmPhase.RESUMED, tr.plus(RESUME_TIMEOUT).plus(streaming)).statuses());
+                if (!allVms(done, v -> v.phase().runsAgain())) {
                     throw new CheckpointFailedException("resume did not finish within " + RESUME_TIMEOUT + ": " + describe(done));
                 }
             }
+            done.putAll(awaitStreamed(id, done, streaming, listener));
             CheckpointReport report = report(id, done, offsets, atTr, ts, tr, liveEnd, Duration.between(started, clock.instant()));
             listener.reached(ProtocolListener.Stage.RESUMED, null);
             listener.step("checkpoint " + id + " complete: suspend skew " + report.suspendSkew().toNanos() / 1e6
                     + " ms, resume skew " + report.resumeSkew().toNanos() / 1e6 + " ms");
             return report;
         } catch (CheckpointFailedException e) {
-            Aborts.Outcome outcome = aborts.abortAll(id, members.agents(), e.getMessage());
+            // after the resume, VMs whose copies completed keep them past an abort: the failed checkpoint is discarded too
+            Aborts.Outcome outcome = resumeSent ? aborts.abortAndDiscardAll(id, members.agents(), e.getMessage())
+                    : aborts.abortAll(id, members.agents(), e.getMessage());
             throw new CheckpointFailedException("checkpoint " + id + " aborted (" + e.getMessage() + "); " + outcome, e);
         } catch (InterruptedException e) {
             Aborts.Outcome outcome = aborts.abortAll(id, members.agents(), "coordinator interrupted");
@@ -137,6 +140,28 @@ final class CheckpointProtocol {
             aborts.abortAll(id, members.agents(), "coordinator failed: " + e);
             throw e;
         }
+    }
+
+    /**
+     * A background snapshot's VMs run again while their RAM as at the cut streams on to level 0: the checkpoint is complete
+     * only once every copy is (RESUMED), heard as it happens; a copy that fails fails the checkpoint (the caller aborts it on
+     * every agent, which drops the copies; the VMs run). {@code done}'s agents whose VMs are all RESUMED are not asked again.
+     */
+    private Map<AgentClient, CheckpointStatus> awaitStreamed(String id, Map<AgentClient, CheckpointStatus> done, Duration limit,
+                                                             ProtocolListener listener) throws CheckpointFailedException, InterruptedException {
+        List<AgentClient> streaming = done.entrySet().stream()
+                .filter(e -> !e.getValue().vms().stream().allMatch(v -> v.phase() == VmPhase.RESUMED)).map(Map.Entry::getKey).toList();
+        if (streaming.isEmpty()) {
+            return Map.of();
+        }
+        listener.reached(ProtocolListener.Stage.STREAMING, null);
+        listener.step("every VM runs again; their RAM as at the cut streams on to level 0 (the checkpoint is complete once it is there)");
+        PhaseWatch.Outcome outcome = watch.await(id, streaming, VmPhase.RESUMED, clock.instant().plus(limit));
+        if (!outcome.reached()) {
+            throw new CheckpointFailedException("the background copies did not complete within " + limit + " (completion timeout): "
+                    + describe(outcome.statuses()));
+        }
+        return outcome.statuses();
     }
 
     /** Exchanges per agent when the clocks are measured again before Tr, with every VM paused. */
@@ -167,12 +192,14 @@ final class CheckpointProtocol {
     }
 
     private Map<AgentClient, CheckpointStatus> resumeAll(String id, VirtualClusterMembers members, Map<AgentClient, ClockOffset> offsets,
-                                                         Instant tr, ProtocolListener listener)
+                                                         Instant tr, CheckpointOptions options, ProtocolListener listener)
             throws CheckpointFailedException, InterruptedException {
         listener.reached(ProtocolListener.Stage.RESUMING, tr);
         listener.step("resuming every VM at Tr = " + tr);
         AgentCalls.requireAll(calls.parallel(members.agents(), agent -> agent.resume(id, offsets.get(agent).toAgent(tr))), "resume");
-        return awaitPhase(id, members, VmPhase.RESUMED, Duration.between(clock.instant(), tr).plus(RESUME_TIMEOUT), "resume");
+        // a background snapshot's copies stream on after the resume, within the completion timeout
+        Duration streaming = options.mode() == TransferMode.BACKGROUND_SNAPSHOT ? options.completionTimeout() : Duration.ZERO;
+        return awaitPhase(id, members, VmPhase.RESUMED, Duration.between(clock.instant(), tr).plus(RESUME_TIMEOUT).plus(streaming), "resume");
     }
 
     /**
@@ -206,7 +233,7 @@ final class CheckpointProtocol {
                 listener.whileSuspended(id); // what the previous coordinator may not have taken yet (idempotent)
                 Instant tr = rendezvous.resumeInstant(offsets, Duration.ZERO);
                 listener.step("every VM captured at the cut");
-                statuses = resumeAll(id, members, offsets, tr, listener);
+                statuses = resumeAll(id, members, offsets, tr, options, listener);
                 return report(id, statuses, offsets, ts != null ? ts : firstStop(statuses), tr, "adopted after a coordinator restart",
                         Duration.between(started, clock.instant()));
             } catch (CheckpointFailedException e) {
@@ -214,7 +241,14 @@ final class CheckpointProtocol {
                 throw new CheckpointFailedException("checkpoint " + id + " aborted (" + e.getMessage() + "); " + outcome, e);
             }
         }
-        if (allVms(statuses, v -> v.phase() == VmPhase.RESUMED)) {
+        if (allVms(statuses, v -> v.phase().runsAgain())) {
+            try {
+                statuses = new LinkedHashMap<>(statuses);
+                statuses.putAll(awaitStreamed(id, statuses, options.completionTimeout(), listener));
+            } catch (CheckpointFailedException e) {
+                Aborts.Outcome outcome = aborts.abortAndDiscardAll(id, members.agents(), e.getMessage());
+                throw new CheckpointFailedException("checkpoint " + id + " aborted (" + e.getMessage() + "); " + outcome, e);
+            }
             Instant tr = statuses.values().stream().flatMap(s -> s.vms().stream()).map(VmCheckpointStatus::resumedAt)
                     .filter(Objects::nonNull).min(Instant::compareTo).orElse(clock.instant());
             return report(id, statuses, offsets, ts != null ? ts : firstStop(statuses), tr, "adopted after a coordinator restart",

@@ -8,7 +8,12 @@ public interface ProtocolListener {
     ProtocolListener NONE = step -> { };
 
     /** Where a checkpoint is; the operator keeps it in status so a restarted operator knows what to do. */
-    enum Stage { PREPARING, LIVE_STAGE, SUSPENDING, CAPTURED, RESUMING, RESUMED }
+    enum Stage {
+        PREPARING, LIVE_STAGE, SUSPENDING, CAPTURED, RESUMING,
+        /** Every VM runs again, a background snapshot's RAM as at the cut still streaming to level 0; not complete yet. */
+        STREAMING,
+        RESUMED
+    }
 
     void step(String description);
 

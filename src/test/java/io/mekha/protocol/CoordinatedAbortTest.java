@@ -81,10 +81,87 @@ class CoordinatedAbortTest {
         }
     }
 
+    /**
+     * A background snapshot's copy that breaks after the resume, while the VC runs and vm2's RAM streams on: vm2's shadow
+     * is frozen (SIGSTOP) once the checkpoint is prepared, so that its stream stalls after the first pages (QEMU's device
+     * state and first pages fit in the socket's buffer: the cut is armed, every VM resumes), and is killed once vm2 is
+     * STREAMING. The checkpoint fails with the reason, every VM runs, and no level holds it.
+     */
+    @Test
+    void aBackgroundCopyWhoseTargetDiesAfterTheResumeFailsTheCheckpointAndEveryVmRunsOn() throws Exception {
+        backgroundCopyBreaks(false);
+    }
+
+    /**
+     * The same copy stalled for good (its target frozen, never killed): a guest write to a page not yet copied waits for
+     * the copy, so a stalled target stalls the guest; the completion timeout bounds it, the agent cancels the copy, and
+     * every VM runs again.
+     */
+    @Test
+    void aBackgroundCopyThatStallsFailsTheCheckpointAtTheCompletionTimeoutAndEveryVmRunsOn() throws Exception {
+        backgroundCopyBreaks(true);
+    }
+
+    private void backgroundCopyBreaks(boolean stallForGood) throws Exception {
+        try (TestCluster vc = new TestCluster(work, 100000, 50);
+             CheckpointStorage storage = new CheckpointStorage(List.of(vc.client1, vc.client2), java.time.Clock.systemUTC())) {
+            vc.bootAll();
+            CompletableFuture<CheckpointReport> checkpoint = startCheckpoint(vc, CheckpointOptions.defaults()
+                    .withMode(io.mekha.model.TransferMode.BACKGROUND_SNAPSHOT).withCompletionTimeout(Duration.ofSeconds(15)));
+            awaitPhase(vc.client1, VmPhase.LIVE_DONE, VmPhase.SUSPENDING);
+            ProcessHandle shadow = shadowsOf("vm2").get(0);
+            signal("STOP", shadow);
+            try {
+                awaitPhase(vc.client1, VmPhase.STREAMING);
+            } finally {
+                if (!stallForGood) {
+                    shadow.destroyForcibly();
+                }
+            }
+
+            assertFailure(checkpoint, "vm2", "FAILED");
+            assertRunning(vc, List.of("vm1", "vm2", "vm3"));
+            assertNoShadows();
+            assertThat(storage.holdings("ring", null, Map.of("cp1", java.time.Instant.now())))
+                    .as("no level holds the failed checkpoint").allSatisfy(h -> assertThat(h.complete()).isEmpty());
+            shadow.destroyForcibly();
+        }
+    }
+
+    /** Until vm2 (on node n1) is in one of {@code phases}: heard by long polls, no fixed sleep. */
+    private static void awaitPhase(AgentClient agent, VmPhase... phases) throws Exception {
+        long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+        List<VmPhase> wanted = List.of(phases);
+        while (System.nanoTime() < deadline) {
+            try {
+                CheckpointStatus status = agent.status("cp1");
+                long version = status.version();
+                while (System.nanoTime() < deadline) {
+                    if (status.vms().stream().anyMatch(v -> v.vm().equals("vm2") && wanted.contains(v.phase()))) {
+                        return;
+                    }
+                    status = agent.awaitStatus("cp1", version, Duration.ofSeconds(5));
+                    version = status.version();
+                }
+            } catch (AgentCallException notYet) {
+                Thread.sleep(20); // the checkpoint is still being prepared
+            }
+        }
+        throw new AssertionError("vm2 did not reach " + wanted);
+    }
+
+    private static void signal(String name, ProcessHandle process) throws Exception {
+        assertThat(new ProcessBuilder("kill", "-" + name, Long.toString(process.pid())).inheritIO().start().waitFor()).isZero();
+    }
+
     private static CompletableFuture<CheckpointReport> startCheckpoint(TestCluster vc) {
+        return startCheckpoint(vc, slowLiveStage());
+    }
+
+    private static CompletableFuture<CheckpointReport> startCheckpoint(TestCluster vc, CheckpointOptions options) {
         return CompletableFuture.supplyAsync(() -> {
             try {
-                return vc.coordinator.checkpoint("cp1", vc.vmNames(), slowLiveStage(), System.out::println);
+                return vc.coordinator.checkpoint("cp1", vc.vmNames(), options, System.out::println);
             } catch (Exception e) {
                 throw new CompletionException(e);
             }

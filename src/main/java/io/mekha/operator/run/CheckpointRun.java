@@ -222,6 +222,7 @@ public final class CheckpointRun implements Runnable {
                     case SUSPENDING -> "Suspending";
                     case CAPTURED -> "Captured";
                     case RESUMING -> "Resuming";
+                    case STREAMING -> "Streaming";
                     case RESUMED -> "Resumed";
                 };
                 List<String> vms = cp.getStatus().vms.stream().map(v -> v.name).toList();
@@ -230,7 +231,7 @@ public final class CheckpointRun implements Runnable {
                     Instant since = now();
                     later(() -> paused.held(ns, vms, "held paused at the cut of VirtualClusterCheckpoint " + cp.getMetadata().getName()
                             + " by Mekha until every VM of it is captured and they all resume together", since));
-                } else if (stage == Stage.RESUMED) {
+                } else if (stage == Stage.STREAMING || stage == Stage.RESUMED) {
                     later(() -> paused.released(ns, vms));
                 }
                 writeLater(st -> {
