@@ -64,6 +64,11 @@ public enum VcWorkload {
         };
     }
 
+    /** Whether VM {@code vm} (0-based) runs the dirtier, whose rounds per second measure the guest's own speed. */
+    public boolean dirtier(int vm) {
+        return this == MEMORY_HEAVY || (this == MIXED && vm == 0);
+    }
+
     /** The first VM (0-based) in the ring: vm1 is the dirtier in MIXED. */
     public int ringFirst() {
         return this == MIXED ? 1 : 0;
@@ -102,8 +107,7 @@ public enum VcWorkload {
         RingCluster ring = ring(vms, steps);
         for (int i = 0; i < vms; i++) {
             String vm = "vm" + (i + 1);
-            boolean dirtier = this == MEMORY_HEAVY || (this == MIXED && i == 0);
-            if (dirtier) {
+            if (dirtier(i)) {
                 TreeMap<Long, String[]> both = DirtierLog.overlap(DirtierLog.parse(before.get(vm)), DirtierLog.parse(after.get(vm)));
                 if (both.isEmpty()) {
                     problems.add(vm + ": no dirtier round printed both before the crash and after the restart");

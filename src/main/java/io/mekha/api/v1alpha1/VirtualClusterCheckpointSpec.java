@@ -24,7 +24,7 @@ public class VirtualClusterCheckpointSpec {
     @ValidationRule(value = MekhaApi.UNIQUE_RULE, message = "a VM is named twice: name each VM once")
     public List<String> vms;
 
-    @JsonPropertyDescription("How VM state reaches the shadows: MTD (live, memory-bound, default), StopAndCopy or BackgroundSnapshot (one VM only).")
+    @JsonPropertyDescription("How VM state reaches the shadows: MTD (live, memory-bound, default), StopAndCopy or BackgroundSnapshot (every VM stopped at the cut for milliseconds, RAM streamed after the resume; Ready once every copy is complete).")
     @Default("MTD")
     public TransferModeName transferMode;
 

@@ -46,12 +46,20 @@ public final class VcBench implements AutoCloseable {
     private static final int LINES = 50;
     private static final Duration SETTLE = Duration.ofMillis(200);
     private static final Duration WAIT = Duration.ofMinutes(3);
+    /** How long the guests' own speed is measured before each checkpoint, Mekha idle. */
+    private static final Duration BASELINE = Duration.ofSeconds(3);
 
-    /** One VM's figures in one checkpoint-and-restart. */
+    /**
+     * One VM's figures in one checkpoint-and-restart. The VC's: {@code completeMs} from Ts to the checkpoint's end,
+     * {@code copyWindowMs} from Tr to it (a background snapshot's RAM streaming while the VC runs); the dirtiers' speed
+     * (rounds per second) from the request to Ts and from Tr to the end, as a share of their speed in the 3 s before the
+     * request (NaN without a dirtier, or a window too short to see a round); the resident memory of the shadows.
+     */
     public record Row(String workload, String mode, String vm, double stopSentMs, double stopLatencyMs, double pausedMs, double finalTransferMs, double barrierWaitMs,
                       double trLeadMs, long bytes, double liveStageMs, int passes, int liveRestarts, String liveEnd, Double clockJumpMs,
                       Double reportedClockJumpMs, double suspendSkewMs, double resumeSkewMs, double offsetChangeAfterCheckpointMs,
-                      double offsetChangeAfterRestartMs, double qemuCpuMs, boolean exact) {}
+                      double offsetChangeAfterRestartMs, double qemuCpuMs, double completeMs, double copyWindowMs,
+                      double guestRateBeforeCut, double guestRateDuringCopy, double level0HeldMiB, boolean exact) {}
 
     private final VcWorkload workload;
     private final int vmCount;
@@ -95,8 +103,20 @@ public final class VcBench implements AutoCloseable {
     public List<Row> checkpointCrashRestart(TransferMode mode) throws Exception {
         String id = "bench-" + mode.name().toLowerCase() + "-" + System.nanoTime();
         Map<String, Long> cpuBefore = qemuCpu();
+        GuestRate rate = GuestRate.start(dirtierConsoles());
+        Instant baselineFrom = Instant.now();
+        Thread.sleep(BASELINE.toMillis()); // the guests' own speed, Mekha idle
+        Instant asked = Instant.now();
         CheckpointReport cut = coordinator.checkpoint(id, names(), CheckpointOptions.defaults().withMode(mode), ProtocolListener.NONE);
+        Instant complete = Instant.now();
+        double held = level0HeldMiB();
         Map<String, Long> cpuAfter = qemuCpu();
+        // the guests' speed between the resume and the checkpoint's end (a background snapshot's copy), against Mekha idle
+        Thread.sleep(100);
+        double own = rate.between(baselineFrom, asked);
+        double beforeCut = rate.between(asked, cut.suspendAt()) / own; // shadows started, and MTD's live stage
+        double duringCopy = rate.between(cut.resumeAt(), complete) / own;
+        rate.close();
         Map<String, Duration> before = new LinkedHashMap<>();
         Map<String, Duration> afterCut = new LinkedHashMap<>();
         for (String vm : names()) {
@@ -140,7 +160,9 @@ public final class VcBench implements AutoCloseable {
                     ms(Duration.between(v.capturedAt(), lastCapture)), ms(Duration.between(lastCapture, cut.resumeAt())), f.bytesTransferred(),
                     ms(f.liveStage()), f.passes(), v.liveRestarts(), f.liveEnd(), jump, reported == null ? null : ms(reported),
                     ms(cut.suspendSkew()), ms(cut.resumeSkew()), cutChange, restartChange,
-                    (cpuAfter.getOrDefault(v.vm(), 0L) - cpuBefore.getOrDefault(v.vm(), 0L)) / 1e6, mismatches.isEmpty()));
+                    (cpuAfter.getOrDefault(v.vm(), 0L) - cpuBefore.getOrDefault(v.vm(), 0L)) / 1e6,
+                    ms(Duration.between(cut.suspendAt(), complete)), ms(Duration.between(cut.resumeAt(), complete)), beforeCut, duringCopy, held,
+                    mismatches.isEmpty()));
         }
         return rows;
     }
@@ -241,6 +263,98 @@ public final class VcBench implements AutoCloseable {
 
     private Path console(String vm) throws Exception {
         return Path.of(client.vm(vm).consolePath());
+    }
+
+    /** The consoles of the VMs that run the dirtier. */
+    private List<Path> dirtierConsoles() throws Exception {
+        List<Path> consoles = new ArrayList<>();
+        for (int i = 0; i < vmCount; i++) {
+            if (workload.dirtier(i)) {
+                consoles.add(console(names().get(i)));
+            }
+        }
+        return consoles;
+    }
+
+    /**
+     * Host memory the level-0 copies hold: the resident memory of this process's shadow QEMUs, in MiB. A VM restarted from
+     * memory runs in what was its shadow: the VC's own QEMUs are left out.
+     */
+    private double level0HeldMiB() throws Exception {
+        java.util.Set<Long> running = new java.util.HashSet<>();
+        client.vms().forEach(vm -> running.add(vm.pid()));
+        long kib = 0;
+        for (ProcessHandle p : ProcessHandle.current().descendants().toList()) {
+            if (running.contains(p.pid()) || !p.info().commandLine().orElse("").contains(".shadow-")) {
+                continue;
+            }
+            try {
+                kib += Files.readAllLines(Path.of("/proc/" + p.pid() + "/status")).stream().filter(l -> l.startsWith("VmRSS:"))
+                        .mapToLong(l -> Long.parseLong(l.replaceAll("[^0-9]", ""))).sum();
+            } catch (IOException | RuntimeException gone) {
+                // exited meanwhile
+            }
+        }
+        return kib / 1024.0;
+    }
+
+    /**
+     * The dirtiers' rounds per second, all VMs together, read from their consoles every 20 ms: how fast the guests run
+     * in a window (NaN without a dirtier).
+     */
+    static final class GuestRate implements AutoCloseable {
+        private final List<Path> consoles;
+        private final java.util.concurrent.ConcurrentSkipListMap<Instant, Long> samples = new java.util.concurrent.ConcurrentSkipListMap<>();
+        private final Thread sampler;
+        private volatile boolean running = true;
+
+        private GuestRate(List<Path> consoles) {
+            this.consoles = consoles;
+            this.sampler = new Thread(this::sample, "bench-guest-rate");
+            sampler.setDaemon(true);
+            sampler.start();
+        }
+
+        static GuestRate start(List<Path> consoles) {
+            return new GuestRate(consoles);
+        }
+
+        private void sample() {
+            while (running) {
+                long rounds = 0;
+                try {
+                    for (Path console : consoles) {
+                        rounds += io.mekha.local.DirtierLog.lastRound(Files.readAllLines(console));
+                    }
+                    samples.put(Instant.now(), rounds);
+                    Thread.sleep(20);
+                } catch (IOException | java.io.UncheckedIOException e) {
+                    // a console being rewritten: the next sample
+                } catch (InterruptedException e) {
+                    return;
+                }
+            }
+        }
+
+        /** Rounds per second from {@code from} to {@code to}, from the samples nearest inside the window. */
+        double between(Instant from, Instant to) {
+            if (consoles.isEmpty()) {
+                return Double.NaN;
+            }
+            var first = samples.ceilingEntry(from);
+            var last = samples.floorEntry(to);
+            if (first == null || last == null || !last.getKey().isAfter(first.getKey())) {
+                return Double.NaN;
+            }
+            return (last.getValue() - first.getValue()) / (Duration.between(first.getKey(), last.getKey()).toNanos() / 1e9);
+        }
+
+        @Override
+        public void close() throws InterruptedException {
+            running = false;
+            sampler.interrupt();
+            sampler.join();
+        }
     }
 
     /** Each VM's QEMU CPU time so far (user + system, ns), from /proc. */

@@ -34,7 +34,7 @@ public class BenchVcCommand implements Callable<Integer> {
             description = "workloads to run (default: ${DEFAULT-VALUE})")
     List<String> workloads;
 
-    @Option(names = "--modes", defaultValue = "MTD,StopAndCopy", split = ",", description = "transfer modes (default: ${DEFAULT-VALUE})")
+    @Option(names = "--modes", defaultValue = "MTD,StopAndCopy,BackgroundSnapshot", split = ",", description = "transfer modes (default: ${DEFAULT-VALUE})")
     List<String> modes;
 
     @Option(names = "--vms", defaultValue = "3", description = "VMs in the VC (default: ${DEFAULT-VALUE})")
@@ -97,7 +97,14 @@ public class BenchVcCommand implements Callable<Integer> {
         stdout.printf("  %s: suspend skew %s, resume skew %s, clock distances moved %s after the checkpoint and %s after the restart; %s%n",
                 first.mode(), ms(first.suspendSkewMs()), ms(first.resumeSkewMs()), ms(first.offsetChangeAfterCheckpointMs()),
                 ms(first.offsetChangeAfterRestartMs()), first.exact() ? "the workload continued exactly" : "MISMATCH after the restart");
+        stdout.printf("  complete %s after Ts (%s after Tr); guests' speed before the cut %s, from Tr to complete %s of their own;"
+                + " level 0 holds %.0f MiB%n", ms(first.completeMs()), ms(first.copyWindowMs()), percent(first.guestRateBeforeCut()),
+                percent(first.guestRateDuringCopy()), first.level0HeldMiB());
         table.render().lines().forEach(l -> stdout.println("    " + l));
+    }
+
+    private static String percent(double share) {
+        return Double.isNaN(share) || Double.isInfinite(share) ? "-" : String.format("%.0f %%", 100 * share);
     }
 
     private static String ms(double value) {

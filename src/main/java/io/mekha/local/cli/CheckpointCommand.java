@@ -38,7 +38,7 @@ public class CheckpointCommand extends CliCommand implements Callable<Integer> {
     @Parameters(index = "0", arity = "0..1", description = "the VC (default: the only one that is up)")
     String vc;
 
-    @Option(names = "--mode", defaultValue = "MTD", description = "MTD or StopAndCopy (default: ${DEFAULT-VALUE})")
+    @Option(names = "--mode", defaultValue = "MTD", description = "MTD, StopAndCopy or BackgroundSnapshot (default: ${DEFAULT-VALUE})")
     String mode;
 
     @Option(names = "--id", description = "the checkpoint's id (default: cp-<time>)")
