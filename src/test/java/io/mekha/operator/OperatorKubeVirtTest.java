@@ -197,6 +197,52 @@ class OperatorKubeVirtTest {
                 VirtualClusterCheckpoint after = client.resources(VirtualClusterCheckpoint.class).inNamespace(NS).withName("cp1").get();
                 assertThat(after.getStatus().levels).as("a stream held in memory was only read: still there")
                         .containsExactly(LevelName.L0, LevelName.L1);
+
+                // the restored VC checkpointed again as a coordinated background snapshot: every VM stopped at the cut for
+                // milliseconds, its RAM as at the cut streamed into the agent's held stream while it runs; then restored from it
+                VirtualClusterCheckpoint bg = OperatorCheckpointTest.checkpoint("cp2", null, List.of(LevelName.L1), null);
+                bg.getSpec().vms = List.of("vm1", "vm2");
+                bg.getSpec().uncapturedDisks = io.mekha.api.v1alpha1.UncapturedDisks.Discard;
+                bg.getSpec().transferMode = io.mekha.api.v1alpha1.TransferModeName.BackgroundSnapshot;
+                client.resource(bg).create();
+                bg = kube.awaitStatus(VirtualClusterCheckpoint.class, NS, "cp2", c -> c.getStatus().phase != null && c.getStatus().phase.terminal(), RUN);
+                assertThat(bg.getStatus().phase).as(String.valueOf(bg.getStatus().conditions)).isEqualTo(Phase.Succeeded);
+                assertThat(bg.getStatus().levels).containsExactly(LevelName.L0, LevelName.L1);
+                assertThat(bg.getStatus().vms).allSatisfy(v -> assertThat(v.bytes).isPositive());
+                Map<String, Long> bgCut = new HashMap<>();
+                Map<String, TreeMap<Long, String>> bgBefore = new HashMap<>();
+                for (String vm : machines.keySet()) {
+                    bgCut.put(vm, DirtierLog.lastRoundReached(Files.readString(kubevirt.launcher(vm).console())));
+                }
+                for (String vm : machines.keySet()) {
+                    Path console = kubevirt.launcher(vm).console();
+                    LauncherPods.awaitRound(console, bgCut.get(vm) + 6);
+                    kubevirt.crash(vm);
+                    bgBefore.put(vm, DirtierLog.parse(Files.readAllLines(console)));
+                }
+                for (String vm : machines.keySet()) {
+                    KubeVirtRig.awaitUntil(() -> kubevirt.history.get(vm).size() == 4 && KubeVirtRig.running(kubevirt, vm), "VM " + vm + " started afresh");
+                }
+                VirtualClusterRestore fromBg = new VirtualClusterRestore();
+                fromBg.setMetadata(new ObjectMetaBuilder().withName("restore2").withNamespace(NS).build());
+                fromBg.setSpec(new VirtualClusterRestoreSpec());
+                fromBg.setStatus(null);
+                fromBg.getSpec().checkpointName = "cp2";
+                client.resource(fromBg).create();
+                VirtualClusterRestore bgDone = kube.awaitStatus(VirtualClusterRestore.class, NS, "restore2",
+                        r -> r.getStatus().phase != null && r.getStatus().phase.terminal(), RUN);
+                assertThat(bgDone.getStatus().phase).as(String.valueOf(bgDone.getStatus().conditions)).isEqualTo(Phase.Succeeded);
+                assertThat(bgDone.getStatus().restoredFrom).isEqualTo(LevelName.L0);
+                for (String vm : machines.keySet()) {
+                    Path console = kubevirt.launcher(vm).console();
+                    TreeMap<Long, String> source = bgBefore.get(vm);
+                    LauncherPods.awaitRound(console, source.lastKey() + 2);
+                    TreeMap<Long, String> again = DirtierLog.parse(Files.readAllLines(console));
+                    assertThat(again.firstKey()).as("%s goes on from the background snapshot's cut", vm).isLessThanOrEqualTo(bgCut.get(vm) + 1);
+                    TreeMap<Long, String[]> both = DirtierLog.overlap(source, again);
+                    assertThat(both).hasSizeGreaterThanOrEqualTo(3);
+                    both.forEach((round, hashes) -> assertThat(hashes[1]).as("%s round %d after the second restore", vm, round).isEqualTo(hashes[0]));
+                }
             }
         }
     }

@@ -94,9 +94,11 @@ class LocalModeCliTest {
             assertThat(RingReference.mismatches(printed, reference, RingCluster.node(vm.name()))).isEmpty();
         }
 
-        // a newer checkpoint, keeping only one: cp1 goes from every level and from the VC's records
-        assertThat(run("checkpoint", "--id", "cp2", "--flush", "L2", "--level2", shared.toString(), "--keep", "1"))
-                .as(err.toString()).isZero();
+        // a newer checkpoint, a coordinated background snapshot this time, keeping only one: cp1 goes from every level and
+        // from the VC's records
+        assertThat(run("checkpoint", "--id", "cp2", "--mode", "BackgroundSnapshot", "--flush", "L2", "--level2", shared.toString(),
+                "--keep", "1")).as(err.toString()).isZero();
+        assertThat(out.toString()).contains("streams on to level 0");
         assertThat(out.toString()).contains("deleted older checkpoint cp1");
         assertThat(state.checkpoints()).extracting(r -> r.id()).containsExactly("cp2");
         assertThat(shared.resolve("ring/cp1")).doesNotExist();
