@@ -24,6 +24,11 @@ public class AgentException extends Exception {
         return new AgentException(ErrorKind.INVALID_REQUEST, message);
     }
 
+    /** Who is asking is known, and may not do this. */
+    public static AgentException forbidden(String message) {
+        return new AgentException(ErrorKind.FORBIDDEN, message);
+    }
+
     public static AgentException notFound(String message) {
         return new AgentException(ErrorKind.NOT_FOUND, message);
     }

@@ -5,7 +5,11 @@ import io.mekha.agent.api.AgentDtos.ExecRequest;
 import io.mekha.agent.api.AgentDtos.ExecResult;
 import io.mekha.agent.api.AgentDtos.FlushRequest;
 import io.mekha.agent.api.AgentDtos.FlushResult;
-import io.mekha.agent.api.AgentDtos.PartnerShadow;
+import io.mekha.agent.api.AgentDtos.Level0Room;
+import io.mekha.agent.api.AgentDtos.PartnerCopyInfo;
+import io.mekha.agent.api.AgentDtos.PartnerReservation;
+import io.mekha.agent.api.AgentDtos.PartnerStreamHeader;
+import io.mekha.agent.api.AgentDtos.PartnerStreamReceipt;
 import io.mekha.agent.api.AgentDtos.PartnerShadowRequest;
 import io.mekha.agent.api.AgentDtos.PrepareRequest;
 import io.mekha.agent.api.AgentDtos.PublishManifestRequest;
@@ -57,6 +61,7 @@ public final class AgentService implements AutoCloseable {
     private final Restarts restarts;
     private final ResumeGuard resumeGuard;
     private final Transfers transfers;
+    private volatile Level0Replication replication;
 
     public AgentService(String node, VmRuntime runtime, RendezvousClock clock) {
         this(node, runtime, clock, runtime.config().workDir().resolve("level1"));
@@ -78,8 +83,10 @@ public final class AgentService implements AutoCloseable {
         this.vms = new VmRegistry(node, runtime, locks, hubs);
         this.resumeGuard = new ResumeGuard(node, timers, workers);
         PauseJournal journal = new PauseJournal(runtime.config().workDir().resolve("paused"));
-        this.sessions = new CheckpointSessions(node, vms, locks, transfers, guestTime, clock, timers, workers, resumeGuard, journal);
-        this.partners = new PartnerCopies(node, runtime, workers);
+        this.partners = new PartnerCopies(node, runtime, workers, timers);
+        this.sessions = new CheckpointSessions(node, vms, locks, transfers, guestTime, clock, timers, workers, resumeGuard, journal,
+                partners::promisedMiB);
+        this.replication = new Level0Replication(node, new PartnerStreamSender(node, null), this.transfers);
         this.targets = new StorageTargets(level1);
         this.flushes = new Flushes(node, targets, streams, runtime.config(), this.transfers);
         this.catalog = new StoredCatalog(node, targets);
@@ -90,6 +97,29 @@ public final class AgentService implements AutoCloseable {
 
     public String node() {
         return node;
+    }
+
+    /**
+     * This node lends at most {@code mib} of memory to other nodes' level-0 copies (beyond it, room for one is refused
+     * before the checkpoint's cut). Without it, only the node's memory bounds them.
+     */
+    public AgentService lendingAtMost(long mib) {
+        partners.lendAtMost(mib);
+        return this;
+    }
+
+    /**
+     * Held streams go to partner nodes over the agents' mutual TLS: {@code tls} gives, for a node, this agent's identity
+     * and trust in that node's agent alone. Without it this agent sends no VM's state to another node.
+     */
+    public AgentService sendingCopiesWith(java.util.function.Function<String, javax.net.ssl.SSLSocketFactory> tls) {
+        this.replication = new Level0Replication(node, new PartnerStreamSender(node, tls), transfers);
+        return this;
+    }
+
+    /** Other nodes' held streams come in on this agent's partner listener, at {@code port}. */
+    public void takeStreamsOn(int port) {
+        partners.streamsArriveOn(port);
     }
 
     /** Which runtime this agent drives: "local" or "kubevirt". */
@@ -157,13 +187,10 @@ public final class AgentService implements AutoCloseable {
         List<Level0Holding> holdings = new java.util.ArrayList<>(sessions.allVms());
         holdings.addAll(partners.all());
         for (Level0Holding h : holdings) {
-            io.mekha.agent.level0.Level0Copy copy = h.copy();
-            if (copy == null || !copy.held()) {
-                continue;
+            if (h.holds()) {
+                copies++;
+                bytes += h.heldBytes();
             }
-            copies++;
-            bytes += copy instanceof io.mekha.agent.level0.HeldStream stream ? stream.bytes()
-                    : h.spec() == null ? 0 : h.spec().memoryMiB() * 1024L * 1024L;
         }
         return new Level0Usage(copies, bytes);
     }
@@ -329,7 +356,21 @@ public final class AgentService implements AutoCloseable {
 
     // ---------------------------------------------------------------- level 0 on a partner node
 
-    public PartnerShadow hostPartner(String id, PartnerShadowRequest request) throws AgentException, InterruptedException {
+    /** What this node lends for other nodes' level-0 copies, and what one more could take now. */
+    public Level0Room level0Room() {
+        return partners.room();
+    }
+
+    /** Keeps room for a copy of another node's VM, before a checkpoint's cut; refused (no room) when this node cannot lend it. */
+    public PartnerCopyInfo reservePartner(String id, PartnerReservation request) throws AgentException {
+        if (request != null) {
+            requireKey(request.key());
+            ApiChecks.host("listenHost", request.listenHost());
+        }
+        return partners.reserve(id, request);
+    }
+
+    public PartnerCopyInfo hostPartner(String id, PartnerShadowRequest request) throws AgentException, InterruptedException {
         if (request != null && request.listenHost() != null) { // missing fields: PartnerCopies says which
             ApiChecks.host("listenHost", request.listenHost());
             ApiChecks.notNegative("stopLate", request.stopLate(), Duration.ofMinutes(1));
@@ -345,7 +386,24 @@ public final class AgentService implements AutoCloseable {
         }
     }
 
-    public List<PartnerShadow> partners(String id) throws AgentException {
+    /**
+     * Takes another node's held stream of {@code vm} into the room kept for it (the partner listener's one call): only
+     * from the agent of the node it was kept for, as {@code fromNode} (its certificate) says, with the copy's key.
+     */
+    public PartnerStreamReceipt receivePartnerStream(String id, String vm, String fromNode, String key, PartnerStreamHeader header,
+                                                     java.io.InputStream body) throws AgentException {
+        if (header != null) {
+            ApiChecks.notNegative("stopLate", header.stopLate(), Duration.ofMinutes(1));
+        }
+        return partners.receive(id, vm, fromNode, key, header, body);
+    }
+
+    /** Whether {@link #receivePartnerStream} would take that copy, asked before its body is sent. */
+    public void probePartnerStream(String id, String vm, String fromNode, String key, PartnerStreamHeader header) throws AgentException {
+        partners.probe(id, vm, fromNode, key, header);
+    }
+
+    public List<PartnerCopyInfo> partners(String id) throws AgentException {
         return partners.list(id);
     }
 
@@ -353,11 +411,18 @@ public final class AgentService implements AutoCloseable {
         partners.drop(id);
     }
 
-    /** Streams this node's shadow of {@code vm} to a partner's waiting QEMU; returns once QEMU reports it sent. */
+    /** Sends this node's copy of {@code vm} to its partner (a shadow to its QEMU, a held stream to its agent); returns once it is held there. */
     public void replicate(String id, ReplicateRequest request) throws AgentException, InterruptedException {
-        ApiChecks.migrationUri("the partner's uri", request.uri());
+        if (request == null || request.vm() == null) {
+            throw AgentException.invalid("a replication needs 'vm', 'uri' and 'key'");
+        }
+        if (request.uri() != null && request.uri().startsWith("https:")) {
+            ApiChecks.partnerListener("the partner's uri", request.uri()); // a held stream, to the partner's agent
+        } else {
+            ApiChecks.migrationUri("the partner's uri", request.uri()); // a shadow, to the partner's waiting QEMU
+        }
         requireKey(request.key());
-        partners.replicate(id, sessions.complete(id, request.vm()), request);
+        replication.replicate(id, sessions.require(id), sessions.complete(id, request.vm()), request);
     }
 
     // ---------------------------------------------------------------- stored checkpoints

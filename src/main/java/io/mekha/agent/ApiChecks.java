@@ -21,6 +21,8 @@ final class ApiChecks {
     private static final Pattern HOST = Pattern.compile("[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\\[[0-9A-Fa-f:.]{2,45}]");
     private static final Pattern TCP_URI = Pattern.compile("tcp:(?<host>[^:\\[\\]]+|\\[[0-9A-Fa-f:.]+]):(?<port>[0-9]{1,5})");
 
+    private static final Pattern HTTPS_BASE = Pattern.compile("https://(?<host>[^:/\\[\\]@]+|\\[[0-9A-Fa-f:.]+]):(?<port>[0-9]{1,5})/?");
+
     private ApiChecks() {}
 
     /** {@code d} (may be null when {@code optional}) is positive and at most {@code max}. */
@@ -78,5 +80,22 @@ final class ApiChecks {
             throw AgentException.invalid(what + ": port " + port + " is not in 1..65535");
         }
         return uri;
+    }
+
+    /**
+     * A partner agent's listener for held streams: only {@code https://<host>:<port>} (no path, no user): a VM's state goes
+     * to another node encrypted, to an agent whose certificate names that node, and nowhere else.
+     */
+    static java.net.URI partnerListener(String what, String uri) throws AgentException {
+        var m = uri == null ? null : HTTPS_BASE.matcher(uri);
+        if (m == null || !m.matches()) {
+            throw AgentException.invalid(what + " must be https://<host>:<port> (a partner agent's listener), got '" + uri + "'");
+        }
+        host(what + "'s host", m.group("host"));
+        int port = Integer.parseInt(m.group("port"));
+        if (port < 1 || port > 65535) {
+            throw AgentException.invalid(what + ": port " + port + " is not in 1..65535");
+        }
+        return java.net.URI.create(uri.endsWith("/") ? uri : uri + "/");
     }
 }

@@ -42,10 +42,14 @@ final class CheckpointSessions {
     private final ResumeGuard guard;
     private final PauseJournal journal;
     private final Map<String, CheckpointSession> sessions = new ConcurrentHashMap<>();
+    /** Memory this node promised other nodes' level-0 copies that have not arrived yet: not free for its own checkpoints. */
+    private final java.util.function.LongSupplier promisedMiB;
 
+    /** @param promisedMiB memory promised to other nodes' level-0 copies not yet here ({@link PartnerCopies#promisedMiB}) */
     CheckpointSessions(String node, VmRegistry vms, VmLocks locks, TransferFactory transfers, GuestTime guestTime, RendezvousClock clock,
                        ScheduledExecutorService timers, ExecutorService workers, ResumeGuard guard,
-                       PauseJournal journal) {
+                       PauseJournal journal, java.util.function.LongSupplier promisedMiB) {
+        this.promisedMiB = promisedMiB;
         this.node = node;
         this.vms = vms;
         this.locks = locks;
@@ -101,7 +105,7 @@ final class CheckpointSessions {
         if (paused != null) {
             throw AgentException.conflict("checkpoint " + id + " on node " + node + ": " + paused + "; nothing was paused");
         }
-        String shortfall = transfers.level0Shortfall(sources);
+        String shortfall = transfers.level0Shortfall(sources, promisedMiB.getAsLong());
         if (shortfall != null) {
             throw AgentException.unprocessable("checkpoint " + id + " on node " + node + ": " + shortfall + "; nothing was paused", null);
         }

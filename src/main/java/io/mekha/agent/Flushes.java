@@ -2,8 +2,6 @@ package io.mekha.agent;
 
 import io.mekha.agent.api.AgentDtos.FlushRequest;
 import io.mekha.agent.api.AgentDtos.FlushResult;
-import io.mekha.agent.level0.HeldStream;
-import io.mekha.agent.level0.ShadowCopy;
 import io.mekha.agent.qemu.QemuImg;
 import io.mekha.agent.qemu.QemuVm;
 import io.mekha.agent.qemu.RuntimeConfig;
@@ -99,7 +97,8 @@ final class Flushes {
         synchronized (holding.streamLock()) {
             try (CheckpointStore to = targets.open(request.level(), request.target())) {
                 String vc = request.virtualCluster();
-                if (from == StorageLevel.L0 && holding.copy() instanceof HeldStream held) {
+                io.mekha.agent.level0.HeldState held = holding.heldState();
+                if (from == StorageLevel.L0 && held != null) {
                     // a held stream can be read any number of times
                     try (InputStream in = held.open()) {
                         stream = streams.saveStream(in, held.bytes(), request.vm(), to, vc, checkpoint, compression, timeout);
@@ -109,8 +108,8 @@ final class Flushes {
                         disk = streams.saveFile(holding.cutDisk(), to, vc, checkpoint, diskFileName(request.vm()), request.vm(), timeout);
                     }
                 } else if (from == StorageLevel.L0) {
-                    QemuVm shadow = ((ShadowCopy) holding.copy()).qemu();
-                    if (!shadow.isAlive()) {
+                    QemuVm shadow = holding.shadow();
+                    if (shadow == null || !shadow.isAlive()) {
                         throw AgentException.conflict("checkpoint " + checkpoint + ": the shadow of VM '" + request.vm()
                                 + "' is gone; save from L1 instead");
                     }

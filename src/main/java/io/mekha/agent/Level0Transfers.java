@@ -30,7 +30,7 @@ final class Level0Transfers implements TransferFactory {
     }
 
     @Override
-    public String level0Shortfall(java.util.List<QemuVm> sources) {
-        return runtime.level0Shortfall(sources);
+    public String level0Shortfall(java.util.List<QemuVm> sources, long promisedMiB) {
+        return runtime.level0Shortfall(sources, promisedMiB);
     }
 }

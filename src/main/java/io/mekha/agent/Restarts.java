@@ -221,16 +221,14 @@ final class Restarts {
 
     private TimePolicy fromMemory(String id, String timePolicy, List<String> only, List<Source> sources) throws AgentException {
         CheckpointSession session = sessions.find(id).orElse(null);
-        Map<String, PartnerCopies.PartnerCopy> held = partners.of(id);
-        if (session == null && held.isEmpty()) {
+        List<PartnerCopies.PartnerCopy> copies = partnerCopies(id, session, only);
+        if (session == null && copies.isEmpty()) {
             sessions.require(id);
         }
-        String defaultPolicy = session != null ? session.timePolicy.name() : held.values().iterator().next().request.timePolicy();
+        String defaultPolicy = session != null ? session.timePolicy.name() : copies.get(0).origin.timePolicy();
         TimePolicy policy = GuestTime.policy(id, timePolicy != null ? timePolicy : defaultPolicy);
         List<SessionVm> mine = session == null ? List.of()
                 : session.vms.stream().filter(v -> only == null || only.contains(v.name())).toList();
-        List<PartnerCopies.PartnerCopy> copies = held.values().stream().filter(c -> only != null && only.contains(c.request.vm())
-                && mine.stream().noneMatch(v -> v.name().equals(c.request.vm()))).toList();
         guestTime.requireGuestAgents(id, policy, mine.stream().map(v -> v.source).toList(), false);
         for (SessionVm v : mine) {
             if (v.phase() != VmPhase.RESUMED) {
@@ -239,11 +237,9 @@ final class Restarts {
         }
         for (PartnerCopies.PartnerCopy c : copies) {
             if (!c.usable()) {
-                throw AgentException.conflict("checkpoint " + id + ": the copy of VM '" + c.request.vm() + "' on node " + node
-                        + " is " + (c.qemu.isAlive() ? c.state() : "gone"));
+                throw AgentException.conflict("checkpoint " + id + ": the copy of VM '" + c.vm + "' on node " + node + " is "
+                        + (c.state() == io.mekha.agent.api.PartnerCopyState.HELD ? "gone" : c.state()));
             }
-            sources.add(new Source(c.request.vm(), c.qemu, null, c.request.guestClockAtCut(), c.request.stoppedAt(), c.request.stopLate(),
-                    false));
         }
         for (SessionVm v : mine) {
             if (v.copy() instanceof HeldStream stream) {
@@ -253,7 +249,7 @@ final class Restarts {
                 }
                 continue;
             }
-            QemuVm shadow = v.transfer.level0() instanceof io.mekha.agent.level0.ShadowCopy s ? s.qemu() : null;
+            QemuVm shadow = v.shadow();
             if (shadow == null || !shadow.isAlive()) {
                 throw AgentException.conflict("checkpoint " + id + ": the shadow of VM '" + v.name()
                         + "' is gone; this checkpoint can no longer restart from memory");
@@ -262,13 +258,29 @@ final class Restarts {
                 throw AgentException.conflict("checkpoint " + id + ": VM '" + v.name() + "' was already restarted from it");
             }
         }
+        for (PartnerCopies.PartnerCopy c : copies) {
+            PartnerCopies.Origin o = c.origin;
+            // a QEMU fed from a partner's stream is this restart's; a partner's shadow is the checkpoint's level 0 and stays if called off
+            boolean stream = c.heldState() != null;
+            sources.add(new Source(c.vm, stream ? takeFed(id, c.vm, c) : c.shadow(), null, o.guestClockAtCut(), o.stoppedAt(), o.stopLate(),
+                    stream));
+        }
         for (SessionVm v : mine) {
             boolean stream = v.copy() instanceof HeldStream;
-            QemuVm loaded = stream ? takeFed(id, v) : ((io.mekha.agent.level0.ShadowCopy) v.copy()).qemu();
+            QemuVm loaded = stream ? takeFed(id, v.name(), v) : v.shadow();
             // a QEMU fed from a held stream is this restart's; a shadow is the checkpoint's level 0 and stays if called off
             sources.add(new Source(v.name(), loaded, stream ? null : v.source, v.guestClockAtCut, v.stopIssuedAt, v.stopLate, stream));
         }
         return policy;
+    }
+
+    /**
+     * The copies this node holds for other nodes' VMs that this restart takes ({@code only} names them: the coordinator
+     * restarts a VM from a partner's copy only where its own node cannot).
+     */
+    private List<PartnerCopies.PartnerCopy> partnerCopies(String id, CheckpointSession session, List<String> only) {
+        return partners.of(id).values().stream().filter(c -> only != null && only.contains(c.vm)
+                && (session == null || session.vm(c.vm) == null)).toList();
     }
 
     private void restartOne(Restart restart, Source source, Instant at) {
@@ -347,25 +359,35 @@ final class Restarts {
     List<String> loadLevel0(String id, List<String> only) throws AgentException, InterruptedException {
         Ids.require(id);
         CheckpointSession session = sessions.find(id).orElse(null);
-        if (session == null) {
-            return List.of(); // a node holding partner copies only: they are shadows, loaded already
+        List<Level0Holding> streams = new ArrayList<>();
+        if (session != null) {
+            for (SessionVm v : session.vms) {
+                if ((only == null || only.contains(v.name())) && v.copy() instanceof HeldStream held) {
+                    if (v.phase() != VmPhase.RESUMED || !held.complete()) {
+                        throw AgentException.conflict("checkpoint " + id + " is not complete in memory on node " + node + ": " + session.phases());
+                    }
+                    streams.add(v);
+                }
+            }
         }
-        List<SessionVm> streams = session.vms.stream()
-                .filter(v -> (only == null || only.contains(v.name())) && v.copy() instanceof HeldStream).toList();
-        for (SessionVm v : streams) {
-            if (v.phase() != VmPhase.RESUMED || !((HeldStream) v.copy()).complete()) {
-                throw AgentException.conflict("checkpoint " + id + " is not complete in memory on node " + node + ": " + session.phases());
+        for (PartnerCopies.PartnerCopy c : partnerCopies(id, session, only)) {
+            if (c.heldState() != null) {
+                if (!c.usable()) {
+                    throw AgentException.conflict("checkpoint " + id + ": the copy of VM '" + c.vm + "' on node " + node + " is " + c.state());
+                }
+                streams.add(c); // a partner's shadow needs nothing: it is loaded already
             }
         }
         Map<String, QemuVm> fedHere = fed.computeIfAbsent(id, k -> new ConcurrentHashMap<>());
         List<Future<?>> feeding = new ArrayList<>();
         Map<String, String> errors = new ConcurrentHashMap<>();
-        for (SessionVm v : streams) {
+        for (Level0Holding h : streams) {
+            String vm = h.spec().name();
             feeding.add(workers.submit(() -> {
                 try {
-                    fedHere.put(v.name(), loads.feedHeld((HeldStream) v.copy(), v.spec(), v.accelerator()));
+                    fedHere.put(vm, loads.feedHeld(h.heldState(), h.spec(), h.accelerator()));
                 } catch (AgentException e) {
-                    errors.put(v.name(), e.getMessage());
+                    errors.put(vm, e.getMessage());
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
                 }
@@ -381,20 +403,20 @@ final class Restarts {
         if (!errors.isEmpty()) {
             throw AgentException.failed("checkpoint " + id + " on node " + node + ": loading from memory failed: " + errors, null);
         }
-        return streams.stream().map(SessionVm::name).toList();
+        return streams.stream().map(h -> h.spec().name()).toList();
     }
 
     /** The QEMU fed from a VM's held stream by {@link #loadLevel0}; fed now if it was not (then the resume may come late). */
-    private QemuVm takeFed(String id, SessionVm v) throws AgentException {
-        QemuVm qemu = fed.getOrDefault(id, Map.of()).remove(v.name());
+    private QemuVm takeFed(String id, String vm, Level0Holding holding) throws AgentException {
+        QemuVm qemu = fed.getOrDefault(id, Map.of()).remove(vm);
         if (qemu != null) {
             return qemu;
         }
         try {
-            return loads.feedHeld((HeldStream) v.copy(), v.spec(), v.accelerator());
+            return loads.feedHeld(holding.heldState(), holding.spec(), holding.accelerator());
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            throw AgentException.failed("interrupted while loading VM '" + v.name() + "' from memory", e);
+            throw AgentException.failed("interrupted while loading VM '" + vm + "' from memory", e);
         }
     }
 

@@ -142,9 +142,24 @@ final class SessionVm extends Level0Holding {
 
     // ---------------------------------------------------------------- as a level-0 holding, once complete
 
-    @Override
-    public Level0Copy copy() {
+    /** Where the checkpoint's level-0 copy of this VM went: a shadow QEMU or a held stream. */
+    Level0Copy copy() {
         return transfer.level0();
+    }
+
+    @Override
+    io.mekha.agent.level0.HeldState heldState() {
+        return transfer.level0() instanceof HeldStream held ? held : null;
+    }
+
+    @Override
+    QemuVm shadow() {
+        return transfer.level0() instanceof io.mekha.agent.level0.ShadowCopy s ? s.qemu() : null;
+    }
+
+    @Override
+    boolean holds() {
+        return transfer.level0() != null && transfer.level0().held();
     }
 
     @Override

@@ -64,7 +64,7 @@ final class StoredLoads {
      * Feeds a VM's stream held in memory to the QEMU waiting for it ({@link VmRuntime#startIncoming}: on KubeVirt, the
      * restored VMI's); returns it loaded and paused at the cut.
      */
-    QemuVm feedHeld(HeldStream held, VmSpec spec, Accelerator accel) throws AgentException, InterruptedException {
+    QemuVm feedHeld(io.mekha.agent.level0.HeldState held, VmSpec spec, Accelerator accel) throws AgentException, InterruptedException {
         QemuVm qemu;
         try {
             qemu = runtime.startIncoming(spec, accel, held.disk());

@@ -11,8 +11,11 @@ import io.mekha.model.TransferMode;
 public interface TransferFactory {
     VmTransfer prepare(QemuVm source, TransferMode mode, LiveStageBounds bounds) throws TransferException, InterruptedException;
 
-    /** Null when level-0 copies of all of {@code sources} fit on this node together, else what is missing. */
-    default String level0Shortfall(java.util.List<QemuVm> sources) {
+    /**
+     * Null when level-0 copies of all of {@code sources} fit on this node together, beside {@code promisedMiB} promised to
+     * other nodes' copies that have not arrived yet, else what is missing.
+     */
+    default String level0Shortfall(java.util.List<QemuVm> sources, long promisedMiB) {
         return null;
     }
 }

@@ -1,5 +1,6 @@
 package io.mekha.local;
 
+import io.mekha.model.MemorySize;
 import com.fasterxml.jackson.annotation.JsonProperty;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.DeserializationFeature;

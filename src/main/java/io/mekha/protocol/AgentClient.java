@@ -8,7 +8,7 @@ import io.mekha.agent.api.AgentDtos.CheckpointStatus;
 import io.mekha.agent.api.AgentDtos.ErrorReply;
 import io.mekha.agent.api.AgentDtos.FlushRequest;
 import io.mekha.agent.api.AgentDtos.FlushResult;
-import io.mekha.agent.api.AgentDtos.PartnerShadow;
+import io.mekha.agent.api.AgentDtos.PartnerCopyInfo;
 import io.mekha.agent.api.AgentDtos.PartnerShadowRequest;
 import io.mekha.agent.api.AgentDtos.PrepareRequest;
 import io.mekha.agent.api.AgentDtos.PublishManifestRequest;
@@ -218,8 +218,18 @@ public final class AgentClient {
                 json.getTypeFactory().constructCollectionType(List.class, StoredVmResult.class), Duration.ofMinutes(30));
     }
 
-    public PartnerShadow hostPartner(String id, PartnerShadowRequest request) throws AgentCallException {
-        return call("POST", "/v1/checkpoints/" + id + "/partners", request, json.constructType(PartnerShadow.class), Duration.ofMinutes(2));
+    /** What the node lends for other nodes' level-0 copies, and what one more could take now. */
+    public io.mekha.agent.api.AgentDtos.Level0Room level0Room() throws AgentCallException {
+        return call("GET", "/v1/level0", null, io.mekha.agent.api.AgentDtos.Level0Room.class);
+    }
+
+    /** Keeps room on this node for a copy of another node's VM, before the checkpoint's cut. */
+    public PartnerCopyInfo reservePartner(String id, io.mekha.agent.api.AgentDtos.PartnerReservation request) throws AgentCallException {
+        return call("POST", "/v1/checkpoints/" + id + "/reserve", request, json.constructType(PartnerCopyInfo.class), timeout);
+    }
+
+    public PartnerCopyInfo hostPartner(String id, PartnerShadowRequest request) throws AgentCallException {
+        return call("POST", "/v1/checkpoints/" + id + "/partners", request, json.constructType(PartnerCopyInfo.class), Duration.ofMinutes(2));
     }
 
     /** How far the node's long transfers of checkpoint {@code id} have got: flushes, copies between levels, loads for a restore. */
@@ -228,9 +238,9 @@ public final class AgentClient {
                 json.getTypeFactory().constructCollectionType(List.class, io.mekha.agent.api.AgentDtos.TransferProgress.class), timeout);
     }
 
-    public List<PartnerShadow> partners(String id) throws AgentCallException {
+    public List<PartnerCopyInfo> partners(String id) throws AgentCallException {
         return call("GET", "/v1/checkpoints/" + id + "/partners", null,
-                json.getTypeFactory().constructCollectionType(List.class, PartnerShadow.class), timeout);
+                json.getTypeFactory().constructCollectionType(List.class, PartnerCopyInfo.class), timeout);
     }
 
     public void dropPartners(String id) throws AgentCallException {

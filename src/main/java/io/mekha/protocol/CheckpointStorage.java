@@ -23,9 +23,11 @@ public final class CheckpointStorage implements AutoCloseable {
     private final PartnerReplication partners;
     private final RestoreFallback restores;
     private final Retention retention;
+    private final List<AgentClient> agents;
 
     public CheckpointStorage(List<AgentClient> agents, Clock clock) {
         List<AgentClient> all = List.copyOf(agents);
+        this.agents = all;
         Level0Placement placement = new Level0Placement(all, calls);
         Rendezvous rendezvous = new Rendezvous(clock, calls);
         this.level0 = new Level0Release(all, calls);
@@ -78,7 +80,53 @@ public final class CheckpointStorage implements AutoCloseable {
      * Needs two nodes or more; each partner checks that it can lend the memory before it accepts.
      */
     public PartnerReport replicateLevel0(String checkpoint, ProtocolListener listener) throws CheckpointFailedException, InterruptedException {
-        return partners.replicate(checkpoint, listener);
+        return partners.replicate(checkpoint, null, listener);
+    }
+
+    /** Room kept on partner nodes before a checkpoint's cut, with the copies' keys (which stay in this process). */
+    public static final class PartnerRooms {
+        private final Map<String, PartnerReplication.Reserved> rooms;
+
+        PartnerRooms(Map<String, PartnerReplication.Reserved> rooms) {
+            this.rooms = Map.copyOf(rooms);
+        }
+
+        /** VM to the node that keeps room for its copy. */
+        public Map<String, String> partners() {
+            Map<String, String> nodes = new java.util.TreeMap<>();
+            rooms.forEach((vm, r) -> nodes.put(vm, r.partner().node()));
+            return nodes;
+        }
+    }
+
+    /**
+     * Keeps room on partner nodes for a copy of each VM of {@code nodeByVm} (VM to its node), before the checkpoint's cut,
+     * bounded by what each node lends and never on the VM's own node: refused, with no room kept, when it does not fit.
+     */
+    public PartnerRooms reservePartners(String checkpoint, Map<String, String> nodeByVm) throws CheckpointFailedException {
+        return new PartnerRooms(partners.reserve(checkpoint, nodeByVm));
+    }
+
+    /** {@link #replicateLevel0(String, ProtocolListener)} into the room kept before the cut. */
+    public PartnerReport replicateLevel0(String checkpoint, PartnerRooms rooms, ProtocolListener listener)
+            throws CheckpointFailedException, InterruptedException {
+        return partners.replicate(checkpoint, rooms == null ? null : rooms.rooms, listener);
+    }
+
+    /** Drops every partner copy of a checkpoint, and the room kept for them, on every agent: the VMs' own copies stay. */
+    public void dropPartnerCopies(String checkpoint) {
+        partners.drop(checkpoint, agents);
+    }
+
+    /**
+     * Drops the VMs' own level-0 copies of a checkpoint on {@code nodes} (level 0 then lives on the partners only): frees
+     * the memory of the VMs' nodes once another node holds each VM.
+     */
+    public void releaseOwnLevel0(String checkpoint, java.util.Collection<String> nodes) {
+        calls.parallel(agents.stream().filter(a -> nodes.contains(a.node())).toList(), agent -> {
+            agent.discard(checkpoint);
+            return Boolean.TRUE;
+        });
     }
 
     /**

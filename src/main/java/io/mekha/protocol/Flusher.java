@@ -143,11 +143,13 @@ final class Flusher {
             throws CheckpointFailedException {
         Map<String, AgentClient> byNode = new HashMap<>();
         agents.forEach(a -> byNode.put(a.node(), a));
-        // a VM whose shadow went to a partner node is saved from the partner's copy (QEMU streams a paused VM out only once)
+        // a VM whose shadow went to a partner node is saved from the partner's copy (QEMU streams a paused VM out only once);
+        // a held stream reads again, so it is saved on the VM's own node, where its level-1 copy belongs
         Map<String, AgentClient> partnerCopies = new HashMap<>();
         calls.parallel(agents, agent -> agent.partners(draft.checkpoint())).forEach((agent, r) -> {
             if (r.error() == null) {
-                r.value().stream().filter(p -> p.state() == PartnerCopyState.HELD && !p.streamed()).forEach(p -> partnerCopies.put(p.vm(), agent));
+                r.value().stream().filter(p -> p.state() == PartnerCopyState.HELD && !p.streamed() && p.kind() == io.mekha.agent.api.PartnerKind.SHADOW)
+                        .forEach(p -> partnerCopies.put(p.vm(), agent));
             }
         });
         List<FlushSchedule.Vm> vms = new ArrayList<>();

@@ -1,8 +1,16 @@
 package io.mekha.protocol;
 
 import io.mekha.agent.api.AgentDtos.CheckpointStatus;
+import io.mekha.agent.api.AgentDtos.Level0Room;
+import io.mekha.agent.api.AgentDtos.PartnerCopyInfo;
+import io.mekha.agent.api.AgentDtos.PartnerReservation;
+import io.mekha.agent.api.AgentDtos.PartnerShadowRequest;
+import io.mekha.agent.api.AgentDtos.ReplicateRequest;
 import io.mekha.agent.api.AgentDtos.VmCheckpointStatus;
+import io.mekha.agent.api.AgentDtos.VmInfo;
 import io.mekha.agent.api.PartnerCopyState;
+import io.mekha.agent.api.PartnerKind;
+import io.mekha.model.StreamKey;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
@@ -13,10 +21,14 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Level 0 on partner nodes: every VM's shadow of a complete checkpoint copied into the memory of
- * another node, so that the loss of any one node leaves a copy of every VM.
+ * Level 0 on partner nodes: every VM's copy of a complete checkpoint also held in the memory of another node, so that
+ * the loss of any one node leaves a copy of every VM. Room is kept on the partners before the cut ({@link #reserve}: a
+ * plan that does not fit is refused before anything is paused); after the checkpoint each VM's node sends its copy to
+ * its partner with the copy's key, which only the two nodes are given ({@link #replicate}).
  */
 final class PartnerReplication {
+    private static final Duration LOAD_TIMEOUT = Duration.ofMinutes(10);
+
     private final List<AgentClient> agents;
     private final Clock clock;
     private final AgentCalls calls;
@@ -27,14 +39,76 @@ final class PartnerReplication {
         this.calls = calls;
     }
 
+    /** Room kept on {@code partner} for VM {@code vm}'s copy, and the copy's key (known to the coordinator and the two nodes only). */
+    record Reserved(String vm, String sourceNode, AgentClient partner, String key, PartnerCopyInfo room) {}
+
     /**
-     * Copies every VM's shadow of a complete checkpoint into the memory of another node (the next
-     * node in the agent list, round robin), so that losing any one node leaves a copy of every
-     * VM: the VM's own shadow on its node, and the partner copy elsewhere. The VMs run on
-     * meanwhile. Costs each node the memory of the copies it holds for others; each partner
-     * checks that it can lend it before it accepts. Needs two nodes or more.
+     * Keeps room on partner nodes for every VM of {@code nodeByVm} (VM to its node), before the checkpoint's cut: a plan
+     * by what each node lends now ({@link PartnerPlan}), then each partner asked to keep it. Refused, with nothing kept,
+     * when it does not fit or a partner says no.
      */
-    CheckpointStorage.PartnerReport replicate(String checkpoint, ProtocolListener listener) throws CheckpointFailedException, InterruptedException {
+    Map<String, Reserved> reserve(String checkpoint, Map<String, String> nodeByVm) throws CheckpointFailedException {
+        Map<String, AgentClient> byNode = byNode();
+        List<PartnerPlan.Vm> vms = new ArrayList<>();
+        Map<String, List<String>> vmsOfNode = new LinkedHashMap<>();
+        nodeByVm.forEach((vm, node) -> vmsOfNode.computeIfAbsent(node, n -> new ArrayList<>()).add(vm));
+        for (var entry : vmsOfNode.entrySet()) {
+            AgentClient source = byNode.get(entry.getKey());
+            if (source == null) {
+                throw new CheckpointFailedException("no agent answers for node " + entry.getKey() + " (VMs " + entry.getValue() + ")");
+            }
+            Map<String, Long> memory = new HashMap<>();
+            try {
+                for (VmInfo info : source.vms()) {
+                    memory.put(info.name(), info.spec() == null ? 0 : info.spec().memoryMiB());
+                }
+            } catch (AgentCallException e) {
+                throw new CheckpointFailedException("cannot ask node " + source.node() + " for its VMs' sizes: " + e.getMessage(), e);
+            }
+            for (String vm : entry.getValue()) {
+                Long mib = memory.get(vm);
+                if (mib == null || mib <= 0) {
+                    throw new CheckpointFailedException("node " + source.node() + " does not say how much memory VM '" + vm + "' has");
+                }
+                vms.add(new PartnerPlan.Vm(vm, entry.getKey(), mib));
+            }
+        }
+        List<PartnerPlan.Node> nodes = new ArrayList<>();
+        calls.parallel(agents, AgentClient::level0Room).forEach((agent, r) -> {
+            Level0Room room = r.value();
+            if (room != null && room.partners() != PartnerKind.NONE) {
+                nodes.add(new PartnerPlan.Node(agent.node(), room.roomMiB(), room.copyOverheadMiB()));
+            }
+        });
+        Map<String, String> plan = PartnerPlan.place(vms, nodes);
+        Map<String, Reserved> reserved = new LinkedHashMap<>();
+        try {
+            for (var entry : plan.entrySet()) {
+                AgentClient partner = byNode.get(entry.getValue());
+                String vm = entry.getKey();
+                String key = StreamKey.random();
+                long mib = vms.stream().filter(v -> v.name().equals(vm)).findFirst().orElseThrow().memoryMiB();
+                PartnerCopyInfo room = partner.reservePartner(checkpoint, new PartnerReservation(vm, nodeByVm.get(vm), mib, key,
+                        partner.base().getHost()));
+                reserved.put(vm, new Reserved(vm, nodeByVm.get(vm), partner, key, room));
+            }
+        } catch (AgentCallException e) {
+            drop(checkpoint, reserved.values().stream().map(Reserved::partner).distinct().toList());
+            throw new CheckpointFailedException("keeping room for level 0 on partner nodes failed (" + e.getMessage() + "); no room is kept", e);
+        }
+        return reserved;
+    }
+
+    /**
+     * Sends every VM's copy of a complete checkpoint to its partner node and returns once every partner holds its copies
+     * whole. Uses the room {@code reserved} before the cut (missing VMs: kept now; null: none, and any room or copy the
+     * partners keep for this checkpoint is let go first). The VMs run on meanwhile. A failure drops every partner copy of
+     * the checkpoint: the VMs' own copies stay.
+     *
+     * @return VM to the node that now also holds it in memory
+     */
+    CheckpointStorage.PartnerReport replicate(String checkpoint, Map<String, Reserved> reserved, ProtocolListener listener)
+            throws CheckpointFailedException, InterruptedException {
         Instant started = clock.instant();
         if (agents.size() < 2) {
             throw new CheckpointFailedException("a partner copy needs a second node; this VC has only node " + agents.get(0).node());
@@ -48,66 +122,117 @@ final class PartnerReplication {
         if (statuses.isEmpty()) {
             throw new CheckpointFailedException("no agent holds checkpoint " + checkpoint);
         }
-        Map<String, String> placed = new LinkedHashMap<>();
-        Map<AgentClient, List<String>> hosted = new LinkedHashMap<>();
-        try {
-            for (var entry : statuses.entrySet()) {
-                AgentClient source = entry.getKey();
-                AgentClient partner = agents.get((agents.indexOf(source) + 1) % agents.size());
-                Map<String, io.mekha.agent.api.AgentDtos.VmInfo> infos = new HashMap<>();
-                source.vms().forEach(v -> infos.put(v.name(), v));
-                for (VmCheckpointStatus vm : entry.getValue().vms()) {
-                    io.mekha.agent.api.AgentDtos.VmInfo info = infos.get(vm.vm());
-                    if (info == null || info.spec() == null) {
-                        throw new CheckpointFailedException("node " + source.node() + " no longer describes VM '" + vm.vm() + "'");
-                    }
-                    var f = vm.figures();
-                    // one key per copy, to both nodes only: the stream between them is TLS over it (authenticated, encrypted)
-                    String key = io.mekha.model.StreamKey.random();
-                    var copy = partner.hostPartner(checkpoint, new io.mekha.agent.api.AgentDtos.PartnerShadowRequest(vm.vm(), source.node(),
-                            info.spec(), info.accelerator(), partner.base().getHost(), f != null && f.stopAt() != null ? f.stopAt() : vm.stopIssuedAt(),
-                            vm.guestClockAtCut(), null, vm.cutDisk(), vm.stopLate(), key));
-                    hosted.computeIfAbsent(partner, a -> new ArrayList<>()).add(vm.vm());
-                    listener.step("copying VM '" + vm.vm() + "' from node " + source.node() + " into the memory of node " + partner.node());
-                    source.replicate(checkpoint, new io.mekha.agent.api.AgentDtos.ReplicateRequest(vm.vm(), copy.uri(), key));
-                    placed.put(vm.vm(), partner.node());
-                }
-            }
-            Instant deadline = clock.instant().plus(Duration.ofMinutes(10));
-            for (var entry : hosted.entrySet()) {
-                while (true) {
-                    List<io.mekha.agent.api.AgentDtos.PartnerShadow> copies = entry.getKey().partners(checkpoint);
-                    List<String> failed = copies.stream().filter(c -> c.state() == PartnerCopyState.FAILED).map(c -> c.vm() + ": " + c.error()).toList();
-                    if (!failed.isEmpty()) {
-                        throw new CheckpointFailedException("node " + entry.getKey().node() + " could not load its partner copies: "
-                                + String.join("; ", failed));
-                    }
-                    if (copies.stream().filter(c -> entry.getValue().contains(c.vm())).allMatch(c -> c.state() == PartnerCopyState.HELD)) {
-                        break;
-                    }
-                    if (clock.instant().isAfter(deadline)) {
-                        throw new CheckpointFailedException("partner copies on node " + entry.getKey().node() + " did not load in 10 minutes");
-                    }
-                    Thread.sleep(50);
-                }
-            }
-        } catch (AgentCallException e) {
-            dropCopies(checkpoint, hosted.keySet());
-            throw new CheckpointFailedException("copying checkpoint " + checkpoint + " to partner nodes failed, partner copies dropped"
-                    + " (the shadows on the VMs' own nodes stay): " + e.getMessage(), e);
-        } catch (CheckpointFailedException e) {
-            dropCopies(checkpoint, hosted.keySet());
-            throw e;
+        Map<String, AgentClient> sources = new LinkedHashMap<>();
+        Map<String, VmCheckpointStatus> vms = new LinkedHashMap<>();
+        statuses.forEach((agent, status) -> status.vms().forEach(vm -> {
+            sources.put(vm.vm(), agent);
+            vms.put(vm.vm(), vm);
+        }));
+        if (reserved == null) {
+            // room another coordinator kept (one that went away: its keys went with it) is of no use: let it go first
+            drop(checkpoint, agents);
         }
+        Map<String, Reserved> rooms = new LinkedHashMap<>(reserved == null ? Map.of() : reserved);
+        rooms.keySet().retainAll(sources.keySet());
+        List<AgentClient> partners = new ArrayList<>(rooms.values().stream().map(Reserved::partner).distinct().toList());
+        try {
+            Map<String, String> late = new LinkedHashMap<>();
+            sources.forEach((vm, agent) -> {
+                if (!rooms.containsKey(vm)) {
+                    late.put(vm, agent.node());
+                }
+            });
+            if (!late.isEmpty()) {
+                Map<String, Reserved> more = reserve(checkpoint, late);
+                rooms.putAll(more);
+                more.values().stream().map(Reserved::partner).filter(p -> !partners.contains(p)).forEach(partners::add);
+            }
+            Map<AgentClient, List<Reserved>> bySource = new LinkedHashMap<>();
+            rooms.values().forEach(r -> bySource.computeIfAbsent(sources.get(r.vm()), a -> new ArrayList<>()).add(r));
+            // each node sends its VMs one after another; the nodes send at once
+            AgentCalls.requireAll(calls.parallel(List.copyOf(bySource.keySet()), source -> {
+                for (Reserved r : bySource.get(source)) {
+                    listener.step("copying VM '" + r.vm() + "' from node " + source.node() + " into the memory of node " + r.partner().node());
+                    send(checkpoint, source, vms.get(r.vm()), r);
+                }
+                return Boolean.TRUE;
+            }), "copying level 0 to partner nodes");
+            awaitHeld(checkpoint, rooms);
+        } catch (CheckpointFailedException e) {
+            drop(checkpoint, partners);
+            throw new CheckpointFailedException("copying checkpoint " + checkpoint + " to partner nodes failed, partner copies dropped"
+                    + " (the VMs' own copies stay): " + e.getMessage(), e);
+        }
+        Map<String, String> placed = new LinkedHashMap<>();
+        rooms.forEach((vm, r) -> placed.put(vm, r.partner().node()));
         listener.step("every VM of checkpoint " + checkpoint + " is in the memory of two nodes: " + placed);
         return new CheckpointStorage.PartnerReport(checkpoint, placed, Duration.between(started, clock.instant()));
     }
 
-    private void dropCopies(String checkpoint, java.util.Collection<AgentClient> holders) {
+    /** One VM's copy, from its node to the partner: a held stream straight to the partner's agent, a shadow to a QEMU it starts. */
+    private static void send(String checkpoint, AgentClient source, VmCheckpointStatus vm, Reserved r) throws AgentCallException {
+        if (r.room().kind() == PartnerKind.STREAM) {
+            source.replicate(checkpoint, new ReplicateRequest(vm.vm(), r.room().uri(), r.key(), r.partner().node()));
+            return;
+        }
+        VmInfo info = null;
+        for (VmInfo candidate : source.vms()) {
+            if (candidate.name().equals(vm.vm())) {
+                info = candidate;
+            }
+        }
+        if (info == null || info.spec() == null) {
+            throw new AgentCallException(io.mekha.agent.api.ErrorKind.CONFLICT, 0, "node " + source.node() + " no longer describes VM '"
+                    + vm.vm() + "'", null);
+        }
+        var f = vm.figures();
+        PartnerCopyInfo copy = r.partner().hostPartner(checkpoint, new PartnerShadowRequest(vm.vm(), source.node(), info.spec(),
+                info.accelerator(), r.partner().base().getHost(), f != null && f.stopAt() != null ? f.stopAt() : vm.stopIssuedAt(),
+                vm.guestClockAtCut(), null, vm.cutDisk(), vm.stopLate(), r.key()));
+        source.replicate(checkpoint, new ReplicateRequest(vm.vm(), copy.uri(), r.key(), r.partner().node()));
+    }
+
+    /** Waits until every partner holds its copies whole (a shadow QEMU loads after its source reported it sent). */
+    private void awaitHeld(String checkpoint, Map<String, Reserved> rooms) throws CheckpointFailedException, InterruptedException {
+        Map<AgentClient, List<String>> hosted = new LinkedHashMap<>();
+        rooms.values().forEach(r -> hosted.computeIfAbsent(r.partner(), a -> new ArrayList<>()).add(r.vm()));
+        Instant deadline = clock.instant().plus(LOAD_TIMEOUT);
+        for (var entry : hosted.entrySet()) {
+            while (true) {
+                List<PartnerCopyInfo> copies;
+                try {
+                    copies = entry.getKey().partners(checkpoint).stream().filter(c -> entry.getValue().contains(c.vm())).toList();
+                } catch (AgentCallException e) {
+                    throw new CheckpointFailedException("node " + entry.getKey().node() + " does not say what it holds: " + e.getMessage(), e);
+                }
+                List<String> failed = copies.stream().filter(c -> c.state() == PartnerCopyState.FAILED).map(c -> c.vm() + ": " + c.error()).toList();
+                if (!failed.isEmpty()) {
+                    throw new CheckpointFailedException("node " + entry.getKey().node() + " could not load its partner copies: "
+                            + String.join("; ", failed));
+                }
+                if (copies.size() == entry.getValue().size() && copies.stream().allMatch(c -> c.state() == PartnerCopyState.HELD)) {
+                    break;
+                }
+                if (clock.instant().isAfter(deadline)) {
+                    throw new CheckpointFailedException("partner copies on node " + entry.getKey().node() + " did not load in "
+                            + LOAD_TIMEOUT.toMinutes() + " minutes");
+                }
+                Thread.sleep(50);
+            }
+        }
+    }
+
+    /** Lets go of the room kept and the copies held on {@code holders} for the checkpoint. */
+    void drop(String checkpoint, List<AgentClient> holders) {
         calls.parallel(List.copyOf(holders), agent -> {
             agent.dropPartners(checkpoint);
             return Boolean.TRUE;
         });
     }
 
+    private Map<String, AgentClient> byNode() {
+        Map<String, AgentClient> byNode = new HashMap<>();
+        agents.forEach(a -> byNode.put(a.node(), a));
+        return byNode;
+    }
 }

@@ -45,12 +45,14 @@ public final class CertificateAuthority {
     /** What an issued certificate may be used for. */
     public enum Purpose {
         SERVER(KeyPurposeId.id_kp_serverAuth),
-        CLIENT(KeyPurposeId.id_kp_clientAuth);
+        CLIENT(KeyPurposeId.id_kp_clientAuth),
+        /** An agent's: it serves the operator, and calls a partner node's agent to hand it a level-0 copy. */
+        AGENT(KeyPurposeId.id_kp_serverAuth, KeyPurposeId.id_kp_clientAuth);
 
-        private final KeyPurposeId usage;
+        private final KeyPurposeId[] usages;
 
-        Purpose(KeyPurposeId usage) {
-            this.usage = usage;
+        Purpose(KeyPurposeId... usages) {
+            this.usages = usages;
         }
     }
 
@@ -159,7 +161,7 @@ public final class CertificateAuthority {
                     Date.from(end), new X500Principal("CN=" + name), publicKey)
                     .addExtension(Extension.basicConstraints, true, new BasicConstraints(false))
                     .addExtension(Extension.keyUsage, true, new KeyUsage(usage))
-                    .addExtension(Extension.extendedKeyUsage, false, new ExtendedKeyUsage(purpose.usage))
+                    .addExtension(Extension.extendedKeyUsage, false, new ExtendedKeyUsage(purpose.usages))
                     .addExtension(Extension.authorityKeyIdentifier, false, ext.createAuthorityKeyIdentifier(certificate))
                     .addExtension(Extension.subjectKeyIdentifier, false, ext.createSubjectKeyIdentifier(publicKey));
             return sign(builder, key);

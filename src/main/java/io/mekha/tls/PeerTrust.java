@@ -35,6 +35,14 @@ public final class PeerTrust extends X509ExtendedTrustManager {
         return new PeerTrust(ca, name, name::equals);
     }
 
+    /**
+     * Trusts a client only if it is some node's agent: the partner-copy listener's check, where an agent hands another
+     * node a level-0 copy. Which node may send which copy is decided after the handshake, from the name.
+     */
+    public static PeerTrust agents(X509Certificate ca) {
+        return new PeerTrust(ca, TlsNames.agent("<node>"), name -> TlsNames.nodeOf(name) != null);
+    }
+
     /** Trusts a client only if it is the operator. */
     public static PeerTrust operator(X509Certificate ca) {
         return new PeerTrust(ca, TlsNames.OPERATOR, TlsNames.OPERATOR::equals);

@@ -73,8 +73,8 @@ final class FakeNode implements AutoCloseable {
             }
 
             @Override
-            public boolean partnerCopies() {
-                return false;
+            public io.mekha.agent.api.PartnerKind partnerCopies() {
+                return io.mekha.agent.api.PartnerKind.NONE;
             }
 
             @Override

@@ -2,7 +2,7 @@ package io.mekha.agent;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.mekha.agent.api.AgentDtos.PartnerShadow;
+import io.mekha.agent.api.AgentDtos.PartnerCopyInfo;
 import io.mekha.agent.api.AgentDtos.PartnerShadowRequest;
 import io.mekha.agent.api.PartnerCopyState;
 import io.mekha.agent.qemu.MigrationStatus;
@@ -37,7 +37,7 @@ class PartnerCopyTlsTest {
         VmSpec spec = TestVms.dirtier("vm1", 256, "-m 8 -d 1 -i 200");
         try (SingleAgent node = new SingleAgent(work)) {
             // a sender in clear: the start of a QEMU migration stream, no TLS
-            PartnerShadow first = node.client.hostPartner("cp1", request(spec, StreamKey.random()));
+            PartnerCopyInfo first = node.client.hostPartner("cp1", request(spec, StreamKey.random()));
             try (Socket raw = new Socket("127.0.0.1", port(first.uri()))) {
                 OutputStream out = raw.getOutputStream();
                 out.write(new byte[] {'Q', 'E', 'V', 'M', 0, 0, 0, 3});
@@ -49,7 +49,7 @@ class PartnerCopyTlsTest {
             node.agent.startVm(VmSpec.named("sender").memoryMiB(256).kernel(spec.kernel()).initrd(spec.initrd()).build());
             QemuVm sender = node.agent.qemu("sender");
             sender.qmp().execute("stop");
-            PartnerShadow second = node.client.hostPartner("cp2", request(spec, StreamKey.random()));
+            PartnerCopyInfo second = node.client.hostPartner("cp2", request(spec, StreamKey.random()));
             MigrationTls.client(sender, StreamKey.random());
             sender.qmp().execute("migrate", QmpClient.args().put("uri", second.uri()));
             long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
@@ -73,7 +73,7 @@ class PartnerCopyTlsTest {
         VmSpec spec = TestVms.dirtier("vm1", 256, "-m 8 -d 1 -i 200");
         try (SingleAgent node = new SingleAgent(work)) {
             String key = StreamKey.random();
-            PartnerShadow copy = node.client.hostPartner("cp1", request(spec, key));
+            PartnerCopyInfo copy = node.client.hostPartner("cp1", request(spec, key));
             try (Socket raw = new Socket("127.0.0.1", port(copy.uri()))) {
                 OutputStream out = raw.getOutputStream();
                 out.write(new byte[] {'Q', 'E', 'V', 'M', 0, 0, 0, 3});
@@ -86,7 +86,7 @@ class PartnerCopyTlsTest {
             MigrationTls.client(sender, key);
             sender.qmp().execute("migrate", QmpClient.args().put("uri", copy.uri()));
             long deadline = System.nanoTime() + Duration.ofSeconds(90).toNanos();
-            PartnerShadow now;
+            PartnerCopyInfo now;
             do {
                 Thread.sleep(100);
                 now = node.client.partners("cp1").get(0);
@@ -112,7 +112,7 @@ class PartnerCopyTlsTest {
      */
     private static void assertNothingLoaded(SingleAgent node, String id) throws Exception {
         long until = System.nanoTime() + Duration.ofSeconds(3).toNanos();
-        PartnerShadow copy;
+        PartnerCopyInfo copy;
         do {
             copy = node.client.partners(id).get(0);
             assertThat(copy.state()).as("nothing was loaded from a sender without the key").isNotEqualTo(PartnerCopyState.HELD);

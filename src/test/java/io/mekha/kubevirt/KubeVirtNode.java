@@ -28,6 +28,9 @@ public final class KubeVirtNode implements AutoCloseable {
     public final AgentClient client;
     public final Coordinator coordinator;
     public final CheckpointStorage storage;
+    /** Where other nodes' agents hand in level-0 copies (with the agents' mutual TLS only; null without it). */
+    public final io.mekha.agent.server.PartnerStreamServer partners;
+    private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
 
     /** With a shared bearer token (the local mode's way). */
     public KubeVirtNode(Path work) throws Exception {
@@ -48,16 +51,45 @@ public final class KubeVirtNode implements AutoCloseable {
         agent = new AgentService("n1", new KubeVirtVmRuntime(RuntimeConfig.defaults(Files.createDirectories(work.resolve("agent"))),
                 Path.of("/proc"), work.resolve("level0"), Duration.ofSeconds(90)), new RendezvousClock(Clock.systemUTC()));
         server = new AgentHttpServer(agent, auth, listen, serverTls).start();
+        partners = null;
         client = new AgentClient("n1", server.uri(), header != null ? header : ((BearerToken) auth).header(), Duration.ofSeconds(30), clientTls);
+        coordinator = new Coordinator(List.of(client), Clock.systemUTC());
+        storage = new CheckpointStorage(List.of(client), Clock.systemUTC());
+    }
+
+    /**
+     * Node {@code node}'s agent as the DaemonSet runs it, in {@code work/<node>}: serving at {@code listen} over mutual TLS
+     * with {@code certificate} (the operator signed it), with a partner listener where other nodes' agents hand in level-0
+     * copies, and sending this node's copies the same way. It drives only the launchers {@code onThisNode} says are
+     * this node's: on one machine every node's pods share the process table.
+     */
+    public KubeVirtNode(Path work, String node, AgentAuthenticator auth, String header, InetSocketAddress listen,
+                        io.mekha.agent.server.AgentCertificate certificate, javax.net.ssl.SSLSocketFactory clientTls,
+                        java.util.function.Predicate<io.mekha.agent.kubevirt.LauncherQemu> onThisNode) throws Exception {
+        Path dir = Files.createDirectories(work.resolve(node));
+        agent = new AgentService(node, new KubeVirtVmRuntime(RuntimeConfig.defaults(Files.createDirectories(dir.resolve("agent"))),
+                Path.of("/proc"), dir.resolve("level0"), Duration.ofSeconds(90), onThisNode), new RendezvousClock(Clock.systemUTC()),
+                dir.resolve("level1"));
+        agent.sendingCopiesWith(certificate::partnerClient);
+        server = new AgentHttpServer(agent, auth, listen, certificate.sslContext()).start();
+        partners = new io.mekha.agent.server.PartnerStreamServer(agent, new InetSocketAddress(listen.getHostString(), 0),
+                certificate.partnerServerContext()).start();
+        client = new AgentClient(node, server.uri(), header, Duration.ofSeconds(30), clientTls);
         coordinator = new Coordinator(List.of(client), Clock.systemUTC());
         storage = new CheckpointStorage(List.of(client), Clock.systemUTC());
     }
 
     @Override
     public void close() {
+        if (!closed.compareAndSet(false, true)) {
+            return; // a test that plays a lost node closes it early
+        }
         storage.close();
         coordinator.close();
         server.close();
+        if (partners != null) {
+            partners.close();
+        }
         agent.close();
     }
 }

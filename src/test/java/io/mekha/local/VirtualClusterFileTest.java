@@ -1,5 +1,6 @@
 package io.mekha.local;
 
+import io.mekha.model.MemorySize;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 

@@ -68,6 +68,8 @@ class AgentTlsTest {
     Path work;
     MockKubernetes kube;
     AgentCertificates operator;
+    /** Each agent's certificate, as it obtained it. */
+    final Map<String, AgentCertificate> certificates = new java.util.HashMap<>();
 
     @BeforeEach
     void start() throws Exception {
@@ -89,7 +91,9 @@ class AgentTlsTest {
         }
         kube.agentPod(node, URI.create("https://127.0.0.1:" + port));
         KubernetesClient asAgent = kube.clientAs("agent-token-" + node, kube.agentPodIdentity(node));
-        SSLContext tls = AgentCertificate.obtain(asAgent, NS, node, Clock.systemUTC(), Duration.ofSeconds(30)).sslContext();
+        AgentCertificate certificate = AgentCertificate.obtain(asAgent, NS, node, Clock.systemUTC(), Duration.ofSeconds(30));
+        certificates.put(node, certificate);
+        SSLContext tls = certificate.sslContext();
         var auth = new TokenReviewAuthenticator(kube.server.createClient(), Set.of(MockKubernetes.OPERATOR_USER), List.of(AgentAudience.of(node)),
                 Clock.systemUTC());
         return new AgentHttpServer(service, auth, new InetSocketAddress("127.0.0.1", port), tls).start();
@@ -113,7 +117,8 @@ class AgentTlsTest {
             assertThat(csr.getStatus().getConditions()).anySatisfy(c -> assertThat(c.getType()).isEqualTo("Approved"));
             X509Certificate issued = Pem.certificates(new String(Base64.getDecoder().decode(csr.getStatus().getCertificate()), StandardCharsets.US_ASCII)).get(0);
             assertThat(TlsNames.commonName(issued)).isEqualTo("mekha-agent:n1");
-            assertThat(issued.getExtendedKeyUsage()).containsExactly("1.3.6.1.5.5.7.3.1"); // serverAuth only
+            // serverAuth, and clientAuth for handing a level-0 copy to a partner node's agent (never the operator's API: below)
+            assertThat(issued.getExtendedKeyUsage()).containsExactlyInAnyOrder("1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2");
             assertThat(issued.getBasicConstraints()).isEqualTo(-1);
 
             // the operator, as its AgentDirectory calls: its client certificate, its token for n1, trust in n1's agent alone
@@ -166,6 +171,120 @@ class AgentTlsTest {
             } finally {
                 impostor.stop(0);
             }
+        }
+    }
+
+    /**
+     * The partner listener, where another node's agent hands in a level-0 copy: only an agent's certificate from the
+     * operator's CA gets through the handshake (not the operator's, not another CA's, not none), and then only the agent
+     * of the node the room was kept for, with the copy's key, for a copy that says what it is. The one that does is held
+     * whole, its receipt the SHA-256 of what was sent.
+     */
+    @Test
+    void aPartnerCopyIsTakenOnlyFromTheAgentItsRoomWasKeptForWithItsKey() throws Exception {
+        AgentService n1 = new AgentService("n1", new io.mekha.agent.kubevirt.KubeVirtVmRuntime(RuntimeConfig.defaults(work.resolve("n1")),
+                Path.of("/proc"), work.resolve("n1").resolve("level0")), new RendezvousClock(Clock.systemUTC()), work.resolve("n1").resolve("level1"));
+        try (n1; AgentHttpServer api = agent("n1", n1);
+             io.mekha.agent.server.PartnerStreamServer listener = new io.mekha.agent.server.PartnerStreamServer(n1,
+                     new InetSocketAddress("127.0.0.1", 0), certificates.get("n1").partnerServerContext()).start()) {
+            AgentClient asOperator = new AgentClient("n1", api.uri(), token("n1"), Duration.ofSeconds(10), operator.forNode("n1"));
+            String id = "hpc.cp1.0a1b2c3d";
+            String vm = "hpc_vm2";
+            String key = io.mekha.model.StreamKey.random();
+            var room = asOperator.reservePartner(id, new io.mekha.agent.api.AgentDtos.PartnerReservation(vm, "n2", 256, key, "127.0.0.1"));
+            assertThat(room.state()).isEqualTo(io.mekha.agent.api.PartnerCopyState.RESERVED);
+            assertThat(room.uri()).isEqualTo("https://127.0.0.1:" + listener.port());
+            assertThat(asOperator.level0Room().lentMiB()).as("room kept: the VM's RAM and a stream's slack").isEqualTo(256 + 64);
+            byte[] state = new byte[300_000];
+            new java.util.Random(7).nextBytes(state);
+            var header = new io.mekha.agent.api.AgentDtos.PartnerStreamHeader(vm, "n2", io.mekha.model.VmSpec.named(vm).memoryMiB(256).build(),
+                    "TCG", java.time.Instant.now(), null, "VIRTUAL", Duration.ZERO, state.length, 0);
+            URI at = URI.create(room.uri());
+            CertificateAuthority ca = storedCa();
+
+            // handshakes that end before any byte: no certificate, the operator's, another CA's naming agent n2
+            assertThat(put(clientTls(null, operator.caCertificate(), "n1"), at, id, vm, key, header, state).status()).isEqualTo(-1);
+            assertThat(put(clientTls(identity(ca, TlsNames.OPERATOR, CertificateAuthority.Purpose.CLIENT), operator.caCertificate(), "n1"),
+                    at, id, vm, key, header, state).status()).isEqualTo(-1);
+            CertificateAuthority other = CertificateAuthority.create("mekha-agent-ca", Clock.systemUTC());
+            assertThat(put(clientTls(identity(other, TlsNames.agent("n2"), CertificateAuthority.Purpose.AGENT), operator.caCertificate(), "n1"),
+                    at, id, vm, key, header, state).status()).isEqualTo(-1);
+
+            SSLSocketFactory asN2 = clientTls(identity(ca, TlsNames.agent("n2"), CertificateAuthority.Purpose.AGENT), operator.caCertificate(), "n1");
+            SSLSocketFactory asN3 = clientTls(identity(ca, TlsNames.agent("n3"), CertificateAuthority.Purpose.AGENT), operator.caCertificate(), "n1");
+            // a genuine agent, of the wrong node, even with the key
+            Sent wrongNode = put(asN3, at, id, vm, key, header, state);
+            assertThat(wrongNode.status()).isEqualTo(403);
+            assertThat(wrongNode.body()).contains("comes from node n2 only");
+            // the right node's agent without the copy's key
+            Sent wrongKey = put(asN2, at, id, vm, io.mekha.model.StreamKey.random(), header, state);
+            assertThat(wrongKey.status()).isEqualTo(403);
+            assertThat(wrongKey.body()).contains("without its key");
+            // a copy of another VM than its room's, and no room at all for another checkpoint
+            assertThat(put(asN2, at, id, vm, key, new io.mekha.agent.api.AgentDtos.PartnerStreamHeader("hpc_vm3", "n2", header.spec(), "TCG",
+                    header.stoppedAt(), null, "VIRTUAL", Duration.ZERO, state.length, 0), state).status()).isEqualTo(400);
+            assertThat(put(asN2, at, "hpc.cp2.0a1b2c3d", vm, key, header, state).status()).isEqualTo(404);
+            assertThat(asOperator.partners(id)).singleElement().satisfies(c -> {
+                assertThat(c.state()).as("nothing taken from any of them").isEqualTo(io.mekha.agent.api.PartnerCopyState.RESERVED);
+                assertThat(c.bytes()).isZero();
+            });
+
+            Sent taken = put(asN2, at, id, vm, key, header, state);
+            assertThat(taken.status()).as(taken.body()).isEqualTo(200);
+            assertThat(taken.body()).contains(java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(state)));
+            assertThat(asOperator.partners(id)).singleElement().satisfies(c -> {
+                assertThat(c.state()).isEqualTo(io.mekha.agent.api.PartnerCopyState.HELD);
+                assertThat(c.kind()).isEqualTo(io.mekha.agent.api.PartnerKind.STREAM);
+                assertThat(c.sourceNode()).isEqualTo("n2");
+                assertThat(c.bytes()).isEqualTo(state.length);
+            });
+            assertThat(put(asN2, at, id, vm, key, header, state).status()).as("a copy is taken once").isEqualTo(409);
+            // the agent's own API still takes nothing from an agent's certificate
+            assertUnreachable(new AgentClient("n1", api.uri(), token("n1"), Duration.ofSeconds(5), asN2));
+            asOperator.dropPartners(id);
+            assertThat(asOperator.partners(id)).isEmpty();
+            assertThat(asOperator.level0Room().lentMiB()).isZero();
+        }
+    }
+
+    @Test
+    void anAgentWithoutTheAgentsMutualTlsKeepsNoRoomForAnotherNodesStream() throws Exception {
+        try (AgentService plain = new AgentService("n1", new io.mekha.agent.kubevirt.KubeVirtVmRuntime(RuntimeConfig.defaults(work.resolve("n1")),
+                Path.of("/proc"), work.resolve("n1").resolve("level0")), new RendezvousClock(Clock.systemUTC()), work.resolve("n1").resolve("level1"))) {
+            assertThat(plain.level0Room().partners()).isEqualTo(io.mekha.agent.api.PartnerKind.NONE);
+            assertThatThrownBy(() -> plain.reservePartner("hpc.cp1.0a1b2c3d", new io.mekha.agent.api.AgentDtos.PartnerReservation("hpc_vm2", "n2", 256,
+                    io.mekha.model.StreamKey.random(), "127.0.0.1"))).hasMessageContaining("mutual TLS").hasMessageContaining("in the clear");
+        }
+    }
+
+    /** What a PUT on a partner listener got: its status (-1: no connection, the handshake ended it) and body. */
+    private record Sent(int status, String body) {}
+
+    private static Sent put(SSLSocketFactory tls, URI listener, String id, String vm, String key, io.mekha.agent.api.AgentDtos.PartnerStreamHeader header,
+                            byte[] body) throws Exception {
+        var connection = (javax.net.ssl.HttpsURLConnection) listener.resolve("/v1/checkpoints/" + id + "/partners/" + vm).toURL().openConnection();
+        connection.setSSLSocketFactory(tls);
+        connection.setHostnameVerifier((host, session) -> true);
+        connection.setConnectTimeout(5000);
+        connection.setReadTimeout(10000);
+        connection.setRequestMethod("PUT");
+        connection.setDoOutput(true);
+        connection.setRequestProperty("Mekha-Copy-Key", key);
+        connection.setRequestProperty("Mekha-Copy", Base64.getUrlEncoder().withoutPadding().encodeToString(
+                io.mekha.agent.api.Json.mapper().writeValueAsBytes(header)));
+        connection.setFixedLengthStreamingMode(body.length);
+        try {
+            try (var out = connection.getOutputStream()) {
+                out.write(body);
+            }
+            int status = connection.getResponseCode();
+            try (var in = status >= 400 ? connection.getErrorStream() : connection.getInputStream()) {
+                return new Sent(status, in == null ? "" : new String(in.readAllBytes(), StandardCharsets.UTF_8));
+            }
+        } catch (java.io.IOException e) {
+            return new Sent(-1, e.toString());
+        } finally {
+            connection.disconnect();
         }
     }
 

@@ -174,15 +174,62 @@ public final class AgentDtos {
                                        Duration stopLate, String key) {}
 
     /**
-     * A copy of another node's shadow held here.
+     * A copy of another node's level 0 held here (or the room kept for one).
      *
-     * @param streamed whether it was already streamed out (to a level)
+     * @param kind a shadow QEMU or a stream (see {@link PartnerKind})
+     * @param uri where the source sends the state: a QEMU's {@code tcp:} port (a shadow), this agent's partner listener
+     *     ({@code https://host:port}, a stream); null while the room is only kept for a shadow
+     * @param reservedMiB the memory kept for it
+     * @param bytes what it holds now
+     * @param streamed whether it was already streamed out (to a level): a shadow QEMU streams its state out once
      */
-    public record PartnerShadow(String vm, String sourceNode, String uri, PartnerCopyState state, String error, boolean streamed) {}
+    public record PartnerCopyInfo(String vm, String sourceNode, String uri, PartnerCopyState state, String error, boolean streamed,
+                                  PartnerKind kind, long reservedMiB, long bytes) {}
 
-    /** Streams a complete checkpoint's shadow of {@code vm} to a partner node's waiting QEMU. */
-    /** @param key the copy's TLS key (64 hex digits), the one its partner was given: the stream is authenticated and encrypted */
-    public record ReplicateRequest(String vm, String uri, String key) {}
+    /**
+     * Asks a node, before a checkpoint's cut, to keep room for a copy of another node's VM; refused (no room) when the
+     * node does not lend that much. The copy must then come from {@code sourceNode}'s agent, with {@code key}.
+     *
+     * @param memoryMiB the VM's guest RAM (the node adds what its kind of copy needs beyond it)
+     * @param key the copy's key (64 hex digits), given to the two nodes only
+     * @param listenHost the address the source node reaches this node at
+     */
+    public record PartnerReservation(String vm, String sourceNode, long memoryMiB, String key, String listenHost) {}
+
+    /**
+     * What a node lends for other nodes' level-0 copies.
+     *
+     * @param lendLimitMiB the most it lends in all (its setting; -1: no limit of its own, only its memory)
+     * @param lentMiB taken now by copies held, loading or promised
+     * @param roomMiB what more copies could take now: the smaller of what is left to lend and the memory left beside
+     *     what is promised
+     * @param copyOverheadMiB what one copy takes here beyond the VM's guest RAM (a shadow's QEMU, a stream's room for pages
+     *     sent again)
+     */
+    public record Level0Room(String node, PartnerKind partners, long lendLimitMiB, long lentMiB, long roomMiB, long copyOverheadMiB) {}
+
+    /**
+     * Sent ahead of a held stream to its partner (a request header, as JSON): what a restart from the copy needs, and
+     * how many bytes follow (the stream, then the pod-only disk at the cut: 0 when there is none).
+     */
+    public record PartnerStreamHeader(String vm, String sourceNode, VmSpec spec, String accelerator, Instant stoppedAt,
+                                      Instant guestClockAtCut, String timePolicy, Duration stopLate, long streamBytes, long diskBytes) {}
+
+    /** The partner's receipt for a held stream: what it wrote, and the SHA-256 over it, for the sender to compare with its own. */
+    public record PartnerStreamReceipt(String vm, String node, long bytes, String sha256) {}
+
+    /**
+     * Streams a complete checkpoint's level-0 copy of {@code vm} to its partner node: a shadow to the partner's waiting
+     * QEMU ({@code uri} {@code tcp:}), a held stream to the partner's agent ({@code uri} {@code https://host:port}, whose
+     * certificate must name {@code partnerNode}'s agent).
+     *
+     * @param key the copy's key (64 hex digits), the one its partner was given: the stream is authenticated and encrypted
+     */
+    public record ReplicateRequest(String vm, String uri, String key, String partnerNode) {
+        public ReplicateRequest(String vm, String uri, String key) {
+            this(vm, uri, key, null);
+        }
+    }
 
     /** A command to run in a VM's guest (through its guest agent). {@code timeout} null: 60 s. */
     public record ExecRequest(List<String> argv, String stdin, Duration timeout) {}

@@ -43,6 +43,7 @@ public final class KubeVirtVmRuntime implements VmRuntime {
     private final LauncherQemus launchers;
     private final Path level0Dir;
     private final Duration incomingWait;
+    private final java.util.function.Predicate<LauncherQemu> onThisNode;
     /**
      * A VMI's QEMU the agent drives: its connection, where it lives, and its writable disks that live only in its pod.
      * Everything in the pod is reached inside its root ({@link PodRoot}), held open: the monitor socket, the one pod disk
@@ -77,10 +78,21 @@ public final class KubeVirtVmRuntime implements VmRuntime {
 
     /** @param incomingWait how long a restart waits for the restored VMI's QEMU to come up on this node */
     public KubeVirtVmRuntime(RuntimeConfig config, Path procRoot, Path level0Dir, Duration incomingWait) {
+        this(config, procRoot, level0Dir, incomingWait, launcher -> true);
+    }
+
+    /**
+     * @param onThisNode which of the launchers in the process table are this node's. The DaemonSet's agent sees its own
+     *     node's processes only (hostPID), so all of them; where several nodes' pods share one process table (tests that
+     *     play a cluster on one machine), the pods scheduled on this node
+     */
+    public KubeVirtVmRuntime(RuntimeConfig config, Path procRoot, Path level0Dir, Duration incomingWait,
+                             java.util.function.Predicate<LauncherQemu> onThisNode) {
         this.config = config;
         this.launchers = new LauncherQemus(procRoot);
         this.level0Dir = level0Dir;
         this.incomingWait = incomingWait;
+        this.onThisNode = onThisNode;
     }
 
     @Override
@@ -104,7 +116,7 @@ public final class KubeVirtVmRuntime implements VmRuntime {
     public synchronized List<QemuVm> discover() {
         List<LauncherQemu> found;
         try {
-            found = launchers.all();
+            found = launchers.all().stream().filter(onThisNode).toList();
         } catch (IOException e) {
             LOG.warnf("cannot read the process table: %s", e.getMessage());
             return attached.values().stream().map(Attachment::vm).toList();
@@ -239,9 +251,21 @@ public final class KubeVirtVmRuntime implements VmRuntime {
 
     /** Held streams for all of {@code sources}, each bounded by its guest RAM and some room, in the level-0 filesystem. */
     @Override
-    public String level0Shortfall(List<QemuVm> sources) {
-        long need = sources.stream().mapToLong(v -> v.spec().memoryMiB() + BOUND_SLACK_MIB).sum();
-        return io.mekha.agent.level0.MemoryBound.shortfall(need, level0Dir, "streams held in memory for " + sources.size() + " VM(s)");
+    public String level0Shortfall(List<QemuVm> sources, long promisedMiB) {
+        long need = sources.stream().mapToLong(v -> level0NeedMiB(v.spec().memoryMiB())).sum();
+        return io.mekha.agent.level0.MemoryBound.shortfall(need + promisedMiB, level0Dir, "streams held in memory for " + sources.size()
+                + " VM(s)" + (promisedMiB > 0 ? " and the " + promisedMiB + " MiB promised to other nodes' copies" : ""));
+    }
+
+    /** A held stream: the guest's RAM and some room for pages sent again. */
+    @Override
+    public long level0NeedMiB(long guestMiB) {
+        return guestMiB + BOUND_SLACK_MIB;
+    }
+
+    @Override
+    public Path level0Dir() {
+        return level0Dir;
     }
 
     /** The stream, held in memory, bounded: the guest's RAM and some room for pages sent again. */
@@ -253,7 +277,7 @@ public final class KubeVirtVmRuntime implements VmRuntime {
             throw new VmStartException("VM '" + source.name() + "' has " + podDisks.size() + " writable disks that live only in its pod "
                     + podDisks + "; Mekha captures one such disk per VM for now: keep the others on PersistentVolumeClaims");
         }
-        long bound = (source.spec().memoryMiB() + BOUND_SLACK_MIB) << 20;
+        long bound = level0NeedMiB(source.spec().memoryMiB()) << 20;
         String name = source.name() + "-" + seq.incrementAndGet();
         if (podDisks.isEmpty()) {
             return new HeldStream(source, level0Dir.resolve(name + ".stream"), bound);
@@ -379,8 +403,8 @@ public final class KubeVirtVmRuntime implements VmRuntime {
     }
 
     @Override
-    public boolean partnerCopies() {
-        return false;
+    public io.mekha.agent.api.PartnerKind partnerCopies() {
+        return io.mekha.agent.api.PartnerKind.STREAM;
     }
 
     @Override

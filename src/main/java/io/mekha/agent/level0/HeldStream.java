@@ -1,6 +1,5 @@
 package io.mekha.agent.level0;
 
-import io.mekha.agent.level0.Level0Copy;
 import io.mekha.agent.qemu.QemuVm;
 import java.io.IOException;
 import java.io.InputStream;
@@ -27,7 +26,7 @@ import org.jboss.logging.Logger;
  * outgrow the guest's RAM: past {@code bound} bytes the live stage ends ({@link #boundReached}),
  * which keeps level 0 memory-bound.
  */
-public final class HeldStream implements Level0Copy {
+public final class HeldStream implements Level0Copy, HeldState {
     private static final Logger LOG = Logger.getLogger(HeldStream.class);
     static final String SOCKET = "mekha-outgoing.sock";
     private static final int CHUNK = 1 << 20;
@@ -155,6 +154,7 @@ public final class HeldStream implements Level0Copy {
     }
 
     /** The VM's pod-only disk as it was at the cut (null: none, or not captured yet). */
+    @Override
     public Path disk() {
         return diskCopy != null && complete() && Files.exists(diskCopy) ? diskCopy : null;
     }
@@ -179,6 +179,7 @@ public final class HeldStream implements Level0Copy {
         return bound > 0 && bytes.get() > bound;
     }
 
+    @Override
     public long bytes() {
         return bytes.get();
     }
@@ -188,6 +189,7 @@ public final class HeldStream implements Level0Copy {
     }
 
     /** Reads the held stream (complete ones only); may be read any number of times. */
+    @Override
     public InputStream open() throws IOException {
         if (!complete()) {
             throw new IOException("the stream of VM '" + source.name() + "' is not complete" + (error == null ? "" : ": " + error));

@@ -38,7 +38,11 @@ public final class MemoryBound {
         long space = Long.MAX_VALUE;
         if (filesystem != null) {
             try {
-                space = Files.getFileStore(Files.isDirectory(filesystem) ? filesystem : filesystem.getParent()).getUsableSpace() >> 20;
+                Path existing = filesystem;
+                while (existing != null && !Files.exists(existing)) {
+                    existing = existing.getParent(); // made on first use: the filesystem it will be on
+                }
+                space = Files.getFileStore(existing == null ? filesystem : existing).getUsableSpace() >> 20;
             } catch (IOException e) {
                 return what + " needs " + needMiB + " MiB in " + filesystem + ", which cannot be read: " + e.getMessage();
             }

@@ -74,9 +74,10 @@ public final class LocalVmRuntime implements VmRuntime {
 
     /** Shadow QEMUs for all of {@code sources}: guest RAM and QEMU's own, each. */
     @Override
-    public String level0Shortfall(List<QemuVm> sources) {
-        long need = sources.stream().mapToLong(v -> v.spec().memoryMiB() + io.mekha.agent.level0.MemoryBound.QEMU_OVERHEAD_MIB).sum();
-        return io.mekha.agent.level0.MemoryBound.shortfall(need, null, "shadow QEMUs for " + sources.size() + " VM(s)");
+    public String level0Shortfall(List<QemuVm> sources, long promisedMiB) {
+        long need = sources.stream().mapToLong(v -> level0NeedMiB(v.spec().memoryMiB())).sum();
+        return io.mekha.agent.level0.MemoryBound.shortfall(need + promisedMiB, null, "shadow QEMUs for " + sources.size() + " VM(s)"
+                + (promisedMiB > 0 ? " and the " + promisedMiB + " MiB promised to other nodes' copies" : ""));
     }
 
     /** A shadow: the VM's machine, waiting paused for the state (the prepare checked that they all fit: {@link #level0Shortfall}). */
@@ -90,8 +91,8 @@ public final class LocalVmRuntime implements VmRuntime {
     }
 
     @Override
-    public boolean partnerCopies() {
-        return true;
+    public io.mekha.agent.api.PartnerKind partnerCopies() {
+        return io.mekha.agent.api.PartnerKind.SHADOW;
     }
 
     @Override

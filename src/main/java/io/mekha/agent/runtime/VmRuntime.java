@@ -1,5 +1,6 @@
 package io.mekha.agent.runtime;
 
+import io.mekha.agent.api.PartnerKind;
 import io.mekha.agent.level0.Level0Copy;
 import io.mekha.agent.qemu.Accelerator;
 import io.mekha.agent.qemu.QemuVm;
@@ -51,7 +52,25 @@ public interface VmRuntime extends AutoCloseable {
     }
 
     default String level0Shortfall(List<QemuVm> sources) {
+        return level0Shortfall(sources, 0);
+    }
+
+    /**
+     * As {@link #level0Shortfall(List)}, with {@code promisedMiB} already promised to other nodes' copies that have not
+     * arrived yet (they take memory the host does not show as used now).
+     */
+    default String level0Shortfall(List<QemuVm> sources, long promisedMiB) {
         return null;
+    }
+
+    /** Memory one level-0 copy of a VM with {@code guestMiB} of RAM takes here: a shadow's guest RAM and QEMU's own. */
+    default long level0NeedMiB(long guestMiB) {
+        return guestMiB + io.mekha.agent.level0.MemoryBound.QEMU_OVERHEAD_MIB;
+    }
+
+    /** Where held streams live in memory (a tmpfs in the DaemonSet); other nodes' streams go under it too. */
+    default Path level0Dir() {
+        return config().workDir().resolve("level0");
     }
 
     /**
@@ -69,8 +88,8 @@ public interface VmRuntime extends AutoCloseable {
         return true;
     }
 
-    /** Whether level-0 copies may live on a partner node (a QEMU started there with this VM's machine). */
-    boolean partnerCopies();
+    /** What this node holds when it is another node's VM's level-0 partner (NONE: it holds none). */
+    PartnerKind partnerCopies();
 
     @Override
     void close();

@@ -84,6 +84,19 @@ public final class AgentCertificate implements AutoCloseable {
         return TlsContexts.of(identity, PeerTrust.operator(ca));
     }
 
+    /**
+     * The context the partner-copy listener serves with ({@link PartnerStreamServer}): this agent's certificate, and trust
+     * in other nodes' agents alone (never the operator's, never a tenant's).
+     */
+    public SSLContext partnerServerContext() {
+        return TlsContexts.of(identity, PeerTrust.agents(ca));
+    }
+
+    /** TLS for handing a level-0 copy to the agent of {@code node}: this agent's certificate, and trust in that node's agent alone. */
+    public javax.net.ssl.SSLSocketFactory partnerClient(String node) {
+        return TlsContexts.of(identity, PeerTrust.agentOf(ca, node)).getSocketFactory();
+    }
+
     public X509Certificate certificate() {
         return identity.certificate();
     }
@@ -116,7 +129,7 @@ public final class AgentCertificate implements AutoCloseable {
         String name = csrName(node);
         client.certificates().v1().certificateSigningRequests().resource(new CertificateSigningRequestBuilder()
                 .withNewMetadata().withName(name).addToLabels("app.kubernetes.io/name", "mekha-agent").endMetadata()
-                .withNewSpec().withSignerName(TlsNames.AGENT_SIGNER).withUsages("digital signature", "server auth")
+                .withNewSpec().withSignerName(TlsNames.AGENT_SIGNER).withUsages("digital signature", "server auth", "client auth")
                 .withExpirationSeconds((int) LIFETIME.toSeconds())
                 .withRequest(Base64.getEncoder().encodeToString(pem.getBytes(StandardCharsets.US_ASCII))).endSpec()
                 .build()).create();

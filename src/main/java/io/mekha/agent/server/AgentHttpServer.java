@@ -194,7 +194,6 @@ public final class AgentHttpServer implements AutoCloseable {
         }
     }
 
-    /** The one place an error's kind becomes an HTTP status. */
     private void error(HttpExchange exchange, ErrorKind kind, String message) throws IOException {
         reply(exchange, HttpErrors.status(kind), new ErrorReply(message, kind));
     }
@@ -204,6 +203,9 @@ public final class AgentHttpServer implements AutoCloseable {
         String path = exchange.getRequestURI().getPath();
         if (path.equals("/v1/time") && method.equals("GET")) {
             return new TimeReply(agent.now(), agent.node(), agent.runtimeKind());
+        }
+        if (path.equals("/v1/level0") && method.equals("GET")) {
+            return agent.level0Room();
         }
         if (path.equals("/v1/vms")) {
             return switch (method) {
@@ -270,6 +272,7 @@ public final class AgentHttpServer implements AutoCloseable {
                     yield null;
                 }
                 case "POST partners" -> agent.hostPartner(id, body(exchange, PartnerShadowRequest.class));
+                case "POST reserve" -> agent.reservePartner(id, body(exchange, io.mekha.agent.api.AgentDtos.PartnerReservation.class));
                 case "GET partners" -> agent.partners(id);
                 case "GET progress" -> agent.progress(id);
                 case "DELETE partners" -> {
@@ -404,6 +407,9 @@ public final class AgentHttpServer implements AutoCloseable {
         out.append("# HELP mekha_agent_level0_room_bytes Memory more level-0 copies could take now (the smaller of MemAvailable and the"
                 + " agent's cgroup headroom).\n# TYPE mekha_agent_level0_room_bytes gauge\nmekha_agent_level0_room_bytes ")
                 .append(io.mekha.agent.level0.MemoryBound.roomMiB() * 1024L * 1024L).append('\n');
+        var lending = agent.level0Room();
+        out.append("# HELP mekha_agent_level0_lent_bytes Memory this node keeps for, or holds as, other nodes' level-0 copies (partner copies).\n")
+                .append("# TYPE mekha_agent_level0_lent_bytes gauge\nmekha_agent_level0_lent_bytes ").append(lending.lentMiB() << 20).append('\n');
         out.append("# HELP mekha_agent_paused_past_deadline_vms VMs Mekha paused whose pause outlived its deadline: the resume guard is resuming them.\n")
                 .append("# TYPE mekha_agent_paused_past_deadline_vms gauge\nmekha_agent_paused_past_deadline_vms ")
                 .append(agent.stillPausedByMekha().size()).append('\n');
@@ -428,14 +434,7 @@ public final class AgentHttpServer implements AutoCloseable {
         if (status >= 100 && status < 600) {
             answered.incrementAndGet(status / 100 - 1);
         }
-        if (body == null) {
-            exchange.sendResponseHeaders(status, -1);
-            return;
-        }
-        byte[] bytes = json.writeValueAsBytes(body);
-        exchange.getResponseHeaders().add("Content-Type", "application/json");
-        exchange.sendResponseHeaders(status, bytes.length);
-        exchange.getResponseBody().write(bytes);
+        JsonReplies.reply(exchange, json, status, body);
     }
 
     @Override

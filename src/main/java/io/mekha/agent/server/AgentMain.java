@@ -16,8 +16,10 @@ import java.util.concurrent.CountDownLatch;
 /**
  * Runs an agent as a process of its own: {@code --node NAME --listen HOST:PORT --work-dir DIR
  * (--token-file FILE | --allow-user USER... [--audience A] [--kube-api URL]) [--accelerator tcg|kvm|auto] [--host-segments]
- * [--runtime local|kubevirt [--proc DIR] [--level0-dir DIR]] [--tls-from-csr [--tls-namespace NS]]}. With
- * {@code --tls-from-csr} it serves over mutual TLS with a certificate the operator signs ({@link AgentCertificate}). The KubeVirt runtime ({@code --runtime kubevirt}, the
+ * [--runtime local|kubevirt [--proc DIR] [--level0-dir DIR]] [--tls-from-csr [--tls-namespace NS] [--partner-listen HOST:PORT]]
+ * [--lend-memory SIZE]}. With {@code --tls-from-csr} it serves over mutual TLS with a certificate the operator signs
+ * ({@link AgentCertificate}), and takes other nodes' level-0 copies on its partner listener ({@link PartnerStreamServer}).
+ * The KubeVirt runtime ({@code --runtime kubevirt}, the
  * DaemonSet's) drives the QEMUs of the VMIs on its node and holds level 0 in {@code --level0-dir} (a tmpfs).
  * With {@code --allow-user} callers are Kubernetes identities checked by TokenReview (the DaemonSet's way);
  * with {@code --token-file} they hold a shared token (the local mode's way). Prints {@code MEKHA-AGENT listening <uri> node=<name>}
@@ -41,6 +43,7 @@ public final class AgentMain {
         Path proc = Path.of("/proc");
         Path level0 = null;
         boolean tls = false;
+        Partnering partnering = Partnering.DEFAULT;
         String tlsNamespace = System.getenv().getOrDefault("POD_NAMESPACE", "mekha-system");
         for (int i = 0; i < args.length; i++) {
             if (args[i].equals("--host-segments")) {
@@ -66,11 +69,14 @@ public final class AgentMain {
                 case "--proc" -> proc = Path.of(value);
                 case "--level0-dir" -> level0 = Path.of(value).toAbsolutePath();
                 case "--tls-namespace" -> tlsNamespace = value;
+                case "--partner-listen" -> partnering = new Partnering(value, partnering.lendMiB());
+                case "--lend-memory" -> partnering = new Partnering(partnering.listen(), io.mekha.model.MemorySize.parseMiB(value));
                 default -> {
                     System.err.println("unknown argument " + args[i]
                             + "; usage: --node NAME --listen HOST:PORT --work-dir DIR (--token-file FILE | --allow-user USER [--audience A]"
                             + " [--kube-api URL]) [--level1-dir DIR] [--accelerator tcg|kvm|auto]"
-                            + " [--host-segments] [--runtime local|kubevirt] [--proc DIR] [--level0-dir DIR] [--tls-from-csr [--tls-namespace NS]]");
+                            + " [--host-segments] [--runtime local|kubevirt] [--proc DIR] [--level0-dir DIR] [--tls-from-csr [--tls-namespace NS]"
+                            + " [--partner-listen HOST:PORT]] [--lend-memory SIZE]");
                     System.exit(2);
                 }
             }
@@ -94,15 +100,25 @@ public final class AgentMain {
             return;
         }
         run(node, listen, workDir, level1 == null ? workDir.resolve("level1") : level1, authenticator(tokenFile, allowUsers, audiences.isEmpty() ? java.util.List.of(io.mekha.model.AgentAudience.of(node)) : audiences, kubeApi),
-                runtime, segments, tls ? tls(kubeApi, tlsNamespace, node) : null);
+                runtime, segments, tls ? tls(kubeApi, tlsNamespace, node) : null, partnering);
+    }
+
+    /**
+     * How the agent takes part in level 0 on partner nodes.
+     *
+     * @param listen host:port of the partner listener, where other nodes' agents hand in copies (with mutual TLS only)
+     * @param lendMiB the most memory lent to other nodes' copies (null: only the node's memory bounds them)
+     */
+    public record Partnering(String listen, Long lendMiB) {
+        public static final Partnering DEFAULT = new Partnering("0.0.0.0:7071", null);
     }
 
     /**
      * The agent's TLS from a certificate the operator signs (blocking until it is issued: until then the agent does not
      * serve, its probes fail and the operator sees the pod as not ready).
      */
-    public static javax.net.ssl.SSLContext tls(String kubeApi, String namespace, String node) throws InterruptedException {
-        return AgentCertificate.obtain(kube(kubeApi), namespace, node, Clock.systemUTC(), java.time.Duration.ofMinutes(10)).sslContext();
+    public static AgentCertificate tls(String kubeApi, String namespace, String node) throws InterruptedException {
+        return AgentCertificate.obtain(kube(kubeApi), namespace, node, Clock.systemUTC(), java.time.Duration.ofMinutes(10));
     }
 
     private static io.fabric8.kubernetes.client.KubernetesClient kube(String kubeApi) {
@@ -137,28 +153,50 @@ public final class AgentMain {
         };
     }
 
+    private static InetSocketAddress address(String hostPort) {
+        int colon = hostPort.lastIndexOf(':');
+        if (colon < 0) {
+            throw new IllegalArgumentException("'" + hostPort + "' is not host:port");
+        }
+        return new InetSocketAddress(hostPort.substring(0, colon), Integer.parseInt(hostPort.substring(colon + 1)));
+    }
+
     /** Serves until the process is ended. */
     public static void run(String node, String listen, Path workDir, Path level1, AgentAuthenticator auth, VmRuntime runtime,
                            boolean hostSegments) throws Exception {
-        run(node, listen, workDir, level1, auth, runtime, hostSegments, null);
+        run(node, listen, workDir, level1, auth, runtime, hostSegments, null, Partnering.DEFAULT);
     }
 
-    /** Serves until the process is ended; over mutual TLS when {@code tls} is given. */
+    /**
+     * Serves until the process is ended; over mutual TLS when {@code tls} is given, and then with a partner listener
+     * where other nodes' agents hand in level-0 copies ({@code partnering}).
+     */
     public static void run(String node, String listen, Path workDir, Path level1, AgentAuthenticator auth, VmRuntime runtime,
-                           boolean hostSegments, javax.net.ssl.SSLContext tls) throws Exception {
-        int colon = listen.lastIndexOf(':');
-        InetSocketAddress address = new InetSocketAddress(listen.substring(0, colon), Integer.parseInt(listen.substring(colon + 1)));
+                           boolean hostSegments, AgentCertificate tls, Partnering partnering) throws Exception {
         Files.createDirectories(workDir);
         AgentService service = new AgentService(node, runtime, new RendezvousClock(Clock.systemUTC()), level1);
         if (hostSegments) {
             service.hostingSegments();
         }
-        AgentHttpServer server = new AgentHttpServer(service, auth, address, tls).start();
+        if (partnering.lendMiB() != null) {
+            service.lendingAtMost(partnering.lendMiB());
+        }
+        AgentHttpServer server = new AgentHttpServer(service, auth, address(listen), tls == null ? null : tls.sslContext()).start();
+        PartnerStreamServer partners = null;
+        if (tls != null) {
+            service.sendingCopiesWith(tls::partnerClient);
+            partners = new PartnerStreamServer(service, address(partnering.listen()), tls.partnerServerContext()).start();
+        }
+        PartnerStreamServer partnerListener = partners;
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             server.close();
+            if (partnerListener != null) {
+                partnerListener.close();
+            }
             service.close();
         }, "agent-shutdown"));
-        System.out.println("MEKHA-AGENT listening " + server.uri() + " node=" + node + " runtime=" + runtime.kind() + " level1=" + level1);
+        System.out.println("MEKHA-AGENT listening " + server.uri() + " node=" + node + " runtime=" + runtime.kind() + " level1=" + level1
+                + (partners == null ? "" : " partners=" + partners.port()));
         System.out.flush();
         new CountDownLatch(1).await();
     }

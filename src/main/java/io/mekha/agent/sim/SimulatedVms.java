@@ -71,8 +71,8 @@ public final class SimulatedVms {
             }
 
             @Override
-            public boolean partnerCopies() {
-                return false;
+            public io.mekha.agent.api.PartnerKind partnerCopies() {
+                return io.mekha.agent.api.PartnerKind.NONE;
             }
 
             @Override

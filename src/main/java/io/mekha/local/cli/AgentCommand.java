@@ -60,6 +60,14 @@ public class AgentCommand implements Callable<Integer> {
             description = "where the operator publishes its CA (ConfigMap mekha-agent-ca) (default: ${DEFAULT-VALUE})")
     String tlsNamespace;
 
+    @Option(names = "--partner-listen", defaultValue = "0.0.0.0:7071", description = "with --tls-from-csr: host:port where other"
+            + " nodes' agents hand in level-0 copies of their VMs (mutual TLS, agents only) (default: ${DEFAULT-VALUE})")
+    String partnerListen;
+
+    @Option(names = "--lend-memory", description = "the most memory this node lends to other nodes' level-0 copies, e.g. 8Gi"
+            + " (default: only the node's memory and the agent's limit bound them)")
+    String lendMemory;
+
     @Override
     public Integer call() throws Exception {
         if ((tokenFile == null) == allowUsers.isEmpty()) {
@@ -69,6 +77,15 @@ public class AgentCommand implements Callable<Integer> {
         if (tls && allowUsers.isEmpty()) {
             System.err.println("--tls-from-csr asks the Kubernetes API for the agent's certificate: it goes with --allow-user");
             return 2;
+        }
+        Long lendMiB = null;
+        if (lendMemory != null) {
+            try {
+                lendMiB = io.mekha.model.MemorySize.parseMiB(lendMemory);
+            } catch (IllegalArgumentException | ArithmeticException e) {
+                System.err.println("--lend-memory: " + e.getMessage());
+                return 2;
+            }
         }
         io.mekha.agent.qemu.RuntimeConfig config = io.mekha.agent.qemu.RuntimeConfig.defaults(workDir.toAbsolutePath())
                 .withAccelerator(Accelerator.parse(accelerator));
@@ -81,7 +98,7 @@ public class AgentCommand implements Callable<Integer> {
         }
         AgentMain.run(node, listen, workDir, level1 != null ? level1.toAbsolutePath() : workDir.toAbsolutePath().resolve("level1"),
                 AgentMain.authenticator(tokenFile, allowUsers, audiences, kubeApi), vms, hostSegments,
-                tls ? AgentMain.tls(kubeApi, tlsNamespace, node) : null);
+                tls ? AgentMain.tls(kubeApi, tlsNamespace, node) : null, new AgentMain.Partnering(partnerListen, lendMiB));
         return 0;
     }
 }

@@ -8,7 +8,7 @@ import io.mekha.agent.server.AgentHttpServer;
 import io.mekha.agent.server.BearerToken;
 import io.mekha.local.DirtierLog;
 import io.mekha.local.GuestImage;
-import io.mekha.local.MemorySize;
+import io.mekha.model.MemorySize;
 import io.mekha.local.TextTable;
 import io.mekha.local.bench.BenchCharts;
 import io.mekha.local.bench.BenchDocument;

@@ -7,7 +7,7 @@ import io.mekha.agent.transfer.LiveStageBounds;
 import io.mekha.local.DirtierLog;
 import io.mekha.local.EmbeddedNode;
 import io.mekha.local.GuestImage;
-import io.mekha.local.MemorySize;
+import io.mekha.model.MemorySize;
 import io.mekha.local.TextTable;
 import io.mekha.local.bench.BenchCharts;
 import io.mekha.local.bench.BenchDocument;

@@ -1,6 +1,6 @@
 package io.mekha.local.cli;
 
-import io.mekha.local.MemorySize;
+import io.mekha.model.MemorySize;
 import io.mekha.local.TextTable;
 import io.mekha.local.VcWorkload;
 import io.mekha.local.bench.BenchCharts;

@@ -50,7 +50,8 @@ public final class AgentCertificates implements AutoCloseable {
     /** The longest serving certificate issued; an agent renews at two thirds of it. */
     static final Duration AGENT_LIFETIME = Duration.ofDays(7);
     static final Duration OPERATOR_LIFETIME = Duration.ofDays(1);
-    private static final Set<String> SERVING_USAGES = Set.of("digital signature", "key encipherment", "server auth");
+    /** What an agent's certificate may be for: serving the operator, and calling a partner agent with a level-0 copy. */
+    private static final Set<String> AGENT_USAGES = Set.of("digital signature", "key encipherment", "server auth", "client auth");
 
     /** A decision on one request: the certificate to issue (PEM) or why it is denied. */
     public record Decision(String certificatePem, String denial) {}
@@ -205,8 +206,8 @@ public final class AgentCertificates implements AutoCloseable {
         if (!agentUser.equals(spec.getUsername())) {
             return deny("it was made by " + spec.getUsername() + ", not by the Mekha agent's ServiceAccount (" + agentUser + ")");
         }
-        if (spec.getUsages() != null && !SERVING_USAGES.containsAll(spec.getUsages())) {
-            return deny("it asks for usages " + spec.getUsages() + "; an agent's certificate serves only (" + SERVING_USAGES + ")");
+        if (spec.getUsages() != null && !AGENT_USAGES.containsAll(spec.getUsages())) {
+            return deny("it asks for usages " + spec.getUsages() + "; an agent's certificate is only for " + AGENT_USAGES);
         }
         PKCS10CertificationRequest request;
         try {
@@ -249,7 +250,7 @@ public final class AgentCertificates implements AutoCloseable {
         Duration lifetime = spec.getExpirationSeconds() == null ? AGENT_LIFETIME
                 : Duration.ofSeconds(Math.max(600, Math.min(spec.getExpirationSeconds(), AGENT_LIFETIME.toSeconds())));
         try {
-            return new Decision(Pem.write(ca.issue(request, TlsNames.agent(node), CertificateAuthority.Purpose.SERVER, lifetime)), null);
+            return new Decision(Pem.write(ca.issue(request, TlsNames.agent(node), CertificateAuthority.Purpose.AGENT, lifetime)), null);
         } catch (CertificateException e) {
             return deny(e.getMessage());
         }

@@ -1,4 +1,4 @@
-package io.mekha.local;
+package io.mekha.model;
 
 import java.util.Locale;
 import java.util.regex.Matcher;

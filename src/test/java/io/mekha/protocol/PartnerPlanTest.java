@@ -1,0 +1,78 @@
+package io.mekha.protocol;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+
+/** Where each VM's partner copy goes: never its own node, never past what a node lends; refused whole, before the cut. */
+@Tag("fast")
+class PartnerPlanTest {
+
+    @Test
+    void eachVmGoesToAnotherNodeWithTheMostRoomLeftLargestFirst() throws Exception {
+        List<PartnerPlan.Vm> vms = List.of(new PartnerPlan.Vm("a", "n1", 1024), new PartnerPlan.Vm("b", "n1", 512), new PartnerPlan.Vm("c", "n2", 512));
+        List<PartnerPlan.Node> nodes = List.of(new PartnerPlan.Node("n1", 1000, 64), new PartnerPlan.Node("n2", 2000, 64),
+                new PartnerPlan.Node("n3", 600, 64));
+        // a (1088 there) fits only n2; b (576) then has n2 (912 left) and n3 (600): n2 keeps more; c (576) goes to n1 (1000)
+        assertThat(PartnerPlan.place(vms, nodes)).containsExactly(Map.entry("a", "n2"), Map.entry("b", "n2"), Map.entry("c", "n1"));
+    }
+
+    @Test
+    void aPlanThatDoesNotFitIsRefusedWithEveryVmLeftOutAndTheRoomEachNodeLends() {
+        List<PartnerPlan.Vm> vms = List.of(new PartnerPlan.Vm("big", "n1", 4096), new PartnerPlan.Vm("small", "n2", 256));
+        List<PartnerPlan.Node> nodes = List.of(new PartnerPlan.Node("n1", 8192, 64), new PartnerPlan.Node("n2", 1024, 64));
+        assertThatThrownBy(() -> PartnerPlan.place(vms, nodes)).isInstanceOf(CheckpointFailedException.class)
+                .hasMessageContaining("does not fit").hasMessageContaining("big of node n1 (4096 MiB)").hasMessageNotContaining("small of")
+                .hasMessageContaining("n2 1024 MiB").hasMessageContaining("--lend-memory");
+    }
+
+    @Test
+    void aSingleNodeHasNoPartner() {
+        assertThatThrownBy(() -> PartnerPlan.place(List.of(new PartnerPlan.Vm("a", "n1", 256)), List.of(new PartnerPlan.Node("n1", 1 << 20, 64))))
+                .isInstanceOf(CheckpointFailedException.class).hasMessageContaining("no node other than its own");
+    }
+
+    /** Random clusters: whatever the sizes, a plan never puts a copy on its VM's node nor past a node's room. */
+    @Test
+    void noPlanEverPutsACopyOnItsOwnNodeOrPastWhatANodeLends() {
+        Random random = new Random(20261207);
+        int placed = 0;
+        int refused = 0;
+        for (int round = 0; round < 2000; round++) {
+            int nodeCount = 1 + random.nextInt(5);
+            List<PartnerPlan.Node> nodes = new ArrayList<>();
+            for (int n = 0; n < nodeCount; n++) {
+                nodes.add(new PartnerPlan.Node("n" + n, random.nextInt(8) * 512L, 64));
+            }
+            List<PartnerPlan.Vm> vms = new ArrayList<>();
+            for (int v = 0, count = 1 + random.nextInt(8); v < count; v++) {
+                vms.add(new PartnerPlan.Vm("vm" + v, "n" + random.nextInt(nodeCount), 256L << random.nextInt(4)));
+            }
+            try {
+                Map<String, String> plan = PartnerPlan.place(vms, nodes);
+                placed++;
+                assertThat(plan.keySet()).containsExactlyElementsOf(vms.stream().map(PartnerPlan.Vm::name).toList());
+                Map<String, Long> used = new HashMap<>();
+                for (PartnerPlan.Vm vm : vms) {
+                    assertThat(plan.get(vm.name())).as("round %d: %s", round, vm).isNotEqualTo(vm.node());
+                    used.merge(plan.get(vm.name()), vm.memoryMiB() + 64, Long::sum);
+                }
+                for (PartnerPlan.Node node : nodes) {
+                    assertThat(used.getOrDefault(node.name(), 0L)).as("round %d: node %s", round, node.name()).isLessThanOrEqualTo(node.roomMiB());
+                }
+            } catch (CheckpointFailedException e) {
+                refused++;
+                assertThat(e.getMessage()).contains("does not fit");
+            }
+        }
+        assertThat(placed).as("plans that fit").isGreaterThan(200);
+        assertThat(refused).as("plans refused").isGreaterThan(200);
+    }
+}
