@@ -16,6 +16,7 @@
 {{- $_ := set $spec "nodeSelector" $root.Values.agent.nodeSelector }}
 {{- if $root.Values.agent.tolerations }}{{ $_ := set $spec "tolerations" $root.Values.agent.tolerations }}{{ end }}
 {{- $_ := set $c.resources.limits "memory" $root.Values.agent.level0Memory }}
+{{- if $root.Values.agent.lendMemory }}{{ $_ := set $c "args" (append $c.args (printf "--lend-memory=%s" $root.Values.agent.lendMemory)) }}{{ end }}
 {{- range $spec.volumes }}{{ if eq .name "level0" }}{{ $_ := set .emptyDir "sizeLimit" $root.Values.agent.level0Memory }}{{ end }}{{ end }}
 {{- end }}
 {{- if and (eq $o.kind "Deployment") (eq $o.metadata.name "mekha-operator") }}

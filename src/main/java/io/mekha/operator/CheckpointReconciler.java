@@ -186,31 +186,65 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
      */
     private void recheckLevel0(VirtualClusterCheckpoint cp) {
         var st = cp.getStatus();
-        List<String> lost = new java.util.ArrayList<>();
-        for (String node : st.vms.stream().map(v -> v.node).filter(java.util.Objects::nonNull).distinct().toList()) {
+        String ns = cp.getMetadata().getNamespace();
+        List<io.mekha.api.v1alpha1.Level0Holder> copies = st.level0 != null && st.level0.copies != null && !st.level0.copies.isEmpty()
+                ? st.level0.copies : st.vms.stream().filter(v -> v.node != null).map(v -> new io.mekha.api.v1alpha1.Level0Holder(v.name, v.node, "Own")).toList();
+        // each node's copies as it says now; a node whose agent cannot be reached right now is left out (changes nothing)
+        java.util.Map<String, java.util.Set<String>> heldOn = new java.util.HashMap<>();
+        java.util.Map<String, String> why = new java.util.HashMap<>();
+        for (String node : copies.stream().map(c -> c.node).distinct().toList()) {
+            java.util.Set<String> held = new java.util.HashSet<>();
             try {
-                services.agents().forNode(node).status(st.checkpointId);
+                AgentClient agent = services.agents().forNode(node);
+                try {
+                    agent.status(st.checkpointId).vms().stream().filter(v -> v.level0Held()).forEach(v -> held.add(io.mekha.operator.service.VmNames.inNamespace(ns, v.vm())));
+                } catch (io.mekha.protocol.AgentCallException e) {
+                    if (!e.notFound()) {
+                        throw e;
+                    }
+                }
+                agent.partners(st.checkpointId).stream().filter(p -> p.state() == io.mekha.agent.api.PartnerCopyState.HELD)
+                        .forEach(p -> held.add(io.mekha.operator.service.VmNames.inNamespace(ns, p.vm())));
+                heldOn.put(node, held);
+                why.put(node, "its agent no longer holds it (restarted?)");
             } catch (Refusal r) {
                 if (Reasons.AGENT_NOT_FOUND.equals(r.reason())) {
-                    lost.add(node + " (no agent runs there now)");
+                    heldOn.put(node, held);
+                    why.put(node, "no agent runs there now");
                 }
             } catch (io.mekha.protocol.AgentCallException e) {
-                if (e.notFound()) {
-                    lost.add(node + " (its agent holds no such checkpoint: it restarted)");
-                }
+                // unreachable now: asked again next time
             }
         }
-        if (lost.isEmpty()) {
+        List<io.mekha.api.v1alpha1.Level0Holder> gone = copies.stream().filter(c -> heldOn.containsKey(c.node) && !heldOn.get(c.node).contains(c.vm))
+                .toList();
+        if (gone.isEmpty()) {
+            return;
+        }
+        List<io.mekha.api.v1alpha1.Level0Holder> kept = copies.stream().filter(c -> !gone.contains(c)).toList();
+        List<String> uncovered = st.vms.stream().map(v -> v.name).filter(vm -> kept.stream().noneMatch(c -> c.vm.equals(vm))).toList();
+        String lostText = String.join(", ", gone.stream().map(c -> c.vm + " on node " + c.node + " (" + why.get(c.node) + ")").toList());
+        if (uncovered.isEmpty()) {
+            services.events().warning(cp, Reasons.LEVEL0_COPY_LOST, "the memory copy of " + lostText + " is gone; every VM is still held in"
+                    + " memory on another node, so L0 still restores the checkpoint");
+            services.status().update(VirtualClusterCheckpoint.class, cp, status -> {
+                if (status.level0 != null) {
+                    status.level0.copies = new java.util.ArrayList<>(kept);
+                }
+            });
             return;
         }
         List<io.mekha.api.v1alpha1.LevelName> left = st.levels.stream().filter(l -> l != io.mekha.api.v1alpha1.LevelName.L0).toList();
-        String message = "the level-0 copy is gone on node " + String.join(", ", lost)
-                + (left.isEmpty() ? "; no level holds this checkpoint any more (flush to L1 or L2 to keep one past an agent's restart)"
-                : "; it is still held at " + left);
+        String message = "the level-0 copy is gone: " + lostText + "; no memory copy of " + uncovered + " is left"
+                + (left.isEmpty() ? "; no level holds this checkpoint any more (flush to L1 or L2, or keep level 0 on partner nodes too,"
+                + " to keep one past an agent's restart or a node's loss)" : "; it is still held at " + left);
         services.events().warning(cp, Reasons.LEVEL0_LOST, message);
         services.status().update(VirtualClusterCheckpoint.class, cp, status -> {
             status.levels = new java.util.ArrayList<>(left);
             status.readyToUse = !left.isEmpty();
+            if (status.level0 != null) {
+                status.level0.copies = new java.util.ArrayList<>(kept);
+            }
             if (left.isEmpty()) {
                 Conditions.set(status.conditions, Conditions.READY, false, Reasons.LEVEL0_LOST, message, cp.getMetadata().getGeneration(), now());
             }

@@ -69,6 +69,7 @@ class ChartTest {
                   operator: {repository: registry.example/mekha-operator, tag: "0.2.0"}
                 agent:
                   level0Memory: 48Gi
+                  lendMemory: 20Gi
                   nodeSelector: {node-role.example/vm: "true"}
                   tolerations:
                     - {key: dedicated, operator: Equal, value: vms, effect: NoSchedule}
@@ -81,6 +82,7 @@ class ChartTest {
         var pod = agent.getSpec().getTemplate().getSpec();
         assertThat(pod.getContainers().get(0).getImage()).isEqualTo("registry.example/mekha-agent@sha256:0123");
         assertThat(pod.getContainers().get(0).getResources().getLimits().get("memory").toString()).isEqualTo("48Gi");
+        assertThat(pod.getContainers().get(0).getArgs()).endsWith("--lend-memory=20Gi");
         assertThat(pod.getVolumes()).filteredOn(v -> v.getName().equals("level0")).singleElement()
                 .satisfies(v -> assertThat(v.getEmptyDir().getSizeLimit().toString()).isEqualTo("48Gi"));
         // Helm merges a map value into the default: the default kubernetes.io/os stays unless set to null

@@ -119,16 +119,24 @@ class ManifestsTest {
             assertThat(r.getVerbs()).containsExactlyInAnyOrder("approve", "sign");
         });
 
-        // on the pod network only the operator's pods reach the agents' port
+        // on the pod network only the operator's pods reach the agents' port, and only agents' pods their partner listener
         var policy = of(objects, io.fabric8.kubernetes.api.model.networking.v1.NetworkPolicy.class).stream()
                 .filter(p -> agent.getSpec().getTemplate().getMetadata().getLabels().entrySet()
                         .containsAll(p.getSpec().getPodSelector().getMatchLabels().entrySet())).findFirst().orElseThrow();
         assertThat(policy.getSpec().getPolicyTypes()).containsExactly("Ingress");
-        assertThat(policy.getSpec().getIngress()).singleElement().satisfies(rule -> {
+        assertThat(policy.getSpec().getIngress()).hasSize(2);
+        assertThat(policy.getSpec().getIngress()).anySatisfy(rule -> {
             assertThat(rule.getFrom()).singleElement().satisfies(from -> assertThat(operator.getSpec().getTemplate().getMetadata().getLabels())
                     .containsAllEntriesOf(from.getPodSelector().getMatchLabels()));
             assertThat(rule.getPorts()).singleElement().satisfies(port -> assertThat(port.getPort().getStrVal()).isEqualTo("agent"));
         });
+        assertThat(policy.getSpec().getIngress()).anySatisfy(rule -> {
+            assertThat(rule.getFrom()).singleElement().satisfies(from -> assertThat(agent.getSpec().getTemplate().getMetadata().getLabels())
+                    .containsAllEntriesOf(from.getPodSelector().getMatchLabels()));
+            assertThat(rule.getPorts()).singleElement().satisfies(port -> assertThat(port.getPort().getStrVal()).isEqualTo("partner"));
+        });
+        assertThat(agent.getSpec().getTemplate().getSpec().getContainers().get(0).getPorts()).extracting(p -> p.getName()).contains("partner");
+        assertThat(agent.getSpec().getTemplate().getSpec().getContainers().get(0).getArgs()).contains("--partner-listen=0.0.0.0:7071");
 
         // the operator finds agents by the DaemonSet's pod labels and the port named "agent"
         Map<String, String> env = operator.getSpec().getTemplate().getSpec().getContainers().get(0).getEnv().stream()

@@ -28,6 +28,8 @@ final class FakeVirtController implements AutoCloseable {
     private final Map<String, LauncherPods.Launcher> running = new ConcurrentHashMap<>();
     private final Map<String, String> runningUid = new ConcurrentHashMap<>();
     private final Map<String, String> podOf = new ConcurrentHashMap<>();
+    /** Every launcher pod started, with the node it was scheduled on. */
+    private final Map<io.mekha.model.PodIdentity, String> nodeOfPod = new ConcurrentHashMap<>();
     /** Every launcher started for a VM, oldest first. */
     final Map<String, List<LauncherPods.Launcher>> history = new ConcurrentHashMap<>();
     /** VolumeSnapshots cut, as name@instant. */
@@ -124,6 +126,7 @@ final class FakeVirtController implements AutoCloseable {
                 .withContainerID("containerd://" + launcher.pod().containerId()).endContainerStatus().build());
         client.pods().inNamespace(namespace).resource(pod).updateStatus();
         podOf.put(vm, podName);
+        nodeOfPod.put(launcher.pod(), node);
         running.put(vm, launcher);
         runningUid.put(vm, vmi.getMetadata().getUid());
         history.computeIfAbsent(vm, k -> new CopyOnWriteArrayList<>()).add(launcher);
@@ -134,6 +137,19 @@ final class FakeVirtController implements AutoCloseable {
         if (pod != null) {
             client.pods().inNamespace(namespace).withName(pod).delete();
         }
+    }
+
+    /**
+     * Whether a launcher QEMU in the process table is one of a pod scheduled on {@code node}: what that node's agent sees
+     * (every node's pods share this machine's process table).
+     */
+    boolean onNode(io.mekha.agent.kubevirt.LauncherQemu qemu, String node) {
+        return nodeOfPod.entrySet().stream().anyMatch(e -> e.getValue().equals(node) && qemu.notIn(e.getKey()) == null);
+    }
+
+    /** The node the VM's current launcher runs on. */
+    String nodeOf(String vm) {
+        return nodeOfPod.get(launcher(vm).pod());
     }
 
     /** The VM's current launcher. */

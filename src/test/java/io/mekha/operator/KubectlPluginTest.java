@@ -82,6 +82,10 @@ class KubectlPluginTest {
                         if (stage.equals("Done")) {
                             st.readyToUse = true;
                             st.levels = List.of(LevelName.L0, LevelName.L1);
+                            st.level0 = new io.mekha.api.v1alpha1.Level0Status();
+                            st.level0.placement = io.mekha.api.v1alpha1.Level0Placement.Both;
+                            st.level0.copies = List.of(new io.mekha.api.v1alpha1.Level0Holder("vm1", "n1", "Own"),
+                                    new io.mekha.api.v1alpha1.Level0Holder("vm1", "n2", "Partner"));
                             Conditions.succeeded(st.conditions, Reasons.SUCCEEDED, "every VM resumed", 1L, Instant.now());
                         }
                     });
@@ -91,7 +95,7 @@ class KubectlPluginTest {
                 throw new RuntimeException(e);
             }
         });
-        Run run = run("checkpoint", "cp1", "-n", NS, "--selector", "app=hpl", "--levels", "L1", "--mode", "StopAndCopy", "--wait", "--timeout", "1m");
+        Run run = run("checkpoint", "cp1", "-n", NS, "--selector", "app=hpl", "--levels", "L1", "--mode", "StopAndCopy", "--level0", "both", "--wait", "--timeout", "1m");
         operator.get(30, TimeUnit.SECONDS);
         assertThat(run.exit()).as(run.err()).isZero();
         assertThat(run.out()).contains("checkpoint hpc/cp1 created").contains("InProgress, LiveStage, 2 VMs")
@@ -100,6 +104,7 @@ class KubectlPluginTest {
         assertThat(cp.getSpec().selector.getMatchLabels()).containsEntry("app", "hpl");
         assertThat(cp.getSpec().storage.levels).containsExactly(LevelName.L1);
         assertThat(cp.getSpec().transferMode).isEqualTo(TransferModeName.StopAndCopy);
+        assertThat(cp.getSpec().storage.level0.placement).isEqualTo(io.mekha.api.v1alpha1.Level0Placement.Both);
 
         Run ls = run("ls", "-n", NS);
         assertThat(ls.exit()).as(ls.err()).isZero();
@@ -112,7 +117,8 @@ class KubectlPluginTest {
         Run describe = run("describe", "cp1", "-n", NS);
         assertThat(describe.exit()).isZero();
         assertThat(describe.out()).contains("Ready to use: true").contains("Cut (Ts):     2026-12-03T10:00:00Z")
-                .containsPattern("vm1\\s+n1\\s+Resumed\\s+110ms\\s+180Mi").containsPattern("vm2\\s+n2").contains("Succeeded");
+                .containsPattern("vm1\\s+n1\\s+Resumed\\s+110ms\\s+180Mi").containsPattern("vm2\\s+n2").contains("Succeeded")
+                .contains("In memory:    vm1 on n1, vm1 on n2 (partner) (Both)");
         assertThat(run("describe", "cp1", "-n", NS, "-o", "yaml").out()).contains("kind: \"VirtualClusterCheckpoint\"").contains("name: \"cp1\"");
     }
 

@@ -185,10 +185,18 @@ public final class MockKubernetes implements AutoCloseable {
 
     /** A VirtualMachine set to run ({@code runStrategy: Always}), with no instance yet: KubeVirt (or a test playing it) makes one. */
     public void vm(String namespace, String name, Map<String, String> labels, java.util.List<Map<String, Object>> volumes) {
+        vm(namespace, name, labels, volumes, null);
+    }
+
+    /** A VirtualMachine set to run, its template pinned to {@code node} (null: anywhere). */
+    public void vm(String namespace, String name, Map<String, String> labels, java.util.List<Map<String, Object>> volumes, String node) {
+        Map<String, Object> templateSpec = new java.util.LinkedHashMap<>(Map.of("domain", Map.of(), "volumes", volumes));
+        if (node != null) {
+            templateSpec.put("nodeSelector", Map.of("kubernetes.io/hostname", node));
+        }
         GenericKubernetesResource vm = new GenericKubernetesResourceBuilder().withApiVersion("kubevirt.io/v1").withKind("VirtualMachine")
                 .withNewMetadata().withName(name).withNamespace(namespace).withLabels(labels).endMetadata()
-                .withAdditionalProperties(Map.of("spec", Map.of("runStrategy", "Always",
-                        "template", Map.of("spec", Map.of("domain", Map.of(), "volumes", volumes)))))
+                .withAdditionalProperties(Map.of("spec", Map.of("runStrategy", "Always", "template", Map.of("spec", templateSpec))))
                 .build();
         client.genericKubernetesResources(KubeVirt.VIRTUAL_MACHINES).inNamespace(namespace).resource(vm).create();
     }

@@ -3,22 +3,17 @@ package io.mekha.operator;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import io.fabric8.kubernetes.api.model.NodeBuilder;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.client.KubernetesClient;
-import io.mekha.api.v1alpha1.CheckpointTemplate;
 import io.mekha.api.v1alpha1.Conditions;
 import io.mekha.api.v1alpha1.LevelName;
 import io.mekha.api.v1alpha1.LiveStage;
 import io.mekha.api.v1alpha1.MekhaApi;
 import io.mekha.api.v1alpha1.Phase;
 import io.mekha.api.v1alpha1.Reasons;
-import io.mekha.api.v1alpha1.RecoveryPolicy;
 import io.mekha.api.v1alpha1.RecoveryRecord;
-import io.mekha.api.v1alpha1.RecoverySpec;
 import io.mekha.api.v1alpha1.VirtualClusterCheckpoint;
 import io.mekha.api.v1alpha1.VirtualClusterCheckpointSchedule;
-import io.mekha.api.v1alpha1.VirtualClusterCheckpointScheduleSpec;
 import io.mekha.api.v1alpha1.VirtualClusterCheckpointSpec;
 import io.mekha.api.v1alpha1.VirtualClusterRestore;
 import io.mekha.kubevirt.KubeVirtNode;
@@ -36,7 +31,6 @@ import java.time.Instant;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.TreeMap;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.ExtendWith;
@@ -74,7 +68,7 @@ class OperatorRecoveryTest {
              KubeVirtNode node = KubeVirtRig.agentNode(work, kube, tls, agentPort)) {
             KubernetesClient client = kube.client;
             kube.namespace(NS);
-            nodeReady(client, "n1", true);
+            KubeVirtRig.nodeReady(client, "n1", true);
             for (String vm : machines.keySet()) {
                 kube.vm(NS, vm, Map.of("app", "hpc"), List.of());
             }
@@ -84,7 +78,7 @@ class OperatorRecoveryTest {
                     KubeVirtRig.awaitUntil(() -> KubeVirtRig.running(kubevirt, vm), "VM " + vm + " started by KubeVirt");
                     LauncherPods.awaitRound(kubevirt.launcher(vm).console(), 5);
                 }
-                client.resource(schedule()).create();
+                client.resource(KubeVirtRig.recoverySchedule(NS, checkpoint("unused", null).getSpec())).create();
                 VirtualClusterCheckpointSchedule watching = kube.awaitStatus(VirtualClusterCheckpointSchedule.class, NS, "vc",
                         s -> s.getStatus().recovery != null, RUN);
                 assertThat(watching.getStatus().recovery.state).as("no checkpoint yet: a failure could not be recovered").isEqualTo("NothingToRestore");
@@ -99,7 +93,7 @@ class OperatorRecoveryTest {
                 for (String vm : machines.keySet()) {
                     cutRound.put(vm, DirtierLog.lastRoundReached(Files.readString(kubevirt.launcher(vm).console())));
                 }
-                awaitSchedule(kube, s -> "Watching".equals(s.getStatus().recovery.state) && "cp1".equals(s.getStatus().recovery.checkpoint),
+                KubeVirtRig.awaitSchedule(kube, NS, s -> "Watching".equals(s.getStatus().recovery.state) && "cp1".equals(s.getStatus().recovery.checkpoint),
                         "the schedule watches the VC of cp1");
 
                 // a checkpoint of a person's, held in its live stage by its bandwidth, when the node goes NotReady
@@ -110,10 +104,10 @@ class OperatorRecoveryTest {
                 client.resource(checkpoint("cp2", slow)).create();
                 kube.awaitStatus(VirtualClusterCheckpoint.class, NS, "cp2", c -> "LiveStage".equals(c.getStatus().stage), RUN);
                 Instant notReady = Instant.now();
-                nodeReady(client, "n1", false);
+                KubeVirtRig.nodeReady(client, "n1", false);
 
                 VirtualClusterRestore first = awaitRecoveryRestore(client, 1);
-                nodeReady(client, "n1", true);
+                KubeVirtRig.nodeReady(client, "n1", true);
                 VirtualClusterCheckpoint cp2 = client.resources(VirtualClusterCheckpoint.class).inNamespace(NS).withName("cp2").get();
                 assertThat(cp2.getStatus().phase).as("cp2 ended before the restore was made").isEqualTo(Phase.Failed);
                 assertThat(Conditions.get(cp2.getStatus().conditions, Conditions.READY).getReason()).isEqualTo(Reasons.ABORTED_FOR_RECOVERY);
@@ -125,7 +119,7 @@ class OperatorRecoveryTest {
                 assertThat(first.getStatus().phase).as(String.valueOf(first.getStatus().conditions)).isEqualTo(Phase.Succeeded);
                 assertThat(first.getStatus().restoredFrom).isEqualTo(LevelName.L0);
                 String firstName = first.getMetadata().getName();
-                RecoveryRecord one = awaitSchedule(kube, s -> s.getStatus().recovery.history.size() == 1
+                RecoveryRecord one = KubeVirtRig.awaitSchedule(kube, NS, s -> s.getStatus().recovery.history.size() == 1
                         && s.getStatus().recovery.history.get(0).phase == Phase.Succeeded, "the first recovery recorded").getStatus().recovery.history.get(0);
                 assertThat(one.failure).contains("node n1").contains("NotReady").contains("grace period of 2s");
                 assertThat(Instant.parse(one.detectedAt)).as("seen after the grace period").isAfterOrEqualTo(notReady.plusSeconds(2));
@@ -136,65 +130,35 @@ class OperatorRecoveryTest {
                 assertThat(one.restoreTook).isNotNull();
                 assertThat(KubeVirtRig.events(client, NS, "vc")).contains(Reasons.VM_FAILED, Reasons.ABORTED_FOR_RECOVERY, Reasons.RECOVERY_STARTED, Reasons.RECOVERED);
                 for (String vm : machines.keySet()) {
-                    assertExact(kubevirt, vm, cutRound.get(vm));
+                    KubeVirtRig.assertExact(kubevirt, vm, cutRound.get(vm));
                 }
 
                 // vm2's pod dies and KubeVirt starts it again from boot: the VC comes back from cp1 again
-                awaitSchedule(kube, s -> "Watching".equals(s.getStatus().recovery.state), "watching again after the first recovery");
+                KubeVirtRig.awaitSchedule(kube, NS, s -> "Watching".equals(s.getStatus().recovery.state), "watching again after the first recovery");
                 kubevirt.crash("vm2");
                 VirtualClusterRestore second = awaitRecoveryRestore(client, 2);
                 second = kube.awaitStatus(VirtualClusterRestore.class, NS, second.getMetadata().getName(),
                         r -> r.getStatus().phase != null && r.getStatus().phase.terminal(), RUN);
                 assertThat(second.getStatus().phase).as(String.valueOf(second.getStatus().conditions)).isEqualTo(Phase.Succeeded);
-                RecoveryRecord two = awaitSchedule(kube, s -> s.getStatus().recovery.history.size() == 2
+                RecoveryRecord two = KubeVirtRig.awaitSchedule(kube, NS, s -> s.getStatus().recovery.history.size() == 2
                         && s.getStatus().recovery.history.get(1).phase == Phase.Succeeded, "the second recovery recorded").getStatus().recovery.history.get(1);
                 assertThat(two.failure).contains("vm2");
                 for (String vm : machines.keySet()) {
-                    assertExact(kubevirt, vm, cutRound.get(vm));
+                    KubeVirtRig.assertExact(kubevirt, vm, cutRound.get(vm));
                 }
 
                 // a third failure within the window: the budget (2) is spent; recovery stops, says why, restores nothing
-                awaitSchedule(kube, s -> "Watching".equals(s.getStatus().recovery.state), "watching again after the second recovery");
+                KubeVirtRig.awaitSchedule(kube, NS, s -> "Watching".equals(s.getStatus().recovery.state), "watching again after the second recovery");
                 kubevirt.crash("vm1");
-                VirtualClusterCheckpointSchedule stopped = awaitSchedule(kube, s -> "Stopped".equals(s.getStatus().recovery.state), "recovery stopped");
+                VirtualClusterCheckpointSchedule stopped = KubeVirtRig.awaitSchedule(kube, NS, s -> "Stopped".equals(s.getStatus().recovery.state), "recovery stopped");
                 assertThat(stopped.getStatus().recovery.message).contains("vm1").contains("2 recoveries within 1h").contains("edit spec.recovery");
                 assertThat(KubeVirtRig.events(client, NS, "vc")).contains(Reasons.RECOVERY_STOPPED);
                 KubeVirtRig.awaitUntil(() -> KubeVirtRig.running(kubevirt, "vm1"), "vm1 started from boot by KubeVirt");
-                assertThat(recoveryRestores(client)).as("no third restore").hasSize(2);
+                assertThat(KubeVirtRig.recoveryRestores(client, NS)).as("no third restore").hasSize(2);
                 assertThat(operator.meters.find("mekha.recoveries").tag("result", "succeeded").counter().count()).isEqualTo(2.0);
                 kubevirt.check();
             }
         }
-    }
-
-    /** The source run (the first launcher, which ran on past the cut) and the VM's current one agree on every round both reached. */
-    private static void assertExact(FakeVirtController kubevirt, String vm, long cutRound) throws Exception {
-        List<LauncherPods.Launcher> launchers = kubevirt.history.get(vm);
-        TreeMap<Long, String> source = DirtierLog.parse(Files.readAllLines(launchers.get(0).console()));
-        Path console = kubevirt.launcher(vm).console();
-        LauncherPods.awaitRound(console, source.lastKey() + 1);
-        TreeMap<Long, String> after = DirtierLog.parse(Files.readAllLines(console));
-        assertThat(after.firstKey()).as("%s goes on from the cut", vm).isLessThanOrEqualTo(cutRound + 1);
-        TreeMap<Long, String[]> both = DirtierLog.overlap(source, after);
-        assertThat(both).hasSizeGreaterThanOrEqualTo(3);
-        both.forEach((round, hashes) -> assertThat(hashes[1]).as("%s round %d after the recovery", vm, round).isEqualTo(hashes[0]));
-    }
-
-    private static VirtualClusterCheckpointSchedule schedule() {
-        VirtualClusterCheckpointSchedule s = new VirtualClusterCheckpointSchedule();
-        s.setMetadata(new ObjectMetaBuilder().withName("vc").withNamespace(NS).build());
-        s.setSpec(new VirtualClusterCheckpointScheduleSpec());
-        s.getSpec().schedule = "0 0 1 1 *"; // once a year: the test makes the schedule's checkpoint itself
-        s.getSpec().template = new CheckpointTemplate();
-        s.getSpec().template.spec = checkpoint("unused", null).getSpec();
-        s.getSpec().recovery = new RecoverySpec();
-        s.getSpec().recovery.policy = RecoveryPolicy.Automatic;
-        s.getSpec().recovery.maxRecoveries = 2;
-        s.getSpec().recovery.window = "1h";
-        s.getSpec().recovery.backoff = "3s";
-        s.getSpec().recovery.nodeGracePeriod = "2s";
-        s.setStatus(null);
-        return s;
     }
 
     private static VirtualClusterCheckpoint checkpoint(String name, LiveStage live) {
@@ -208,35 +172,10 @@ class OperatorRecoveryTest {
         return cp;
     }
 
-    /** Node {@code name} as the node controller reports it: Ready or NotReady (the kubelet stopped posting status), since now. */
-    private static void nodeReady(KubernetesClient client, String name, boolean ready) {
-        var node = new NodeBuilder().withNewMetadata().withName(name).endMetadata().withNewStatus().addNewCondition().withType("Ready")
-                .withStatus(ready ? "True" : "Unknown").withReason(ready ? "KubeletReady" : "NodeStatusUnknown")
-                .withLastTransitionTime(Instant.now().toString()).endCondition().endStatus().build();
-        if (client.nodes().withName(name).get() == null) {
-            client.nodes().resource(node).create();
-        } else {
-            client.nodes().resource(node).updateStatus();
-        }
-    }
-
-    private static List<VirtualClusterRestore> recoveryRestores(KubernetesClient client) {
-        return client.resources(VirtualClusterRestore.class).inNamespace(NS).withLabel(MekhaApi.SCHEDULE_LABEL, "vc").list().getItems();
-    }
-
     private static VirtualClusterRestore awaitRecoveryRestore(KubernetesClient client, int count) throws InterruptedException {
-        KubeVirtRig.awaitUntil(() -> recoveryRestores(client).size() >= count, "recovery restore number " + count + " created by the operator");
-        List<VirtualClusterRestore> all = recoveryRestores(client);
+        KubeVirtRig.awaitUntil(() -> KubeVirtRig.recoveryRestores(client, NS).size() >= count, "recovery restore number " + count + " created by the operator");
+        List<VirtualClusterRestore> all = KubeVirtRig.recoveryRestores(client, NS);
         assertThat(all).hasSize(count);
         return all.stream().max(java.util.Comparator.comparing(r -> r.getMetadata().getName())).orElseThrow();
-    }
-
-    private static VirtualClusterCheckpointSchedule awaitSchedule(MockKubernetes kube, java.util.function.Predicate<VirtualClusterCheckpointSchedule> test,
-                                                                  String what) throws InterruptedException {
-        VirtualClusterCheckpointSchedule s = kube.awaitStatus(VirtualClusterCheckpointSchedule.class, NS, "vc",
-                x -> x.getStatus().recovery != null && test.test(x), RUN);
-        assertThat(s.getStatus().recovery).as(what).isNotNull();
-        assertThat(test.test(s)).as(what + "; status: " + io.fabric8.kubernetes.client.utils.Serialization.asJson(s.getStatus().recovery)).isTrue();
-        return s;
     }
 }

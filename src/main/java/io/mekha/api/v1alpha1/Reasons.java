@@ -19,6 +19,10 @@ public final class Reasons {
     public static final String RECREATING = "Recreating";
     public static final String RESTORED = "Restored";
     public static final String MEMORY_COPY_USED = "MemoryCopyUsed";
+    /** Room for each VM's memory copy was kept on a partner node, before the cut. */
+    public static final String PARTNER_ROOM_KEPT = "PartnerRoomKept";
+    /** Every VM's memory copy is held by a partner node too. */
+    public static final String PARTNER_COPIES_HELD = "PartnerCopiesHeld";
     /** The event on each VMI Mekha paused for a checkpoint, and the one on each VMI it restarted. */
     public static final String MEKHA_CHECKPOINT = "MekhaCheckpoint";
     public static final String MEKHA_RESTORE = "MekhaRestore";
@@ -35,6 +39,8 @@ public final class Reasons {
     public static final String SPEC_CHANGED = "SpecChanged";
     /** A level-0 copy went away with its agent or node after the checkpoint succeeded. */
     public static final String LEVEL0_LOST = "Level0Lost";
+    /** One node's memory copy of a VM went away, and another node still holds the VM in memory: L0 still restores it. */
+    public static final String LEVEL0_COPY_LOST = "Level0CopyLost";
     public static final String INVALID_SCHEDULE = "InvalidSchedule";
     public static final String NO_VIRTUAL_MACHINES = "NoVirtualMachines";
     public static final String VIRTUAL_MACHINE_NOT_FOUND = "VirtualMachineNotFound";
@@ -52,6 +58,10 @@ public final class Reasons {
     public static final String CHECKPOINT_FAILED = "CheckpointFailed";
     /** The checkpoint was taken (every VM resumed) but not every level asked for was written. */
     public static final String FLUSH_FAILED = "FlushFailed";
+    /** Partner nodes do not lend the memory the copies need: refused before the cut. */
+    public static final String PARTNER_NO_ROOM = "PartnerNoRoom";
+    /** Copying level 0 to the partner nodes failed after the checkpoint: it is held on the VMs' own nodes only. */
+    public static final String PARTNER_COPY_FAILED = "PartnerCopyFailed";
     public static final String RESTORE_FAILED = "RestoreFailed";
     public static final String FAILURE_DEADLINE_EXCEEDED = "FailureDeadlineExceeded";
     public static final String OPERATOR_RESTARTED = "OperatorRestarted";

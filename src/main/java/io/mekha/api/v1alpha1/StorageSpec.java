@@ -15,6 +15,9 @@ public class StorageSpec {
     @ValidationRule(value = MekhaApi.UNIQUE_RULE, message = "a level is named twice: name each of L1 and L2 at most once")
     public List<LevelName> levels;
 
+    @JsonPropertyDescription("Where the memory copy (L0) of each VM lives: on its own node, on a partner node, or both.")
+    public Level0Spec level0;
+
     @JsonPropertyDescription("The shared level-2 target: a CheckpointStorageLocation an admin defined.")
     public Level2Target level2;
 

@@ -41,6 +41,8 @@ public class VirtualClusterCheckpointStatus {
     public Long totalBytes;
     @JsonPropertyDescription("Levels holding the whole checkpoint, fastest first.")
     public List<LevelName> levels = new ArrayList<>();
+    @JsonPropertyDescription("Where each VM's memory copy (L0) lives: its own node's, a partner node's.")
+    public Level0Status level0;
     @JsonPropertyDescription("CSI snapshots of the VMs' PVC-backed disks, taken at the cut; a restore makes new PVCs from them.")
     public List<VolumeSnapshotRef> volumeSnapshots;
     @JsonPropertyDescription("From the cut until the durable level held every VM.")

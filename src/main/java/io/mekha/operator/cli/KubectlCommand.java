@@ -256,6 +256,9 @@ public class KubectlCommand {
         List<String> levels;
         @Option(names = "--storage-location", description = "the CheckpointStorageLocation level 2 goes to")
         String location;
+        @Option(names = "--level0", description = "where each VM's memory copy lives: Local (its node; default), Partner (another node)"
+                + " or Both (survives the loss of a node in memory)")
+        String level0;
 
         VirtualClusterCheckpointSpec spec(CommandSpec command) {
             if ((selector == null) == (vms == null || vms.isEmpty())) {
@@ -275,8 +278,15 @@ public class KubectlCommand {
                     throw new CommandLine.ParameterException(command.commandLine(), e.getMessage());
                 }
             }
-            if (levels != null || location != null) {
+            if (levels != null || location != null || level0 != null) {
                 s.storage = new StorageSpec();
+                if (level0 != null) {
+                    s.storage.level0 = new io.mekha.api.v1alpha1.Level0Spec();
+                    s.storage.level0.placement = java.util.Arrays.stream(io.mekha.api.v1alpha1.Level0Placement.values())
+                            .filter(p -> p.name().equalsIgnoreCase(level0.trim())).findFirst()
+                            .orElseThrow(() -> new CommandLine.ParameterException(command.commandLine(), "--level0: unknown placement '"
+                                    + level0 + "': use Local, Partner or Both"));
+                }
                 if (levels != null) {
                     s.storage.levels = new ArrayList<>();
                     for (String l : levels) {
@@ -378,6 +388,10 @@ public class KubectlCommand {
             out.printf("Phase:        %s%s%n", st.phase == null ? "Pending" : st.phase, st.stage == null ? "" : " (" + st.stage + ")");
             out.printf("Ready to use: %s%n", Boolean.TRUE.equals(st.readyToUse));
             out.printf("Levels:       %s%n", st.levels == null || st.levels.isEmpty() ? "-" : st.levels);
+            if (st.level0 != null && st.level0.copies != null && !st.level0.copies.isEmpty()) {
+                out.printf("In memory:    %s (%s)%n", String.join(", ", st.level0.copies.stream()
+                        .map(k -> k.vm + " on " + k.node + ("Partner".equals(k.role) ? " (partner)" : "")).toList()), st.level0.placement);
+            }
             out.printf("Cut (Ts):     %s%nResumed (Tr): %s%n", Objects.toString(st.suspendAt, "-"), Objects.toString(st.resumeAt, "-"));
             out.printf("Skew:         suspend %s, resume %s%n", Objects.toString(st.suspendSkew, "-"), Objects.toString(st.resumeSkew, "-"));
             out.printf("Size:         %s%nDurable after: %s%n", st.totalBytes == null ? "-" : size(st.totalBytes), Objects.toString(st.timeToDurable, "-"));

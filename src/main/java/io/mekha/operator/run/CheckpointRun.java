@@ -2,6 +2,9 @@ package io.mekha.operator.run;
 
 import io.mekha.api.v1alpha1.Conditions;
 import io.mekha.api.v1alpha1.KubeDuration;
+import io.mekha.api.v1alpha1.Level0Holder;
+import io.mekha.api.v1alpha1.Level0Placement;
+import io.mekha.api.v1alpha1.Level0Status;
 import io.mekha.api.v1alpha1.LevelName;
 import io.mekha.api.v1alpha1.Phase;
 import io.mekha.api.v1alpha1.Reasons;
@@ -92,19 +95,33 @@ public final class CheckpointRun implements Runnable {
         StorageTarget level2;
         FlushPlan plan;
         List<AgentClient> agents = new ArrayList<>();
+        Level0Placement placement = placement(cp.getSpec().storage);
+        CheckpointStorage.PartnerRooms rooms = null;
+        List<AgentClient> everyAgent = agents;
         try {
             List<String> vms = new ArrayList<>();
+            Map<String, String> nodeByVm = new java.util.LinkedHashMap<>();
             for (String node : new LinkedHashSet<>(cp.getStatus().vms.stream().map(v -> v.node).toList())) {
                 AgentClient agent = services.agents().forNode(node);
                 agents.add(agent);
                 List<String> onNode = agentVms(agent);
-                cp.getStatus().vms.stream().filter(v -> node.equals(v.node)).forEach(v -> vms.add(VmNames.onAgent(ns, v.name, onNode)));
+                cp.getStatus().vms.stream().filter(v -> node.equals(v.node)).forEach(v -> {
+                    vms.add(VmNames.onAgent(ns, v.name, onNode));
+                    nodeByVm.put(VmNames.onAgent(ns, v.name, onNode), node);
+                });
             }
             CheckpointOptions options = CheckpointSettings.options(cp.getSpec(), vms);
             level2 = CheckpointSettings.level2(services.client(), ns, services.agents().namespace(), cp.getSpec().storage);
             plan = CheckpointSettings.flushPlan(cp.getSpec().storage, level2);
+            if (placement != Level0Placement.Local) {
+                // partners may be nodes that run none of the VC's VMs
+                everyAgent = services.agents().all();
+            }
             if (!adopt) {
                 tellLaunchers(agents, ns, cp.getStatus().vms);
+                if (placement != Level0Placement.Local) {
+                    rooms = keepPartnerRoom(everyAgent, id, nodeByVm, placement);
+                }
             }
             try (Coordinator coordinator = new Coordinator(agents, services.clock())) {
                 Instant ts = cp.getStatus().suspendAt == null ? null : Instant.parse(cp.getStatus().suspendAt);
@@ -122,20 +139,29 @@ public final class CheckpointRun implements Runnable {
                 }
                 ProtocolListener listener = listener(disks, disksProblem);
                 report = adopt ? coordinator.adopt(id, vms, options, ts, listener) : coordinator.checkpoint(id, vms, options, listener);
-                recordCapture(report);
+                recordCapture(report, placement);
                 services.metrics().checkpointTaken(report, Duration.between(started, services.clock().instant()));
                 services.events().normal(cp, Reasons.CAPTURED, "every VM captured at Ts " + report.suspendAt() + " and resumed; suspend skew "
                         + KubeDuration.format(report.suspendSkew()) + ", longest pause " + KubeDuration.format(maxPause(report)));
                 tellInstances(report);
+                if (placement != Level0Placement.Local && !copyToPartners(everyAgent, id, rooms)) {
+                    return;
+                }
+                rooms = null; // held now: a failure from here on keeps them
                 if (plan != null) {
-                    flush(coordinator, agents, report, options, plan);
+                    flush(coordinator, agents, report, options, plan, everyAgent, placement);
                 } else {
-                    succeed(Reasons.CAPTURED, "held in memory (L0) on the VMs' nodes");
+                    if (placement == Level0Placement.Partner) {
+                        releaseOwnCopies(everyAgent, id, nodeByVm.values());
+                    }
+                    succeed(Reasons.CAPTURED, "held in memory (L0) " + where(placement));
                 }
             }
         } catch (Refusal r) {
+            dropPartnerRoom(everyAgent, id, rooms);
             fail(r.reason(), r.getMessage());
         } catch (CheckpointFailedException | InterruptedException e) {
+            dropPartnerRoom(everyAgent, id, rooms);
             // the coordinator has aborted on every agent it could reach, and its message says whether every VM runs
             var cancelled = services.runs().cancelled(io.mekha.operator.service.ProtocolRuns.key(cp));
             if (cancelled != null) {
@@ -146,9 +172,91 @@ public final class CheckpointRun implements Runnable {
                 fail(adopt ? Reasons.OPERATOR_RESTARTED : Reasons.CHECKPOINT_FAILED, e.getMessage());
             }
         } catch (RuntimeException e) {
+            dropPartnerRoom(everyAgent, id, rooms);
             LOG.errorf(e, "checkpoint %s/%s failed", ns, cp.getMetadata().getName());
             fail(Reasons.INTERNAL_ERROR, e.toString());
         }
+    }
+
+    private static Level0Placement placement(io.mekha.api.v1alpha1.StorageSpec storage) {
+        return storage == null || storage.level0 == null || storage.level0.placement == null ? Level0Placement.Local : storage.level0.placement;
+    }
+
+    private static String where(Level0Placement placement) {
+        return switch (placement) {
+            case Local -> "on the VMs' nodes";
+            case Partner -> "on partner nodes";
+            case Both -> "on the VMs' nodes and on partner nodes";
+        };
+    }
+
+    /**
+     * Keeps room for every VM's memory copy on a partner node before anything is paused; refused (the checkpoint fails,
+     * nothing paused) when the other nodes do not lend it.
+     */
+    private CheckpointStorage.PartnerRooms keepPartnerRoom(List<AgentClient> everyAgent, String id, Map<String, String> nodeByVm,
+                                                            Level0Placement placement) throws Refusal {
+        try (CheckpointStorage storage = new CheckpointStorage(everyAgent, services.clock())) {
+            CheckpointStorage.PartnerRooms rooms = storage.reservePartners(id, nodeByVm);
+            Map<String, String> partners = new java.util.TreeMap<>();
+            rooms.partners().forEach((vm, node) -> partners.put(VmNames.inNamespace(cp.getMetadata().getNamespace(), vm), node));
+            services.events().normal(cp, Reasons.PARTNER_ROOM_KEPT, "room kept for each VM's memory copy on another node: " + partners);
+            write(st -> {
+                st.level0 = new Level0Status();
+                st.level0.placement = placement;
+            });
+            return rooms;
+        } catch (CheckpointFailedException e) {
+            throw new Refusal(Reasons.PARTNER_NO_ROOM, e.getMessage() + "; nothing was paused");
+        }
+    }
+
+    /** Lets go of the room kept on partner nodes for a checkpoint that was not taken. */
+    private void dropPartnerRoom(List<AgentClient> everyAgent, String id, CheckpointStorage.PartnerRooms rooms) {
+        if (rooms != null) {
+            try (CheckpointStorage storage = new CheckpointStorage(everyAgent, services.clock())) {
+                storage.dropPartnerCopies(id);
+            }
+        }
+    }
+
+    /**
+     * Copies every VM's memory copy to its partner node (into the room kept before the cut), and says where each copy
+     * lives. False when that failed: the checkpoint is then held on the VMs' own nodes only, and the run has ended.
+     */
+    private boolean copyToPartners(List<AgentClient> everyAgent, String id, CheckpointStorage.PartnerRooms rooms) throws InterruptedException {
+        String ns = cp.getMetadata().getNamespace();
+        try (CheckpointStorage storage = new CheckpointStorage(everyAgent, services.clock())) {
+            CheckpointStorage.PartnerReport copied = storage.replicateLevel0(id, rooms, step -> LOG.debugf("%s: %s", cp.getMetadata().getName(), step));
+            Map<String, String> partners = new java.util.TreeMap<>();
+            copied.partners().forEach((vm, node) -> partners.put(VmNames.inNamespace(ns, vm), node));
+            write(st -> {
+                if (st.level0 == null) {
+                    st.level0 = new Level0Status();
+                    st.level0.placement = placement(cp.getSpec().storage);
+                }
+                partners.forEach((vm, node) -> st.level0.copies.add(new Level0Holder(vm, node, "Partner")));
+            });
+            services.events().normal(cp, Reasons.PARTNER_COPIES_HELD, "every VM's memory copy is held by another node too, in "
+                    + KubeDuration.format(copied.took()) + ": " + partners);
+            return true;
+        } catch (CheckpointFailedException e) {
+            failKeepingCheckpoint(Reasons.PARTNER_COPY_FAILED, e.getMessage() + "; the checkpoint is held in memory on the VMs' own nodes"
+                    + " only: a restore from it works, but not after the loss of a VM's node");
+            return false;
+        }
+    }
+
+    /** Level 0 on partner nodes only: the VMs' own nodes let go of their copies (a restore takes the partners'). */
+    private void releaseOwnCopies(List<AgentClient> everyAgent, String id, java.util.Collection<String> nodes) {
+        try (CheckpointStorage storage = new CheckpointStorage(everyAgent, services.clock())) {
+            storage.releaseOwnLevel0(id, new LinkedHashSet<>(nodes));
+        }
+        write(st -> {
+            if (st.level0 != null) {
+                st.level0.copies.removeIf(c -> "Own".equals(c.role));
+            }
+        });
     }
 
     /** Names each VM's launcher pod to its node's agent, which then acts only on the QEMU in that pod. */
@@ -170,8 +278,8 @@ public final class CheckpointRun implements Runnable {
         }
     }
 
-    private void flush(Coordinator coordinator, List<AgentClient> agents, CheckpointReport report, CheckpointOptions options, FlushPlan plan)
-            throws CheckpointFailedException, InterruptedException {
+    private void flush(Coordinator coordinator, List<AgentClient> agents, CheckpointReport report, CheckpointOptions options, FlushPlan plan,
+                       List<AgentClient> everyAgent, Level0Placement placement) throws CheckpointFailedException, InterruptedException {
         write(st -> {
             st.stage = "Flushing";
             Conditions.progressing(st.conditions, Reasons.FLUSHING, "writing the checkpoint to " + plan.levels(), generation(), now());
@@ -189,6 +297,12 @@ public final class CheckpointRun implements Runnable {
             flushed.published().keySet().stream().sorted().forEach(l -> levels.add(LevelName.valueOf(l.name())));
             if (flushed.timeToDurable() != null) {
                 services.metrics().timeToDurable(flushed.timeToDurable());
+            }
+            if (placement == Level0Placement.Partner && !flushed.level0Released()) {
+                // saved from the VMs' own copies (held streams are saved where their level-1 copy belongs); now only the partners keep L0
+                releaseOwnCopies(everyAgent, report.id(), report.vms().stream().map(VmCheckpointReport::node).toList());
+            } else if (flushed.level0Released()) {
+                write(st -> st.level0 = null);
             }
             write(st -> {
                 st.levels = levels;
@@ -263,8 +377,16 @@ public final class CheckpointRun implements Runnable {
         };
     }
 
-    private void recordCapture(CheckpointReport report) {
+    private void recordCapture(CheckpointReport report, Level0Placement placement) {
         write(st -> {
+            if (st.level0 == null) {
+                st.level0 = new Level0Status();
+            }
+            st.level0.placement = placement;
+            st.level0.copies = new ArrayList<>();
+            for (VmCheckpointReport v : report.vms()) {
+                st.level0.copies.add(new Level0Holder(VmNames.inNamespace(cp.getMetadata().getNamespace(), v.vm()), v.node(), "Own"));
+            }
             st.stage = "Captured";
             st.readyToUse = true;
             st.suspendAt = report.suspendAt().toString();

@@ -1,0 +1,221 @@
+package io.mekha.operator;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.mekha.agent.AgentException;
+import io.mekha.agent.api.PartnerCopyState;
+import io.mekha.agent.api.PartnerKind;
+import io.mekha.api.v1alpha1.Conditions;
+import io.mekha.api.v1alpha1.Level0Holder;
+import io.mekha.api.v1alpha1.Level0Placement;
+import io.mekha.api.v1alpha1.Level0Spec;
+import io.mekha.api.v1alpha1.LevelName;
+import io.mekha.api.v1alpha1.MekhaApi;
+import io.mekha.api.v1alpha1.Phase;
+import io.mekha.api.v1alpha1.Reasons;
+import io.mekha.api.v1alpha1.StorageSpec;
+import io.mekha.api.v1alpha1.VirtualClusterCheckpoint;
+import io.mekha.api.v1alpha1.VirtualClusterCheckpointSpec;
+import io.mekha.api.v1alpha1.VirtualClusterRestore;
+import io.mekha.kubevirt.KubeVirtNode;
+import io.mekha.kubevirt.LauncherPods;
+import io.mekha.local.DirtierLog;
+import io.mekha.model.VmSpec;
+import io.mekha.operator.service.AgentCertificates;
+import io.mekha.testing.NoQemuLeftBehind;
+import io.mekha.testing.TestVms;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Level 0 on a partner node, on the KubeVirt runtime (mock API server, the test controller playing KubeVirt with real
+ * QEMUs started as virt-launcher starts them, two real agents n1 and n2 over mutual TLS, each seeing only its node's
+ * pods). vm1 runs on n1, vm2 on n2. A checkpoint whose partners do not lend the memory is refused before anything is
+ * paused. Then cp1 keeps each VM's memory copy on its own node and on the other: status lists all four copies, and each
+ * partner copy came from the VM's node's agent over the agents' mutual TLS. Node n2 is lost (its agent, its memory, vm2's
+ * QEMU; the node NotReady): the schedule's automatic recovery restores the whole VC from L0, vm1 from its own node's
+ * copy, vm2 from the copy n1 held for it (its instance recreated on n1), and each guest goes on from the cut hash for
+ * hash. Once n2's agent pod is gone, the checkpoint says which copies went with it, and keeps L0: every VM is still held.
+ */
+@Tag("qemu")
+@ExtendWith(NoQemuLeftBehind.class)
+class OperatorPartnerLevel0Test {
+    static final String NS = "hpc";
+    static final Duration RUN = Duration.ofMinutes(4);
+
+    @TempDir
+    Path work;
+
+    @Test
+    void aLostNodesVmIsRestoredFromItsPartnerCopyAndTheGuestsGoOnExactly() throws Exception {
+        assumeTrue("root".equals(System.getProperty("user.name")), "mount namespaces for the pods' emptyDirs need root");
+        Map<String, VmSpec> machines = new LinkedHashMap<>();
+        machines.put("vm1", TestVms.dirtier("vm1", 256, "-m 16 -d 4 -i 150"));
+        machines.put("vm2", TestVms.dirtier("vm2", 256, "-m 24 -d 6 -i 150"));
+        AtomicReference<FakeVirtController> controller = new AtomicReference<>();
+        try (MockKubernetes kube = new MockKubernetes();
+             AgentCertificates tls = new AgentCertificates(kube.client, MockKubernetes.AGENT_NAMESPACE, "mekha-agent",
+                     Map.of("app.kubernetes.io/name", "mekha-agent"), Clock.systemUTC()).start();
+             LauncherPods pods = new LauncherPods(work);
+             KubeVirtNode n1 = KubeVirtRig.agentNode(work, kube, tls, KubeVirtRig.freePort(), "n1", q -> onNode(controller, q, "n1"));
+             KubeVirtNode n2 = KubeVirtRig.agentNode(work, kube, tls, KubeVirtRig.freePort(), "n2", q -> onNode(controller, q, "n2"))) {
+            KubernetesClient client = kube.client;
+            kube.namespace(NS);
+            KubeVirtRig.nodeReady(client, "n1", true);
+            KubeVirtRig.nodeReady(client, "n2", true);
+            kube.vm(NS, "vm1", Map.of("app", "hpc"), List.of(), "n1");
+            kube.vm(NS, "vm2", Map.of("app", "hpc"), List.of(), "n2");
+            try (FakeVirtController kubevirt = new FakeVirtController(client, NS, pods, machines, "n1");
+                 TestOperator operator = new TestOperator(client, Clock.systemUTC(), tls)) {
+                controller.set(kubevirt);
+                for (String vm : machines.keySet()) {
+                    KubeVirtRig.awaitUntil(() -> KubeVirtRig.running(kubevirt, vm), "VM " + vm + " started by KubeVirt");
+                    LauncherPods.awaitRound(kubevirt.launcher(vm).console(), 5);
+                }
+                assertThat(kubevirt.nodeOf("vm2")).isEqualTo("n2");
+                client.resource(KubeVirtRig.recoverySchedule(NS, checkpoint("unused", Level0Placement.Both).getSpec())).create();
+
+                // the partners lend too little for a copy of a 256 MiB VM: refused before the cut, nothing paused
+                n1.agent.lendingAtMost(200);
+                n2.agent.lendingAtMost(200);
+                client.resource(checkpoint("cp0", Level0Placement.Both)).create();
+                VirtualClusterCheckpoint cp0 = kube.awaitStatus(VirtualClusterCheckpoint.class, NS, "cp0",
+                        c -> c.getStatus().phase != null && c.getStatus().phase.terminal(), RUN);
+                assertThat(cp0.getStatus().phase).isEqualTo(Phase.Failed);
+                var refused = Conditions.get(cp0.getStatus().conditions, Conditions.READY);
+                assertThat(refused.getReason()).isEqualTo(Reasons.PARTNER_NO_ROOM);
+                assertThat(refused.getMessage()).contains("does not fit").contains("200 MiB").contains("nothing was paused");
+                for (KubeVirtNode node : List.of(n1, n2)) {
+                    assertThatThrownBy(() -> node.agent.status(cp0.getStatus().checkpointId)).as("no session on %s", node.agent.node())
+                            .isInstanceOf(AgentException.class).hasMessageContaining("no checkpoint");
+                    assertThat(node.agent.partners(cp0.getStatus().checkpointId)).as("no room kept on %s", node.agent.node()).isEmpty();
+                }
+                assertThat(KubeVirtRig.events(client, NS, "vm1")).doesNotContain(Reasons.MEKHA_CHECKPOINT);
+                n1.agent.lendingAtMost(Long.MAX_VALUE);
+                n2.agent.lendingAtMost(Long.MAX_VALUE);
+
+                // cp1, the schedule's: each VM's memory copy on its own node and on the other
+                VirtualClusterCheckpoint cp1 = checkpoint("cp1", Level0Placement.Both);
+                cp1.getMetadata().setLabels(Map.of(MekhaApi.SCHEDULE_LABEL, "vc"));
+                client.resource(cp1).create();
+                cp1 = kube.awaitStatus(VirtualClusterCheckpoint.class, NS, "cp1", c -> c.getStatus().phase != null && c.getStatus().phase.terminal(), RUN);
+                assertThat(cp1.getStatus().phase).as(String.valueOf(cp1.getStatus().conditions)).isEqualTo(Phase.Succeeded);
+                assertThat(cp1.getStatus().levels).containsExactly(LevelName.L0);
+                assertThat(cp1.getStatus().level0.placement).isEqualTo(Level0Placement.Both);
+                assertThat(copies(cp1)).containsExactlyInAnyOrder("vm1@n1 Own", "vm1@n2 Partner", "vm2@n2 Own", "vm2@n1 Partner");
+                assertThat(KubeVirtRig.events(client, NS, "cp1")).contains(Reasons.PARTNER_ROOM_KEPT, Reasons.PARTNER_COPIES_HELD);
+                String id = cp1.getStatus().checkpointId;
+                var held = n1.agent.partners(id);
+                assertThat(held).singleElement().satisfies(c -> {
+                    assertThat(c.vm()).isEqualTo(NS + "_vm2");
+                    assertThat(c.sourceNode()).isEqualTo("n2");
+                    assertThat(c.kind()).isEqualTo(PartnerKind.STREAM);
+                    assertThat(c.state()).isEqualTo(PartnerCopyState.HELD);
+                    assertThat(c.bytes()).isGreaterThan(1 << 20);
+                });
+                Map<String, Long> cutRound = new LinkedHashMap<>();
+                for (String vm : machines.keySet()) {
+                    cutRound.put(vm, DirtierLog.lastRoundReached(Files.readString(kubevirt.launcher(vm).console())));
+                }
+                KubeVirtRig.awaitSchedule(kube, NS, s -> "Watching".equals(s.getStatus().recovery.state) && "cp1".equals(s.getStatus().recovery.checkpoint),
+                        "the schedule watches the VC of cp1");
+
+                // node n2 is lost: its agent, the memory it held (its tmpfs), and vm2's QEMU; the node goes NotReady
+                LauncherPods.Launcher vm2Before = kubevirt.launcher("vm2");
+                n2.close();
+                deleteTree(work.resolve("n2").resolve("level0"));
+                LauncherPods.crash(vm2Before);
+                Instant lost = Instant.now();
+                KubeVirtRig.nodeReady(client, "n2", false);
+
+                VirtualClusterRestore recovery = awaitRecoveryRestore(client);
+                recovery = kube.awaitStatus(VirtualClusterRestore.class, NS, recovery.getMetadata().getName(),
+                        r -> r.getStatus().phase != null && r.getStatus().phase.terminal(), RUN);
+                assertThat(recovery.getStatus().phase).as(String.valueOf(recovery.getStatus().conditions)).isEqualTo(Phase.Succeeded);
+                assertThat(recovery.getStatus().restoredFrom).as("from memory, though vm2's node is gone").isEqualTo(LevelName.L0);
+                assertThat(recovery.getStatus().vms).extracting(v -> v.name, v -> v.node)
+                        .containsExactlyInAnyOrder(org.assertj.core.groups.Tuple.tuple("vm1", "n1"), org.assertj.core.groups.Tuple.tuple("vm2", "n1"));
+                assertThat(kubevirt.nodeOf("vm2")).as("vm2's instance recreated on its partner node").isEqualTo("n1");
+                var record = KubeVirtRig.awaitSchedule(kube, NS, s -> s.getStatus().recovery.history.size() == 1
+                        && s.getStatus().recovery.history.get(0).phase == Phase.Succeeded, "the recovery recorded").getStatus().recovery.history.get(0);
+                assertThat(record.failure).contains("node n2").contains("NotReady");
+                assertThat(Instant.parse(record.detectedAt)).as("seen after the grace period").isAfterOrEqualTo(lost.plusSeconds(2));
+                assertThat(record.restoredFrom).isEqualTo(LevelName.L0);
+                System.out.printf("node n2 lost: seen %d ms after (grace 2 s), every VM running %d ms after (restore %s), work lost %s%n",
+                        Duration.between(lost, Instant.parse(record.detectedAt)).toMillis(),
+                        Duration.between(lost, Instant.parse(record.runningAgainAt)).toMillis(), record.restoreTook, record.lostWork);
+                for (String vm : machines.keySet()) {
+                    KubeVirtRig.assertExact(kubevirt, vm, cutRound.get(vm));
+                }
+
+                // n2's agent pod goes with its node: the checkpoint says which copies went, and keeps L0
+                client.pods().inNamespace(MockKubernetes.AGENT_NAMESPACE).withName("mekha-agent-n2").delete();
+                cp1 = kube.awaitStatus(VirtualClusterCheckpoint.class, NS, "cp1", c -> c.getStatus().level0.copies.size() == 2, RUN);
+                assertThat(copies(cp1)).containsExactlyInAnyOrder("vm1@n1 Own", "vm2@n1 Partner");
+                assertThat(cp1.getStatus().levels).containsExactly(LevelName.L0);
+                assertThat(cp1.getStatus().readyToUse).isTrue();
+                assertThat(KubeVirtRig.events(client, NS, "cp1")).contains(Reasons.LEVEL0_COPY_LOST).doesNotContain(Reasons.LEVEL0_LOST);
+                kubevirt.check();
+            }
+        }
+    }
+
+    private static boolean onNode(AtomicReference<FakeVirtController> controller, io.mekha.agent.kubevirt.LauncherQemu qemu, String node) {
+        FakeVirtController kubevirt = controller.get();
+        return kubevirt != null && kubevirt.onNode(qemu, node);
+    }
+
+    private static List<String> copies(VirtualClusterCheckpoint cp) {
+        return cp.getStatus().level0.copies.stream().map((Level0Holder c) -> c.vm + "@" + c.node + " " + c.role).toList();
+    }
+
+    private static VirtualClusterCheckpoint checkpoint(String name, Level0Placement placement) {
+        VirtualClusterCheckpoint cp = new VirtualClusterCheckpoint();
+        cp.setMetadata(new ObjectMetaBuilder().withName(name).withNamespace(NS).build());
+        cp.setSpec(new VirtualClusterCheckpointSpec());
+        cp.getSpec().vms = List.of("vm1", "vm2");
+        cp.getSpec().failureDeadline = "10m";
+        cp.getSpec().storage = new StorageSpec();
+        cp.getSpec().storage.level0 = new Level0Spec();
+        cp.getSpec().storage.level0.placement = placement;
+        cp.setStatus(null);
+        return cp;
+    }
+
+    private static VirtualClusterRestore awaitRecoveryRestore(KubernetesClient client) throws InterruptedException {
+        KubeVirtRig.awaitUntil(() -> !client.resources(VirtualClusterRestore.class).inNamespace(NS).withLabel(MekhaApi.SCHEDULE_LABEL, "vc")
+                .list().getItems().isEmpty(), "a recovery restore created by the operator");
+        List<VirtualClusterRestore> all = client.resources(VirtualClusterRestore.class).inNamespace(NS).withLabel(MekhaApi.SCHEDULE_LABEL, "vc")
+                .list().getItems();
+        assertThat(all).hasSize(1);
+        return all.get(0);
+    }
+
+    private static void deleteTree(Path dir) throws java.io.IOException {
+        if (!Files.exists(dir)) {
+            return;
+        }
+        try (Stream<Path> files = Files.walk(dir)) {
+            for (Path p : files.sorted(Comparator.reverseOrder()).toList()) {
+                Files.delete(p);
+            }
+        }
+    }
+}
