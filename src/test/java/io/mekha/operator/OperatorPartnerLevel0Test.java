@@ -122,6 +122,9 @@ class OperatorPartnerLevel0Test {
                 assertThat(copies(cp1)).containsExactlyInAnyOrder("vm1@n1 Own", "vm1@n2 Partner", "vm2@n2 Own", "vm2@n1 Partner");
                 assertThat(KubeVirtRig.events(client, NS, "cp1")).contains(Reasons.PARTNER_ROOM_KEPT, Reasons.PARTNER_COPIES_HELD);
                 String id = cp1.getStatus().checkpointId;
+                client.v1().events().inNamespace(NS).list().getItems().stream()
+                        .filter(e -> Reasons.PARTNER_COPIES_HELD.equals(e.getReason()) && "cp1".equals(e.getInvolvedObject().getName()))
+                        .forEach(e -> System.out.println("cp1: " + e.getMessage()));
                 var held = n1.agent.partners(id);
                 assertThat(held).singleElement().satisfies(c -> {
                     assertThat(c.vm()).isEqualTo(NS + "_vm2");
@@ -129,6 +132,7 @@ class OperatorPartnerLevel0Test {
                     assertThat(c.kind()).isEqualTo(PartnerKind.STREAM);
                     assertThat(c.state()).isEqualTo(PartnerCopyState.HELD);
                     assertThat(c.bytes()).isGreaterThan(1 << 20);
+                    System.out.printf("n1 holds vm2's stream of cp1: %d MiB%n", c.bytes() >> 20);
                 });
                 Map<String, Long> cutRound = new LinkedHashMap<>();
                 for (String vm : machines.keySet()) {

@@ -94,6 +94,50 @@ class KubeVirtCheckpointE2eTest {
         }
     }
 
+    /**
+     * Level 0 on a partner node, on a cluster with agents on two nodes or more: a checkpoint that keeps each VM's memory copy
+     * on its own node and on another; then vm2's node loses its memory (its agent pod is deleted: the level-0 tmpfs goes with
+     * it; the DaemonSet starts a new one) and vm2's pod dies. The restore from L0 takes vm2's copy from the other node, starts
+     * vm2 there, and the guest counts on from the cut.
+     */
+    @Test
+    void aVmWhoseNodeLostItsMemoryIsRestoredFromItsPartnerNodesCopy() throws Exception {
+        List<String> agentNodes = List.of(cluster.kubectl("-n", "mekha-system", "get", "pods", "-l", "app.kubernetes.io/name=mekha-agent",
+                "-o", "jsonpath={.items[*].spec.nodeName}").strip().split("\\s+"));
+        org.junit.jupiter.api.Assumptions.assumeTrue(agentNodes.size() >= 2, "level 0 on a partner node needs Mekha agents on two nodes;"
+                + " this cluster has them on " + agentNodes);
+        cluster.kubectlWithInput(resource("VirtualClusterCheckpoint", "cp-partner", "vms: [vm1, vm2]\n"
+                + "  storage:\n    level0: {placement: Both}\n"), "apply", "-n", NS, "-f", "-");
+        cluster.await("Succeeded", Duration.ofMinutes(10), "-n", NS, "get", "vccp", "cp-partner", "-o", "jsonpath={.status.phase}");
+        String roles = cluster.kubectl("-n", NS, "get", "vccp", "cp-partner", "-o", "jsonpath={.status.level0.copies[*].role}");
+        assertThat(roles.strip().split("\\s+")).as("each VM held on its node and on a partner").containsExactlyInAnyOrder("Own", "Own",
+                "Partner", "Partner");
+        String lostNode = cluster.kubectl("-n", NS, "get", "vmi", "vm2", "-o", "jsonpath={.status.nodeName}").strip();
+        long[] afterCheckpoint = new long[VMS.size()];
+        for (int i = 0; i < VMS.size(); i++) {
+            afterCheckpoint[i] = lastCount(VMS.get(i));
+        }
+
+        // vm2's node loses its memory: its agent pod goes (and its level-0 tmpfs with it), and vm2's pod dies
+        cluster.kubectl("-n", "mekha-system", "delete", "pod", "-l", "app.kubernetes.io/name=mekha-agent", "--field-selector=spec.nodeName=" + lostNode);
+        cluster.kubectl("-n", NS, "delete", "pod", "-l", "kubevirt.io/domain=vm2", "--wait=false");
+        cluster.await(String.valueOf(agentNodes.size()), Duration.ofMinutes(10), "-n", "mekha-system", "get", "daemonset", "mekha-agent", "-o",
+                "jsonpath={.status.numberReady}");
+        cluster.await("Running", Duration.ofMinutes(10), "-n", NS, "get", "vmi", "vm2", "-o", "jsonpath={.status.phase}");
+
+        cluster.kubectlWithInput(resource("VirtualClusterRestore", "restore-partner", "checkpointName: cp-partner\n"), "apply", "-n", NS, "-f", "-");
+        cluster.await("Succeeded", Duration.ofMinutes(15), "-n", NS, "get", "vcrestore", "restore-partner", "-o", "jsonpath={.status.phase}");
+        assertThat(cluster.kubectl("-n", NS, "get", "vcrestore", "restore-partner", "-o", "jsonpath={.status.restoredFrom}").strip()).isEqualTo("L0");
+        assertThat(cluster.kubectl("-n", NS, "get", "vmi", "vm2", "-o", "jsonpath={.status.nodeName}").strip())
+                .as("vm2 restarted on the node that held its partner copy").isNotEqualTo(lostNode);
+        for (int i = 0; i < VMS.size(); i++) {
+            String vm = VMS.get(i);
+            awaitCount(vm, afterCheckpoint[i] + 5, Duration.ofMinutes(5));
+            List<Long> counts = counts(vm);
+            assertThat(counts.get(0)).as("%s's restored guest goes on from the cut", vm).isGreaterThan(1).isLessThanOrEqualTo(afterCheckpoint[i] + 1);
+        }
+    }
+
     /** What the guest printed on its serial console, as KubeVirt logs it (the launcher pod's guest-console-log container). */
     static List<Long> counts(String vm) throws Exception {
         String pod = cluster.kubectl("-n", NS, "get", "pod", "-l", "kubevirt.io/domain=" + vm, "--field-selector=status.phase=Running",

@@ -289,6 +289,9 @@ public final class LocalVmRuntime implements VmRuntime {
             // the message is still useful without QEMU's words
         }
         if (console != null && !console.tail(3).isBlank()) {
+            // a guest kernel that crashed says why above its stack trace, which the tail alone would show
+            console.lines().stream().filter(l -> l.contains("Kernel panic") || l.contains("BUG:") || l.contains("Oops:")).findFirst()
+                    .ifPresent(line -> text.append("\nthe guest's kernel said: ").append(line.strip()));
             text.append("\nconsole tail:\n").append(console.tail(3));
         }
         return text.toString();
