@@ -92,6 +92,7 @@ public final class AgentService implements AutoCloseable {
         this.catalog = new StoredCatalog(node, targets);
         this.loads = new StoredLoads(node, runtime, targets, streams, this.transfers);
         this.restarts = new Restarts(node, vms, sessions, partners, loads, guestTime, clock, workers, timers, journal);
+        runtime.forgetEarlierLevel0();
         workers.submit(sessions::resumeWhatAnEarlierAgentPaused);
     }
 

@@ -268,6 +268,31 @@ public final class KubeVirtVmRuntime implements VmRuntime {
         return level0Dir;
     }
 
+    /** The streams (own and partners') an earlier agent of this pod held: no session of this agent can use them. */
+    @Override
+    public long forgetEarlierLevel0() {
+        if (!Files.isDirectory(level0Dir)) {
+            return 0;
+        }
+        long freed = 0;
+        try (var files = Files.walk(level0Dir)) {
+            for (Path p : files.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                if (p.equals(level0Dir)) {
+                    continue; // the volume's mount point stays
+                }
+                freed += Files.isRegularFile(p, java.nio.file.LinkOption.NOFOLLOW_LINKS) ? Files.size(p) : 0;
+                Files.delete(p);
+            }
+        } catch (IOException e) {
+            LOG.warnf("cannot clear what an earlier agent left in %s: %s", level0Dir, e.getMessage());
+        }
+        if (freed > 0) {
+            LOG.infof("freed %d MiB of level-0 memory an earlier agent of this node left in %s (its checkpoints went with it)", freed >> 20,
+                    level0Dir);
+        }
+        return freed;
+    }
+
     /** The stream, held in memory, bounded: the guest's RAM and some room for pages sent again. */
     @Override
     public Level0Copy level0(QemuVm source) throws VmStartException {

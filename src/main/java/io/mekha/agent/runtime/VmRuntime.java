@@ -68,6 +68,15 @@ public interface VmRuntime extends AutoCloseable {
         return guestMiB + io.mekha.agent.level0.MemoryBound.QEMU_OVERHEAD_MIB;
     }
 
+    /**
+     * Lets go of level-0 files an earlier agent of this node left (an agent container restarted in its pod keeps the
+     * pod's memory-backed volume, but not the sessions and partner copies that gave those files a meaning): called once,
+     * when the agent starts. Returns the bytes freed.
+     */
+    default long forgetEarlierLevel0() {
+        return 0;
+    }
+
     /** Where held streams live in memory (a tmpfs in the DaemonSet); other nodes' streams go under it too. */
     default Path level0Dir() {
         return config().workDir().resolve("level0");
