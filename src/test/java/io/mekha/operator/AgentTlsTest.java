@@ -29,6 +29,7 @@ import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.KeyPair;
 import java.security.cert.X509Certificate;
@@ -229,15 +230,24 @@ class AgentTlsTest {
                 assertThat(c.bytes()).isZero();
             });
 
-            Sent taken = put(asN2, at, id, vm, key, header, state);
+            // the stream, then the VM's pod-only disk at the cut, in one body
+            byte[] disk = new byte[50_000];
+            new java.util.Random(8).nextBytes(disk);
+            byte[] body = java.nio.ByteBuffer.allocate(state.length + disk.length).put(state).put(disk).array();
+            var withDisk = new io.mekha.agent.api.AgentDtos.PartnerStreamHeader(vm, "n2", header.spec(), "TCG", header.stoppedAt(), null, "VIRTUAL",
+                    Duration.ZERO, state.length, disk.length);
+            Sent taken = put(asN2, at, id, vm, key, withDisk, body);
             assertThat(taken.status()).as(taken.body()).isEqualTo(200);
-            assertThat(taken.body()).contains(java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(state)));
+            assertThat(taken.body()).contains(java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(body)));
             assertThat(asOperator.partners(id)).singleElement().satisfies(c -> {
                 assertThat(c.state()).isEqualTo(io.mekha.agent.api.PartnerCopyState.HELD);
                 assertThat(c.kind()).isEqualTo(io.mekha.agent.api.PartnerKind.STREAM);
                 assertThat(c.sourceNode()).isEqualTo("n2");
-                assertThat(c.bytes()).isEqualTo(state.length);
+                assertThat(c.bytes()).as("the stream and the disk").isEqualTo(body.length);
             });
+            Path held = work.resolve("n1").resolve("level0").resolve("partners").resolve(id);
+            assertThat(Files.readAllBytes(held.resolve(vm + ".stream"))).isEqualTo(state);
+            assertThat(Files.readAllBytes(held.resolve(vm + ".disk.qcow2"))).isEqualTo(disk);
             assertThat(put(asN2, at, id, vm, key, header, state).status()).as("a copy is taken once").isEqualTo(409);
             // the agent's own API still takes nothing from an agent's certificate
             assertUnreachable(new AgentClient("n1", api.uri(), token("n1"), Duration.ofSeconds(5), asN2));
