@@ -65,7 +65,8 @@ public final class Reports {
         TextTable writes = new TextTable("vm", "node", "level", "from", "stored", "stream", "queued", "took", "error");
         for (io.mekha.protocol.FlushReport.Write w : report.writes()) {
             writes.row(w.vm(), w.node(), w.level().name(), w.from() == null ? "-" : w.from().name(), TextTable.mib(w.bytes()),
-                    TextTable.mib(w.rawBytes()), TextTable.seconds(w.queued()), TextTable.seconds(w.took()), w.error() == null ? "" : w.error());
+                    TextTable.mib(w.rawBytes()), TextTable.seconds(w.queued()), TextTable.seconds(w.took()), w.error() != null ? w.error()
+                    : w.redoneAfter() != null ? "redone from the partner's copy after " + w.redoneAfter() : "");
         }
         StringBuilder out = new StringBuilder(writes.render());
         report.published().forEach((level, manifest) -> out.append("held whole at ").append(level).append(" (").append(level.description())

@@ -25,9 +25,17 @@ public record FlushReport(String checkpoint, List<Write> writes, Map<StorageLeve
      *
      * @param queued from the flush's start to this write's start (waiting for a writer slot or for its L1 copy)
      * @param took the write itself, including reading it back to verify
+     * @param node the node that wrote it: the VM's, its partner's when the VM's copy went there, or when the write failed on
+     *             the VM's node and was done again from the partner's copy
+     * @param redoneAfter why the write was done again from a partner's copy (null: done at the first try)
      */
     public record Write(String vm, String node, StorageLevel level, StorageLevel from, long bytes, long rawBytes, Duration queued,
-                        Duration took, String error) {}
+                        Duration took, String error, String redoneAfter) {}
+
+    /** The writes done again from a partner node's copy after they failed on the VM's own node. */
+    public List<Write> redone() {
+        return writes.stream().filter(w -> w.redoneAfter() != null).toList();
+    }
 
     public boolean durable() {
         return allDurableAt != null;

@@ -35,17 +35,22 @@ final class Flusher {
     private static final class Write {
         final FlushSchedule.Job job;
         final CheckpointManifest.VmEntry vm;
-        final AgentClient agent;
+        /** Writes it: the node holding the VM's copy; for a write from L1, the node that wrote that copy. */
+        volatile AgentClient agent;
+        /** Another node holding a copy of the VM's memory that the write may be done from again if {@link #agent} fails. */
+        final AgentClient fallback;
+        volatile String firstError;
         volatile FlushResult result;
         volatile String error;
         volatile StorageLevel from;
         volatile Instant startedAt;
         volatile Instant finishedAt;
 
-        Write(FlushSchedule.Job job, CheckpointManifest.VmEntry vm, AgentClient agent) {
+        Write(FlushSchedule.Job job, CheckpointManifest.VmEntry vm, AgentClient agent, AgentClient fallback) {
             this.job = job;
             this.vm = vm;
             this.agent = agent;
+            this.fallback = fallback;
         }
     }
 
@@ -128,10 +133,10 @@ final class Flusher {
             listener.step("shadows of checkpoint " + draft.checkpoint() + " kept in memory (L0): not every level was written");
         }
         List<FlushReport.Write> report = writes.values().stream().sorted((a, b) -> Integer.compare(a.job.id(), b.job.id()))
-                .map(w -> new FlushReport.Write(w.vm.name(), w.vm.node(), w.job.level(), w.from,
+                .map(w -> new FlushReport.Write(w.vm.name(), w.agent.node(), w.job.level(), w.from,
                         w.result == null ? 0 : w.result.stream().bytes(), w.result == null ? 0 : w.result.stream().rawBytes(),
                         w.startedAt == null ? null : Duration.between(started, w.startedAt),
-                        w.startedAt == null || w.finishedAt == null ? null : Duration.between(w.startedAt, w.finishedAt), w.error)).toList();
+                        w.startedAt == null || w.finishedAt == null ? null : Duration.between(w.startedAt, w.finishedAt), w.error, w.firstError)).toList();
         return new FlushReport(draft.checkpoint(), report, published, failures, started, durableAt, peak, released);
     }
 
@@ -144,31 +149,48 @@ final class Flusher {
         Map<String, AgentClient> byNode = new HashMap<>();
         agents.forEach(a -> byNode.put(a.node(), a));
         // a VM whose shadow went to a partner node is saved from the partner's copy (QEMU streams a paused VM out only once);
-        // a held stream reads again, so it is saved on the VM's own node, where its level-1 copy belongs
-        Map<String, AgentClient> partnerCopies = new HashMap<>();
+        // a held stream reads again, so it is saved on the VM's own node, where its level-1 copy belongs, and the partner's
+        // copy of it is the fallback: a write that fails on the VM's node (the node lost, its disk failing) is done again there
+        Map<String, AgentClient> partnerShadows = new HashMap<>();
+        Map<String, AgentClient> partnerStreams = new HashMap<>();
         calls.parallel(agents, agent -> agent.partners(draft.checkpoint())).forEach((agent, r) -> {
             if (r.error() == null) {
-                r.value().stream().filter(p -> p.state() == PartnerCopyState.HELD && !p.streamed() && p.kind() == io.mekha.agent.api.PartnerKind.SHADOW)
-                        .forEach(p -> partnerCopies.put(p.vm(), agent));
+                r.value().stream().filter(p -> p.state() == PartnerCopyState.HELD && !p.streamed()).forEach(p -> {
+                    if (p.kind() == io.mekha.agent.api.PartnerKind.SHADOW) {
+                        partnerShadows.put(p.vm(), agent);
+                    } else if (p.kind() == io.mekha.agent.api.PartnerKind.STREAM) {
+                        partnerStreams.put(p.vm(), agent);
+                    }
+                });
             }
         });
         List<FlushSchedule.Vm> vms = new ArrayList<>();
         Map<String, CheckpointManifest.VmEntry> entries = new HashMap<>();
         Map<String, AgentClient> writers = new HashMap<>();
+        Map<String, AgentClient> fallbacks = new HashMap<>();
         for (CheckpointManifest.VmEntry listed : draft.vms()) {
-            AgentClient agent = partnerCopies.containsKey(listed.name()) ? partnerCopies.get(listed.name()) : byNode.get(listed.node());
+            AgentClient agent = partnerShadows.containsKey(listed.name()) ? partnerShadows.get(listed.name()) : byNode.get(listed.node());
+            AgentClient fallback = partnerStreams.get(listed.name());
+            if (agent == null) {
+                // the VM's node has no agent any more: its partner's copy is all there is
+                agent = fallback;
+                fallback = null;
+            }
             if (agent == null) {
                 throw new CheckpointFailedException("checkpoint " + draft.checkpoint() + ": no agent for node " + listed.node()
-                        + " (VM '" + listed.name() + "')");
+                        + " (VM '" + listed.name() + "'), and no partner node holds a copy of it");
             }
             entries.put(listed.name(), new CheckpointManifest.VmEntry(listed.name(), agent.node(), listed.spec(), listed.accelerator(),
                     listed.stoppedAt(), listed.guestClockAtCut(), listed.stream(), listed.disk()));
             writers.put(listed.name(), agent);
+            if (fallback != null && fallback != agent) {
+                fallbacks.put(listed.name(), fallback);
+            }
             vms.add(new FlushSchedule.Vm(listed.name(), agent.node(), sizes.getOrDefault(listed.name(), 0L)));
         }
         List<FlushSchedule.Job> jobs = FlushSchedule.jobs(vms, plan.levels(), plan.order());
         for (FlushSchedule.Job job : jobs) {
-            writes.put(job.id(), new Write(job, entries.get(job.vm()), writers.get(job.vm())));
+            writes.put(job.id(), new Write(job, entries.get(job.vm()), writers.get(job.vm()), fallbacks.get(job.vm())));
         }
         return jobs;
     }
@@ -177,17 +199,35 @@ final class Flusher {
         write.startedAt = clock.instant();
         try {
             Write source = write.job.after() == null ? null : writes.get(write.job.after());
-            write.from = source != null && source.error == null && source.result != null ? StorageLevel.L1 : StorageLevel.L0;
-            boolean fromL1 = write.from == StorageLevel.L1;
-            FlushRequest request = new FlushRequest(write.vm.name(), draft.virtualCluster(), write.job.level(),
-                    write.job.level() == StorageLevel.L2 ? plan.level2() : null, write.from, plan.compression(), plan.writeTimeout(),
-                    fromL1 ? source.result.stream() : null, fromL1 ? source.result.disk() : null);
-            write.result = write.agent.flush(draft.checkpoint(), request, plan.writeTimeout().plus(Duration.ofMinutes(2)));
+            boolean fromL1 = source != null && source.error == null && source.result != null;
+            if (fromL1) {
+                write.agent = source.agent; // the level-1 copy is on the node that wrote it
+            }
+            try {
+                write.from = fromL1 ? StorageLevel.L1 : StorageLevel.L0;
+                write.result = write.agent.flush(draft.checkpoint(), request(write, draft, plan, fromL1 ? source.result : null),
+                        plan.writeTimeout().plus(Duration.ofMinutes(2)));
+            } catch (AgentCallException | RuntimeException e) {
+                if (write.fallback == null || write.fallback == write.agent) {
+                    throw e;
+                }
+                // the VM's node failed the write (lost, or its disk); its partner holds the same stream: write from there
+                write.firstError = write.agent.node() + ": " + e.getMessage();
+                write.agent = write.fallback;
+                write.from = StorageLevel.L0;
+                write.result = write.agent.flush(draft.checkpoint(), request(write, draft, plan, null), plan.writeTimeout().plus(Duration.ofMinutes(2)));
+            }
         } catch (AgentCallException | RuntimeException e) {
-            write.error = e.getMessage();
+            write.error = write.firstError == null ? e.getMessage() : write.firstError + "; again from the copy on " + write.agent.node() + ": " + e.getMessage();
         } finally {
             write.finishedAt = clock.instant();
         }
+    }
+
+    private static FlushRequest request(Write write, CheckpointManifest draft, FlushPlan plan, FlushResult fromL1) {
+        return new FlushRequest(write.vm.name(), draft.virtualCluster(), write.job.level(), write.job.level() == StorageLevel.L2 ? plan.level2() : null,
+                fromL1 != null ? StorageLevel.L1 : StorageLevel.L0, plan.compression(), plan.writeTimeout(),
+                fromL1 != null ? fromL1.stream() : null, fromL1 != null ? fromL1.disk() : null);
     }
 
     private CheckpointManifest publish(CheckpointManifest draft, StorageLevel level, FlushPlan plan, List<Write> written,

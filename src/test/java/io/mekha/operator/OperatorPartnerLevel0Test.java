@@ -48,7 +48,7 @@ import org.junit.jupiter.api.io.TempDir;
  * Level 0 on a partner node, on the KubeVirt runtime (mock API server, the test controller playing KubeVirt with real
  * QEMUs started as virt-launcher starts them, two real agents n1 and n2 over mutual TLS, each seeing only its node's
  * pods). vm1 runs on n1, vm2 on n2. A checkpoint whose partners do not lend the memory is refused before anything is
- * paused. Then cp1 keeps each VM's memory copy on its own node and on the other: status lists all four copies, and each
+ * paused. With n2's disk failing, cp2's flush to L1 writes vm2 from the copy n1 holds for it. Then cp1 keeps each VM's memory copy on its own node and on the other: status lists all four copies, and each
  * partner copy came from the VM's node's agent over the agents' mutual TLS. Node n2 is lost (its agent, its memory, vm2's
  * QEMU; the node NotReady): the schedule's automatic recovery restores the whole VC from L0, vm1 from its own node's
  * copy, vm2 from the copy n1 held for it (its instance recreated on n1), and each guest goes on from the cut hash for
@@ -110,6 +110,34 @@ class OperatorPartnerLevel0Test {
                 assertThat(KubeVirtRig.events(client, NS, "vm1")).doesNotContain(Reasons.MEKHA_CHECKPOINT);
                 n1.agent.lendingAtMost(Long.MAX_VALUE);
                 n2.agent.lendingAtMost(Long.MAX_VALUE);
+
+                // n2's disk fails (its level-1 directory is not a directory): cp2's flush writes vm2 from the copy n1 holds
+                Path n2Level1 = work.resolve("n2").resolve("level1");
+                deleteTree(n2Level1);
+                Files.writeString(n2Level1, "not a directory");
+                VirtualClusterCheckpoint cp2 = checkpoint("cp2", Level0Placement.Both);
+                cp2.getSpec().storage.levels = List.of(LevelName.L1);
+                cp2.getSpec().storage.releaseMemoryWhenDurable = true;
+                client.resource(cp2).create();
+                cp2 = kube.awaitStatus(VirtualClusterCheckpoint.class, NS, "cp2", c -> c.getStatus().phase != null && c.getStatus().phase.terminal(), RUN);
+                assertThat(cp2.getStatus().phase).as(String.valueOf(cp2.getStatus().conditions)).isEqualTo(Phase.Succeeded);
+                assertThat(cp2.getStatus().levels).containsExactly(LevelName.L1);
+                assertThat(cp2.getStatus().level0).as("memory released once L1 held it").isNull();
+                var redone = client.v1().events().inNamespace(NS).list().getItems().stream()
+                        .filter(e -> Reasons.WRITTEN_FROM_PARTNER.equals(e.getReason()) && "cp2".equals(e.getInvolvedObject().getName())).toList();
+                assertThat(redone).singleElement().satisfies(e -> assertThat(e.getMessage()).contains("vm2").contains("node n1")
+                        .contains("n2: ").contains("L1"));
+                String id2 = cp2.getStatus().checkpointId;
+                try (Stream<Path> files = Files.walk(work.resolve("n1").resolve("level1"))) {
+                    assertThat(files.filter(f -> f.toString().contains(id2) && Files.isRegularFile(f)).map(f -> f.getFileName().toString()).toList())
+                            .as("n1's disk holds both VMs of cp2").anyMatch(f -> f.contains("vm1")).anyMatch(f -> f.contains("vm2"));
+                }
+                for (KubeVirtNode node : List.of(n1, n2)) {
+                    assertThat(node.agent.partners(id2)).as("partner copies let go on %s", node.agent.node()).isEmpty();
+                }
+                client.resource(cp2).delete();
+                deleteTree(n2Level1);
+                Files.createDirectories(n2Level1);
 
                 // cp1, the schedule's: each VM's memory copy on its own node and on the other
                 VirtualClusterCheckpoint cp1 = checkpoint("cp1", Level0Placement.Both);

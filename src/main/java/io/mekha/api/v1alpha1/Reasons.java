@@ -62,6 +62,8 @@ public final class Reasons {
     public static final String PARTNER_NO_ROOM = "PartnerNoRoom";
     /** Copying level 0 to the partner nodes failed after the checkpoint: it is held on the VMs' own nodes only. */
     public static final String PARTNER_COPY_FAILED = "PartnerCopyFailed";
+    /** A VM's node failed to write its copy to a level (lost, or its disk); the write was done from its partner node's copy. */
+    public static final String WRITTEN_FROM_PARTNER = "WrittenFromPartner";
     public static final String RESTORE_FAILED = "RestoreFailed";
     public static final String FAILURE_DEADLINE_EXCEEDED = "FailureDeadlineExceeded";
     public static final String OPERATOR_RESTARTED = "OperatorRestarted";

@@ -287,9 +287,16 @@ public final class CheckpointRun implements Runnable {
         services.events().normal(cp, Reasons.FLUSHING, "writing every VM's state to " + plan.levels());
         Map<String, Long> sizes = new HashMap<>();
         report.vms().forEach(v -> sizes.put(v.vm(), v.figures() == null ? 0 : v.figures().bytesTransferred()));
-        try (CheckpointStorage storage = new CheckpointStorage(agents, services.clock())) {
+        // every agent, not only the VMs' nodes': partners on other nodes write a VM whose node failed its write, and let go
+        // of their copies when the durable level holds the checkpoint
+        try (CheckpointStorage storage = new CheckpointStorage(everyAgent, services.clock())) {
             FlushReport flushed = storage.flush(CheckpointStorage.draft(cp.getMetadata().getNamespace(), report, options, now()), sizes, plan,
                     step -> LOG.debugf("%s: %s", cp.getMetadata().getName(), step));
+            for (FlushReport.Write w : flushed.redone()) {
+                services.events().warning(cp, Reasons.WRITTEN_FROM_PARTNER, "VM " + VmNames.inNamespace(cp.getMetadata().getNamespace(), w.vm())
+                        + ": its " + w.level() + " copy written from the memory copy on node " + w.node() + (w.error() == null ? "" : ", and failed there too")
+                        + ", after its own node failed the write: " + w.redoneAfter());
+            }
             List<LevelName> levels = new ArrayList<>();
             if (!flushed.level0Released()) {
                 levels.add(LevelName.L0);
