@@ -6,7 +6,9 @@ import com.cronutils.model.time.ExecutionTime;
 import com.cronutils.parser.CronParser;
 import io.fabric8.kubernetes.api.model.ObjectMetaBuilder;
 import io.fabric8.kubernetes.client.KubernetesClientException;
+import io.javaoperatorsdk.operator.api.reconciler.Cleaner;
 import io.javaoperatorsdk.operator.api.reconciler.Context;
+import io.javaoperatorsdk.operator.api.reconciler.DeleteControl;
 import io.javaoperatorsdk.operator.api.reconciler.ControllerConfiguration;
 import io.javaoperatorsdk.operator.api.reconciler.EventSourceContext;
 import io.javaoperatorsdk.operator.api.reconciler.Reconciler;
@@ -46,7 +48,7 @@ import java.util.Optional;
  * the VC when a VM fails ({@link VcRecovery}).
  */
 @ControllerConfiguration(name = "virtualclustercheckpointschedule")
-public class ScheduleReconciler implements Reconciler<VirtualClusterCheckpointSchedule> {
+public class ScheduleReconciler implements Reconciler<VirtualClusterCheckpointSchedule>, Cleaner<VirtualClusterCheckpointSchedule> {
     private static final CronParser CRON = new CronParser(CronDefinitionBuilder.instanceDefinitionFor(CronType.UNIX));
     /**
      * The shortest gap a schedule may leave between two runs: a VC's checkpoint and its flush to the slower
@@ -61,6 +63,13 @@ public class ScheduleReconciler implements Reconciler<VirtualClusterCheckpointSc
     public ScheduleReconciler(OperatorServices services) {
         this.services = services;
         this.recovery = new VcRecovery(services);
+    }
+
+    /** A deleted schedule takes its gauges with it; its checkpoints stay (each is deleted on its own, with its data). */
+    @Override
+    public DeleteControl cleanup(VirtualClusterCheckpointSchedule schedule, Context<VirtualClusterCheckpointSchedule> context) {
+        services.metrics().scheduleGone(schedule.getMetadata().getNamespace(), schedule.getMetadata().getName());
+        return DeleteControl.defaultDelete();
     }
 
     /** The VC's instances, launcher pods and nodes, for schedules with automatic recovery ({@link RecoveryEvents}). */

@@ -88,6 +88,13 @@ class ScheduleReconcilerTest {
             assertThat(kept).containsExactly("every5-" + stamp(last.minus(Duration.ofMinutes(5))), "every5-" + stamp(last));
             st = awaitSchedule(s -> s.getStatus().lastSuccessfulCheckpoint != null && s.getStatus().checkpoints == 2);
             assertThat(st.getStatus().lastSuccessfulCheckpoint).isEqualTo("every5-" + stamp(last));
+
+            // deleted, the schedule takes its gauges with it (the missed-runs alert would fire for it otherwise); its checkpoints stay
+            awaitTrue(() -> gauge(operator, "every5") != null && gauge(operator, "every5").value() == last.getEpochSecond(),
+                    "the schedule's gauges, its last success at " + last);
+            client.resource(schedule).delete();
+            awaitTrue(() -> get("every5") == null && gauge(operator, "every5") == null, "the schedule and its gauges gone");
+            assertThat(children()).hasSize(2);
             assertThat(client.v1().events().inNamespace(NS).list().getItems()).extracting(e -> e.getReason()).contains("CheckpointCreated",
                     "CheckpointPruned");
         }
@@ -209,6 +216,10 @@ class ScheduleReconcilerTest {
                 client.resource(c).updateStatus();
             }
         }
+    }
+
+    private static io.micrometer.core.instrument.Gauge gauge(TestOperator operator, String schedule) {
+        return operator.meters.find("mekha.schedule.last.success").tags("namespace", NS, "schedule", schedule).gauge();
     }
 
     private List<VirtualClusterCheckpoint> children() {

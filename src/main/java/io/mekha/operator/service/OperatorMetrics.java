@@ -88,6 +88,23 @@ public final class OperatorMetrics {
         values[2] = interval.toSeconds();
     }
 
+    /**
+     * A deleted schedule's gauges go with it: left behind, its last success would age until the alert on a schedule
+     * missing its runs fired for a schedule that no longer exists.
+     */
+    public void scheduleGone(String namespace, String name) {
+        if (schedules.remove(namespace + "/" + name) == null) {
+            return;
+        }
+        io.micrometer.core.instrument.Tags tags = io.micrometer.core.instrument.Tags.of("namespace", namespace, "schedule", name);
+        for (String gauge : java.util.List.of("mekha.schedule.last.success", "mekha.schedule.consecutive.failures", "mekha.schedule.interval")) {
+            io.micrometer.core.instrument.Meter meter = registry.find(gauge).tags(tags).gauge();
+            if (meter != null) {
+                registry.remove(meter);
+            }
+        }
+    }
+
     /** How long the guest did not run: QEMU's STOP to RESUME events, else Mekha's stop to cont. */
     public static Duration paused(VmCheckpointReport vm) {
         if (vm.figures() == null) {
