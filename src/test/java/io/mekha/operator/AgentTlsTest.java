@@ -214,17 +214,17 @@ class AgentTlsTest {
             SSLSocketFactory asN2 = clientTls(identity(ca, TlsNames.agent("n2"), CertificateAuthority.Purpose.AGENT), operator.caCertificate(), "n1");
             SSLSocketFactory asN3 = clientTls(identity(ca, TlsNames.agent("n3"), CertificateAuthority.Purpose.AGENT), operator.caCertificate(), "n1");
             // a genuine agent, of the wrong node, even with the key
-            Sent wrongNode = put(asN3, at, id, vm, key, header, state);
+            Sent wrongNode = refused(asN3, at, id, vm, key, header);
             assertThat(wrongNode.status()).isEqualTo(403);
             assertThat(wrongNode.body()).contains("comes from node n2 only");
             // the right node's agent without the copy's key
-            Sent wrongKey = put(asN2, at, id, vm, io.mekha.model.StreamKey.random(), header, state);
+            Sent wrongKey = refused(asN2, at, id, vm, io.mekha.model.StreamKey.random(), header);
             assertThat(wrongKey.status()).isEqualTo(403);
             assertThat(wrongKey.body()).contains("without its key");
             // a copy of another VM than its room's, and no room at all for another checkpoint
-            assertThat(put(asN2, at, id, vm, key, new io.mekha.agent.api.AgentDtos.PartnerStreamHeader("hpc_vm3", "n2", header.spec(), "TCG",
-                    header.stoppedAt(), null, "VIRTUAL", Duration.ZERO, state.length, 0), state).status()).isEqualTo(400);
-            assertThat(put(asN2, at, "hpc.cp2.0a1b2c3d", vm, key, header, state).status()).isEqualTo(404);
+            assertThat(refused(asN2, at, id, vm, key, new io.mekha.agent.api.AgentDtos.PartnerStreamHeader("hpc_vm3", "n2", header.spec(), "TCG",
+                    header.stoppedAt(), null, "VIRTUAL", Duration.ZERO, state.length, 0)).status()).isEqualTo(400);
+            assertThat(refused(asN2, at, "hpc.cp2.0a1b2c3d", vm, key, header).status()).isEqualTo(404);
             assertThat(asOperator.partners(id)).singleElement().satisfies(c -> {
                 assertThat(c.state()).as("nothing taken from any of them").isEqualTo(io.mekha.agent.api.PartnerCopyState.RESERVED);
                 assertThat(c.bytes()).isZero();
@@ -248,7 +248,7 @@ class AgentTlsTest {
             Path held = work.resolve("n1").resolve("level0").resolve("partners").resolve(id);
             assertThat(Files.readAllBytes(held.resolve(vm + ".stream"))).isEqualTo(state);
             assertThat(Files.readAllBytes(held.resolve(vm + ".disk.qcow2"))).isEqualTo(disk);
-            assertThat(put(asN2, at, id, vm, key, header, state).status()).as("a copy is taken once").isEqualTo(409);
+            assertThat(refused(asN2, at, id, vm, key, header).status()).as("a copy is taken once").isEqualTo(409);
             // the agent's own API still takes nothing from an agent's certificate
             assertUnreachable(new AgentClient("n1", api.uri(), token("n1"), Duration.ofSeconds(5), asN2));
             asOperator.dropPartners(id);
@@ -270,6 +270,21 @@ class AgentTlsTest {
     /** What a PUT on a partner listener got: its status (-1: no connection, the handshake ended it) and body. */
     private record Sent(int status, String body) {}
 
+    /**
+     * A copy the listener must refuse, asked both ways: with the probe the agents send before a body, and straight with a
+     * body (a sender that skips the probe). Both must give the same answer; the probe's is returned. The straight one
+     * sends only the start of a stream: the listener answers a refusal without reading the body, and a large body still
+     * being written when it closes would reach the sender as a broken pipe, not as the answer (why agents probe first).
+     */
+    private static Sent refused(SSLSocketFactory tls, URI listener, String id, String vm, String key,
+                                io.mekha.agent.api.AgentDtos.PartnerStreamHeader header) throws Exception {
+        Sent probed = put(tls, listener, id, vm, key, header, null);
+        Sent straight = put(tls, listener, id, vm, key, header, new byte[4096]);
+        assertThat(straight.status()).as("a body without the probe: %s", straight.body()).isEqualTo(probed.status());
+        return probed;
+    }
+
+    /** One PUT on the partner listener; {@code body} null: the probe (no body). */
     private static Sent put(SSLSocketFactory tls, URI listener, String id, String vm, String key, io.mekha.agent.api.AgentDtos.PartnerStreamHeader header,
                             byte[] body) throws Exception {
         var connection = (javax.net.ssl.HttpsURLConnection) listener.resolve("/v1/checkpoints/" + id + "/partners/" + vm).toURL().openConnection();
@@ -282,10 +297,15 @@ class AgentTlsTest {
         connection.setRequestProperty("Mekha-Copy-Key", key);
         connection.setRequestProperty("Mekha-Copy", Base64.getUrlEncoder().withoutPadding().encodeToString(
                 io.mekha.agent.api.Json.mapper().writeValueAsBytes(header)));
-        connection.setFixedLengthStreamingMode(body.length);
+        if (body == null) {
+            connection.setRequestProperty("Mekha-Copy-Probe", "1");
+        }
+        connection.setFixedLengthStreamingMode(body == null ? 0 : body.length);
         try {
             try (var out = connection.getOutputStream()) {
-                out.write(body);
+                if (body != null) {
+                    out.write(body);
+                }
             }
             int status = connection.getResponseCode();
             try (var in = status >= 400 ? connection.getErrorStream() : connection.getInputStream()) {
