@@ -385,7 +385,7 @@ final class Restarts {
             String vm = h.spec().name();
             feeding.add(workers.submit(() -> {
                 try {
-                    fedHere.put(vm, loads.feedHeld(h.heldState(), h.spec(), h.accelerator()));
+                    fedHere.put(vm, loads.feedHeld(id, h.heldState(), h.spec(), h.accelerator()));
                 } catch (AgentException e) {
                     errors.put(vm, e.getMessage());
                 } catch (InterruptedException e) {
@@ -413,7 +413,7 @@ final class Restarts {
             return qemu;
         }
         try {
-            return loads.feedHeld(holding.heldState(), holding.spec(), holding.accelerator());
+            return loads.feedHeld(id, holding.heldState(), holding.spec(), holding.accelerator());
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw AgentException.failed("interrupted while loading VM '" + vm + "' from memory", e);

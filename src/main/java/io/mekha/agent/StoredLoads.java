@@ -64,18 +64,27 @@ final class StoredLoads {
      * Feeds a VM's stream held in memory to the QEMU waiting for it ({@link VmRuntime#startIncoming}: on KubeVirt, the
      * restored VMI's); returns it loaded and paused at the cut.
      */
-    QemuVm feedHeld(io.mekha.agent.level0.HeldState held, VmSpec spec, Accelerator accel) throws AgentException, InterruptedException {
+    QemuVm feedHeld(String checkpoint, io.mekha.agent.level0.HeldState held, VmSpec spec, Accelerator accel)
+            throws AgentException, InterruptedException {
         QemuVm qemu;
         try {
             qemu = runtime.startIncoming(spec, accel, held.disk());
         } catch (VmStartException e) {
             throw AgentException.unprocessable(e.getMessage(), e);
         }
+        // followed like a load from L1/L2: a restore's progress counts the bytes QEMU has taken
+        TransferMeter meter = transfers.open(checkpoint, spec.name(), "load from " + StorageLevel.L0, 1);
+        meter.stage("loading into QEMU", held.bytes());
+        String failure = "failed";
         try (InputStream in = held.open()) {
-            loader.feed(qemu, in, held.bytes(), LOAD_TIMEOUT);
+            loader.feed(qemu, meter.counting(in), held.bytes(), LOAD_TIMEOUT);
+            failure = null;
             return qemu;
         } catch (IOException | StoredStateException e) {
+            failure = e.getMessage();
             throw AgentException.failed("VM '" + spec.name() + "': loading it from memory failed: " + e.getMessage(), e);
+        } finally {
+            meter.finished(failure);
         }
     }
 
