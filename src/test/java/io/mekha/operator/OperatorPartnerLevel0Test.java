@@ -193,14 +193,14 @@ class OperatorPartnerLevel0Test {
                 System.out.printf("node n2 lost: seen %d ms after (grace 2 s), every VM running %d ms after (restore %s), work lost %s%n",
                         Duration.between(lost, Instant.parse(record.detectedAt)).toMillis(),
                         Duration.between(lost, Instant.parse(record.runningAgainAt)).toMillis(), record.restoreTook, record.lostWork);
-                for (String vm : machines.keySet()) {
-                    KubeVirtRig.assertExact(kubevirt, vm, cutRound.get(vm));
-                }
                 // the feeds from memory are followed like loads from L1/L2: n1 fed both streams, its own and n2's
                 assertThat(n1.agent.progress(id)).filteredOn(p -> p.purpose().equals("load from L0"))
                         .extracting(p -> p.vm(), p -> p.error(), p -> p.bytesDone() == p.bytesTotal() && p.bytesTotal() > (1 << 20))
                         .containsExactlyInAnyOrder(org.assertj.core.groups.Tuple.tuple(NS + "_vm1", null, true),
                                 org.assertj.core.groups.Tuple.tuple(NS + "_vm2", null, true));
+                for (String vm : machines.keySet()) {
+                    KubeVirtRig.assertExact(kubevirt, vm, cutRound.get(vm));
+                }
 
                 // n2's agent pod goes with its node: the checkpoint says which copies went, and keeps L0
                 client.pods().inNamespace(MockKubernetes.AGENT_NAMESPACE).withName("mekha-agent-n2").delete();
