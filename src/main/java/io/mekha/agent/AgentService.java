@@ -412,6 +412,13 @@ public final class AgentService implements AutoCloseable {
         partners.drop(id);
     }
 
+    /** Lets go of this node's copy of one VM of checkpoint {@code id} (or the room kept for it); its other copies stay. */
+    public void dropPartner(String id, String vm) throws AgentException {
+        Ids.require(id);
+        Ids.requireVm(vm);
+        partners.drop(id, vm);
+    }
+
     /** Sends this node's copy of {@code vm} to its partner (a shadow to its QEMU, a held stream to its agent); returns once it is held there. */
     public void replicate(String id, ReplicateRequest request) throws AgentException, InterruptedException {
         if (request == null || request.vm() == null) {
@@ -423,6 +430,15 @@ public final class AgentService implements AutoCloseable {
             ApiChecks.migrationUri("the partner's uri", request.uri()); // a shadow, to the partner's waiting QEMU
         }
         requireKey(request.key());
+        CheckpointSession session = sessions.find(id).orElse(null);
+        if (session == null || session.vm(request.vm()) == null) {
+            // not a VM of this node's: a copy it holds for another node, handed on (a node holding a VM's copy was lost)
+            PartnerCopies.PartnerCopy copy = partners.held(id, request.vm());
+            if (copy != null) {
+                replication.forward(id, copy, request);
+                return;
+            }
+        }
         replication.replicate(id, sessions.require(id), sessions.complete(id, request.vm()), request);
     }
 

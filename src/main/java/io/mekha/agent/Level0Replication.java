@@ -33,25 +33,45 @@ final class Level0Replication {
     void replicate(String id, CheckpointSession session, SessionVm vm, ReplicateRequest request) throws AgentException, InterruptedException {
         HeldState held = vm.heldState();
         if (held != null) {
-            java.net.URI partner = ApiChecks.partnerListener("the partner's uri", request.uri());
             var f = vm.figures;
-            PartnerStreamHeader header = new PartnerStreamHeader(vm.name(), node, vm.spec(), vm.accelerator().name(),
+            send(id, vm, held, new PartnerStreamHeader(vm.name(), node, vm.spec(), vm.accelerator().name(),
                     f != null && f.stopAt() != null ? f.stopAt() : vm.stopIssuedAt, vm.guestClockAtCut, session.timePolicy.name(), vm.stopLate,
-                    held.bytes(), 0);
-            TransferMeter meter = transfers.open(id, vm.name(), "copy to node " + request.partnerNode(), 1);
-            try {
-                synchronized (vm.streamLock()) {
-                    streams.send(id, held, header, partner, request.partnerNode(), request.key(), meter);
-                }
-                meter.finished(null);
-            } catch (AgentException e) {
-                meter.finished(e.getMessage());
-                throw e;
-            }
+                    held.bytes(), 0), request);
             return;
         }
         ApiChecks.migrationUri("the partner's uri", request.uri());
         shadow(id, vm, request);
+    }
+
+    /**
+     * Hands on a copy this node holds for another node's VM (a held stream) to a further node, with what a restart from it
+     * needs as it came here; returns once that node holds it whole. A shadow partner is not handed on: QEMU streams a
+     * paused VM out only once.
+     */
+    void forward(String id, PartnerCopies.PartnerCopy copy, ReplicateRequest request) throws AgentException {
+        HeldState held = copy.heldState();
+        PartnerCopies.Origin origin = copy.origin;
+        if (held == null || origin == null || !copy.holds()) {
+            throw AgentException.conflict("node " + node + " holds no stream of VM '" + request.vm() + "' of checkpoint " + id
+                    + " to hand on (a shadow copy streams out only once)");
+        }
+        send(id, copy, held, new PartnerStreamHeader(copy.vm, node, origin.spec(), origin.accelerator().name(), origin.stoppedAt(),
+                origin.guestClockAtCut(), origin.timePolicy(), origin.stopLate(), held.bytes(), 0), request);
+    }
+
+    /** Hands {@code held} (the copy {@code holding} keeps) to the partner's agent the request names, followed as a transfer. */
+    private void send(String id, Level0Holding holding, HeldState held, PartnerStreamHeader header, ReplicateRequest request) throws AgentException {
+        java.net.URI partner = ApiChecks.partnerListener("the partner's uri", request.uri());
+        TransferMeter meter = transfers.open(id, header.vm(), "copy to node " + request.partnerNode(), 1);
+        try {
+            synchronized (holding.streamLock()) {
+                streams.send(id, held, header, partner, request.partnerNode(), request.key(), meter);
+            }
+            meter.finished(null);
+        } catch (AgentException e) {
+            meter.finished(e.getMessage());
+            throw e;
+        }
     }
 
     /** Streams this node's shadow of a complete checkpoint's VM to a partner's waiting QEMU; returns once QEMU reports it sent. */

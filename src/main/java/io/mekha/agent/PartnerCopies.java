@@ -529,6 +529,17 @@ final class PartnerCopies {
         return copy;
     }
 
+    /** Drops the copy of {@code vm} (or the room kept for it) this node holds for checkpoint {@code id}, if any; the others stay. */
+    void drop(String id, String vm) {
+        Map<String, PartnerCopy> copies = held.get(id);
+        PartnerCopy copy = copies == null ? null : copies.remove(vm);
+        if (copy != null) {
+            cancelExpiry(copy);
+            copy.drop();
+            LOG.infof("checkpoint %s: node %s let go of its copy of VM '%s' (of node %s)", id, node, vm, copy.sourceNode);
+        }
+    }
+
     /** Drops every partner copy this node holds, and the room it keeps, for checkpoint {@code id}. */
     void drop(String id) {
         Map<String, PartnerCopy> copies = held.remove(id);

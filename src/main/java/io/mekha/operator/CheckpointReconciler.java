@@ -227,9 +227,13 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
         if (uncovered.isEmpty()) {
             services.events().warning(cp, Reasons.LEVEL0_COPY_LOST, "the memory copy of " + lostText + " is gone; every VM is still held in"
                     + " memory on another node, so L0 still restores the checkpoint");
+            List<io.mekha.api.v1alpha1.Level0Holder> now = new java.util.ArrayList<>(kept);
+            if (st.level0 != null && st.level0.placement == io.mekha.api.v1alpha1.Level0Placement.Both) {
+                now.addAll(remakeCopies(cp, kept));
+            }
             services.status().update(VirtualClusterCheckpoint.class, cp, status -> {
                 if (status.level0 != null) {
-                    status.level0.copies = new java.util.ArrayList<>(kept);
+                    status.level0.copies = new java.util.ArrayList<>(now);
                 }
             });
             return;
@@ -249,6 +253,44 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
                 Conditions.set(status.conditions, Conditions.READY, false, Reasons.LEVEL0_LOST, message, cp.getMetadata().getGeneration(), now());
             }
         });
+    }
+
+    /**
+     * With {@code placement: Both}, each VM that a node's loss left in one node's memory is copied again into another
+     * node's memory, handed on from the node that holds it, where the nodes lend room; returns the copies made. Tried
+     * once, when the loss is seen: a VM that fits nowhere stays with one copy until the next checkpoint (said in an event).
+     */
+    private List<io.mekha.api.v1alpha1.Level0Holder> remakeCopies(VirtualClusterCheckpoint cp, List<io.mekha.api.v1alpha1.Level0Holder> kept) {
+        String ns = cp.getMetadata().getNamespace();
+        java.util.Map<String, String> holderByVm = new java.util.LinkedHashMap<>();
+        for (VmProgress vm : cp.getStatus().vms) {
+            List<io.mekha.api.v1alpha1.Level0Holder> held = kept.stream().filter(c -> c.vm.equals(vm.name)).toList();
+            if (held.size() == 1) {
+                holderByVm.put(io.mekha.operator.service.VmNames.onAgent(ns, vm.name), held.get(0).node);
+            }
+        }
+        if (holderByVm.isEmpty()) {
+            return List.of();
+        }
+        try (CheckpointStorage storage = new CheckpointStorage(services.agents().all(), services.clock())) {
+            CheckpointStorage.Remade remade = storage.remakePartnerCopies(cp.getStatus().checkpointId, holderByVm);
+            java.util.Map<String, String> made = new java.util.TreeMap<>();
+            remade.copies().forEach((vm, node) -> made.put(io.mekha.operator.service.VmNames.inNamespace(ns, vm), node));
+            java.util.Map<String, String> failed = new java.util.TreeMap<>();
+            remade.failures().forEach((vm, why) -> failed.put(io.mekha.operator.service.VmNames.inNamespace(ns, vm), why));
+            if (!made.isEmpty()) {
+                services.events().normal(cp, Reasons.LEVEL0_COPY_REMADE, "copied again into the memory of another node (VM=node): " + made
+                        + (failed.isEmpty() ? "; every VM is in the memory of two nodes again" : ""));
+            }
+            if (!failed.isEmpty()) {
+                services.events().warning(cp, Reasons.LEVEL0_COPY_NOT_REMADE, "no second memory copy of " + failed.keySet() + " could be made: "
+                        + failed + "; L0 restores them from one node only until the next checkpoint");
+            }
+            return made.entrySet().stream().map(e -> new io.mekha.api.v1alpha1.Level0Holder(e.getKey(), e.getValue(), "Partner")).toList();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return List.of();
+        }
     }
 
     private UpdateControl<VirtualClusterCheckpoint> waitFor(VirtualClusterCheckpoint cp, String reason, String message, Duration left) {

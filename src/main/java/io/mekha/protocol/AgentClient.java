@@ -247,6 +247,12 @@ public final class AgentClient {
         call("DELETE", "/v1/checkpoints/" + id + "/partners", null, Void.class);
     }
 
+    /** Lets go of the node's copy of {@code vm} of checkpoint {@code id} (or the room kept for it); its other copies stay. */
+    public void dropPartner(String id, String vm) throws AgentCallException {
+        call("DELETE", "/v1/checkpoints/" + id + "/partners?vm=" + java.net.URLEncoder.encode(vm, java.nio.charset.StandardCharsets.UTF_8), null,
+                Void.class);
+    }
+
     public void replicate(String id, ReplicateRequest request) throws AgentCallException {
         call("POST", "/v1/checkpoints/" + id + "/replicate", request, json.constructType(Void.class), Duration.ofMinutes(15));
     }

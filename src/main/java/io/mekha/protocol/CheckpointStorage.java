@@ -113,6 +113,23 @@ public final class CheckpointStorage implements AutoCloseable {
         return partners.replicate(checkpoint, rooms == null ? null : rooms.rooms, listener);
     }
 
+    /**
+     * Level-0 copies made again after a node's loss.
+     *
+     * @param copies VM to the node that now also holds it in memory
+     * @param failures VM to why no second copy of it could be made
+     */
+    public record Remade(String checkpoint, Map<String, String> copies, Map<String, String> failures) {}
+
+    /**
+     * Makes a second in-memory copy of each VM of {@code holderByVm} (VM to the one node that still holds it, after
+     * another node's loss) on a further node that lends room for it, handed on from that node over the agents' mutual
+     * TLS. Nothing held already is let go.
+     */
+    public Remade remakePartnerCopies(String checkpoint, Map<String, String> holderByVm) throws InterruptedException {
+        return partners.remake(checkpoint, holderByVm);
+    }
+
     /** Drops every partner copy of a checkpoint, and the room kept for them, on every agent: the VMs' own copies stay. */
     public void dropPartnerCopies(String checkpoint) {
         partners.drop(checkpoint, agents);

@@ -222,6 +222,84 @@ final class PartnerReplication {
         }
     }
 
+    /**
+     * Copies made again of VMs that a node's loss left in the memory of one node only ({@code holderByVm}: VM to the node
+     * that still holds it): each held stream handed on from that node into another node's memory, where the nodes lend
+     * room for it ({@link PartnerPlan}, the holder never chosen). Nothing any node holds already is let go: a copy that
+     * fails frees only the room kept for it.
+     *
+     * @return VM to the node that now also holds it, and VM to why no second copy could be made
+     */
+    CheckpointStorage.Remade remake(String checkpoint, Map<String, String> holderByVm) throws InterruptedException {
+        Map<String, AgentClient> byNode = byNode();
+        Map<String, String> made = new LinkedHashMap<>();
+        Map<String, String> failures = new LinkedHashMap<>();
+        List<PartnerPlan.Vm> vms = new ArrayList<>();
+        holderByVm.forEach((vm, holder) -> {
+            AgentClient agent = byNode.get(holder);
+            if (agent == null) {
+                failures.put(vm, "no agent answers for node " + holder + ", which holds it");
+                return;
+            }
+            try {
+                vms.add(new PartnerPlan.Vm(vm, holder, sizeMiB(checkpoint, agent, vm)));
+            } catch (AgentCallException | CheckpointFailedException e) {
+                failures.put(vm, e.getMessage());
+            }
+        });
+        List<PartnerPlan.Node> nodes = new ArrayList<>();
+        calls.parallel(agents, AgentClient::level0Room).forEach((agent, r) -> {
+            Level0Room room = r.value();
+            if (room != null && room.partners() == PartnerKind.STREAM) {
+                nodes.add(new PartnerPlan.Node(agent.node(), room.roomMiB(), room.copyOverheadMiB()));
+            }
+        });
+        Map<String, String> plan;
+        try {
+            plan = vms.isEmpty() ? Map.of() : PartnerPlan.place(vms, nodes);
+        } catch (CheckpointFailedException e) {
+            vms.forEach(v -> failures.put(v.name(), e.getMessage()));
+            return new CheckpointStorage.Remade(checkpoint, made, failures);
+        }
+        for (PartnerPlan.Vm v : vms) {
+            AgentClient holder = byNode.get(v.node());
+            AgentClient partner = byNode.get(plan.get(v.name()));
+            String key = StreamKey.random();
+            try {
+                PartnerCopyInfo room = partner.reservePartner(checkpoint, new PartnerReservation(v.name(), holder.node(), v.memoryMiB(), key,
+                        partner.base().getHost()));
+                holder.replicate(checkpoint, new ReplicateRequest(v.name(), room.uri(), key, partner.node()));
+                made.put(v.name(), partner.node());
+            } catch (AgentCallException e) {
+                failures.put(v.name(), "from node " + holder.node() + " to node " + partner.node() + ": " + e.getMessage());
+                try {
+                    partner.dropPartner(checkpoint, v.name());
+                } catch (AgentCallException ignored) {
+                    // the room kept for it expires by itself
+                }
+            }
+            if (Thread.interrupted()) {
+                throw new InterruptedException("copying level 0 again was interrupted");
+            }
+        }
+        return new CheckpointStorage.Remade(checkpoint, made, failures);
+    }
+
+    /** The memory a copy of {@code vm} needs, from what {@code holder} holds: the stream it keeps for a partner, else the VM's RAM. */
+    private static long sizeMiB(String checkpoint, AgentClient holder, String vm) throws AgentCallException, CheckpointFailedException {
+        for (PartnerCopyInfo c : holder.partners(checkpoint)) {
+            if (c.vm().equals(vm) && c.state() == PartnerCopyState.HELD && c.bytes() > 0) {
+                return (c.bytes() + (1 << 20) - 1) >> 20;
+            }
+        }
+        for (VmInfo info : holder.vms()) {
+            if (info.name().equals(vm) && info.spec() != null && info.spec().memoryMiB() > 0) {
+                return info.spec().memoryMiB();
+            }
+        }
+        throw new CheckpointFailedException("node " + holder.node() + " does not say how large its copy of VM '" + vm + "' is");
+    }
+
     /** Lets go of the room kept and the copies held on {@code holders} for the checkpoint. */
     void drop(String checkpoint, List<AgentClient> holders) {
         calls.parallel(List.copyOf(holders), agent -> {

@@ -251,6 +251,14 @@ class AgentTlsTest {
             assertThat(refused(asN2, at, id, vm, key, header).status()).as("a copy is taken once").isEqualTo(409);
             // the agent's own API still takes nothing from an agent's certificate
             assertUnreachable(new AgentClient("n1", api.uri(), token("n1"), Duration.ofSeconds(5), asN2));
+            // letting go of one VM's room leaves the copy held for another
+            asOperator.reservePartner(id, new io.mekha.agent.api.AgentDtos.PartnerReservation("hpc_vm3", "n2", 256, io.mekha.model.StreamKey.random(),
+                    "127.0.0.1"));
+            asOperator.dropPartner(id, "hpc_vm3");
+            assertThat(asOperator.partners(id)).singleElement().satisfies(c -> {
+                assertThat(c.vm()).isEqualTo(vm);
+                assertThat(c.state()).isEqualTo(io.mekha.agent.api.PartnerCopyState.HELD);
+            });
             asOperator.dropPartners(id);
             assertThat(asOperator.partners(id)).isEmpty();
             assertThat(asOperator.level0Room().lentMiB()).isZero();

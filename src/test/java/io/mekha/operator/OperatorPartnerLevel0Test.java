@@ -52,7 +52,9 @@ import org.junit.jupiter.api.io.TempDir;
  * partner copy came from the VM's node's agent over the agents' mutual TLS. Node n2 is lost (its agent, its memory, vm2's
  * QEMU; the node NotReady): the schedule's automatic recovery restores the whole VC from L0, vm1 from its own node's
  * copy, vm2 from the copy n1 held for it (its instance recreated on n1), and each guest goes on from the cut hash for
- * hash. Once n2's agent pod is gone, the checkpoint says which copies went with it, and keeps L0: every VM is still held.
+ * hash. Once n2's agent pod is gone, the checkpoint says which copies went with it, and keeps L0: every VM is still held;
+ * and with placement Both each VM n1 alone holds is copied again into the memory of n3 (which lends nothing before). Then
+ * n1 is lost too, with both VMs: the second recovery restores them on n3 from those copies, hash for hash.
  */
 @Tag("qemu")
 @ExtendWith(NoQemuLeftBehind.class)
@@ -75,11 +77,14 @@ class OperatorPartnerLevel0Test {
                      Map.of("app.kubernetes.io/name", "mekha-agent"), Clock.systemUTC()).start();
              LauncherPods pods = new LauncherPods(work);
              KubeVirtNode n1 = KubeVirtRig.agentNode(work, kube, tls, KubeVirtRig.freePort(), "n1", q -> onNode(controller, q, "n1"));
-             KubeVirtNode n2 = KubeVirtRig.agentNode(work, kube, tls, KubeVirtRig.freePort(), "n2", q -> onNode(controller, q, "n2"))) {
+             KubeVirtNode n2 = KubeVirtRig.agentNode(work, kube, tls, KubeVirtRig.freePort(), "n2", q -> onNode(controller, q, "n2"));
+             KubeVirtNode n3 = KubeVirtRig.agentNode(work, kube, tls, KubeVirtRig.freePort(), "n3", q -> onNode(controller, q, "n3"))) {
             KubernetesClient client = kube.client;
             kube.namespace(NS);
             KubeVirtRig.nodeReady(client, "n1", true);
             KubeVirtRig.nodeReady(client, "n2", true);
+            KubeVirtRig.nodeReady(client, "n3", true);
+            n3.agent.lendingAtMost(0); // n3 runs no VM and lends nothing until a node is lost
             kube.vm(NS, "vm1", Map.of("app", "hpc"), List.of(), "n1");
             kube.vm(NS, "vm2", Map.of("app", "hpc"), List.of(), "n2");
             try (FakeVirtController kubevirt = new FakeVirtController(client, NS, pods, machines, "n1");
@@ -202,13 +207,42 @@ class OperatorPartnerLevel0Test {
                     KubeVirtRig.assertExact(kubevirt, vm, cutRound.get(vm));
                 }
 
-                // n2's agent pod goes with its node: the checkpoint says which copies went, and keeps L0
+                // n2's agent pod goes with its node: the checkpoint says which copies went, keeps L0, and (placement Both) copies
+                // each VM that n1 alone holds now into n3's memory, handed on from n1
+                n3.agent.lendingAtMost(Long.MAX_VALUE);
                 client.pods().inNamespace(MockKubernetes.AGENT_NAMESPACE).withName("mekha-agent-n2").delete();
-                cp1 = kube.awaitStatus(VirtualClusterCheckpoint.class, NS, "cp1", c -> c.getStatus().level0.copies.size() == 2, RUN);
-                assertThat(copies(cp1)).containsExactlyInAnyOrder("vm1@n1 Own", "vm2@n1 Partner");
+                cp1 = kube.awaitStatus(VirtualClusterCheckpoint.class, NS, "cp1", c -> c.getStatus().level0.copies.stream().noneMatch(h -> h.node.equals("n2")),
+                        RUN);
+                assertThat(copies(cp1)).containsExactlyInAnyOrder("vm1@n1 Own", "vm2@n1 Partner", "vm1@n3 Partner", "vm2@n3 Partner");
                 assertThat(cp1.getStatus().levels).containsExactly(LevelName.L0);
                 assertThat(cp1.getStatus().readyToUse).isTrue();
-                assertThat(KubeVirtRig.events(client, NS, "cp1")).contains(Reasons.LEVEL0_COPY_LOST).doesNotContain(Reasons.LEVEL0_LOST);
+                assertThat(KubeVirtRig.events(client, NS, "cp1")).contains(Reasons.LEVEL0_COPY_LOST, Reasons.LEVEL0_COPY_REMADE)
+                        .doesNotContain(Reasons.LEVEL0_LOST, Reasons.LEVEL0_COPY_NOT_REMADE);
+                assertThat(n3.agent.partners(id)).extracting(c -> c.vm(), c -> c.sourceNode(), c -> c.state())
+                        .containsExactlyInAnyOrder(org.assertj.core.groups.Tuple.tuple(NS + "_vm1", "n1", PartnerCopyState.HELD),
+                                org.assertj.core.groups.Tuple.tuple(NS + "_vm2", "n1", PartnerCopyState.HELD));
+
+                // so the loss of n1 too, which now runs both VMs, is survived: the second recovery restores both on n3
+                List<LauncherPods.Launcher> onN1 = machines.keySet().stream().map(kubevirt::launcher).toList();
+                n1.close();
+                deleteTree(work.resolve("n1").resolve("level0"));
+                for (LauncherPods.Launcher launcher : onN1) {
+                    LauncherPods.crash(launcher);
+                }
+                Instant lostN1 = Instant.now();
+                KubeVirtRig.nodeReady(client, "n1", false);
+                var second = KubeVirtRig.awaitSchedule(kube, NS, s -> s.getStatus().recovery.history.size() == 2
+                        && s.getStatus().recovery.history.stream().allMatch(h -> h.phase == Phase.Succeeded), "the second recovery").getStatus().recovery
+                        .history.stream().max(Comparator.comparing(h -> Instant.parse(h.detectedAt))).orElseThrow();
+                assertThat(second.failure).contains("n1");
+                assertThat(second.restoredFrom).isEqualTo(LevelName.L0);
+                assertThat(kubevirt.nodeOf("vm1")).isEqualTo("n3");
+                assertThat(kubevirt.nodeOf("vm2")).isEqualTo("n3");
+                System.out.printf("node n1 lost as well (%s): every VM running on n3 %d ms after, from the copies n3 was handed%n",
+                        second.failure, Duration.between(lostN1, Instant.parse(second.runningAgainAt)).toMillis());
+                for (String vm : machines.keySet()) {
+                    KubeVirtRig.assertExact(kubevirt, vm, cutRound.get(vm));
+                }
                 kubevirt.check();
             }
         }

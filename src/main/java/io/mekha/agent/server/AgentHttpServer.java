@@ -276,7 +276,12 @@ public final class AgentHttpServer implements AutoCloseable {
                 case "GET partners" -> agent.partners(id);
                 case "GET progress" -> agent.progress(id);
                 case "DELETE partners" -> {
-                    agent.dropPartners(id);
+                    String one = query(exchange).get("vm");
+                    if (one != null) {
+                        agent.dropPartner(id, one);
+                    } else {
+                        agent.dropPartners(id);
+                    }
                     yield null;
                 }
                 case "DELETE loaded" -> {

@@ -41,6 +41,10 @@ public final class Reasons {
     public static final String LEVEL0_LOST = "Level0Lost";
     /** One node's memory copy of a VM went away, and another node still holds the VM in memory: L0 still restores it. */
     public static final String LEVEL0_COPY_LOST = "Level0CopyLost";
+    /** With placement Both, a VM left in one node's memory by a node's loss was copied again into another node's memory. */
+    public static final String LEVEL0_COPY_REMADE = "Level0CopyRemade";
+    /** With placement Both, a VM left in one node's memory by a node's loss could not be copied again (no room, no node). */
+    public static final String LEVEL0_COPY_NOT_REMADE = "Level0CopyNotRemade";
     public static final String INVALID_SCHEDULE = "InvalidSchedule";
     public static final String NO_VIRTUAL_MACHINES = "NoVirtualMachines";
     public static final String VIRTUAL_MACHINE_NOT_FOUND = "VirtualMachineNotFound";
