@@ -136,6 +136,23 @@ class KubeVirtCheckpointE2eTest {
             List<Long> counts = counts(vm);
             assertThat(counts.get(0)).as("%s's restored guest goes on from the cut", vm).isGreaterThan(1).isLessThanOrEqualTo(afterCheckpoint[i] + 1);
         }
+
+        // the copies that went with the agent's memory are made again from the node that still holds each VM: every VM of
+        // the checkpoint is in the memory of two nodes again
+        long deadline = System.nanoTime() + Duration.ofMinutes(5).toNanos();
+        while (true) {
+            String held = cluster.kubectl("-n", NS, "get", "vccp", "cp-partner", "-o",
+                    "jsonpath={range .status.level0.copies[*]}{.vm}@{.node} {end}").strip();
+            java.util.Map<String, Long> nodesPerVm = java.util.Arrays.stream(held.split("\\s+")).filter(c -> !c.isEmpty())
+                    .collect(java.util.stream.Collectors.groupingBy(c -> c.split("@")[0], java.util.stream.Collectors.counting()));
+            if (nodesPerVm.size() == VMS.size() && nodesPerVm.values().stream().allMatch(n -> n == 2)) {
+                break;
+            }
+            assertThat(System.nanoTime()).as("every VM of cp-partner in two nodes' memory again; now %s", held).isLessThan(deadline);
+            Thread.sleep(2000);
+        }
+        assertThat(cluster.kubectl("-n", NS, "get", "events", "--field-selector=involvedObject.name=cp-partner", "-o",
+                "jsonpath={.items[*].reason}")).contains("Level0CopyRemade");
     }
 
     /** What the guest printed on its serial console, as KubeVirt logs it (the launcher pod's guest-console-log container). */
