@@ -218,7 +218,19 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
         }
         List<io.mekha.api.v1alpha1.Level0Holder> gone = copies.stream().filter(c -> heldOn.containsKey(c.node) && !heldOn.get(c.node).contains(c.vm))
                 .toList();
+        boolean both = st.level0 != null && st.level0.placement == io.mekha.api.v1alpha1.Level0Placement.Both;
         if (gone.isEmpty()) {
+            if (both) {
+                // a copy not made again when the loss was seen (no node had room, or the lost node's agent was coming back)
+                List<io.mekha.api.v1alpha1.Level0Holder> added = remakeCopies(cp, copies, false);
+                if (!added.isEmpty()) {
+                    services.status().update(VirtualClusterCheckpoint.class, cp, status -> {
+                        if (status.level0 != null) {
+                            status.level0.copies.addAll(added);
+                        }
+                    });
+                }
+            }
             return;
         }
         List<io.mekha.api.v1alpha1.Level0Holder> kept = copies.stream().filter(c -> !gone.contains(c)).toList();
@@ -228,8 +240,8 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
             services.events().warning(cp, Reasons.LEVEL0_COPY_LOST, "the memory copy of " + lostText + " is gone; every VM is still held in"
                     + " memory on another node, so L0 still restores the checkpoint");
             List<io.mekha.api.v1alpha1.Level0Holder> now = new java.util.ArrayList<>(kept);
-            if (st.level0 != null && st.level0.placement == io.mekha.api.v1alpha1.Level0Placement.Both) {
-                now.addAll(remakeCopies(cp, kept));
+            if (both) {
+                now.addAll(remakeCopies(cp, kept, true));
             }
             services.status().update(VirtualClusterCheckpoint.class, cp, status -> {
                 if (status.level0 != null) {
@@ -258,9 +270,11 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
     /**
      * With {@code placement: Both}, each VM that a node's loss left in one node's memory is copied again into another
      * node's memory, handed on from the node that holds it, where the nodes lend room; returns the copies made. Tried
-     * once, when the loss is seen: a VM that fits nowhere stays with one copy until the next checkpoint (said in an event).
+     * when the loss is seen ({@code sayWhyNot}: a VM that fits nowhere is named in an event) and again at each later
+     * look, quietly, until it is made or the checkpoint goes.
      */
-    private List<io.mekha.api.v1alpha1.Level0Holder> remakeCopies(VirtualClusterCheckpoint cp, List<io.mekha.api.v1alpha1.Level0Holder> kept) {
+    private List<io.mekha.api.v1alpha1.Level0Holder> remakeCopies(VirtualClusterCheckpoint cp, List<io.mekha.api.v1alpha1.Level0Holder> kept,
+                                                                  boolean sayWhyNot) {
         String ns = cp.getMetadata().getNamespace();
         java.util.Map<String, String> holderByVm = new java.util.LinkedHashMap<>();
         for (VmProgress vm : cp.getStatus().vms) {
@@ -282,9 +296,14 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
                 services.events().normal(cp, Reasons.LEVEL0_COPY_REMADE, "copied again into the memory of another node (VM=node): " + made
                         + (failed.isEmpty() ? "; every VM is in the memory of two nodes again" : ""));
             }
-            if (!failed.isEmpty()) {
-                services.events().warning(cp, Reasons.LEVEL0_COPY_NOT_REMADE, "no second memory copy of " + failed.keySet() + " could be made: "
-                        + failed + "; L0 restores them from one node only until the next checkpoint");
+            if (!failed.isEmpty() && sayWhyNot) {
+                // VMs that failed for one reason (a plan that does not fit names them all) are said once
+                java.util.Map<String, List<String>> byReason = new java.util.LinkedHashMap<>();
+                failed.forEach((vm, why) -> byReason.computeIfAbsent(why, w -> new java.util.ArrayList<>()).add(vm));
+                List<String> reasons = byReason.entrySet().stream().map(e -> e.getValue() + ": " + e.getKey()).toList();
+                services.events().warning(cp, Reasons.LEVEL0_COPY_NOT_REMADE, "no second memory copy of " + failed.keySet() + " could be made ("
+                        + String.join("; ", reasons) + "); L0 restores them from one node only until a node has room (tried again at each look)"
+                        + " or the next checkpoint");
             }
             return made.entrySet().stream().map(e -> new io.mekha.api.v1alpha1.Level0Holder(e.getKey(), e.getValue(), "Partner")).toList();
         } catch (InterruptedException e) {
