@@ -169,7 +169,7 @@ final class Flusher {
         Map<String, AgentClient> writers = new HashMap<>();
         Map<String, AgentClient> fallbacks = new HashMap<>();
         for (CheckpointManifest.VmEntry listed : draft.vms()) {
-            AgentClient agent = partnerShadows.containsKey(listed.name()) ? partnerShadows.get(listed.name()) : byNode.get(listed.node());
+            AgentClient agent = partnerShadows.getOrDefault(listed.name(), byNode.get(listed.node()));
             AgentClient fallback = partnerStreams.get(listed.name());
             if (agent == null) {
                 // the VM's node has no agent any more: its partner's copy is all there is
@@ -204,9 +204,7 @@ final class Flusher {
                 write.agent = source.agent; // the level-1 copy is on the node that wrote it
             }
             try {
-                write.from = fromL1 ? StorageLevel.L1 : StorageLevel.L0;
-                write.result = write.agent.flush(draft.checkpoint(), request(write, draft, plan, fromL1 ? source.result : null),
-                        plan.writeTimeout().plus(Duration.ofMinutes(2)));
+                attempt(write, draft, plan, fromL1 ? source.result : null);
             } catch (AgentCallException | RuntimeException e) {
                 if (write.fallback == null || write.fallback == write.agent) {
                     throw e;
@@ -214,8 +212,7 @@ final class Flusher {
                 // the VM's node failed the write (lost, or its disk); its partner holds the same stream: write from there
                 write.firstError = write.agent.node() + ": " + e.getMessage();
                 write.agent = write.fallback;
-                write.from = StorageLevel.L0;
-                write.result = write.agent.flush(draft.checkpoint(), request(write, draft, plan, null), plan.writeTimeout().plus(Duration.ofMinutes(2)));
+                attempt(write, draft, plan, null);
             }
         } catch (AgentCallException | RuntimeException e) {
             write.error = write.firstError == null ? e.getMessage() : write.firstError + "; again from the copy on " + write.agent.node() + ": " + e.getMessage();
@@ -224,10 +221,13 @@ final class Flusher {
         }
     }
 
-    private static FlushRequest request(Write write, CheckpointManifest draft, FlushPlan plan, FlushResult fromL1) {
-        return new FlushRequest(write.vm.name(), draft.virtualCluster(), write.job.level(), write.job.level() == StorageLevel.L2 ? plan.level2() : null,
-                fromL1 != null ? StorageLevel.L1 : StorageLevel.L0, plan.compression(), plan.writeTimeout(),
+    /** One try of the write on {@code write.agent}: from the level-1 copy {@code fromL1} names, or (null) from level 0. */
+    private static void attempt(Write write, CheckpointManifest draft, FlushPlan plan, FlushResult fromL1) throws AgentCallException {
+        write.from = fromL1 != null ? StorageLevel.L1 : StorageLevel.L0;
+        FlushRequest request = new FlushRequest(write.vm.name(), draft.virtualCluster(), write.job.level(),
+                write.job.level() == StorageLevel.L2 ? plan.level2() : null, write.from, plan.compression(), plan.writeTimeout(),
                 fromL1 != null ? fromL1.stream() : null, fromL1 != null ? fromL1.disk() : null);
+        write.result = write.agent.flush(draft.checkpoint(), request, plan.writeTimeout().plus(Duration.ofMinutes(2)));
     }
 
     private CheckpointManifest publish(CheckpointManifest draft, StorageLevel level, FlushPlan plan, List<Write> written,

@@ -73,14 +73,7 @@ final class PartnerReplication {
                 vms.add(new PartnerPlan.Vm(vm, entry.getKey(), mib));
             }
         }
-        List<PartnerPlan.Node> nodes = new ArrayList<>();
-        calls.parallel(agents, AgentClient::level0Room).forEach((agent, r) -> {
-            Level0Room room = r.value();
-            if (room != null && room.partners() != PartnerKind.NONE) {
-                nodes.add(new PartnerPlan.Node(agent.node(), room.roomMiB(), room.copyOverheadMiB()));
-            }
-        });
-        Map<String, String> plan = PartnerPlan.place(vms, nodes);
+        Map<String, String> plan = PartnerPlan.place(vms, lendingNodes(kind -> kind != PartnerKind.NONE));
         Map<String, Reserved> reserved = new LinkedHashMap<>();
         try {
             for (var entry : plan.entrySet()) {
@@ -247,16 +240,10 @@ final class PartnerReplication {
                 failures.put(vm, e.getMessage());
             }
         });
-        List<PartnerPlan.Node> nodes = new ArrayList<>();
-        calls.parallel(agents, AgentClient::level0Room).forEach((agent, r) -> {
-            Level0Room room = r.value();
-            if (room != null && room.partners() == PartnerKind.STREAM) {
-                nodes.add(new PartnerPlan.Node(agent.node(), room.roomMiB(), room.copyOverheadMiB()));
-            }
-        });
         Map<String, String> plan;
         try {
-            plan = vms.isEmpty() ? Map.of() : PartnerPlan.place(vms, nodes);
+            // only a held stream is handed on (a shadow streams out once): nodes taking streams
+            plan = vms.isEmpty() ? Map.of() : PartnerPlan.place(vms, lendingNodes(kind -> kind == PartnerKind.STREAM));
         } catch (CheckpointFailedException e) {
             vms.forEach(v -> failures.put(v.name(), e.getMessage()));
             return new CheckpointStorage.Remade(checkpoint, made, failures);
@@ -298,6 +285,18 @@ final class PartnerReplication {
             }
         }
         throw new CheckpointFailedException("node " + holder.node() + " does not say how large its copy of VM '" + vm + "' is");
+    }
+
+    /** Every node whose agent takes copies of the kinds {@code takes} accepts, with the memory it lends now. */
+    private List<PartnerPlan.Node> lendingNodes(java.util.function.Predicate<PartnerKind> takes) {
+        List<PartnerPlan.Node> nodes = new ArrayList<>();
+        calls.parallel(agents, AgentClient::level0Room).forEach((agent, r) -> {
+            Level0Room room = r.value();
+            if (room != null && takes.test(room.partners())) {
+                nodes.add(new PartnerPlan.Node(agent.node(), room.roomMiB(), room.copyOverheadMiB()));
+            }
+        });
+        return nodes;
     }
 
     /** Lets go of the room kept and the copies held on {@code holders} for the checkpoint. */
