@@ -48,7 +48,7 @@ import org.junit.jupiter.api.io.TempDir;
  * Level 0 on a partner node, on the KubeVirt runtime (mock API server, the test controller playing KubeVirt with real
  * QEMUs started as virt-launcher starts them, two real agents n1 and n2 over mutual TLS, each seeing only its node's
  * pods). vm1 runs on n1, vm2 on n2. A checkpoint whose partners do not lend the memory is refused before anything is
- * paused. With n2's disk failing, cp2's flush to L1 writes vm2 from the copy n1 holds for it. Then cp1 keeps each VM's memory copy on its own node and on the other: status lists all four copies, and each
+ * paused. With n2's disk failing, cp2's flush to L1 writes vm2 from the copy n1 holds for it, and L2 from that L1 copy. Then cp1 keeps each VM's memory copy on its own node and on the other: status lists all four copies, and each
  * partner copy came from the VM's node's agent over the agents' mutual TLS. Node n2 is lost (its agent, its memory, vm2's
  * QEMU; the node NotReady): the schedule's automatic recovery restores the whole VC from L0, vm1 from its own node's
  * copy, vm2 from the copy n1 held for it (its instance recreated on n1), and each guest goes on from the cut hash for
@@ -122,12 +122,15 @@ class OperatorPartnerLevel0Test {
                 deleteTree(n2Level1);
                 Files.writeString(n2Level1, "not a directory");
                 VirtualClusterCheckpoint cp2 = checkpoint("cp2", Level0Placement.Both);
-                cp2.getSpec().storage.levels = List.of(LevelName.L1);
+                cp2.getSpec().storage.levels = List.of(LevelName.L1, LevelName.L2);
+                client.resource(OperatorCheckpointTest.location("shared", Files.createDirectories(work.resolve("level2")).toString(), List.of(NS)))
+                        .create();
+                cp2.getSpec().storage.level2 = OperatorCheckpointTest.level2Location("shared");
                 cp2.getSpec().storage.releaseMemoryWhenDurable = true;
                 client.resource(cp2).create();
                 cp2 = kube.awaitStatus(VirtualClusterCheckpoint.class, NS, "cp2", c -> c.getStatus().phase != null && c.getStatus().phase.terminal(), RUN);
                 assertThat(cp2.getStatus().phase).as(String.valueOf(cp2.getStatus().conditions)).isEqualTo(Phase.Succeeded);
-                assertThat(cp2.getStatus().levels).containsExactly(LevelName.L1);
+                assertThat(cp2.getStatus().levels).containsExactly(LevelName.L1, LevelName.L2);
                 assertThat(cp2.getStatus().level0).as("memory released once L1 held it").isNull();
                 var redone = client.v1().events().inNamespace(NS).list().getItems().stream()
                         .filter(e -> Reasons.WRITTEN_FROM_PARTNER.equals(e.getReason()) && "cp2".equals(e.getInvolvedObject().getName())).toList();
@@ -138,6 +141,17 @@ class OperatorPartnerLevel0Test {
                     assertThat(files.filter(f -> f.toString().contains(id2) && Files.isRegularFile(f)).map(f -> f.getFileName().toString()).toList())
                             .as("n1's disk holds both VMs of cp2").anyMatch(f -> f.contains("vm1")).anyMatch(f -> f.contains("vm2"));
                 }
+                try (Stream<Path> files = Files.walk(work.resolve("level2"))) {
+                    // L2 after L1: vm2's shared copy is made from the L1 copy n1 wrote
+                    assertThat(files.filter(f -> f.toString().contains(id2) && Files.isRegularFile(f)).map(f -> f.getFileName().toString()).toList())
+                            .as("the shared level holds both VMs of cp2").anyMatch(f -> f.contains("vm1")).anyMatch(f -> f.contains("vm2"));
+                }
+                // the L1 manifest puts vm2 on n1, where a restore from L1 loads it, and both files read back whole there
+                var manifest = n1.agent.readManifest(new io.mekha.agent.api.AgentDtos.StoredRequest(io.mekha.storage.StorageLevel.L1, null, NS, id2));
+                assertThat(manifest.vms()).extracting(v -> v.name(), v -> v.node()).containsExactlyInAnyOrder(
+                        org.assertj.core.groups.Tuple.tuple(NS + "_vm1", "n1"), org.assertj.core.groups.Tuple.tuple(NS + "_vm2", "n1"));
+                assertThat(n1.agent.verifyStored(new io.mekha.agent.api.AgentDtos.StoredVmsRequest(io.mekha.storage.StorageLevel.L1, null, manifest,
+                        List.of(NS + "_vm1", NS + "_vm2")))).allSatisfy(v -> assertThat(v.ok()).as(v.error()).isTrue()).hasSize(2);
                 for (KubeVirtNode node : List.of(n1, n2)) {
                     assertThat(node.agent.partners(id2)).as("partner copies let go on %s", node.agent.node()).isEmpty();
                 }
