@@ -9,7 +9,7 @@ import java.util.regex.Pattern;
 /** The rounds and hashes the dirtier workload printed on a console: round number to hash. */
 public final class DirtierLog {
     private static final Pattern ROUND = Pattern.compile("DIRTIER round=(\\d+) hash=([0-9a-f]{16})");
-    private static final Pattern ROUND_STARTED = Pattern.compile("DIRTIER round=(\\d+)");
+    private static final ConsoleProgress ROUND_STARTED = new ConsoleProgress("DIRTIER round=");
 
     private DirtierLog() {}
 
@@ -29,7 +29,7 @@ public final class DirtierLog {
      * can fall in the middle of a line, whose rest the restored VM then prints.
      */
     public static long lastRoundReached(String consoleText) {
-        return ConsoleProgress.lastReached(consoleText, ROUND_STARTED);
+        return ROUND_STARTED.lastReached(consoleText);
     }
 
     public static long lastRound(List<String> lines) {

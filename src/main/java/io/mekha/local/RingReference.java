@@ -13,7 +13,7 @@ import java.util.regex.Pattern;
  */
 public final class RingReference {
     private static final Pattern STEP = Pattern.compile("RING step=(\\d+) node=(\\d+) sum=([0-9a-f]{16})");
-    private static final Pattern STEP_STARTED = Pattern.compile("RING step=(\\d+)");
+    private static final ConsoleProgress STEP_STARTED = new ConsoleProgress("RING step=");
     private static final int PAGE = 4096;
     private static final int WORDS_PER_PAGE_TOUCHED = 8;
 
@@ -88,7 +88,7 @@ public final class RingReference {
 
     /** The last step a node had got to in its console's text, counting a line cut short by the cut. */
     public static long lastStepReached(String consoleText) {
-        return ConsoleProgress.lastReached(consoleText, STEP_STARTED);
+        return STEP_STARTED.lastReached(consoleText);
     }
 
     /** Steps whose printed sum differs from the reference, described; empty when all match. */
