@@ -70,7 +70,7 @@ class ScheduleReconcilerTest {
 
             // nothing more until the next due instant, however often it is reconciled
             clock.advance(Duration.ofMinutes(4));
-            Thread.sleep(1500);
+            awaitReconciledAfterNow(operator, "every5");
             assertThat(children()).hasSize(1);
 
             for (int i = 0; i < 4; i++) {
@@ -162,7 +162,7 @@ class ScheduleReconcilerTest {
                     && reason("tooclose").equals("InvalidSchedule")
                     && reason("paused").equals("Suspended"), "conditions");
             clock.advance(Duration.ofMinutes(20));
-            Thread.sleep(1500);
+            awaitReconciledAfterNow(operator, "paused");
             assertThat(children()).isEmpty();
             var failure = Conditions.get(get("bad").getStatus().conditions, Conditions.FAILURE);
             assertThat(failure.getMessage()).contains("61").contains("five cron fields");
@@ -260,6 +260,16 @@ class ScheduleReconcilerTest {
             Thread.sleep(100);
         }
         throw new AssertionError("the schedule's status did not get there");
+    }
+
+    /**
+     * Waits until a reconcile of the schedule that began after this call has ended (the second to
+     * end from now: the first may have begun before), so its effects are in the API server.
+     */
+    private static void awaitReconciledAfterNow(TestOperator operator, String schedule) throws InterruptedException {
+        int before = operator.reconciles(VirtualClusterCheckpointSchedule.class, schedule);
+        awaitTrue(() -> operator.reconciles(VirtualClusterCheckpointSchedule.class, schedule) >= before + 2,
+                "two reconciles of " + schedule + " at the moved clock");
     }
 
     private static void awaitTrue(Supplier<Boolean> test, String what) throws InterruptedException {

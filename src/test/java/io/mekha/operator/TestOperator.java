@@ -10,6 +10,8 @@ import io.mekha.operator.service.OperatorServices;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * An operator process's worth of Mekha in the test JVM: JOSDK with Mekha's three reconcilers over
@@ -22,6 +24,7 @@ public final class TestOperator implements AutoCloseable {
     public final SimpleMeterRegistry meters = new SimpleMeterRegistry();
     private final Operator operator;
     private final KubernetesClient client;
+    private final Map<String, AtomicInteger> reconciles = new ConcurrentHashMap<>();
 
     public TestOperator(KubernetesClient client, AgentDirectory.ClientFactory agents, Clock clock) {
         this(client, agents, clock, true, null);
@@ -46,13 +49,32 @@ public final class TestOperator implements AutoCloseable {
                 Map.of("app.kubernetes.io/name", "mekha-agent"), "agent", tokens::header, Duration.ofSeconds(30), tls == null ? null : tls::forNode), agents);
         services = OperatorServices.create(client, directory, new OperatorMetrics(meters), clock, Duration.ofMillis(250));
         operator = new Operator(o -> o.withKubernetesClient(client).withUseSSAToPatchPrimaryResource(false).withCloseClientOnStop(false)
-                .withSSABasedCreateUpdateMatchForDependentResources(false));
+                .withSSABasedCreateUpdateMatchForDependentResources(false)
+                .withMetrics(new io.javaoperatorsdk.operator.api.monitoring.Metrics() {
+                    @Override
+                    public void reconciliationExecutionFinished(io.fabric8.kubernetes.api.model.HasMetadata resource, Map<String, Object> metadata) {
+                        reconciles.computeIfAbsent(key(resource.getClass(), resource.getMetadata().getName()), k -> new AtomicInteger()).incrementAndGet();
+                    }
+                }));
         if (all) {
             operator.register(new CheckpointReconciler(services));
             operator.register(new RestoreReconciler(services));
         }
         operator.register(new ScheduleReconciler(services));
         operator.start();
+    }
+
+    /**
+     * How many reconciles of the named resource have run to their end: a test that asserts that
+     * nothing happens waits for reconciles to have run, not for time to pass.
+     */
+    public int reconciles(Class<? extends io.fabric8.kubernetes.api.model.HasMetadata> type, String name) {
+        AtomicInteger n = reconciles.get(key(type, name));
+        return n == null ? 0 : n.get();
+    }
+
+    private static String key(Class<?> type, String name) {
+        return type.getSimpleName() + "/" + name;
     }
 
     public TestOperator(KubernetesClient client, Clock clock) {
