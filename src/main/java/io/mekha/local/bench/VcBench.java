@@ -65,32 +65,100 @@ public final class VcBench implements AutoCloseable {
     private final int vmCount;
     private final int steps;
     private final SegmentHub hub;
-    private final AgentService agent;
-    private final AgentHttpServer server;
-    private final AgentClient client;
+    /** The nodes' agents in this process, each with its own QEMUs and work directory; the first runs every VM but the last on two. */
+    private final List<Node> nodes = new ArrayList<>();
     private final Coordinator coordinator;
     private final List<VmSpec> specs;
     private final Map<String, GuestClockTrace> traces = new LinkedHashMap<>();
     private final Consumer<String> progress;
 
+    /** One node: its agent, the agent's HTTP server and a client of it; {@code lost} once the node is gone. */
+    private static final class Node {
+        final AgentService agent;
+        final AgentHttpServer server;
+        final AgentClient client;
+        volatile boolean lost;
+
+        Node(String name, RuntimeConfig config) throws IOException {
+            this.agent = new AgentService(name, new LocalVmRuntime(config), new RendezvousClock(Clock.systemUTC()));
+            BearerToken token = BearerToken.random();
+            this.server = new AgentHttpServer(agent, token, new InetSocketAddress("127.0.0.1", 0)).start();
+            this.client = new AgentClient(name, server.uri(), token.header(), Duration.ofSeconds(30));
+        }
+
+        /** As a node's crash: its agent stops answering, every QEMU it ran (VMs, shadows, the copies it held) is killed. */
+        void lose() {
+            lost = true;
+            server.close();
+            agent.close();
+        }
+
+        void close() {
+            if (!lost) {
+                server.close();
+                agent.close();
+            }
+        }
+    }
+
+    /** Every VM on one node ("local"). */
     public VcBench(VcWorkload workload, int vmCount, long memoryMiB, RuntimeConfig config, Consumer<String> progress) throws IOException {
+        this(workload, vmCount, memoryMiB, config, 1, progress);
+    }
+
+    /**
+     * On {@code nodeCount} nodes (1 or 2), agents of this process: with two, node n2 runs the last VM and the others run
+     * on n1, so that a node's loss can be played (its work directory beside {@code config}'s).
+     */
+    public VcBench(VcWorkload workload, int vmCount, long memoryMiB, RuntimeConfig config, int nodeCount, Consumer<String> progress)
+            throws IOException {
+        if (nodeCount < 1 || nodeCount > 2 || (nodeCount == 2 && vmCount < 2)) {
+            throw new IllegalArgumentException("the bench runs on one node, or on two with at least 2 VMs; got " + nodeCount + " nodes, "
+                    + vmCount + " VMs");
+        }
         this.workload = workload;
         this.vmCount = vmCount;
         this.steps = 1_000_000;
         this.progress = progress;
         this.hub = SegmentHub.open("lan", 0);
-        this.agent = new AgentService("local", new LocalVmRuntime(config), new RendezvousClock(Clock.systemUTC()));
-        BearerToken token = BearerToken.random();
-        this.server = new AgentHttpServer(agent, token, new InetSocketAddress("127.0.0.1", 0)).start();
-        this.client = new AgentClient("local", server.uri(), token.header(), Duration.ofSeconds(30));
-        this.coordinator = new Coordinator(List.of(client), Clock.systemUTC());
+        if (nodeCount == 1) {
+            nodes.add(new Node("local", config));
+        } else {
+            nodes.add(new Node("n1", config));
+            Path second = Files.createDirectories(config.workDir().resolveSibling(config.workDir().getFileName() + "-n2"));
+            nodes.add(new Node("n2", new RuntimeConfig(config.qemuBinary(), second, config.accelerator(), config.bootTimeout(),
+                    config.qmpTimeout(), config.vmNice())));
+        }
+        this.coordinator = new Coordinator(clients(), Clock.systemUTC());
         this.specs = workload.specs(GuestImage.locate().requireBuilt(), hub.port(), vmCount, memoryMiB, steps);
+    }
+
+    private List<AgentClient> clients() {
+        return nodes.stream().map(n -> n.client).toList();
+    }
+
+    /** The VMs the nodes still there know, dead ones (a QEMU just killed) included. */
+    private List<VmInfo> vms() throws Exception {
+        List<VmInfo> all = new ArrayList<>();
+        for (Node node : nodes) {
+            if (!node.lost) {
+                all.addAll(node.client.vms());
+            }
+        }
+        return all;
+    }
+
+    /** The VM's current instance: a running one where a node has it, else the one that died (its console is the last). */
+    private VmInfo vm(String name) throws Exception {
+        List<VmInfo> named = vms().stream().filter(v -> v.name().equals(name)).toList();
+        return named.stream().filter(v -> !"dead".equals(v.state())).findFirst().or(() -> named.stream().findFirst())
+                .orElseThrow(() -> new IllegalStateException("no node knows VM " + name + " now"));
     }
 
     /** Boots the VC and lets the workload settle ({@code warmUp}). */
     public void boot(Duration warmUp) throws Exception {
-        for (VmSpec spec : specs) {
-            client.startVm(spec);
+        for (int i = 0; i < specs.size(); i++) {
+            nodes.get(nodes.size() == 2 && i == specs.size() - 1 ? 1 : 0).client.startVm(specs.get(i));
         }
         for (VmSpec spec : specs) {
             traces.put(spec.name(), GuestClockTrace.follow(console(spec.name())));
@@ -124,7 +192,7 @@ public final class VcBench implements AutoCloseable {
             afterCut.put(vm, GuestClockTrace.offset(traces.get(vm).awaitAfter(cut.resumeAt().plus(SETTLE), LINES, WAIT)));
         }
         Thread.sleep(1000);
-        for (VmInfo vm : client.vms()) {
+        for (VmInfo vm : vms()) {
             ProcessHandle.of(vm.pid()).ifPresent(p -> {
                 p.destroyForcibly();
                 p.onExit().join();
@@ -183,7 +251,7 @@ public final class VcBench implements AutoCloseable {
         CheckpointReport cut = coordinator.checkpoint(id, names(), options, ProtocolListener.NONE);
         List<RecoveryRow> rows = new ArrayList<>();
         io.mekha.storage.StorageTarget shared = new io.mekha.storage.StorageTarget.Filesystem(level2.toAbsolutePath());
-        try (io.mekha.protocol.CheckpointStorage storage = new io.mekha.protocol.CheckpointStorage(List.of(client), Clock.systemUTC())) {
+        try (io.mekha.protocol.CheckpointStorage storage = new io.mekha.protocol.CheckpointStorage(clients(), Clock.systemUTC())) {
             Map<String, Long> sizes = new LinkedHashMap<>();
             cut.vms().forEach(v -> sizes.put(v.vm(), v.figures().bytesTransferred()));
             var flush = storage.flush(io.mekha.protocol.CheckpointStorage.draft("bench", cut, options, Instant.now()), sizes,
@@ -192,7 +260,8 @@ public final class VcBench implements AutoCloseable {
             if (!flush.failures().isEmpty()) {
                 throw new IllegalStateException("the flush to L1 and L2 failed: " + flush.failures());
             }
-            io.mekha.local.VcProtector protector = new io.mekha.local.VcProtector("bench", List.of(client), names(), () -> List.of(cut),
+            List<CheckpointReport> checkpoints = new java.util.concurrent.CopyOnWriteArrayList<>(List.of(cut));
+            io.mekha.local.VcProtector protector = new io.mekha.local.VcProtector("bench", clients(), names(), () -> List.copyOf(checkpoints),
                     x -> shared, storage, new io.mekha.local.VcProtector.Settings(Duration.ofMillis(250), Duration.ofSeconds(2)),
                     new io.mekha.protocol.RecoveryBudget(10, Duration.ofHours(1), Duration.ZERO, Duration.ZERO), Clock.systemUTC(),
                     line -> progress.accept("  [protect] " + line));
@@ -213,27 +282,27 @@ public final class VcBench implements AutoCloseable {
                     }
                     Thread.sleep(2000); // the VC works on past the cut
                     Map<String, List<String>> consolesBefore = consoles();
-                    ProcessHandle qemu = ProcessHandle.of(client.vm(victim).pid()).orElseThrow();
+                    ProcessHandle qemu = ProcessHandle.of(vm(victim).pid()).orElseThrow();
                     Instant killed = Instant.now();
                     qemu.destroyForcibly();
                     qemu.onExit().join();
-                    long deadline = System.nanoTime() + WAIT.toNanos();
-                    while (protector.history().size() < rows.size() + 1) {
-                        if (watching.isDone() || System.nanoTime() > deadline) {
-                            throw new IllegalStateException("no recovery from " + level + " came: " + (watching.isDone() ? watching.get() : "timed out"));
-                        }
-                        Thread.sleep(20);
-                    }
-                    io.mekha.local.VcProtector.Recovery r = protector.history().get(rows.size());
-                    if (r.error() != null) {
-                        throw new IllegalStateException("the recovery from " + level + " failed: " + r.error());
-                    }
-                    Thread.sleep(2000);
-                    List<String> mismatches = workload.mismatches(consolesBefore, consoles(), vmCount, steps);
-                    mismatches.stream().limit(3).forEach(m -> progress.accept("  MISMATCH " + m));
-                    rows.add(new RecoveryRow(workload.label(), r.level().name(), victim, Duration.between(killed, r.detectedAt()).toNanos() / 1e6,
-                            Duration.between(killed, r.runningAt()).toNanos() / 1e6, r.restore().toNanos() / 1e6, r.workLost().toNanos() / 1e6,
-                            mismatches.isEmpty() && r.level() == level));
+                    io.mekha.local.VcProtector.Recovery r = awaitRecovery(protector, watching, rows.size() + 1, "from " + level);
+                    rows.add(row(r, r.level().name(), victim, killed, consolesBefore, r.level() == level));
+                }
+                if (nodes.size() == 2) {
+                    // a second checkpoint, its level 0 also on the other node; then node n2 is lost with its VM and the copies it held
+                    CheckpointReport second = coordinator.checkpoint(id + "-n", names(), options, ProtocolListener.NONE);
+                    var partners = storage.replicateLevel0(second.id(), ProtocolListener.NONE).partners();
+                    progress.accept("  level 0 of " + second.id() + " also held on partner nodes (VM=node): " + partners);
+                    checkpoints.add(second);
+                    Thread.sleep(2000); // the VC works on past the cut
+                    Map<String, List<String>> consolesBefore = consoles();
+                    String onN2 = names().get(names().size() - 1);
+                    Instant lost = Instant.now();
+                    nodes.get(1).lose();
+                    io.mekha.local.VcProtector.Recovery r = awaitRecovery(protector, watching, rows.size() + 1, "after node n2 was lost");
+                    boolean allOnN1 = nodes.get(0).client.vms().stream().filter(v -> "running".equals(v.state())).count() == vmCount;
+                    rows.add(row(r, "L0 on partner", onN2, lost, consolesBefore, r.level() == io.mekha.storage.StorageLevel.L0 && allOnN1));
                 }
             } finally {
                 go.set(false);
@@ -246,6 +315,35 @@ public final class VcBench implements AutoCloseable {
             }
         }
         return rows;
+    }
+
+    /** Waits for the protector's {@code n}th recovery to end; it must have brought the VC back. */
+    private static io.mekha.local.VcProtector.Recovery awaitRecovery(io.mekha.local.VcProtector protector,
+                                                                     java.util.concurrent.Future<io.mekha.local.VcProtector.Outcome> watching, int n,
+                                                                     String what) throws Exception {
+        long deadline = System.nanoTime() + WAIT.toNanos();
+        while (protector.history().size() < n) {
+            if (watching.isDone() || System.nanoTime() > deadline) {
+                throw new IllegalStateException("no recovery " + what + " came: " + (watching.isDone() ? watching.get() : "timed out"));
+            }
+            Thread.sleep(20);
+        }
+        io.mekha.local.VcProtector.Recovery r = protector.history().get(n - 1);
+        if (r.error() != null) {
+            throw new IllegalStateException("the recovery " + what + " failed: " + r.error());
+        }
+        return r;
+    }
+
+    /** A recovery's row, once the VC has run on 2 s: exact if the workload went on as an uninterrupted run and {@code asExpected}. */
+    private RecoveryRow row(io.mekha.local.VcProtector.Recovery r, String level, String failed, Instant failedAt,
+                            Map<String, List<String>> consolesBefore, boolean asExpected) throws Exception {
+        Thread.sleep(2000);
+        List<String> mismatches = workload.mismatches(consolesBefore, consoles(), vmCount, steps);
+        mismatches.stream().limit(3).forEach(m -> progress.accept("  MISMATCH " + m));
+        return new RecoveryRow(workload.label(), level, failed, Duration.between(failedAt, r.detectedAt()).toNanos() / 1e6,
+                Duration.between(failedAt, r.runningAt()).toNanos() / 1e6, r.restore().toNanos() / 1e6, r.workLost().toNanos() / 1e6,
+                mismatches.isEmpty() && asExpected);
     }
 
     private List<String> names() {
@@ -262,7 +360,7 @@ public final class VcBench implements AutoCloseable {
     }
 
     private Path console(String vm) throws Exception {
-        return Path.of(client.vm(vm).consolePath());
+        return Path.of(vm(vm).consolePath());
     }
 
     /** The consoles of the VMs that run the dirtier. */
@@ -282,7 +380,7 @@ public final class VcBench implements AutoCloseable {
      */
     private double level0HeldMiB() throws Exception {
         java.util.Set<Long> running = new java.util.HashSet<>();
-        client.vms().forEach(vm -> running.add(vm.pid()));
+        vms().forEach(vm -> running.add(vm.pid()));
         long kib = 0;
         for (ProcessHandle p : ProcessHandle.current().descendants().toList()) {
             if (running.contains(p.pid()) || !p.info().commandLine().orElse("").contains(".shadow-")) {
@@ -361,7 +459,7 @@ public final class VcBench implements AutoCloseable {
     private Map<String, Long> qemuCpu() throws Exception {
         long tick = 10_000_000L; // USER_HZ 100 on Linux
         Map<String, Long> cpu = new LinkedHashMap<>();
-        for (VmInfo vm : client.vms()) {
+        for (VmInfo vm : vms()) {
             try {
                 String[] stat = Files.readString(Path.of("/proc/" + vm.pid() + "/stat")).replaceAll(".*\\) ", "").split(" ");
                 cpu.put(vm.name(), (Long.parseLong(stat[11]) + Long.parseLong(stat[12])) * tick);
@@ -394,8 +492,7 @@ public final class VcBench implements AutoCloseable {
     public void close() {
         traces.values().forEach(GuestClockTrace::close);
         coordinator.close();
-        server.close();
-        agent.close();
+        nodes.forEach(Node::close);
         try {
             hub.close();
         } catch (IOException ignored) {
