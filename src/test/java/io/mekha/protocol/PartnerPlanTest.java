@@ -34,6 +34,88 @@ class PartnerPlanTest {
     }
 
     @Test
+    void whereTheFirstPassLeavesAVmOutAPlacementThatFitsIsStillFound() throws Exception {
+        // largest first to the most room puts a 3 on each node and leaves the third 2 nowhere; 3+3 and 2+2+2 fit exactly
+        List<PartnerPlan.Vm> vms = List.of(new PartnerPlan.Vm("a", "n3", 3), new PartnerPlan.Vm("b", "n3", 3), new PartnerPlan.Vm("c", "n3", 2),
+                new PartnerPlan.Vm("d", "n3", 2), new PartnerPlan.Vm("e", "n3", 2));
+        List<PartnerPlan.Node> nodes = List.of(new PartnerPlan.Node("n1", 6, 0), new PartnerPlan.Node("n2", 6, 0), new PartnerPlan.Node("n3", 100, 0));
+        Map<String, String> plan = PartnerPlan.place(vms, nodes);
+        assertThat(plan.get("a")).isEqualTo(plan.get("b"));
+        assertThat(List.of(plan.get("c"), plan.get("d"), plan.get("e"))).containsOnly(plan.get("a").equals("n1") ? "n2" : "n1");
+    }
+
+    /** Small random clusters against every placement there is: a plan is found exactly when one fits. */
+    @Test
+    void aPlanIsRefusedOnlyWhenNoPlacementFits() {
+        Random random = new Random(7);
+        int fits = 0;
+        int firstPassWouldHaveRefused = 0;
+        for (int round = 0; round < 3000; round++) {
+            int nodeCount = 2 + random.nextInt(3);
+            List<PartnerPlan.Node> nodes = new ArrayList<>();
+            for (int n = 0; n < nodeCount; n++) {
+                nodes.add(new PartnerPlan.Node("n" + n, random.nextInt(13), random.nextInt(2)));
+            }
+            List<PartnerPlan.Vm> vms = new ArrayList<>();
+            for (int v = 0, count = 1 + random.nextInt(7); v < count; v++) {
+                vms.add(new PartnerPlan.Vm("vm" + v, "n" + random.nextInt(nodeCount), 1 + random.nextInt(5)));
+            }
+            boolean anyFits = anyPlacementFits(vms, nodes, 0, new long[nodeCount]);
+            boolean found;
+            try {
+                Map<String, String> plan = PartnerPlan.place(vms, nodes);
+                found = true;
+                Map<String, Long> used = new HashMap<>();
+                for (PartnerPlan.Vm vm : vms) {
+                    assertThat(plan.get(vm.name())).as("round %d: %s", round, vm).isNotEqualTo(vm.node());
+                    PartnerPlan.Node to = nodes.stream().filter(n -> n.name().equals(plan.get(vm.name()))).findFirst().orElseThrow();
+                    used.merge(to.name(), vm.memoryMiB() + to.copyOverheadMiB(), Long::sum);
+                }
+                nodes.forEach(n -> assertThat(used.getOrDefault(n.name(), 0L)).isLessThanOrEqualTo(n.roomMiB()));
+            } catch (CheckpointFailedException e) {
+                found = false;
+                assertThat(e.getMessage()).doesNotContain("there may be one");
+            }
+            assertThat(found).as("round %d: %s on %s", round, vms, nodes).isEqualTo(anyFits);
+            if (anyFits) {
+                fits++;
+                if (firstPassRefuses(vms, nodes)) {
+                    firstPassWouldHaveRefused++;
+                }
+            }
+        }
+        assertThat(fits).as("clusters that fit").isGreaterThan(500);
+        assertThat(firstPassWouldHaveRefused).as("clusters that fit only past the first pass").isGreaterThan(10);
+    }
+
+    private static boolean anyPlacementFits(List<PartnerPlan.Vm> vms, List<PartnerPlan.Node> nodes, int i, long[] used) {
+        if (i == vms.size()) {
+            return true;
+        }
+        PartnerPlan.Vm vm = vms.get(i);
+        for (int n = 0; n < nodes.size(); n++) {
+            PartnerPlan.Node node = nodes.get(n);
+            long need = vm.memoryMiB() + node.copyOverheadMiB();
+            if (!node.name().equals(vm.node()) && used[n] + need <= node.roomMiB()) {
+                used[n] += need;
+                boolean fits = anyPlacementFits(vms, nodes, i + 1, used);
+                used[n] -= need;
+                if (fits) {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+
+    /** Whether the first pass alone (largest first, each to the most room left) leaves a VM out: all the plan did before it searched. */
+    private static boolean firstPassRefuses(List<PartnerPlan.Vm> vms, List<PartnerPlan.Node> nodes) {
+        List<String> unplaced = new ArrayList<>();
+        PartnerPlan.firstPass(PartnerPlan.largestFirst(vms), nodes, unplaced);
+        return !unplaced.isEmpty();
+    }
+
+    @Test
     void aSingleNodeHasNoPartner() {
         assertThatThrownBy(() -> PartnerPlan.place(List.of(new PartnerPlan.Vm("a", "n1", 256)), List.of(new PartnerPlan.Node("n1", 1 << 20, 64))))
                 .isInstanceOf(CheckpointFailedException.class).hasMessageContaining("no node other than its own");
