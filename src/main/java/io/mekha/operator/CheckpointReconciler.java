@@ -44,6 +44,8 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
     /** Refusals that may clear up by themselves: wait for them until the failure deadline. */
     private static final Set<String> TRANSIENT = Set.of(Reasons.VIRTUAL_MACHINE_NOT_RUNNING, Reasons.AGENT_NOT_FOUND, Reasons.AGENT_NOT_READY);
 
+    private static final org.jboss.logging.Logger LOG = org.jboss.logging.Logger.getLogger(CheckpointReconciler.class);
+
     private final OperatorServices services;
 
     public CheckpointReconciler(OperatorServices services) {
@@ -57,14 +59,17 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
             cp.setStatus(new VirtualClusterCheckpointStatus());
         }
         var st = cp.getStatus();
+        String uid = ProtocolRuns.key(cp);
         if (st.phase != null && st.phase.terminal()) {
             if (st.phase == Phase.Succeeded && st.levels.contains(io.mekha.api.v1alpha1.LevelName.L0)) {
-                recheckLevel0(cp);
+                if (!services.runs().running(uid)) {
+                    // (a copy being made again runs under the checkpoint's key: looked at again once it is done)
+                    recheckLevel0(cp);
+                }
                 return UpdateControl.<VirtualClusterCheckpoint>noUpdate().rescheduleAfter(services.observeEvery().multipliedBy(LEVEL0_RECHECK));
             }
             return UpdateControl.noUpdate();
         }
-        String uid = ProtocolRuns.key(cp);
         Duration deadline;
         try {
             deadline = CheckpointSettings.deadline(cp.getSpec().failureDeadline);
@@ -222,14 +227,7 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
         if (gone.isEmpty()) {
             if (both) {
                 // a copy not made again when the loss was seen (no node had room, or the lost node's agent was coming back)
-                List<io.mekha.api.v1alpha1.Level0Holder> added = remakeCopies(cp, copies, false);
-                if (!added.isEmpty()) {
-                    services.status().update(VirtualClusterCheckpoint.class, cp, status -> {
-                        if (status.level0 != null) {
-                            status.level0.copies.addAll(added);
-                        }
-                    });
-                }
+                startRemake(cp, copies, false);
             }
             return;
         }
@@ -239,15 +237,14 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
         if (uncovered.isEmpty()) {
             services.events().warning(cp, Reasons.LEVEL0_COPY_LOST, "the memory copy of " + lostText + " is gone; every VM is still held in"
                     + " memory on another node, so L0 still restores the checkpoint");
-            List<io.mekha.api.v1alpha1.Level0Holder> now = new java.util.ArrayList<>(kept);
-            if (both) {
-                now.addAll(remakeCopies(cp, kept, true));
-            }
             services.status().update(VirtualClusterCheckpoint.class, cp, status -> {
                 if (status.level0 != null) {
-                    status.level0.copies = new java.util.ArrayList<>(now);
+                    status.level0.copies = new java.util.ArrayList<>(kept);
                 }
             });
+            if (both) {
+                startRemake(cp, kept, true);
+            }
             return;
         }
         List<io.mekha.api.v1alpha1.LevelName> left = st.levels.stream().filter(l -> l != io.mekha.api.v1alpha1.LevelName.L0).toList();
@@ -269,12 +266,13 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
 
     /**
      * With {@code placement: Both}, each VM that a node's loss left in one node's memory is copied again into another
-     * node's memory, handed on from the node that holds it, where the nodes lend room; returns the copies made. Tried
-     * when the loss is seen ({@code sayWhyNot}: a VM that fits nowhere is named in an event) and again at each later
-     * look, quietly, until it is made or the checkpoint goes.
+     * node's memory, handed on from the node that holds it, where the nodes lend room; the copies made join
+     * {@code status.level0.copies}. Tried when the loss is seen ({@code sayWhyNot}: a VM that fits nowhere is named in an
+     * event) and again at each later look, quietly, until it is made or the checkpoint goes. The copying runs under the
+     * checkpoint's key in the operator's runs, as a checkpoint does: the reconcile returns at once, the next look waits
+     * for it, and a deletion cancels it and waits for it to end before the agents drop the checkpoint.
      */
-    private List<io.mekha.api.v1alpha1.Level0Holder> remakeCopies(VirtualClusterCheckpoint cp, List<io.mekha.api.v1alpha1.Level0Holder> kept,
-                                                                  boolean sayWhyNot) {
+    private void startRemake(VirtualClusterCheckpoint cp, List<io.mekha.api.v1alpha1.Level0Holder> kept, boolean sayWhyNot) {
         String ns = cp.getMetadata().getNamespace();
         java.util.Map<String, String> holderByVm = new java.util.LinkedHashMap<>();
         for (VmProgress vm : cp.getStatus().vms) {
@@ -284,8 +282,29 @@ public class CheckpointReconciler implements Reconciler<VirtualClusterCheckpoint
             }
         }
         if (holderByVm.isEmpty()) {
-            return List.of();
+            return;
         }
+        services.runs().start(ProtocolRuns.key(cp), () -> {
+            try {
+                List<io.mekha.api.v1alpha1.Level0Holder> added = remakeCopies(cp, holderByVm, sayWhyNot);
+                if (!added.isEmpty()) {
+                    services.status().update(VirtualClusterCheckpoint.class, cp, status -> {
+                        if (status.level0 != null) {
+                            status.level0.copies.addAll(added);
+                        }
+                    });
+                }
+            } catch (RuntimeException e) {
+                // an agent or the API server failing now: the next look tries again
+                LOG.warnf(e, "checkpoint %s/%s: making its level-0 copies again failed", cp.getMetadata().getNamespace(), cp.getMetadata().getName());
+            }
+        });
+    }
+
+    /** Copies each VM again from the node that holds it ({@code holderByVm}, by the agents' names); the copies made. */
+    private List<io.mekha.api.v1alpha1.Level0Holder> remakeCopies(VirtualClusterCheckpoint cp, java.util.Map<String, String> holderByVm,
+                                                                  boolean sayWhyNot) {
+        String ns = cp.getMetadata().getNamespace();
         try (CheckpointStorage storage = new CheckpointStorage(services.agents().all(), services.clock())) {
             CheckpointStorage.Remade remade = storage.remakePartnerCopies(cp.getStatus().checkpointId, holderByVm);
             java.util.Map<String, String> made = new java.util.TreeMap<>();
