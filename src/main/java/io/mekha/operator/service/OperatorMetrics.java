@@ -12,7 +12,10 @@ import java.time.Duration;
 public final class OperatorMetrics {
     private final MeterRegistry registry;
     /** Per schedule (namespace/name): last success (epoch seconds), consecutive failures, the shortest gap between runs. */
-    private final java.util.Map<String, double[]> schedules = new java.util.concurrent.ConcurrentHashMap<>();
+    /** A schedule's gauges and the values they read: last success, consecutive failures, interval. */
+    private record ScheduleGauges(double[] values, java.util.List<io.micrometer.core.instrument.Meter> meters) {}
+
+    private final java.util.Map<String, ScheduleGauges> schedules = new java.util.concurrent.ConcurrentHashMap<>();
 
     public OperatorMetrics(MeterRegistry registry) {
         this.registry = registry;
@@ -75,14 +78,14 @@ public final class OperatorMetrics {
         double[] values = schedules.computeIfAbsent(key, k -> {
             double[] v = new double[] {Double.NaN, 0, 0};
             io.micrometer.core.instrument.Tags tags = io.micrometer.core.instrument.Tags.of("namespace", namespace, "schedule", name);
-            io.micrometer.core.instrument.Gauge.builder("mekha.schedule.last.success", v, x -> x[0]).tags(tags).baseUnit("seconds")
-                    .description("When the schedule's newest successful checkpoint was due (Unix time; NaN: none yet)").register(registry);
-            io.micrometer.core.instrument.Gauge.builder("mekha.schedule.consecutive.failures", v, x -> x[1]).tags(tags)
-                    .description("The schedule's newest checkpoints that failed in a row").register(registry);
-            io.micrometer.core.instrument.Gauge.builder("mekha.schedule.interval", v, x -> x[2]).tags(tags).baseUnit("seconds")
-                    .description("The shortest gap between the schedule's runs").register(registry);
-            return v;
-        });
+            return new ScheduleGauges(v, java.util.List.of(
+                    io.micrometer.core.instrument.Gauge.builder("mekha.schedule.last.success", v, x -> x[0]).tags(tags).baseUnit("seconds")
+                            .description("When the schedule's newest successful checkpoint was due (Unix time; NaN: none yet)").register(registry),
+                    io.micrometer.core.instrument.Gauge.builder("mekha.schedule.consecutive.failures", v, x -> x[1]).tags(tags)
+                            .description("The schedule's newest checkpoints that failed in a row").register(registry),
+                    io.micrometer.core.instrument.Gauge.builder("mekha.schedule.interval", v, x -> x[2]).tags(tags).baseUnit("seconds")
+                            .description("The shortest gap between the schedule's runs").register(registry)));
+        }).values();
         values[0] = lastSuccess == null ? Double.NaN : lastSuccess.getEpochSecond();
         values[1] = consecutiveFailures;
         values[2] = interval.toSeconds();
@@ -93,15 +96,9 @@ public final class OperatorMetrics {
      * missing its runs fired for a schedule that no longer exists.
      */
     public void scheduleGone(String namespace, String name) {
-        if (schedules.remove(namespace + "/" + name) == null) {
-            return;
-        }
-        io.micrometer.core.instrument.Tags tags = io.micrometer.core.instrument.Tags.of("namespace", namespace, "schedule", name);
-        for (String gauge : java.util.List.of("mekha.schedule.last.success", "mekha.schedule.consecutive.failures", "mekha.schedule.interval")) {
-            io.micrometer.core.instrument.Meter meter = registry.find(gauge).tags(tags).gauge();
-            if (meter != null) {
-                registry.remove(meter);
-            }
+        ScheduleGauges gone = schedules.remove(namespace + "/" + name);
+        if (gone != null) {
+            gone.meters().forEach(registry::remove);
         }
     }
 
