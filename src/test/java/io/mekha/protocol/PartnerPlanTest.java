@@ -51,27 +51,15 @@ class PartnerPlanTest {
         int fits = 0;
         int firstPassWouldHaveRefused = 0;
         for (int round = 0; round < 3000; round++) {
-            int nodeCount = 2 + random.nextInt(3);
-            List<PartnerPlan.Node> nodes = new ArrayList<>();
-            for (int n = 0; n < nodeCount; n++) {
-                nodes.add(new PartnerPlan.Node("n" + n, random.nextInt(13), random.nextInt(2)));
-            }
-            List<PartnerPlan.Vm> vms = new ArrayList<>();
-            for (int v = 0, count = 1 + random.nextInt(7); v < count; v++) {
-                vms.add(new PartnerPlan.Vm("vm" + v, "n" + random.nextInt(nodeCount), 1 + random.nextInt(5)));
-            }
-            boolean anyFits = anyPlacementFits(vms, nodes, 0, new long[nodeCount]);
+            Cluster c = Cluster.random(random, 2 + random.nextInt(3), n -> new PartnerPlan.Node("n" + n, random.nextInt(13), random.nextInt(2)),
+                    () -> 1 + random.nextInt(7), () -> 1 + random.nextInt(5));
+            List<PartnerPlan.Node> nodes = c.nodes();
+            List<PartnerPlan.Vm> vms = c.vms();
+            boolean anyFits = anyPlacementFits(vms, nodes, 0, new long[nodes.size()]);
             boolean found;
             try {
-                Map<String, String> plan = PartnerPlan.place(vms, nodes);
+                c.assertHolds(round, PartnerPlan.place(vms, nodes));
                 found = true;
-                Map<String, Long> used = new HashMap<>();
-                for (PartnerPlan.Vm vm : vms) {
-                    assertThat(plan.get(vm.name())).as("round %d: %s", round, vm).isNotEqualTo(vm.node());
-                    PartnerPlan.Node to = nodes.stream().filter(n -> n.name().equals(plan.get(vm.name()))).findFirst().orElseThrow();
-                    used.merge(to.name(), vm.memoryMiB() + to.copyOverheadMiB(), Long::sum);
-                }
-                nodes.forEach(n -> assertThat(used.getOrDefault(n.name(), 0L)).isLessThanOrEqualTo(n.roomMiB()));
             } catch (CheckpointFailedException e) {
                 found = false;
                 assertThat(e.getMessage()).doesNotContain("there may be one");
@@ -128,27 +116,11 @@ class PartnerPlanTest {
         int placed = 0;
         int refused = 0;
         for (int round = 0; round < 2000; round++) {
-            int nodeCount = 1 + random.nextInt(5);
-            List<PartnerPlan.Node> nodes = new ArrayList<>();
-            for (int n = 0; n < nodeCount; n++) {
-                nodes.add(new PartnerPlan.Node("n" + n, random.nextInt(8) * 512L, 64));
-            }
-            List<PartnerPlan.Vm> vms = new ArrayList<>();
-            for (int v = 0, count = 1 + random.nextInt(8); v < count; v++) {
-                vms.add(new PartnerPlan.Vm("vm" + v, "n" + random.nextInt(nodeCount), 256L << random.nextInt(4)));
-            }
+            Cluster c = Cluster.random(random, 1 + random.nextInt(5), n -> new PartnerPlan.Node("n" + n, random.nextInt(8) * 512L, 64),
+                    () -> 1 + random.nextInt(8), () -> 256L << random.nextInt(4));
             try {
-                Map<String, String> plan = PartnerPlan.place(vms, nodes);
+                c.assertHolds(round, PartnerPlan.place(c.vms(), c.nodes()));
                 placed++;
-                assertThat(plan.keySet()).containsExactlyElementsOf(vms.stream().map(PartnerPlan.Vm::name).toList());
-                Map<String, Long> used = new HashMap<>();
-                for (PartnerPlan.Vm vm : vms) {
-                    assertThat(plan.get(vm.name())).as("round %d: %s", round, vm).isNotEqualTo(vm.node());
-                    used.merge(plan.get(vm.name()), vm.memoryMiB() + 64, Long::sum);
-                }
-                for (PartnerPlan.Node node : nodes) {
-                    assertThat(used.getOrDefault(node.name(), 0L)).as("round %d: node %s", round, node.name()).isLessThanOrEqualTo(node.roomMiB());
-                }
             } catch (CheckpointFailedException e) {
                 refused++;
                 assertThat(e.getMessage()).contains("does not fit");
@@ -156,5 +128,36 @@ class PartnerPlanTest {
         }
         assertThat(placed).as("plans that fit").isGreaterThan(200);
         assertThat(refused).as("plans refused").isGreaterThan(200);
+    }
+
+    /** A cluster to place: its nodes n0.. and VMs vm0.., each VM on a random one of the nodes. */
+    record Cluster(List<PartnerPlan.Node> nodes, List<PartnerPlan.Vm> vms) {
+        static Cluster random(Random random, int nodeCount, java.util.function.IntFunction<PartnerPlan.Node> node,
+                              java.util.function.IntSupplier vmCount, java.util.function.LongSupplier vmMiB) {
+            List<PartnerPlan.Node> nodes = new ArrayList<>();
+            for (int n = 0; n < nodeCount; n++) {
+                nodes.add(node.apply(n));
+            }
+            List<PartnerPlan.Vm> vms = new ArrayList<>();
+            for (int v = 0, count = vmCount.getAsInt(); v < count; v++) {
+                String on = "n" + random.nextInt(nodeCount);
+                vms.add(new PartnerPlan.Vm("vm" + v, on, vmMiB.getAsLong()));
+            }
+            return new Cluster(nodes, vms);
+        }
+
+        /** The plan places every VM, never on its own node, and no node past the room it lends (each copy with that node's overhead). */
+        void assertHolds(int round, Map<String, String> plan) {
+            assertThat(plan.keySet()).containsExactlyElementsOf(vms.stream().map(PartnerPlan.Vm::name).toList());
+            Map<String, Long> used = new HashMap<>();
+            for (PartnerPlan.Vm vm : vms) {
+                assertThat(plan.get(vm.name())).as("round %d: %s", round, vm).isNotEqualTo(vm.node());
+                PartnerPlan.Node to = nodes.stream().filter(n -> n.name().equals(plan.get(vm.name()))).findFirst().orElseThrow();
+                used.merge(to.name(), vm.memoryMiB() + to.copyOverheadMiB(), Long::sum);
+            }
+            for (PartnerPlan.Node node : nodes) {
+                assertThat(used.getOrDefault(node.name(), 0L)).as("round %d: node %s", round, node.name()).isLessThanOrEqualTo(node.roomMiB());
+            }
+        }
     }
 }
