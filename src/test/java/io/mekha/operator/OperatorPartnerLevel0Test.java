@@ -46,16 +46,17 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Level 0 on a partner node, on the KubeVirt runtime (mock API server, the test controller playing KubeVirt with real
- * QEMUs started as virt-launcher starts them, two real agents n1 and n2 over mutual TLS, each seeing only its node's
- * pods). vm1 runs on n1, vm2 on n2. A checkpoint whose partners do not lend the memory is refused before anything is
- * paused. With n2's disk failing, cp2's flush to L1 writes vm2 from the copy n1 holds for it, and L2 from that L1 copy. Then cp1 keeps each VM's memory copy on its own node and on the other: status lists all four copies, and each
- * partner copy came from the VM's node's agent over the agents' mutual TLS. Node n2 is lost (its agent, its memory, vm2's
- * QEMU; the node NotReady): the schedule's automatic recovery restores the whole VC from L0, vm1 from its own node's
- * copy, vm2 from the copy n1 held for it (its instance recreated on n1), and each guest goes on from the cut hash for
- * hash. Once n2's agent pod is gone, the checkpoint says which copies went with it, and keeps L0: every VM is still held;
- * no node lends room for a second copy (n3 lends nothing yet), and the checkpoint says so; once n3 lends, the next look
- * (placement Both) copies each VM that n1 alone holds into n3's memory. Then
- * n1 is lost too, with both VMs: the second recovery restores them on n3 from those copies, hash for hash.
+ * QEMUs started as virt-launcher starts them, three real agents n1, n2 and n3 over mutual TLS, each seeing only its
+ * node's pods). vm1 runs on n1, vm2 on n2; n3 runs none. A checkpoint whose partners do not lend the memory is refused
+ * before anything is paused. With n2's disk failing, cp2's flush to L1 writes vm2 from the copy n1 holds for it, and L2
+ * from that L1 copy. Then cp1 keeps each VM's memory copy on its own node and on the other: status lists all four
+ * copies, and each partner copy came from the VM's node's agent over the agents' mutual TLS. Node n2 is lost (its agent,
+ * its memory, vm2's QEMU; the node NotReady): the schedule's automatic recovery restores the whole VC from L0, vm1 from
+ * its own node's copy, vm2 from the copy n1 held for it (its instance recreated on n1), and each guest goes on from the
+ * cut hash for hash. Once n2's agent pod is gone, the checkpoint says which copies went with it, and keeps L0: every VM
+ * is still held; no node lends room for a second copy (n3 lends nothing yet), and the checkpoint says so; once n3
+ * lends, the next look (placement Both) copies each VM that n1 alone holds into n3's memory. Then n1 is lost too, with
+ * both VMs: the second recovery restores them on n3 from those copies, hash for hash.
  */
 @Tag("qemu")
 @ExtendWith(NoQemuLeftBehind.class)

@@ -95,8 +95,7 @@ public final class VcBench implements AutoCloseable {
 
         void close() {
             if (!lost) {
-                server.close();
-                agent.close();
+                lose();
             }
         }
     }
