@@ -24,6 +24,7 @@ import software.amazon.awssdk.services.s3.model.CompletedMultipartUpload;
 import software.amazon.awssdk.services.s3.model.CompletedPart;
 import software.amazon.awssdk.services.s3.model.ListObjectsV2Response;
 import software.amazon.awssdk.services.s3.model.NoSuchKeyException;
+import software.amazon.awssdk.services.s3.model.S3Exception;
 import software.amazon.awssdk.services.s3.model.S3Object;
 
 /**
@@ -158,10 +159,24 @@ public final class S3CheckpointStore implements CheckpointStore {
                     s3.deleteObject(b -> b.bucket(target.bucket()).key(o.key()));
                 }
             }
-            s3.listMultipartUploads(b -> b.bucket(target.bucket()).prefix(dir)).uploads().forEach(u ->
-                    s3.abortMultipartUpload(b -> b.bucket(target.bucket()).key(u.key()).uploadId(u.uploadId())));
+            s3.listMultipartUploads(b -> b.bucket(target.bucket()).prefix(dir)).uploads().forEach(u -> abort(u.key(), u.uploadId()));
         } catch (SdkException e) {
             throw io("delete " + dir, e);
+        }
+    }
+
+    /**
+     * Aborts a multipart upload. One that is gone already (404) counts as aborted: between our list and
+     * our abort another party may end it, such as the writer's own abort that a stalled network
+     * delivered late, or a bucket lifecycle rule.
+     */
+    void abort(String key, String uploadId) {
+        try {
+            s3.abortMultipartUpload(b -> b.bucket(target.bucket()).key(key).uploadId(uploadId));
+        } catch (S3Exception e) {
+            if (e.statusCode() != 404) {
+                throw e;
+            }
         }
     }
 
@@ -247,7 +262,7 @@ public final class S3CheckpointStore implements CheckpointStore {
             if (!finished) {
                 finished = true;
                 try {
-                    s3.abortMultipartUpload(b -> b.bucket(target.bucket()).key(key).uploadId(uploadId));
+                    abort(key, uploadId);
                 } catch (SdkException e) {
                     throw io("abort the upload of " + key, e);
                 }

@@ -12,11 +12,14 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.Random;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import software.amazon.awssdk.services.s3.S3Client;
+import software.amazon.awssdk.services.s3.model.MultipartUpload;
 
 /** Both store kinds, against a real directory and a real S3-compatible server on loopback. */
 @Tag("fast")
@@ -81,6 +84,27 @@ class CheckpointStoreTest {
                 store.delete("vc", "cp1");
                 assertThat(store.checkpoints("vc")).isEmpty();
             }
+        }
+    }
+
+    @Test
+    void anUploadThatAnotherPartyAbortedFirstCountsAsAborted() throws Exception {
+        // the writer's own abort, delayed by a stalled network, or a lifecycle rule can end an upload between
+        // the store's list and its abort: the abort finds nothing (404), and that is what it wanted
+        try (S3Server s3 = new S3Server(work.resolve("s3"));
+             CheckpointStore store = CheckpointStore.open(s3.bucket("checkpoints", "mekha"));
+             S3Client other = s3.client()) {
+            CheckpointStore.StreamSink sink = store.create("vc", "cp1", "vm1.vmstate");
+            sink.stream().write(new byte[1000]);
+            List<MultipartUpload> open = other.listMultipartUploads(b -> b.bucket("checkpoints").prefix("mekha/vc/cp1/")).uploads();
+            assertThat(open).hasSize(1);
+            MultipartUpload upload = open.get(0);
+            other.abortMultipartUpload(b -> b.bucket("checkpoints").key(upload.key()).uploadId(upload.uploadId()));
+
+            sink.close(); // its abort finds the upload gone
+            ((S3CheckpointStore) store).abort(upload.key(), upload.uploadId()); // as delete's, after its list
+            store.delete("vc", "cp1");
+            assertThat(store.checkpoints("vc")).isEmpty();
         }
     }
 

@@ -81,12 +81,17 @@ public final class S3Server implements AutoCloseable {
 
     /** A target in a new bucket of this server. */
     public StorageTarget.S3 bucket(String bucket, String prefix) {
-        try (S3Client s3 = S3Client.builder().httpClientBuilder(UrlConnectionHttpClient.builder()).region(Region.US_EAST_1)
-                .endpointOverride(endpoint).forcePathStyle(true)
-                .credentialsProvider(StaticCredentialsProvider.create(AwsBasicCredentials.create(ACCESS_KEY, SECRET_KEY))).build()) {
+        try (S3Client s3 = client()) {
             s3.createBucket(b -> b.bucket(bucket));
         }
         return new StorageTarget.S3(endpoint, "us-east-1", bucket, prefix, ACCESS_KEY, SECRET_KEY, true);
+    }
+
+    /** A plain SDK client of this server, for a test that plays another party acting on the bucket. */
+    public S3Client client() {
+        return S3Client.builder().httpClientBuilder(UrlConnectionHttpClient.builder()).region(Region.US_EAST_1)
+                .endpointOverride(endpoint).forcePathStyle(true)
+                .credentialsProvider(StaticCredentialsProvider.create(AwsBasicCredentials.create(ACCESS_KEY, SECRET_KEY))).build();
     }
 
     public URI endpoint() {
