@@ -394,7 +394,20 @@ final class PartnerCopies {
             fail(copy, e.getMessage());
             throw AgentException.failed("node " + node + ": cannot start a QEMU for the copy of VM '" + request.vm() + "': " + e.getMessage(), e);
         }
-        copy.qemu = qemu;
+        boolean kept;
+        synchronized (this) {
+            // a drop while the QEMU started found no QEMU to stop: this one must not outlive it
+            kept = of(id).get(request.vm()) == copy;
+            if (kept) {
+                copy.qemu = qemu;
+            }
+        }
+        if (!kept) {
+            qemu.kill();
+            fail(copy, "dropped while its QEMU started");
+            throw AgentException.conflict("node " + node + ": the copy of VM '" + request.vm() + "' of checkpoint " + id
+                    + " was dropped while its QEMU started; nothing of it is kept");
+        }
         try {
             // only a sender holding the copy's key gets through the TLS handshake: nobody else's state is ever loaded
             io.mekha.agent.qemu.MigrationTls.server(qemu, request.key());
@@ -531,8 +544,11 @@ final class PartnerCopies {
 
     /** Drops the copy of {@code vm} (or the room kept for it) this node holds for checkpoint {@code id}, if any; the others stay. */
     void drop(String id, String vm) {
-        Map<String, PartnerCopy> copies = held.get(id);
-        PartnerCopy copy = copies == null ? null : copies.remove(vm);
+        PartnerCopy copy;
+        synchronized (this) {
+            Map<String, PartnerCopy> copies = held.get(id);
+            copy = copies == null ? null : copies.remove(vm);
+        }
         if (copy != null) {
             cancelExpiry(copy);
             copy.drop();
@@ -542,7 +558,10 @@ final class PartnerCopies {
 
     /** Drops every partner copy this node holds, and the room it keeps, for checkpoint {@code id}. */
     void drop(String id) {
-        Map<String, PartnerCopy> copies = held.remove(id);
+        Map<String, PartnerCopy> copies;
+        synchronized (this) {
+            copies = held.remove(id);
+        }
         if (copies != null) {
             copies.values().forEach(c -> {
                 cancelExpiry(c);

@@ -24,6 +24,8 @@ public final class ReceivedStream implements HeldState {
     private volatile long bytes;
     private volatile boolean whole;
     private volatile boolean withDisk;
+    /** Set by {@link #discard}: a body still arriving then leaves nothing behind either. Guarded by {@code this}. */
+    private boolean discarded;
 
     /** @param file where the stream goes; {@code diskFile} where the disk goes (their directory is created) */
     public ReceivedStream(Path file, Path diskFile) {
@@ -34,7 +36,8 @@ public final class ReceivedStream implements HeldState {
     /**
      * Takes exactly {@code streamBytes}, then {@code diskBytes} (0: no disk) from {@code in}; returns the SHA-256 (hex)
      * of everything taken, for the sender to compare with its own. A body that ends early, or says more than it
-     * announced, leaves nothing behind.
+     * announced, leaves nothing behind; nor does one {@link #discard discarded} while it arrives (the copy dropped
+     * meanwhile: this then fails).
      */
     public String receive(InputStream in, long streamBytes, long diskBytes) throws IOException {
         Files.createDirectories(file.getParent());
@@ -47,18 +50,36 @@ public final class ReceivedStream implements HeldState {
             if (in.read() != -1) {
                 throw new IOException("the sender sent more than the " + (streamBytes + diskBytes) + " bytes it announced");
             }
+            synchronized (this) {
+                requireKept();
+                bytes = streamBytes;
+                withDisk = diskBytes > 0;
+                whole = true;
+            }
         } catch (IOException e) {
             discard();
             throw e;
         }
-        bytes = streamBytes;
-        withDisk = diskBytes > 0;
-        whole = true;
         return HexFormat.of().formatHex(sha.digest());
     }
 
-    private static void take(InputStream in, Path to, long length, MessageDigest sha) throws IOException {
-        try (OutputStream out = Files.newOutputStream(to, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+    private void requireKept() throws IOException {
+        if (discarded) {
+            throw new IOException("the copy was dropped while it arrived");
+        }
+    }
+
+    /**
+     * A new file, unless the copy was discarded: created under the same lock as {@link #discard} deletes, so that a
+     * discard either finds the file (and unlinks it: its memory goes when the writer closes it) or prevents it.
+     */
+    private synchronized OutputStream create(Path to) throws IOException {
+        requireKept();
+        return Files.newOutputStream(to, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
+    }
+
+    private void take(InputStream in, Path to, long length, MessageDigest sha) throws IOException {
+        try (OutputStream out = create(to)) {
             byte[] buffer = new byte[CHUNK];
             long left = length;
             while (left > 0) {
@@ -116,8 +137,9 @@ public final class ReceivedStream implements HeldState {
         }
     }
 
-    /** Deletes what it holds (never throws). */
-    public void discard() {
+    /** Deletes what it holds, and what is still arriving when it is called (never throws). */
+    public synchronized void discard() {
+        discarded = true;
         whole = false;
         try {
             Files.deleteIfExists(file);
