@@ -185,8 +185,30 @@ public final class TestCluster implements AutoCloseable {
             org.assertj.core.api.Assertions.assertThat(printed.lastKey()).as("%s finished the run", vm).isEqualTo(steps());
             org.assertj.core.api.Assertions.assertThat(lines).as("%s: no connection broke", vm).noneMatch(l -> l.contains("RING error"));
         });
-        org.assertj.core.api.Assertions.assertThat(mismatches(consoles)).as("every step after the restart equals an uninterrupted run's")
+        org.assertj.core.api.Assertions.assertThat(mismatches(consoles))
+                .withFailMessage(() -> "not every step after the restart equals an uninterrupted run's:%n%s%n%s".formatted(
+                        String.join("\n", mismatches(consoles).stream().limit(12).toList()), restartDiagnosis(reached, consoles)))
                 .isEmpty();
+    }
+
+    /**
+     * What a failed exactness check needs to be understood later (a CI log is all there is then): per VM, the step it had
+     * reached at the cut, its first step after the restart, the first wrong one, and what its guest printed besides the
+     * ring's steps (kernel warnings, say) after the restart.
+     */
+    private String restartDiagnosis(Map<String, Long> reached, Map<String, List<String>> consoles) {
+        long[][] reference = reference();
+        StringBuilder out = new StringBuilder();
+        consoles.forEach((vm, lines) -> {
+            var printed = RingReference.printed(lines, node(vm));
+            List<String> wrong = RingReference.mismatches(printed, reference, node(vm));
+            out.append(vm).append(" (node ").append(node(vm)).append("): reached ").append(reached.get(vm)).append(" at the cut, first step after the restart ")
+                    .append(printed.isEmpty() ? "none" : printed.firstKey()).append(", ").append(wrong.size()).append(" wrong")
+                    .append(wrong.isEmpty() ? "" : " from " + wrong.get(0)).append('\n');
+            lines.stream().filter(l -> !l.startsWith("RING step=") && !l.isBlank()).limit(20)
+                    .forEach(l -> out.append("    | ").append(l).append('\n'));
+        });
+        return out.toString();
     }
 
     /** Waits until every VM's current console says the ring is done (or broke); returns the consoles. */
