@@ -66,6 +66,11 @@ public record RuntimeConfig(String qemuBinary, Path workDir, Accelerator acceler
         return new RuntimeConfig(binary, workDir, accelerator, bootTimeout, qmpTimeout, vmNice);
     }
 
+    /** The same settings over another work directory (a second node's, say). */
+    public RuntimeConfig withWorkDir(Path dir) {
+        return new RuntimeConfig(qemuBinary, dir, accelerator, bootTimeout, qmpTimeout, vmNice);
+    }
+
     public RuntimeConfig withTimeouts(Duration boot, Duration qmp) {
         return new RuntimeConfig(qemuBinary, workDir, accelerator, boot, qmp, vmNice);
     }

@@ -125,8 +125,7 @@ public final class VcBench implements AutoCloseable {
         } else {
             nodes.add(new Node("n1", config));
             Path second = Files.createDirectories(config.workDir().resolveSibling(config.workDir().getFileName() + "-n2"));
-            nodes.add(new Node("n2", new RuntimeConfig(config.qemuBinary(), second, config.accelerator(), config.bootTimeout(),
-                    config.qmpTimeout(), config.vmNice())));
+            nodes.add(new Node("n2", config.withWorkDir(second)));
         }
         this.coordinator = new Coordinator(clients(), Clock.systemUTC());
         this.specs = workload.specs(GuestImage.locate().requireBuilt(), hub.port(), vmCount, memoryMiB, steps);
