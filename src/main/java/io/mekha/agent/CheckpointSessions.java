@@ -235,8 +235,11 @@ final class CheckpointSessions {
                     continue;
                 }
                 try {
+                    // read before the write: the guest's clock cannot freeze before it, and the write itself (the stop and
+                    // the final pass's parameters behind it) once took over a millisecond on a busy core
+                    Instant sending = clock.now();
                     v.transfer.stop();
-                    v.stopIssuedAt = clock.now(); // written to QEMU's monitor: the guest clock freezes as QEMU reads it
+                    v.stopIssuedAt = sending;
                     stopped.add(v);
                 } catch (Exception e) {
                     fail(v, "suspend failed: " + e.getMessage());
@@ -265,12 +268,15 @@ final class CheckpointSessions {
                 v.noteResume("left paused: it was paused by someone else (its user, libvirt) before the cut, and Mekha resumes"
                         + " only what it paused");
             }
-            // QEMU freezes the guest clock first thing when it takes the stop, then waits for the vCPUs to pause, and only
-            // then sends its STOP event (up to tens of ms later on busy shared cores): the stop's send is the better instant
-            // (measured: clock distances moved 0.8-2.4 ms after a ring checkpoint this way, 4-12 ms counting to the event)
-            v.stopLate = Duration.between(at, v.stopIssuedAt);
+            // QEMU freezes the guest clock as its main loop takes the stop, then waits for the vCPUs to pause, and only
+            // then sends its STOP event (up to tens of ms later on busy shared cores). The freeze itself is in QEMU's
+            // run-state trace where the agent started QEMU; elsewhere the stop's send is the better instant of the two
+            // (docs/cut-at-ts.md: the stop waited up to 18 ms for QEMU's main loop, and the pauses differed by as much)
+            Duration froze = v.transfer.freezeAfterStop();
+            Instant frozenAt = froze == null ? v.stopIssuedAt : v.stopIssuedAt.plus(froze);
+            v.stopLate = Duration.between(at, frozenAt);
             if (v.clockBeforeLive != null) {
-                v.guestClockAtCut = v.clockBeforeLive.guestAt(v.stopIssuedAt).minus(v.pausedDuringLive);
+                v.guestClockAtCut = v.clockBeforeLive.guestAt(frozenAt).minus(v.pausedDuringLive);
             }
             v.moveTo(VmPhase.SUSPENDED);
             v.transfer.awaitCaptured();

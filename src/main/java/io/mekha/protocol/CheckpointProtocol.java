@@ -348,7 +348,8 @@ final class CheckpointProtocol {
                         offset.toCoordinator(f != null && f.stopAt() != null ? f.stopAt() : vm.stopIssuedAt()),
                         offset.toCoordinator(vm.capturedAt()),
                         resumeOffset.toCoordinator(f != null && f.resumeAt() != null ? f.resumeAt() : vm.resumedAt()), vm.guestClockAtCut(),
-                        vm.liveRestarts(), offset.toCoordinator(vm.stopIssuedAt())));
+                        vm.liveRestarts(), offset.toCoordinator(vm.stopIssuedAt()),
+                        vm.stopIssuedAt() == null ? null : vm.stopLate() != null ? ts.plus(vm.stopLate()) : offset.toCoordinator(vm.stopIssuedAt())));
             }
         });
         vms.sort((a, b) -> a.vm().compareTo(b.vm()));

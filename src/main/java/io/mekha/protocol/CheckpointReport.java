@@ -28,13 +28,13 @@ public record CheckpointReport(String id, List<VmCheckpointReport> vms, Instant 
     }
 
     /**
-     * Spread of the VMs' pauses as QEMU's STOP and RESUME events show them. Each VM resumes as late after Tr as its stop
-     * reached QEMU after Ts, so the guests lose the same time whatever the skews; the STOP event comes after the vCPUs
-     * paused (the guest clock froze before that), so on busy shared cores this overstates what the guests' clocks saw.
+     * Spread of the time the guests' clocks stood still: from each VM's freeze ({@link VmCheckpointReport#frozenAt}) to
+     * its RESUME event. Each VM resumes as late after Tr as it froze after Ts, so that the guests lose the same time
+     * whatever the skews; what is left is how late each QEMU acted on its {@code cont}.
      */
     public Duration pauseSpread() {
-        return spreadOf(vms.stream().filter(v -> v.stoppedAt() != null && v.resumedAt() != null)
-                .map(v -> Duration.between(v.stoppedAt(), v.resumedAt())).toList());
+        return spreadOf(vms.stream().filter(v -> v.resumedAt() != null && (v.frozenAt() != null || v.stoppedAt() != null))
+                .map(v -> Duration.between(v.frozenAt() != null ? v.frozenAt() : v.stoppedAt(), v.resumedAt())).toList());
     }
 
     /** True when no VM ran again before every VM was captured: the cut is consistent. */

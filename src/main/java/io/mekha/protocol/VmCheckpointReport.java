@@ -14,9 +14,11 @@ import java.time.Instant;
  *     with {@code stoppedAt}, the host time of the cut, what restarts apply their time policy from
  * @param liveRestarts how often QEMU ended this VM's live stage by itself and it started over (0 with the switchover held)
  * @param stopSentAt when the agent sent the stop ({@code stoppedAt} is when QEMU says the VM stopped)
+ * @param frozenAt when the guest's clock froze at the cut: QEMU's run-state trace where the agent started QEMU, else the
+ *     stop's send; between {@code stopSentAt} and {@code stoppedAt}. The VM resumes as long after Tr as this is after Ts.
  */
 public record VmCheckpointReport(String vm, String node, TransferFigures figures, Instant liveDoneAt, Instant stoppedAt, Instant capturedAt,
-                                 Instant resumedAt, Instant guestClockAtCut, int liveRestarts, Instant stopSentAt) {
+                                 Instant resumedAt, Instant guestClockAtCut, int liveRestarts, Instant stopSentAt, Instant frozenAt) {
 
     /** Guest clock minus host clock at the cut. */
     public java.time.Duration guestOffsetAtCut() {

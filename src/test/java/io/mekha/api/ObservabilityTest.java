@@ -94,7 +94,7 @@ class ObservabilityTest {
         Instant now = Instant.now();
         var figures = new io.mekha.model.TransferFigures(io.mekha.model.TransferMode.MTD, Duration.ofMillis(120), Duration.ofMillis(118),
                 Duration.ofMillis(60), 300L << 20, Duration.ofSeconds(1), 3, "converged", Duration.ofSeconds(2), now, now.plusMillis(118));
-        var vm = new io.mekha.protocol.VmCheckpointReport("vm1", "n1", figures, now, now, now, now.plusMillis(118), now, 0, now);
+        var vm = new io.mekha.protocol.VmCheckpointReport("vm1", "n1", figures, now, now, now, now.plusMillis(118), now, 0, now, now);
         metrics.checkpointTaken(new CheckpointReport("cp", List.of(vm), now, now.plusMillis(120), "converged", Duration.ofSeconds(2)),
                 Duration.ofSeconds(2));
         metrics.timeToDurable(Duration.ofSeconds(9));

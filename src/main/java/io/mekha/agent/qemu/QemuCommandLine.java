@@ -21,11 +21,16 @@ public final class QemuCommandLine {
         this.qemuBinary = qemuBinary;
     }
 
-    /** Files a QEMU instance owns in its directory. */
-    public record InstancePaths(Path dir, Path qmpSocket, Path console, Path log, Path guestAgentSocket) {
+    /**
+     * Files a QEMU instance owns in its directory.
+     *
+     * @param runStates QEMU's trace of its run-state changes ({@link RunStateTrace}), apart from its log so that an error
+     *     message stays the log's last line
+     */
+    public record InstancePaths(Path dir, Path qmpSocket, Path console, Path log, Path guestAgentSocket, Path runStates) {
         public static InstancePaths in(Path dir) {
             return new InstancePaths(dir, dir.resolve("qmp.sock"), dir.resolve("console.log"), dir.resolve("qemu.log"),
-                    dir.resolve("qga.sock"));
+                    dir.resolve("qga.sock"), dir.resolve("runstate.log"));
         }
     }
 
@@ -53,6 +58,8 @@ public final class QemuCommandLine {
         args.addAll(List.of("-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"));
         args.addAll(List.of("-chardev", "file,id=serial0,path=" + paths.console(), "-serial", "chardev:serial0"));
         args.addAll(List.of("-qmp", "unix:" + paths.qmpSocket() + ",server=on,wait=off"));
+        // the instant the guest's clock freezes at a stop (RunStateTrace); timestamps on its messages too
+        args.addAll(List.of("-msg", "timestamp=on", "-trace", "enable=runstate_set", "-D", paths.runStates().toString()));
         if (spec.kernel() != null) {
             args.addAll(List.of("-kernel", spec.kernel().toString()));
             if (spec.initrd() != null) {

@@ -123,6 +123,11 @@ public final class QemuVm implements AutoCloseable {
         return paths;
     }
 
+    /** When this QEMU last took its guest out of the running state, from its run-state trace; null without one. */
+    public java.time.Instant lastLeftRunning() {
+        return paths == null ? null : RunStateTrace.lastLeftRunning(paths.runStates());
+    }
+
     public List<String> commandLine() {
         return commandLine;
     }

@@ -10,9 +10,10 @@ import java.time.Duration;
  * @param accelerator the accelerator VMs run with
  * @param bootTimeout how long a guest may take to print its boot marker before it counts as hung
  * @param qmpTimeout how long QEMU may take to open and answer its monitor
- * @param vmNice the niceness QEMU runs at: above the agent's (0), so that on a host whose CPUs the VMs keep busy the
- *     agent still acts at its rendezvous instants (measured here, three busy TCG guests on two cores: a stop sent up
- *     to 16 ms late at 0, within 1 ms at 10); VMs lose nothing on an idle host
+ * @param vmNice the niceness QEMU's threads run at, all but its main loop (which takes the monitor's commands and stays at
+ *     the agent's): above the agent's (0), so that on a host whose CPUs the VMs keep busy the agent still acts at its
+ *     rendezvous instants (measured here, three busy TCG guests on two cores: a stop sent up to 16 ms late at 0, within
+ *     1 ms at 10); VMs lose nothing on an idle host
  */
 public record RuntimeConfig(String qemuBinary, Path workDir, Accelerator accelerator, Duration bootTimeout,
                             Duration qmpTimeout, int vmNice) {

@@ -194,9 +194,6 @@ public final class LocalVmRuntime implements VmRuntime {
         if (Files.isExecutable(SETPRIV)) {
             command.addAll(List.of(SETPRIV.toString(), "--pdeathsig", "KILL", "--"));
         }
-        if (config.vmNice() > 0) {
-            command.addAll(List.of("nice", "-n", Integer.toString(config.vmNice())));
-        }
         command.addAll(args);
         Process process = spawn(spec, command, paths);
         QmpClient qmp;
@@ -206,6 +203,7 @@ public final class LocalVmRuntime implements VmRuntime {
             ProcessKiller.killTree(process);
             throw e;
         }
+        niceAllButMainLoop(spec, process);
         QemuVm vm = new QemuVm(spec, role, accel, paths, args, process, qmp, nicPort, overlay);
         instances.add(vm);
         if (role == QemuVm.Role.PRIMARY) {
@@ -218,6 +216,44 @@ public final class LocalVmRuntime implements VmRuntime {
             }
         }
         return vm;
+    }
+
+    /**
+     * Runs every thread of a QEMU that has answered its monitor at {@link RuntimeConfig#vmNice()} (its vCPUs, RCU, I/O
+     * threads), all but its main loop, which stays at the agent's niceness. The vCPUs of busy guests then leave the agent
+     * the CPU at its rendezvous instants, and QEMU's main loop, which takes the monitor's commands (and does almost
+     * nothing else under TCG), acts on a {@code stop} at Ts and a {@code cont} at Tr as promptly as the agent sends them.
+     * With the whole QEMU niced, a {@code cont} sent at Tr waited 1-10 ms for a CPU behind the JVMs' threads, and a
+     * {@code stop} at Ts behind the busy vCPUs: the guests' pauses, and so their clocks' distances, differed by as much.
+     * Threads QEMU starts later (a migration's) start at the main loop's niceness. Raising a niceness needs no privilege;
+     * if {@code renice} fails the VM runs on at the agent's niceness, which is said.
+     */
+    private void niceAllButMainLoop(VmSpec spec, Process process) throws InterruptedException {
+        if (config.vmNice() <= 0) {
+            return;
+        }
+        List<String> threads = new ArrayList<>();
+        try (var tasks = Files.list(Path.of("/proc", Long.toString(process.pid()), "task"))) {
+            tasks.map(t -> t.getFileName().toString()).filter(tid -> !tid.equals(Long.toString(process.pid()))).forEach(threads::add);
+        } catch (IOException e) {
+            LOG.warnf("VM '%s': cannot list QEMU's threads to nice them (%s); its vCPUs run at the agent's niceness", spec.name(),
+                    e.getMessage());
+            return;
+        }
+        if (threads.isEmpty()) {
+            return;
+        }
+        List<String> command = new ArrayList<>(List.of("renice", "--priority", Integer.toString(config.vmNice()), "-p"));
+        command.addAll(threads);
+        try {
+            Process renice = new ProcessBuilder(command).redirectErrorStream(true).start();
+            String out = new String(renice.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim();
+            if (renice.waitFor() != 0) {
+                LOG.warnf("VM '%s': renice of QEMU's threads failed (%s); its vCPUs run at the agent's niceness", spec.name(), out);
+            }
+        } catch (IOException e) {
+            LOG.warnf("VM '%s': cannot run renice (%s); its vCPUs run at the agent's niceness", spec.name(), e.getMessage());
+        }
     }
 
     /**

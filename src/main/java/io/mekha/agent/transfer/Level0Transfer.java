@@ -45,6 +45,7 @@ public abstract sealed class Level0Transfer implements VmTransfer permits MtdTra
     protected Instant liveStarted;
     protected volatile Instant stopIssued;
     protected volatile Instant suspended;
+    private volatile Duration freezeAfterStop;
     protected volatile boolean pausedByMekha;
     /** Someone else (its user through libvirt, another monitor) had paused the VM when Mekha's stop came: it stays paused. */
     private volatile boolean pausedByOthers;
@@ -172,6 +173,10 @@ public abstract sealed class Level0Transfer implements VmTransfer permits MtdTra
             stopReply = null;
         }
         suspended = Instant.now();
+        Instant froze = source.lastLeftRunning();
+        // the trace's clock is the one stopIssued was read from; a change of state from before the send was not this stop
+        freezeAfterStop = froze == null || stopIssued == null || froze.isBefore(stopIssued.minusMillis(1)) ? null
+                : Duration.between(stopIssued, froze).isNegative() ? Duration.ZERO : Duration.between(stopIssued, froze);
         try {
             while (takeRunStateEvent(Duration.ZERO)) {
                 // recorded
@@ -185,6 +190,11 @@ public abstract sealed class Level0Transfer implements VmTransfer permits MtdTra
             LOG.infof("VM '%s' was paused by someone else (its user, libvirt) before the cut: it is captured paused and left paused",
                     source.name());
         }
+    }
+
+    @Override
+    public Duration freezeAfterStop() {
+        return pausedByOthers ? null : freezeAfterStop;
     }
 
     @Override

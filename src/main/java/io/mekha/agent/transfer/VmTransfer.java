@@ -44,6 +44,14 @@ public interface VmTransfer {
     /** After {@link #stop}: QEMU confirmed the stop, and the final transfer goes. */
     void completeSuspend() throws QmpException;
 
+    /**
+     * After {@link #completeSuspend}: how long after the stop's send QEMU froze the guest's clock, as QEMU's own trace says
+     * it ({@link io.mekha.agent.qemu.RunStateTrace}); null where there is no trace, or the VM had stopped before.
+     */
+    default java.time.Duration freezeAfterStop() {
+        return null;
+    }
+
     /** Waits until the level-0 copy holds the whole state, the VM still paused. */
     void awaitCaptured() throws TransferException, InterruptedException;
 
