@@ -274,6 +274,7 @@ final class CheckpointSessions {
             // (docs/cut-at-ts.md: the stop waited up to 18 ms for QEMU's main loop, and the pauses differed by as much)
             Duration froze = v.transfer.freezeAfterStop();
             Instant frozenAt = froze == null ? v.stopIssuedAt : v.stopIssuedAt.plus(froze);
+            v.frozenAt = frozenAt;
             v.stopLate = Duration.between(at, frozenAt);
             if (v.clockBeforeLive != null) {
                 v.guestClockAtCut = v.clockBeforeLive.guestAt(frozenAt).minus(v.pausedDuringLive);

@@ -35,7 +35,7 @@ final class Level0Replication {
         if (held != null) {
             var f = vm.figures;
             send(id, vm, held, new PartnerStreamHeader(vm.name(), node, vm.spec(), vm.accelerator().name(),
-                    f != null && f.stopAt() != null ? f.stopAt() : vm.stopIssuedAt, vm.guestClockAtCut, session.timePolicy.name(), vm.stopLate,
+                    vm.frozenAt != null ? vm.frozenAt : f != null && f.stopAt() != null ? f.stopAt() : vm.stopIssuedAt, vm.guestClockAtCut, session.timePolicy.name(), vm.stopLate,
                     held.bytes(), 0), request);
             return;
         }

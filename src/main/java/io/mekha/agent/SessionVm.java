@@ -47,6 +47,8 @@ final class SessionVm extends Level0Holding {
     /** How long QEMU kept the VM paused by finishing early during the live stage: its guest clock stood still. */
     volatile Duration pausedDuringLive = Duration.ZERO;
     volatile Instant stopIssuedAt;
+    /** When the guest's clock froze at the cut: QEMU's run-state trace where there is one, else {@link #stopIssuedAt}. */
+    volatile Instant frozenAt;
     /** How long after Ts the guest stopped: its resume comes that much after Tr, so that every VM pauses Tr - Ts. */
     volatile Duration stopLate = Duration.ZERO;
     volatile Instant capturedAt;
@@ -137,7 +139,7 @@ final class SessionVm extends Level0Holding {
         TransferFigures f = figures;
         return new VmCheckpointStatus(name(), now, liveEndText(), t.passes(), liveRestarts, f != null ? f.bytesTransferred() : t.bytesSoFar(),
                 liveDoneAt, stopIssuedAt, capturedAt, resumedAt, f, why, guestClockAtCut, t.level0().held(), streamedTo() != null,
-                t.cutDisk(), stopLate);
+                t.cutDisk(), stopLate, frozenAt);
     }
 
     // ---------------------------------------------------------------- as a level-0 holding, once complete

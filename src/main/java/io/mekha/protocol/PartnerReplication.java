@@ -180,7 +180,8 @@ final class PartnerReplication {
         }
         var f = vm.figures();
         PartnerCopyInfo copy = r.partner().hostPartner(checkpoint, new PartnerShadowRequest(vm.vm(), source.node(), info.spec(),
-                info.accelerator(), r.partner().base().getHost(), f != null && f.stopAt() != null ? f.stopAt() : vm.stopIssuedAt(),
+                info.accelerator(), r.partner().base().getHost(),
+                vm.frozenAt() != null ? vm.frozenAt() : f != null && f.stopAt() != null ? f.stopAt() : vm.stopIssuedAt(),
                 vm.guestClockAtCut(), null, vm.cutDisk(), vm.stopLate(), r.key()));
         source.replicate(checkpoint, new ReplicateRequest(vm.vm(), copy.uri(), r.key(), r.partner().node()));
     }

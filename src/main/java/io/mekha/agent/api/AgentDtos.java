@@ -80,11 +80,13 @@ public final class AgentDtos {
      * @param cutDisk the VM's disk image frozen at the cut (null: no disk, or not captured yet)
      * @param stopLate how long after Ts the guest stopped (the agent's stop after the instant, then QEMU's STOP event):
      *     the VM resumes that much after Tr, so that every VM's pause is Tr - Ts
+     * @param frozenAt when the guest's clock froze at the cut (QEMU's run-state trace; else the stop's send): the host time
+     *     of the cut that a restart's time policy counts from
      */
     public record VmCheckpointStatus(String vm, VmPhase phase, String liveEnd, int passes, int liveRestarts, long bytesTransferred,
                                      Instant liveDoneAt, Instant stopIssuedAt, Instant capturedAt, Instant resumedAt,
                                      TransferFigures figures, String error, Instant guestClockAtCut, boolean level0Held,
-                                     boolean level0Streamed, java.nio.file.Path cutDisk, Duration stopLate) {}
+                                     boolean level0Streamed, java.nio.file.Path cutDisk, Duration stopLate, Instant frozenAt) {}
 
     /**
      * One VM's long transfer on a node, as far as it has got: a flush to a level, a copy between levels, a load for a

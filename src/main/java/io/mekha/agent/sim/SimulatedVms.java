@@ -87,7 +87,7 @@ public final class SimulatedVms {
         return (source, mode, bounds) -> new Transfer(mode, bounds, liveFor, captureDelay, null, Duration.ZERO);
     }
 
-    /** Transfers whose stop takes {@code stopLag} to send (a node whose cut comes late: a busy host, a slow monitor). */
+    /** Transfers whose guest freezes {@code stopLag} after the stop is sent (a QEMU that takes its stop late: a busy host, a slow monitor). */
     public static TransferFactory lateStop(Duration liveFor, Duration captureDelay, Duration stopLag) {
         return (source, mode, bounds) -> new Transfer(mode, bounds, liveFor, captureDelay, null, stopLag);
     }
@@ -105,6 +105,7 @@ public final class SimulatedVms {
         private final String captureFailure;
         private final Duration stopLag;
         private volatile Instant liveStarted;
+        private volatile Instant stopSent;
         private volatile Instant stopped;
         private volatile Instant captured;
         private volatile Instant resumed;
@@ -183,6 +184,7 @@ public final class SimulatedVms {
 
         @Override
         public void stop() throws QmpException {
+            stopSent = Instant.now();
             if (!stopLag.isZero()) {
                 try {
                     Thread.sleep(stopLag.toMillis());
@@ -196,6 +198,12 @@ public final class SimulatedVms {
 
         @Override
         public void completeSuspend() {
+        }
+
+        /** A late stop is a QEMU that froze its guest late, as a real one's run-state trace shows it. */
+        @Override
+        public Duration freezeAfterStop() {
+            return stopSent == null || stopped == null ? null : Duration.between(stopSent, stopped);
         }
 
         @Override
