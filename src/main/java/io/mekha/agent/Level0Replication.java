@@ -33,10 +33,8 @@ final class Level0Replication {
     void replicate(String id, CheckpointSession session, SessionVm vm, ReplicateRequest request) throws AgentException, InterruptedException {
         HeldState held = vm.heldState();
         if (held != null) {
-            var f = vm.figures;
             send(id, vm, held, new PartnerStreamHeader(vm.name(), node, vm.spec(), vm.accelerator().name(),
-                    vm.frozenAt != null ? vm.frozenAt : f != null && f.stopAt() != null ? f.stopAt() : vm.stopIssuedAt, vm.guestClockAtCut, session.timePolicy.name(), vm.stopLate,
-                    held.bytes(), 0), request);
+                    vm.frozenAt, vm.guestClockAtCut, session.timePolicy.name(), vm.stopLate, held.bytes(), 0), request);
             return;
         }
         ApiChecks.migrationUri("the partner's uri", request.uri());

@@ -269,8 +269,7 @@ final class Restarts {
             boolean stream = v.copy() instanceof HeldStream;
             QemuVm loaded = stream ? takeFed(id, v.name(), v) : v.shadow();
             // a QEMU fed from a held stream is this restart's; a shadow is the checkpoint's level 0 and stays if called off
-            sources.add(new Source(v.name(), loaded, stream ? null : v.source, v.guestClockAtCut, v.frozenAt != null ? v.frozenAt : v.stopIssuedAt,
-                    v.stopLate, stream));
+            sources.add(new Source(v.name(), loaded, stream ? null : v.source, v.guestClockAtCut, v.frozenAt, v.stopLate, stream));
         }
         return policy;
     }

@@ -47,7 +47,10 @@ final class SessionVm extends Level0Holding {
     /** How long QEMU kept the VM paused by finishing early during the live stage: its guest clock stood still. */
     volatile Duration pausedDuringLive = Duration.ZERO;
     volatile Instant stopIssuedAt;
-    /** When the guest's clock froze at the cut: QEMU's run-state trace where there is one, else {@link #stopIssuedAt}. */
+    /**
+     * When the guest's clock froze at the cut: QEMU's run-state trace where there is one, else {@link #stopIssuedAt}. Set
+     * at the capture, with {@link #stopLate}, before anything restarts or replicates the VM.
+     */
     volatile Instant frozenAt;
     /** How long after Ts the guest stopped: its resume comes that much after Tr, so that every VM pauses Tr - Ts. */
     volatile Duration stopLate = Duration.ZERO;

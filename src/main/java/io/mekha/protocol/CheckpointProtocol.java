@@ -335,6 +335,17 @@ final class CheckpointProtocol {
         return report(id, done, offsets, offsets, ts, tr, liveEnd, took);
     }
 
+    /**
+     * Ts plus the lateness the agent resumed the VM by, so that the manifest's {@code stoppedAt - suspendAt} is that same
+     * lateness for every later restart; a VM never stopped has none.
+     */
+    private static Instant frozenAt(VmCheckpointStatus vm, ClockOffset offset, Instant ts) {
+        if (vm.stopIssuedAt() == null) {
+            return null;
+        }
+        return vm.stopLate() != null ? ts.plus(vm.stopLate()) : offset.toCoordinator(vm.stopIssuedAt());
+    }
+
     /** Instants up to the capture read with the clocks as measured before Ts, resumes with those measured before Tr. */
     private static CheckpointReport report(String id, Map<AgentClient, CheckpointStatus> done, Map<AgentClient, ClockOffset> offsets,
                                            Map<AgentClient, ClockOffset> atTr, Instant ts, Instant tr, String liveEnd, Duration took) {
@@ -348,8 +359,7 @@ final class CheckpointProtocol {
                         offset.toCoordinator(f != null && f.stopAt() != null ? f.stopAt() : vm.stopIssuedAt()),
                         offset.toCoordinator(vm.capturedAt()),
                         resumeOffset.toCoordinator(f != null && f.resumeAt() != null ? f.resumeAt() : vm.resumedAt()), vm.guestClockAtCut(),
-                        vm.liveRestarts(), offset.toCoordinator(vm.stopIssuedAt()),
-                        vm.stopIssuedAt() == null ? null : vm.stopLate() != null ? ts.plus(vm.stopLate()) : offset.toCoordinator(vm.stopIssuedAt())));
+                        vm.liveRestarts(), offset.toCoordinator(vm.stopIssuedAt()), frozenAt(vm, offset, ts)));
             }
         });
         vms.sort((a, b) -> a.vm().compareTo(b.vm()));

@@ -33,8 +33,8 @@ public record CheckpointReport(String id, List<VmCheckpointReport> vms, Instant 
      * whatever the skews; what is left is how late each QEMU acted on its {@code cont}.
      */
     public Duration pauseSpread() {
-        return spreadOf(vms.stream().filter(v -> v.resumedAt() != null && (v.frozenAt() != null || v.stoppedAt() != null))
-                .map(v -> Duration.between(v.frozenAt() != null ? v.frozenAt() : v.stoppedAt(), v.resumedAt())).toList());
+        return spreadOf(vms.stream().filter(v -> v.resumedAt() != null && v.cutAt() != null)
+                .map(v -> Duration.between(v.cutAt(), v.resumedAt())).toList());
     }
 
     /** True when no VM ran again before every VM was captured: the cut is consistent. */

@@ -40,7 +40,7 @@ public final class CheckpointStorage implements AutoCloseable {
     /** The manifest of a just-taken checkpoint, before any level holds it. */
     public static CheckpointManifest draft(String vc, CheckpointReport report, CheckpointOptions options, Instant now) {
         List<CheckpointManifest.VmEntry> vms = report.vms().stream()
-                .map(v -> new CheckpointManifest.VmEntry(v.vm(), v.node(), null, null, v.frozenAt() != null ? v.frozenAt() : v.stoppedAt(),
+                .map(v -> new CheckpointManifest.VmEntry(v.vm(), v.node(), null, null, v.cutAt(),
                         v.guestClockAtCut(), null, null))
                 .toList();
         return new CheckpointManifest(CheckpointManifest.FORMAT, vc, report.id(), StorageLevel.L0, "memory", now, report.suspendAt(),

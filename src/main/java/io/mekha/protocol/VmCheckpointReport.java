@@ -20,8 +20,13 @@ import java.time.Instant;
 public record VmCheckpointReport(String vm, String node, TransferFigures figures, Instant liveDoneAt, Instant stoppedAt, Instant capturedAt,
                                  Instant resumedAt, Instant guestClockAtCut, int liveRestarts, Instant stopSentAt, Instant frozenAt) {
 
+    /** The host instant of this VM's cut: when its guest's clock froze, else (a report without it) QEMU's STOP event. */
+    public Instant cutAt() {
+        return frozenAt != null ? frozenAt : stoppedAt;
+    }
+
     /** Guest clock minus host clock at the cut. */
     public java.time.Duration guestOffsetAtCut() {
-        return guestClockAtCut == null || stoppedAt == null ? null : java.time.Duration.between(stoppedAt, guestClockAtCut);
+        return guestClockAtCut == null || cutAt() == null ? null : java.time.Duration.between(cutAt(), guestClockAtCut);
     }
 }

@@ -78,8 +78,8 @@ public final class AgentDtos {
      * @param level0Held whether the level-0 copy (a paused shadow, a complete held stream) is still there to restart from
      * @param level0Streamed whether a shadow was already streamed out (to a level or a partner): QEMU does that once
      * @param cutDisk the VM's disk image frozen at the cut (null: no disk, or not captured yet)
-     * @param stopLate how long after Ts the guest stopped (the agent's stop after the instant, then QEMU's STOP event):
-     *     the VM resumes that much after Tr, so that every VM's pause is Tr - Ts
+     * @param stopLate how long after Ts the guest's clock froze ({@code frozenAt} - Ts): the VM resumes that much after Tr,
+     *     so that every VM's pause is Tr - Ts
      * @param frozenAt when the guest's clock froze at the cut (QEMU's run-state trace; else the stop's send): the host time
      *     of the cut that a restart's time policy counts from
      */

@@ -21,7 +21,7 @@ import java.util.regex.Pattern;
  */
 public final class RunStateTrace {
     private static final Pattern LEFT_RUNNING = Pattern.compile(
-            "^\\d+@(\\d+)\\.(\\d{6}):runstate_set current_run_state \\d+ \\(running\\) new_state \\d+ \\((\\w[\\w-]*)\\)\\s*$",
+            "^\\d+@(\\d+)\\.(\\d{6}):runstate_set current_run_state \\d+ \\(running\\) new_state \\d+ \\([\\w-]+\\)\\s*$",
             Pattern.MULTILINE);
     /** A run-state line is under 120 bytes; a few dozen changes of state since the last stop are far inside this. */
     private static final int TAIL = 16 << 10;

@@ -173,10 +173,7 @@ public abstract sealed class Level0Transfer implements VmTransfer permits MtdTra
             stopReply = null;
         }
         suspended = Instant.now();
-        Instant froze = source.lastLeftRunning();
-        // the trace's clock is the one stopIssued was read from; a change of state from before the send was not this stop
-        freezeAfterStop = froze == null || stopIssued == null || froze.isBefore(stopIssued.minusMillis(1)) ? null
-                : Duration.between(stopIssued, froze).isNegative() ? Duration.ZERO : Duration.between(stopIssued, froze);
+        freezeAfterStop = freezeAfter(stopIssued, source.lastLeftRunning());
         try {
             while (takeRunStateEvent(Duration.ZERO)) {
                 // recorded
@@ -190,6 +187,17 @@ public abstract sealed class Level0Transfer implements VmTransfer permits MtdTra
             LOG.infof("VM '%s' was paused by someone else (its user, libvirt) before the cut: it is captured paused and left paused",
                     source.name());
         }
+    }
+
+    /**
+     * How long after {@code sent} the trace says the guest left the running state (the trace's clock is the one
+     * {@code sent} was read from); null for no trace, or for a change of state from before the send, which was not this stop.
+     */
+    static Duration freezeAfter(Instant sent, Instant froze) {
+        if (sent == null || froze == null || froze.isBefore(sent.minusMillis(1))) {
+            return null;
+        }
+        return froze.isBefore(sent) ? Duration.ZERO : Duration.between(sent, froze);
     }
 
     @Override

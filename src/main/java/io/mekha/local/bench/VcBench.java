@@ -219,9 +219,8 @@ public final class VcBench implements AutoCloseable {
             var f = v.figures();
             Instant resumedAgain = restart.resumedAt().get(v.vm());
             // from the freeze (QEMU's run-state trace), not the STOP event, which may come tens of ms after it
-            Instant froze = v.frozenAt() != null ? v.frozenAt() : v.stoppedAt();
-            Double jump = resumedAgain == null || froze == null ? null
-                    : ms(afterRestart.get(v.vm()).minus(before.get(v.vm()).minus(Duration.between(froze, resumedAgain))));
+            Double jump = resumedAgain == null || v.cutAt() == null ? null
+                    : ms(afterRestart.get(v.vm()).minus(before.get(v.vm()).minus(Duration.between(v.cutAt(), resumedAgain))));
             Duration reported = restart.clocks().get(v.vm()) == null ? null : restart.clocks().get(v.vm()).jump();
             rows.add(new Row(workload.label(), mode.displayName(), v.vm(), ms(Duration.between(cut.suspendAt(), v.stopSentAt())),
                     ms(Duration.between(v.stopSentAt(), v.stoppedAt())), ms(f.guestPaused()), ms(Duration.between(v.stoppedAt(), v.capturedAt())),

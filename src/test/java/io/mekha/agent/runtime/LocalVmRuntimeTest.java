@@ -19,6 +19,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
+import java.util.List;
 import java.util.Set;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
@@ -49,6 +50,19 @@ class LocalVmRuntimeTest {
             assertThat(vm.accelerator()).isEqualTo(Accelerator.TCG);
             assertThat(vm.qmp().execute("query-status").path("status").asText()).isEqualTo("running");
             assertThat(vm.console().awaitLine(l -> l.contains("DIRTIER round=2"), Duration.ofSeconds(60))).isPresent();
+            // QEMU's main loop (its monitor) at the agent's niceness, its vCPU at the VMs' (threads QEMU starts later, from
+            // the main loop, take the main loop's)
+            int agentNice = niceness(Path.of("/proc/self/stat"));
+            int vmNice = RuntimeConfig.defaults(work).vmNice();
+            Path tasks = Path.of("/proc", Long.toString(vm.pid()), "task");
+            assertThat(niceness(tasks.resolve(Long.toString(vm.pid())).resolve("stat"))).as("the main loop").isEqualTo(agentNice);
+            try (var threads = Files.list(tasks)) {
+                List<Path> vcpus = threads.filter(t -> comm(t).startsWith("CPU ")).toList();
+                assertThat(vcpus).as("vCPU threads (named with debug-threads=on)").isNotEmpty();
+                for (Path vcpu : vcpus) {
+                    assertThat(niceness(vcpu.resolve("stat"))).as("thread %s", comm(vcpu)).isEqualTo(vmNice > 0 ? vmNice : agentNice);
+                }
+            }
 
             QmpEventQueue events = vm.qmp().listen(Set.of("STOP", "RESUME"));
             vm.qmp().execute("stop");
@@ -62,6 +76,20 @@ class LocalVmRuntimeTest {
             vm.shutdown(Duration.ofSeconds(5));
             assertThat(vm.isAlive()).isFalse();
         }
+    }
+
+    private static String comm(Path task) {
+        try {
+            return Files.readString(task.resolve("comm")).trim();
+        } catch (java.io.IOException e) {
+            return ""; // the thread ended
+        }
+    }
+
+    /** Field 19 of a /proc stat line: the niceness (the name in parentheses may hold spaces, so counted after it). */
+    private static int niceness(Path stat) throws java.io.IOException {
+        String line = Files.readString(stat);
+        return Integer.parseInt(line.substring(line.lastIndexOf(')') + 2).split(" ")[16]);
     }
 
     @Test
